@@ -1,0 +1,5 @@
+//! placeholder
+pub mod model;
+pub mod problem;
+pub use model::*;
+pub use problem::*;

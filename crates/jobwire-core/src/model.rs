@@ -1,0 +1,350 @@
+//! The resources of the jobwire API as Rust types: what the server sends and receives.
+//!
+//! Every model decodes leniently: fields a newer server adds are ignored, and a
+//! [`JobStatus`] this version does not know decodes as [`JobStatus::Unknown`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A named thing that runs jobs, with a JSON Schema for its input.
+///
+/// ```
+/// let svc: jobwire_core::Service = serde_json::from_str(
+///     r#"{"id":"svc_1","name":"echo","input_schema":{},"created_at":"2026-01-01T00:00:00Z"}"#,
+/// ).unwrap();
+/// assert_eq!(svc.name, "echo");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Service {
+    /// Opaque identifier, `svc_…`.
+    pub id: String,
+    /// Unique, human-chosen name (`echo`, `sleep`, …).
+    pub name: String,
+    /// What the service does, for people.
+    #[serde(default)]
+    pub description: String,
+    /// How the service runs: `builtin`, `handler` or `command`.
+    #[serde(default)]
+    pub kind: String,
+    /// JSON Schema that every job input is validated against.
+    #[serde(default)]
+    pub input_schema: Value,
+    /// RFC 3339 UTC creation time.
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// One execution of a service on one input.
+///
+/// ```
+/// use jobwire_core::{Job, JobStatus};
+/// let job: Job = serde_json::from_str(
+///     r#"{"id":"job_1","service_id":"svc_1","status":"succeeded","output":{"ok":true}}"#,
+/// ).unwrap();
+/// assert_eq!(job.status, JobStatus::Succeeded);
+/// assert!(job.status.is_terminal());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Job {
+    /// Opaque identifier, `job_…`.
+    pub id: String,
+    /// The id of the service that runs this job.
+    pub service_id: String,
+    /// The name of that service, for display.
+    #[serde(default)]
+    pub service: String,
+    /// Where the job is in its lifecycle.
+    pub status: JobStatus,
+    /// The input the job was submitted with.
+    #[serde(default)]
+    pub input: Value,
+    /// The output, once the job has succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Why the job failed, once it has failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// Caller-chosen labels, for filtering lists.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The latest progress the job reported, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// RFC 3339 UTC time the job was accepted.
+    #[serde(default)]
+    pub created_at: String,
+    /// RFC 3339 UTC time the job started running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// RFC 3339 UTC time the job reached a terminal status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+impl Job {
+    /// Whether the job has reached a status that never changes again.
+    pub fn is_finished(&self) -> bool {
+        self.status.is_terminal()
+    }
+}
+
+/// Why a job failed.
+///
+/// ```
+/// let e = jobwire_core::JobError::new("boom");
+/// assert_eq!(e.to_string(), "boom");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobError {
+    /// Human-readable message from the service.
+    pub message: String,
+    /// Machine-readable code, when the service gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl JobError {
+    /// A job error with a message and no code.
+    pub fn new(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} ({code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// How far a running job has got, as it last reported.
+///
+/// ```
+/// let p = jobwire_core::Progress::new(0.5, "half way");
+/// assert_eq!(p.fraction, 0.5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Between 0 and 1.
+    pub fraction: f64,
+    /// What the job is doing now.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl Progress {
+    /// A progress report.
+    pub fn new(fraction: f64, message: impl Into<String>) -> Self {
+        Progress {
+            fraction,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a job is in its lifecycle: `queued -> running -> succeeded | failed | cancelled`.
+///
+/// A status this version does not know (from a newer server) decodes as
+/// [`JobStatus::Unknown`] instead of failing the whole response.
+///
+/// ```
+/// use jobwire_core::JobStatus;
+/// let s: JobStatus = serde_json::from_str("\"paused\"").unwrap();
+/// assert_eq!(s, JobStatus::Unknown("paused".into()));
+/// assert_eq!("running".parse::<JobStatus>().unwrap(), JobStatus::Running);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Started, not finished.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Stopped on request before it finished.
+    Cancelled,
+    /// A status this version of the SDK does not know.
+    Unknown(String),
+}
+
+impl JobStatus {
+    /// The wire form: `queued`, `running`, …
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Unknown(s) => s,
+        }
+    }
+
+    /// Terminal statuses never change again.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = std::convert::Infallible;
+
+    /// Never fails: an unknown word becomes [`JobStatus::Unknown`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            "cancelled" => JobStatus::Cancelled,
+            other => JobStatus::Unknown(other.to_owned()),
+        })
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        let Ok(status) = s.parse();
+        Ok(status)
+    }
+}
+
+/// One slice of a list, with the opaque cursor to the next slice.
+///
+/// ```
+/// let page: jobwire_core::Page<u32> =
+///     serde_json::from_str(r#"{"items":[1,2],"next_cursor":"c2"}"#).unwrap();
+/// assert_eq!(page.items, vec![1, 2]);
+/// assert_eq!(page.next_cursor.as_deref(), Some("c2"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Page<T> {
+    /// The items of this slice, in list order.
+    pub items: Vec<T>,
+    /// Where the next slice starts; `None` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from its items and cursor.
+    pub fn new(items: Vec<T>, next_cursor: Option<String>) -> Self {
+        Page { items, next_cursor }
+    }
+}
+
+/// The answer of `GET /v1/health`.
+///
+/// ```
+/// let h: jobwire_core::Health = serde_json::from_str(r#"{"status":"ok","version":"0.1.0"}"#).unwrap();
+/// assert_eq!(h.status, "ok");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// `ok` when the server is serving.
+    pub status: String,
+    /// The server's version.
+    #[serde(default)]
+    pub version: String,
+}
+
+impl Health {
+    /// A health answer.
+    pub fn new(status: impl Into<String>, version: impl Into<String>) -> Self {
+        Health {
+            status: status.into(),
+            version: version.into(),
+        }
+    }
+}
+
+/// The body of `POST /v1/services/{id-or-name}/jobs`.
+///
+/// ```
+/// let body = jobwire_core::SubmitBody::new(serde_json::json!({"x": 1}));
+/// assert_eq!(serde_json::to_value(&body).unwrap()["input"]["x"], 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SubmitBody {
+    /// The job's input, validated against the service's input schema.
+    pub input: Value,
+    /// Labels to attach to the job.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SubmitBody {
+    /// A submit body with no labels.
+    pub fn new(input: Value) -> Self {
+        SubmitBody {
+            input,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_and_tolerates_unknown() {
+        for (wire, status) in [
+            ("queued", JobStatus::Queued),
+            ("running", JobStatus::Running),
+            ("succeeded", JobStatus::Succeeded),
+            ("failed", JobStatus::Failed),
+            ("cancelled", JobStatus::Cancelled),
+            ("archived", JobStatus::Unknown("archived".into())),
+        ] {
+            let json = format!("\"{wire}\"");
+            let decoded: JobStatus = serde_json::from_str(&json).unwrap();
+            assert_eq!(decoded, status);
+            assert_eq!(serde_json::to_string(&decoded).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn job_decodes_with_unknown_fields_and_status() {
+        let job: Job = serde_json::from_str(
+            r#"{"id":"job_1","service_id":"svc_1","status":"paused","shiny_new_field":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(job.status, JobStatus::Unknown("paused".into()));
+        assert!(!job.is_finished());
+    }
+}
