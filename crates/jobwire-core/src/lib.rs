@@ -1,5 +1,56 @@
-//! placeholder
+//! The sans-IO core of jobwire: everything the SDK knows, nothing that does I/O.
+//!
+//! jobwire runs jobs on remote services. This crate holds what both facades
+//! (`jobwire` for async Rust, `jobwire-blocking` for plain Rust) share, so that logic
+//! exists once:
+//!
+//! - [`model`] and [`problem`]: the API's resources and its RFC 9457 errors;
+//! - [`endpoint`]: each API call as a request builder plus an answer parser;
+//! - [`transport`]: the blocking and async transport traits (closures implement them);
+//! - [`Error`]: the one error type of every call;
+//! - decisions as pure state machines with injected time: [`paging::Pager`] and
+//!   [`wait::Waiter`].
+//!
+//! It depends on no runtime, socket or HTTP client. A facade drives it in a loop: ask an
+//! endpoint for its request, send it through a transport, hand the answer back.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use jobwire_core::endpoint::{Endpoint, SubmitJob};
+//! use jobwire_core::transport::{Body, Transport};
+//! use jobwire_core::{ClientConfig, JobStatus, SubmitOptions, TransportError};
+//!
+//! // A transport is anything that answers a request; this one plays the server.
+//! let transport = |req: http::Request<Bytes>| -> Result<http::Response<Body>, TransportError> {
+//!     assert_eq!(req.uri().path(), "/v1/services/echo/jobs");
+//!     Ok(http::Response::builder().status(200).body(Body::from(
+//!         r#"{"id":"job_1","service_id":"svc_echo","status":"succeeded","output":{"hi":1}}"#,
+//!     )).unwrap())
+//! };
+//!
+//! let config = ClientConfig::default().validate()?;
+//! let endpoint = SubmitJob::new("echo", serde_json::json!({"hi": 1}), SubmitOptions::default());
+//! let answer = transport.send(endpoint.request(&config)?)?;
+//! let (head, body) = answer.into_parts();
+//! let body = body.read_to_bytes(config.body_limit()).map_err(|e| e.into_error(head.status))?;
+//! let job = endpoint.parse(http::Response::from_parts(head, body))?;
+//! assert_eq!(job.status, JobStatus::Succeeded);
+//! # Ok::<(), jobwire_core::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod endpoint;
+pub mod error;
 pub mod model;
+pub mod outcome;
+pub mod paging;
 pub mod problem;
-pub use model::*;
-pub use problem::*;
+pub mod transport;
+pub mod wait;
+
+pub use config::ClientConfig;
+pub use endpoint::{JobQuery, ServiceQuery, SubmitOptions};
+pub use error::{BoxError, Error, TransportError, TransportErrorKind};
+pub use model::{Health, Job, JobError, JobStatus, Page, Progress, Service, SubmitBody};
+pub use problem::{FieldError, Problem};

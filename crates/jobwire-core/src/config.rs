@@ -1,0 +1,336 @@
+//! Client settings shared by both facades: where the server is, who you are, how long
+//! things may take.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The server a client talks to when neither the builder nor `JOBWIRE_URL` names one.
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:7878";
+
+/// Environment variable naming the server's base URL.
+pub const ENV_URL: &str = "JOBWIRE_URL";
+
+/// Environment variable holding the bearer token.
+pub const ENV_TOKEN: &str = "JOBWIRE_TOKEN";
+
+/// Everything a client needs to know besides its transport.
+///
+/// Build it with the setters (each returns the changed config), then [`validate`]
+/// it; the facades' `Client::builder()` offers the same setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobwire_core::ClientConfig;
+/// let config = ClientConfig::default()
+///     .base_url("http://127.0.0.1:7878/")
+///     .token("secret")
+///     .timeout(Duration::from_secs(10))
+///     .validate()
+///     .unwrap();
+/// assert_eq!(config.base(), "http://127.0.0.1:7878");
+/// ```
+///
+/// [`validate`]: ClientConfig::validate
+#[derive(Clone)]
+pub struct ClientConfig {
+    base_url: String,
+    token: Option<String>,
+    user_agent: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    wait_timeout: Option<Duration>,
+    long_poll: Duration,
+    max_body_bytes: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            token: None,
+            user_agent: concat!("jobwire-rust/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            wait_timeout: None,
+            long_poll: Duration::from_secs(30),
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token never appears in logs or panics.
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("user_agent", &self.user_agent)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("long_poll", &self.long_poll)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// Settings from `JOBWIRE_URL` (default [`DEFAULT_BASE_URL`]) and `JOBWIRE_TOKEN`.
+    ///
+    /// ```
+    /// let config = jobwire_core::ClientConfig::from_env_with(|name| match name {
+    ///     "JOBWIRE_URL" => Some("https://jobs.example.com".into()),
+    ///     "JOBWIRE_TOKEN" => Some("t0k".into()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(config.base(), "https://jobs.example.com");
+    /// ```
+    pub fn from_env() -> Self {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables looked up by `get` (for tests).
+    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Self {
+        let mut config = ClientConfig::default();
+        if let Some(url) = get(ENV_URL).filter(|s| !s.trim().is_empty()) {
+            config = config.base_url(url.trim());
+        }
+        if let Some(token) = get(ENV_TOKEN).filter(|s| !s.trim().is_empty()) {
+            config = config.token(token.trim());
+        }
+        config
+    }
+
+    /// The server's base URL, e.g. `https://jobs.example.com` or `http://host:7878/prefix`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// The bearer token sent with every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// How long one plain request may take, answer body included (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take (default 10 s); the transport applies it.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The default bound on `wait()` and `result()` (default: none, wait as long as the
+    /// job runs). `wait_for` overrides it per call.
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = Some(timeout);
+        self
+    }
+
+    /// The longest single long-poll while waiting for a job (default 30 s; the server
+    /// caps it too). Shorter suits proxies that cut idle connections.
+    pub fn long_poll(mut self, max: Duration) -> Self {
+        self.long_poll = max;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The largest answer body accepted (default 16 MiB); a larger one is an error, not
+    /// an out-of-memory.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Checks the settings and normalises the base URL; nothing is sent with a bad one.
+    pub fn validate(mut self) -> Result<Self, Error> {
+        let trimmed = self.base_url.trim().trim_end_matches('/').to_owned();
+        let uri: http::Uri = trimmed
+            .parse()
+            .map_err(|e| Error::invalid("base URL", format!("{trimmed:?}: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            _ => {
+                return Err(Error::invalid(
+                    "base URL",
+                    format!("{trimmed:?} must start with http:// or https://"),
+                ))
+            }
+        }
+        if uri.authority().is_none() {
+            return Err(Error::invalid(
+                "base URL",
+                format!("{trimmed:?} has no host"),
+            ));
+        }
+        if uri.query().is_some() || trimmed.contains('#') {
+            return Err(Error::invalid(
+                "base URL",
+                format!("{trimmed:?} must not have a query or fragment"),
+            ));
+        }
+        if let Some(token) = &self.token {
+            if token.is_empty() || http::HeaderValue::from_str(token).is_err() {
+                return Err(Error::invalid(
+                    "token",
+                    "must be non-empty visible ASCII (it goes in a header)",
+                ));
+            }
+        }
+        if http::HeaderValue::from_str(&self.user_agent).is_err() {
+            return Err(Error::invalid("user agent", "must be visible ASCII"));
+        }
+        if self.timeout.is_zero() || self.long_poll.is_zero() {
+            return Err(Error::invalid(
+                "timeout",
+                "timeouts and the long-poll length must be greater than zero",
+            ));
+        }
+        self.base_url = trimmed;
+        Ok(self)
+    }
+
+    /// The base URL without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bearer token, if one is set.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The `User-Agent` header value.
+    pub fn user_agent_value(&self) -> &str {
+        &self.user_agent
+    }
+
+    /// The per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The connect timeout, for transports built from this config.
+    pub fn connect_timeout_value(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The default bound on waiting for a job.
+    pub fn default_wait_timeout(&self) -> Option<Duration> {
+        self.wait_timeout
+    }
+
+    /// The longest single long-poll.
+    pub fn long_poll_max(&self) -> Duration {
+        self.long_poll
+    }
+
+    /// The largest answer body accepted.
+    pub fn body_limit(&self) -> usize {
+        self.max_body_bytes
+    }
+}
+
+/// Stamps the [`ClientConfig`] setters onto a facade's builder that keeps its config in
+/// the field `$field`, so both facades offer the same setters, written once.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __client_config_setters {
+    ($field:ident) => {
+        $crate::__forward_setters! { $field:
+            /// The server's base URL (default `http://127.0.0.1:7878`, or `JOBWIRE_URL`).
+            fn base_url(url: impl Into<String>);
+            /// The bearer token sent with every request.
+            fn token(token: impl Into<String>);
+            /// How long one plain request may take, answer body included (default 30 s).
+            fn timeout(timeout: std::time::Duration);
+            /// How long connecting may take (default 10 s).
+            fn connect_timeout(timeout: std::time::Duration);
+            /// The default bound on `wait()` and `result()` (default: none).
+            fn wait_timeout(timeout: std::time::Duration);
+            /// The longest single long-poll while waiting for a job (default 30 s).
+            fn long_poll(max: std::time::Duration);
+            /// The `User-Agent` header.
+            fn user_agent(user_agent: impl Into<String>);
+            /// The largest answer body accepted (default 16 MiB).
+            fn max_body_bytes(limit: usize);
+        }
+    };
+}
+
+/// Forwards by-value setters of an inner value held in `$field`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __forward_setters {
+    ($field:ident: $( $(#[$meta:meta])* fn $name:ident($arg:ident: $ty:ty); )*) => {
+        $(
+            $(#[$meta])*
+            pub fn $name(mut self, $arg: $ty) -> Self {
+                self.$field = self.$field.$name($arg);
+                self
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_validation() {
+        let ok = [
+            ("http://127.0.0.1:7878", "http://127.0.0.1:7878"),
+            ("https://jobs.example.com/", "https://jobs.example.com"),
+            (" http://h/api/v2// ", "http://h/api/v2"),
+        ];
+        for (input, want) in ok {
+            let c = ClientConfig::default().base_url(input).validate().unwrap();
+            assert_eq!(c.base(), want, "{input}");
+        }
+        for bad in [
+            "",
+            "127.0.0.1:7878",
+            "ftp://h",
+            "http://",
+            "http://h/?q=1",
+            "not a url",
+        ] {
+            assert!(
+                matches!(
+                    ClientConfig::default().base_url(bad).validate(),
+                    Err(Error::Invalid { .. })
+                ),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn token_must_fit_in_a_header_and_is_redacted() {
+        assert!(ClientConfig::default().token("a\nb").validate().is_err());
+        assert!(ClientConfig::default().token("").validate().is_err());
+        let c = ClientConfig::default().token("s3cret").validate().unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn env_defaults_and_overrides() {
+        let c = ClientConfig::from_env_with(|_| None);
+        assert_eq!(c.base(), DEFAULT_BASE_URL);
+        assert_eq!(c.bearer_token(), None);
+        let c = ClientConfig::from_env_with(|n| (n == ENV_TOKEN).then(|| " tok ".to_owned()));
+        assert_eq!(c.bearer_token(), Some("tok"));
+    }
+}

@@ -1,0 +1,277 @@
+//! Endpoint descriptions: each builds one [`http::Request`] and turns its
+//! [`http::Response`] into an output or a typed [`Error`](crate::Error).
+//!
+//! Nothing here does I/O; a facade's drive loop sends what [`Endpoint::request`] built
+//! and hands the answer to [`Endpoint::parse`]:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use jobwire_core::endpoint::{Endpoint, GetJob};
+//! use jobwire_core::ClientConfig;
+//!
+//! let config = ClientConfig::default().token("t").validate().unwrap();
+//! let endpoint = GetJob::new("job_1");
+//! let request = endpoint.request(&config).unwrap();
+//! assert_eq!(request.uri(), "http://127.0.0.1:7878/v1/jobs/job_1");
+//!
+//! let answer = http::Response::builder()
+//!     .status(404)
+//!     .header("content-type", "application/problem+json")
+//!     .body(Bytes::from_static(br#"{"type":"https://jobwire.dev/problems/not_found","title":"Not Found","status":404,"code":"not_found"}"#))
+//!     .unwrap();
+//! assert!(matches!(endpoint.parse(answer), Err(jobwire_core::Error::NotFound { .. })));
+//! ```
+
+mod health;
+mod jobs;
+mod services;
+mod url;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use serde::de::DeserializeOwned;
+
+use crate::config::ClientConfig;
+use crate::error::Error;
+use crate::problem::Problem;
+use crate::transport::RequestTimeout;
+
+pub use health::GetHealth;
+pub use jobs::{CancelJob, GetJob, JobQuery, ListJobs, SubmitJob, SubmitOptions};
+pub use services::{GetService, ListServices, ServiceQuery};
+pub use url::encode_component;
+
+/// One API operation: how to ask, and how to read the answer.
+pub trait Endpoint {
+    /// What a successful answer decodes to.
+    type Output;
+
+    /// Builds the request for `config`'s server, token and timeouts.
+    fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error>;
+
+    /// Reads the answer: the output on success, the matching [`Error`] otherwise.
+    fn parse(&self, response: http::Response<Bytes>) -> Result<Self::Output, Error>;
+}
+
+/// Starts a request to `path_and_query` (beginning with `/v1/`) with the headers every
+/// call carries: accept, user agent, authorization, and the per-request timeout.
+pub(crate) fn start_request(
+    config: &ClientConfig,
+    method: http::Method,
+    path_and_query: &str,
+) -> http::request::Builder {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path_and_query}", config.base()))
+        .header(header::ACCEPT, "application/json")
+        .header(header::USER_AGENT, config.user_agent_value())
+        .extension(RequestTimeout(config.request_timeout()));
+    if let Some(token) = config.bearer_token() {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    builder
+}
+
+/// Finishes a request built by [`start_request`].
+pub(crate) fn finish(
+    builder: http::request::Builder,
+    body: Bytes,
+) -> Result<http::Request<Bytes>, Error> {
+    builder
+        .body(body)
+        .map_err(|e| Error::invalid("request", e.to_string()))
+}
+
+/// Adds `Prefer: wait=N` and stretches the request timeout to cover the wait.
+pub(crate) fn prefer_wait(
+    builder: http::request::Builder,
+    config: &ClientConfig,
+    wait: Option<Duration>,
+) -> http::request::Builder {
+    match wait {
+        Some(wait) => builder
+            .header("prefer", format!("wait={}", wait.as_secs()))
+            .extension(RequestTimeout(config.request_timeout() + wait)),
+        None => builder,
+    }
+}
+
+/// Decodes a successful JSON answer, or maps an error answer to its [`Error`].
+pub fn decode_json<T: DeserializeOwned>(response: http::Response<Bytes>) -> Result<T, Error> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(error_from_response(&response, SystemTime::now()));
+    }
+    let body = response.into_body();
+    serde_json::from_slice(&body).map_err(|e| Error::Decode {
+        status,
+        message: e.to_string(),
+        body,
+    })
+}
+
+/// Maps an error answer to an [`Error`]: the problem body when there is one, else a
+/// problem made from the status line and whatever text came back.
+pub fn error_from_response(response: &http::Response<Bytes>, now: SystemTime) -> Error {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now));
+    let mut problem = match serde_json::from_slice::<Problem>(response.body()) {
+        Ok(p) if p.status != 0 || !p.code.is_empty() || !p.title.is_empty() => p,
+        _ => synthesized_problem(status, response.body()),
+    };
+    // The status line is the truth; a proxy may have answered instead of the server.
+    problem.status = status.as_u16();
+    if problem.request_id.is_none() {
+        problem.request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+    }
+    Error::from_problem(problem, retry_after)
+}
+
+fn synthesized_problem(status: http::StatusCode, body: &Bytes) -> Problem {
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        410 => "gone",
+        413 => "payload_too_large",
+        422 => "validation_failed",
+        429 => "rate_limited",
+        503 => "unavailable",
+        _ => "internal",
+    };
+    let title = status.canonical_reason().unwrap_or("Unexpected status");
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let problem = Problem::new(status.as_u16(), code, title);
+    if text.is_empty() {
+        problem
+    } else {
+        problem.with_detail(text.chars().take(512).collect::<String>())
+    }
+}
+
+/// Reads `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use jobwire_core::endpoint::parse_retry_after;
+/// assert_eq!(parse_retry_after("7", SystemTime::now()), Some(Duration::from_secs(7)));
+/// assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
+/// ```
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A JSON request body, with its content type.
+pub(crate) fn json_body(
+    builder: http::request::Builder,
+    value: &impl serde::Serialize,
+) -> Result<http::Request<Bytes>, Error> {
+    let body =
+        serde_json::to_vec(value).map_err(|e| Error::invalid("request body", e.to_string()))?;
+    finish(
+        builder.header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ),
+        Bytes::from(body),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &'static str) -> http::Response<Bytes> {
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Bytes::from_static(body.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn error_mapping_table() {
+        let problem = r#"{"type":"https://jobwire.dev/problems/x","title":"T","status":0,"code":"x","request_id":"r1"}"#;
+        let cases: Vec<(http::Response<Bytes>, &str)> = vec![
+            (answer(404, &[], problem), "NotFound"),
+            (answer(401, &[], problem), "Unauthorized"),
+            (answer(429, &[("retry-after", "3")], problem), "RateLimited"),
+            (answer(422, &[], problem), "Api"),
+            (answer(502, &[], "<html>bad gateway</html>"), "Api"),
+            (answer(503, &[], ""), "Api"),
+        ];
+        for (resp, want) in cases {
+            let status = resp.status();
+            let err = error_from_response(&resp, SystemTime::now());
+            let got = match &err {
+                Error::NotFound { .. } => "NotFound",
+                Error::Unauthorized { .. } => "Unauthorized",
+                Error::RateLimited { .. } => "RateLimited",
+                Error::Api { .. } => "Api",
+                _ => "other",
+            };
+            assert_eq!(got, want, "{status}");
+            assert_eq!(err.status(), Some(status));
+            assert_eq!(err.problem().unwrap().status, status.as_u16());
+        }
+    }
+
+    #[test]
+    fn non_problem_error_body_is_kept_as_detail() {
+        let err = error_from_response(
+            &answer(502, &[("x-request-id", "abc")], "upstream down"),
+            SystemTime::now(),
+        );
+        let p = err.problem().unwrap();
+        assert_eq!(p.detail.as_deref(), Some("upstream down"));
+        assert_eq!(p.request_id.as_deref(), Some("abc"));
+        assert!(p.retryable);
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", now), None);
+        let err = error_from_response(&answer(429, &[("retry-after", "2")], ""), now);
+        assert!(
+            matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn bad_json_keeps_the_raw_body() {
+        match decode_json::<crate::Job>(answer(200, &[], "{not json")) {
+            Err(Error::Decode { body, status, .. }) => {
+                assert_eq!(&body[..], b"{not json");
+                assert_eq!(status, 200);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The two transport traits: how an [`http::Request`] becomes an [`http::Response`].
+//!
+//! The SDK builds every request and reads every answer itself; a transport only moves
+//! bytes. It owns connecting, pooling, TLS and its timeouts; the SDK owns deadlines,
+//! waiting and paging. Both traits are object safe and implemented for closures, so a
+//! custom transport (a proxy, a test double, another HTTP stack) is a few lines:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use jobwire_core::transport::{Body, Transport};
+//! use jobwire_core::TransportError;
+//!
+//! let canned = |_req: http::Request<Bytes>| -> Result<http::Response<Body>, TransportError> {
+//!     Ok(http::Response::new(Body::from(r#"{"status":"ok","version":"test"}"#)))
+//! };
+//! let transport: &dyn Transport = &canned;
+//! let answer = transport.send(http::Request::new(Bytes::new())).unwrap();
+//! assert_eq!(answer.status(), 200);
+//! ```
+
+use std::future::Future;
+use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+
+use crate::error::{Error, TransportError, TransportErrorKind};
+
+/// A boxed, `Send` future, as [`AsyncTransport::send`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How long a transport may take for one request, put in the request's extensions by
+/// the SDK. Long-polls carry a longer one than plain calls; transports must honour it.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobwire_core::transport::RequestTimeout;
+/// let mut req = http::Request::new(bytes::Bytes::new());
+/// req.extensions_mut().insert(RequestTimeout(Duration::from_secs(5)));
+/// assert_eq!(RequestTimeout::of(&req), Some(Duration::from_secs(5)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTimeout(pub Duration);
+
+impl RequestTimeout {
+    /// The timeout a request carries, if any.
+    pub fn of<B>(request: &http::Request<B>) -> Option<Duration> {
+        request.extensions().get::<RequestTimeout>().map(|t| t.0)
+    }
+}
+
+/// A blocking transport: sends one request, returns the answer's head and a body that
+/// is read incrementally. HTTP error statuses are answers, not errors.
+pub trait Transport: Send + Sync {
+    /// Sends `request` and returns the answer, or a failure below HTTP.
+    fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, TransportError>;
+}
+
+impl<F> Transport for F
+where
+    F: Fn(http::Request<Bytes>) -> Result<http::Response<Body>, TransportError> + Send + Sync,
+{
+    fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, TransportError> {
+        self(request)
+    }
+}
+
+/// An async transport: the same contract as [`Transport`], with a `Send + 'static`
+/// future (so it can be spawned and used inside any handler) and a streamed body.
+///
+/// ```
+/// use bytes::Bytes;
+/// use jobwire_core::transport::{AsyncBody, AsyncTransport};
+/// use jobwire_core::TransportError;
+///
+/// let canned = |_req: http::Request<Bytes>| async {
+///     Ok::<_, TransportError>(http::Response::new(AsyncBody::from("{}")))
+/// };
+/// let transport: Box<dyn AsyncTransport> = Box::new(canned);
+/// # let _ = transport;
+/// ```
+pub trait AsyncTransport: Send + Sync {
+    /// Sends `request`; the future resolves to the answer, or a failure below HTTP.
+    fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>>;
+}
+
+impl<F, Fut> AsyncTransport for F
+where
+    F: Fn(http::Request<Bytes>) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<http::Response<AsyncBody>, TransportError>> + Send + 'static,
+{
+    fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>> {
+        Box::pin(self(request))
+    }
+}
+
+/// The body of a blocking answer: in memory, or a reader the transport streams from.
+pub struct Body {
+    inner: BodyInner,
+}
+
+enum BodyInner {
+    Bytes(std::io::Cursor<Bytes>),
+    Reader(Box<dyn Read + Send>),
+}
+
+impl Body {
+    /// An empty body.
+    pub fn empty() -> Self {
+        Body::from(Bytes::new())
+    }
+
+    /// A body read incrementally from `reader`.
+    pub fn from_reader(reader: impl Read + Send + 'static) -> Self {
+        Body {
+            inner: BodyInner::Reader(Box::new(reader)),
+        }
+    }
+
+    /// Reads the whole body, failing once it grows past `limit` bytes.
+    pub fn read_to_bytes(mut self, limit: usize) -> Result<Bytes, BodyError> {
+        if let BodyInner::Bytes(cursor) = &self.inner {
+            let bytes = cursor.get_ref().clone();
+            return check_limit(bytes, limit);
+        }
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = match self.read(&mut chunk) {
+                Ok(0) => return Ok(Bytes::from(buf)),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(BodyError::Transport(transport_error_from_io(e))),
+            };
+            if buf.len() + n > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Unwraps the [`TransportError`] a transport's reader may carry inside an I/O error.
+fn transport_error_from_io(e: std::io::Error) -> TransportError {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<TransportError>())
+    {
+        if let Some(inner) = e.into_inner() {
+            if let Ok(te) = inner.downcast::<TransportError>() {
+                return *te;
+            }
+            return TransportError::new(TransportErrorKind::Io, "body read failed");
+        }
+        return TransportError::new(TransportErrorKind::Io, "body read failed");
+    }
+    TransportError::from_io(e)
+}
+
+fn check_limit(bytes: Bytes, limit: usize) -> Result<Bytes, BodyError> {
+    if bytes.len() > limit {
+        Err(BodyError::TooLarge { limit })
+    } else {
+        Ok(bytes)
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.inner {
+            BodyInner::Bytes(cursor) => cursor.read(buf),
+            BodyInner::Reader(reader) => reader.read(buf),
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Body { .. }")
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body {
+            inner: BodyInner::Bytes(std::io::Cursor::new(bytes)),
+        }
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::from(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::from(Bytes::from(v))
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
+
+/// The body of an async answer: a stream of byte chunks.
+pub struct AsyncBody {
+    chunks: ChunkStream,
+}
+
+impl AsyncBody {
+    /// A body streamed chunk by chunk.
+    pub fn from_stream(
+        stream: impl Stream<Item = Result<Bytes, TransportError>> + Send + 'static,
+    ) -> Self {
+        AsyncBody {
+            chunks: Box::pin(stream),
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        AsyncBody::from(Bytes::new())
+    }
+
+    /// The next chunk, `None` at the end of the body.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, TransportError>> {
+        std::future::poll_fn(|cx| self.chunks.as_mut().poll_next(cx)).await
+    }
+
+    /// Reads the whole body, failing once it grows past `limit` bytes.
+    pub async fn read_to_bytes(mut self, limit: usize) -> Result<Bytes, BodyError> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = self.next_chunk().await {
+            let chunk = chunk.map_err(BodyError::Transport)?;
+            if buf.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+}
+
+impl Stream for AsyncBody {
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.chunks.as_mut().poll_next(cx)
+    }
+}
+
+impl std::fmt::Debug for AsyncBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AsyncBody { .. }")
+    }
+}
+
+struct Once(Option<Bytes>);
+
+impl Stream for Once {
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().filter(|b| !b.is_empty()).map(Ok))
+    }
+}
+
+impl From<Bytes> for AsyncBody {
+    fn from(bytes: Bytes) -> Self {
+        AsyncBody::from_stream(Once(Some(bytes)))
+    }
+}
+
+impl From<&'static str> for AsyncBody {
+    fn from(s: &'static str) -> Self {
+        AsyncBody::from(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<Vec<u8>> for AsyncBody {
+    fn from(v: Vec<u8>) -> Self {
+        AsyncBody::from(Bytes::from(v))
+    }
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body is larger than the client accepts.
+    #[error("answer body larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The transport failed while the body streamed.
+    #[error(transparent)]
+    Transport(TransportError),
+}
+
+impl BodyError {
+    /// The [`Error`] for an answer of `status` whose body could not be read.
+    pub fn into_error(self, status: http::StatusCode) -> Error {
+        match self {
+            BodyError::TooLarge { limit } => Error::Decode {
+                status,
+                message: format!("answer body larger than the limit of {limit} bytes"),
+                body: Bytes::new(),
+            },
+            BodyError::Transport(e) => Error::from(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_body_enforces_limit_for_readers_and_bytes() {
+        let body = Body::from_reader(std::io::Cursor::new(vec![7u8; 100]));
+        assert!(matches!(
+            body.read_to_bytes(99),
+            Err(BodyError::TooLarge { limit: 99 })
+        ));
+        let body = Body::from_reader(std::io::Cursor::new(vec![7u8; 100]));
+        assert_eq!(body.read_to_bytes(100).unwrap().len(), 100);
+        assert!(Body::from(vec![1u8; 10]).read_to_bytes(9).is_err());
+    }
+
+    #[test]
+    fn reader_error_keeps_transport_error_kind() {
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    "stalled",
+                )))
+            }
+        }
+        match Body::from_reader(Broken).read_to_bytes(10) {
+            Err(BodyError::Transport(e)) => assert!(e.is_timeout()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
