@@ -38,6 +38,26 @@ pub struct Service {
     pub created_at: String,
 }
 
+impl Service {
+    /// A service with an id, a name, an input schema and a creation time (RFC 3339);
+    /// `description` and `kind` start empty (the fields are public: set them after).
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        input_schema: Value,
+        created_at: impl Into<String>,
+    ) -> Self {
+        Service {
+            id: id.into(),
+            name: name.into(),
+            description: String::new(),
+            kind: String::new(),
+            input_schema,
+            created_at: created_at.into(),
+        }
+    }
+}
+
 /// One execution of a service on one input.
 ///
 /// ```
@@ -84,6 +104,27 @@ pub struct Job {
     /// RFC 3339 UTC time the job reached a terminal status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+}
+
+impl Job {
+    /// A job with an id, its service's id and a status; every other field starts empty
+    /// (the fields are public: set them after).
+    pub fn new(id: impl Into<String>, service_id: impl Into<String>, status: JobStatus) -> Self {
+        Job {
+            id: id.into(),
+            service_id: service_id.into(),
+            service: String::new(),
+            status,
+            input: Value::Null,
+            output: None,
+            error: None,
+            labels: BTreeMap::new(),
+            progress: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
 }
 
 impl Job {

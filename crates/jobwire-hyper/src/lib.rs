@@ -1,1 +1,232 @@
-//! placeholder
+//! The async transport of jobwire: hyper 1 and hyper-util's pooled client on tokio.
+//!
+//! [`HyperTransport`] implements [`jobwire_core::transport::AsyncTransport`]. It speaks
+//! HTTP/1.1 and HTTP/2 (negotiated by ALPN over TLS, or by prior knowledge over plain
+//! TCP), does TLS with rustls and its ring provider against the Mozilla roots, keeps a
+//! pool of connections per host and evicts idle ones, and honours both its connect
+//! timeout and each request's [`RequestTimeout`]. The `jobwire` facade uses it by
+//! default; build one yourself to tune it:
+//!
+//! ```
+//! use std::time::Duration;
+//! use jobwire_hyper::HyperTransport;
+//!
+//! let transport = HyperTransport::builder()
+//!     .connect_timeout(Duration::from_secs(3))
+//!     .pool_idle_timeout(Duration::from_secs(30))
+//!     .build()?;
+//! # let _ = transport;
+//! # Ok::<(), jobwire_core::TransportError>(())
+//! ```
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body::Body as _;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, RequestTimeout};
+use jobwire_core::{TransportError, TransportErrorKind};
+
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A pooled hyper client that jobwire sends its requests through. Cheap to clone: clones
+/// share one pool.
+#[derive(Clone, Debug)]
+pub struct HyperTransport {
+    client: HttpsClient,
+}
+
+/// Settings for a [`HyperTransport`].
+#[derive(Debug, Clone)]
+pub struct HyperTransportBuilder {
+    connect_timeout: Option<Duration>,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    http2_prior_knowledge: bool,
+}
+
+impl Default for HyperTransportBuilder {
+    fn default() -> Self {
+        HyperTransportBuilder {
+            connect_timeout: Some(Duration::from_secs(10)),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 32,
+            http2_prior_knowledge: false,
+        }
+    }
+}
+
+impl HyperTransportBuilder {
+    /// How long connecting (TCP and TLS) may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long an idle pooled connection is kept before it is closed (default 90 s).
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections are kept per host (default 32).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// Speak HTTP/2 from the first byte, also over plain TCP (h2c). Over TLS, HTTP/2 is
+    /// negotiated by ALPN without this.
+    pub fn http2_prior_knowledge(mut self) -> Self {
+        self.http2_prior_knowledge = true;
+        self
+    }
+
+    /// Builds the transport. Needs no runtime yet; requests must be sent from tokio.
+    pub fn build(self) -> Result<HyperTransport, TransportError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(self.connect_timeout);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            // Without a timer hyper-util never evicts idle connections.
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .http2_only(self.http2_prior_knowledge)
+            .build(https);
+        Ok(HyperTransport { client })
+    }
+}
+
+impl HyperTransport {
+    /// A transport with the default settings.
+    pub fn new() -> Result<Self, TransportError> {
+        HyperTransportBuilder::default().build()
+    }
+
+    /// Settings to build a transport from.
+    pub fn builder() -> HyperTransportBuilder {
+        HyperTransportBuilder::default()
+    }
+}
+
+impl AsyncTransport for HyperTransport {
+    fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let timeout = RequestTimeout::of(&request);
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            let pending = client.request(request.map(Full::new));
+            let response = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, pending)
+                    .await
+                    .map_err(|_| timeout_error(timeout))?,
+                None => pending.await,
+            }
+            .map_err(classify_client_error)?;
+            Ok(response.map(|body| {
+                AsyncBody::from_stream(IncomingStream {
+                    body,
+                    deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                    timeout,
+                })
+            }))
+        })
+    }
+}
+
+fn timeout_error(timeout: Option<Duration>) -> TransportError {
+    TransportError::new(
+        TransportErrorKind::Timeout,
+        format!("no complete answer within {timeout:?}"),
+    )
+}
+
+fn classify_client_error(err: hyper_util::client::legacy::Error) -> TransportError {
+    let kind = if err.is_connect() {
+        // hyper-util reports its connect timeout as a connect error wrapping TimedOut.
+        if source_is_timeout(&err) {
+            TransportErrorKind::Timeout
+        } else {
+            TransportErrorKind::Connect
+        }
+    } else {
+        TransportErrorKind::Io
+    };
+    TransportError::new(kind, err)
+}
+
+fn source_is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = err.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// A hyper body as a stream of data chunks that ends with a timeout error once the
+/// request's deadline passes, so a server that stalls mid-body cannot hang the caller.
+struct IncomingStream {
+    body: hyper::body::Incoming,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    timeout: Option<Duration>,
+}
+
+impl Stream for IncomingStream {
+    type Item = Result<Bytes, TransportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => continue,
+                    Ok(data) => return Poll::Ready(Some(Ok(data))),
+                    Err(_trailers) => continue,
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Some(Err(TransportError::new(TransportErrorKind::Io, e))))
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    let timeout = self.timeout;
+                    if let Some(deadline) = self.deadline.as_mut() {
+                        if deadline.as_mut().poll(cx).is_ready() {
+                            self.deadline = None;
+                            return Poll::Ready(Some(Err(timeout_error(timeout))));
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+

@@ -1,1 +1,397 @@
-//! placeholder
+//! The reference server of the jobwire API: services that run jobs, over HTTP.
+//!
+//! It implements API v1 (`GET /v1/openapi.json` serves the contract) with an embedded
+//! store, so examples, tests and benchmarks run against a real server over real sockets
+//! with nothing to install. Use it three ways:
+//!
+//! - **as a binary**: `cargo run -p jobwire-server` serves on `127.0.0.1:7878` with a
+//!   durable SQLite store in `./jobwire-data` (`--help` lists the flags);
+//! - **in process, async**: [`spawn`] starts a server on the current tokio runtime and
+//!   returns a [`ServerHandle`] with its URL, its token and a graceful
+//!   [`shutdown`](ServerHandle::shutdown);
+//! - **in process, blocking**: [`spawn_blocking_server`] starts a server on a runtime of its
+//!   own, for tests and programs that have no runtime.
+//!
+//! The server ships with five built-in services, each a real handler: `echo` (output =
+//! input), `sleep` (`{"duration_seconds": f64}`, waits on the event loop), `fail`
+//! (`{"message": str}`), `steps` (`{"steps": u32, "interval_ms": u64}`, reports progress,
+//! log lines and output chunks) and `digest` (`{"data": str, "rounds": u32}`, CPU-bound
+//! iterated SHA-256 on the blocking pool).
+//!
+//! # Example
+//!
+//! A blocking test starts a server, talks to it over a socket, and stops it:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use jobwire_server::{spawn_blocking_server, ServerConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = spawn_blocking_server(ServerConfig::new())?;
+//! // Any HTTP client works; API calls send `Authorization: Bearer <server.token()>`.
+//! let mut socket = std::net::TcpStream::connect(server.addr())?;
+//! socket.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+//! let mut answer = String::new();
+//! socket.read_to_string(&mut answer)?;
+//! assert!(answer.starts_with("HTTP/1.1 200"));
+//! assert!(answer.contains(r#""status":"ok""#));
+//! server.shutdown();
+//! # Ok(()) }
+//! ```
+//!
+//! The same from async code, with a durable store and a chosen token:
+//!
+//! ```no_run
+//! use jobwire_server::{spawn, ServerConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), jobwire_server::ServerError> {
+//!     let config = ServerConfig::new()
+//!         .data_dir("./jobwire-data")
+//!         .token("my-secret-token", "my-team");
+//!     let server = spawn(config).await?;
+//!     println!("serving on {}", server.url());
+//!     tokio::signal::ctrl_c().await.ok();
+//!     server.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod http;
+mod runner;
+mod schema;
+mod services;
+mod store;
+mod util;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{ServerConfig, DEFAULT_TENANT};
+pub use store::StoreError;
+
+use config::Storage;
+use runner::Runner;
+use services::Registry;
+use store::{MemoryStore, SqliteStore, Store};
+
+/// How long [`ServerHandle::shutdown`] lets in-flight requests finish before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket could not be bound (address in use, no permission, …).
+    #[error("cannot listen: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The store could not be opened or prepared.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The runtime or thread of [`spawn_blocking_server`] could not be started.
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Starts a server on the current tokio runtime and returns once it is listening.
+///
+/// It serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on one socket, in a
+/// background task, until [`ServerHandle::shutdown`] (or dropping the handle).
+///
+/// # Errors
+///
+/// [`ServerError::Config`] for an unusable configuration, [`ServerError::Store`] when the
+/// data directory cannot be opened, [`ServerError::Bind`] when the address cannot be bound.
+pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+    config.validate().map_err(ServerError::Config)?;
+    let mut tokens = config.tokens.clone();
+    if tokens.is_empty() {
+        let token = util::random_id("jw_", 24)
+            .map_err(|e| ServerError::Config(format!("cannot generate a token: {e}")))?;
+        tokens.push((token, DEFAULT_TENANT.to_owned()));
+    }
+    let first_token = tokens
+        .first()
+        .map(|(token, _)| token.clone())
+        .unwrap_or_default();
+
+    let store: Arc<dyn Store> = match &config.storage {
+        Storage::Memory => Arc::new(MemoryStore::new()),
+        Storage::Dir(dir) => Arc::new(SqliteStore::open(dir)?),
+    };
+    let registry = Registry::builtin();
+    registry.seed(store.as_ref())?;
+    let runner = Runner::new(store, config.max_jobs_in_flight);
+    let recovered = runner.recover()?;
+    if recovered > 0 {
+        tracing::warn!(
+            jobs = recovered,
+            "marked jobs left unfinished by a previous process as failed"
+        );
+    }
+
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(ServerError::Bind)?;
+    let addr = listener.local_addr().map_err(ServerError::Bind)?;
+    let app = Arc::new(http::App {
+        tokens: http::Tokens::new(&tokens),
+        runner: runner.clone(),
+        registry,
+        max_body_bytes: config.max_body_bytes,
+        max_wait: config.max_wait,
+    });
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // Answers are small and latency matters more than packet count: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let serve = axum::serve(listener, http::router(app)).with_graceful_shutdown(async move {
+        // A dropped sender stops the server too.
+        let _ = stop_rx.await;
+    });
+    let task = tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the server stopped with an error");
+        }
+    });
+    tracing::info!(%addr, "jobwire server listening");
+    Ok(ServerHandle {
+        addr,
+        token: first_token,
+        runner,
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+/// `http://` URL of a listening address; an unspecified address (`0.0.0.0`, `::`) is
+/// reached through loopback.
+fn url_of(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        let loopback = match addr {
+            SocketAddr::V4(_) => std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        };
+        addr.set_ip(loopback);
+    }
+    format!("http://{addr}")
+}
+
+/// A running server started by [`spawn`].
+///
+/// Dropping it asks the server to stop (new requests are refused, unfinished jobs fail
+/// with "server shut down") without waiting; [`shutdown`](Self::shutdown) waits.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    token: String,
+    runner: Runner,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The base URL, such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// The address the server listens on (with the real port when port 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first configured token (or the generated one): `Authorization: Bearer <token>`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Stops the server gracefully: stops accepting connections and jobs, fails the jobs
+    /// still unfinished ("server shut down") so requests waiting on them answer, lets
+    /// in-flight requests finish (up to 10 s), then flushes the store.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("in-flight requests did not finish in time; cutting them");
+                task.abort();
+            }
+        }
+        if let Err(e) = self.runner.store().close() {
+            tracing::warn!(error = %e, "closing the store");
+        }
+        tracing::info!("jobwire server stopped");
+    }
+
+    /// Refuses new jobs, stops accepting connections and ends unfinished jobs; idempotent.
+    fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            self.runner.close();
+            let _ = stop.send(());
+            let aborted = self.runner.abort_all("server shut down");
+            if aborted > 0 {
+                tracing::info!(jobs = aborted, "failed unfinished jobs on shutdown");
+            }
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// A running server started by [`spawn_blocking_server`], on a runtime of its own.
+///
+/// Dropping it stops the server and waits for it, like [`shutdown`](Self::shutdown).
+pub struct BlockingServerHandle {
+    addr: SocketAddr,
+    token: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BlockingServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts a server on a multi-thread tokio runtime of its own, on a background thread,
+/// and returns once it is listening. For blocking tests and programs without a runtime;
+/// safe to call from inside one too.
+///
+/// # Errors
+///
+/// As [`spawn`], plus [`ServerError::Runtime`] when the thread or runtime cannot start.
+pub fn spawn_blocking_server(config: ServerConfig) -> Result<BlockingServerHandle, ServerError> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("jobwire-server".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .thread_name("jobwire-server-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(ServerError::Runtime(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match spawn(config).await {
+                    Ok(handle) => {
+                        let _ = ready_tx.send(Ok((handle.addr(), handle.token().to_owned())));
+                        // Stop when asked, or when the handle is gone.
+                        let _ = stop_rx.await;
+                        handle.shutdown().await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(ServerError::Runtime)?;
+    match ready_rx.recv() {
+        Ok(Ok((addr, token))) => Ok(BlockingServerHandle {
+            addr,
+            token,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(ServerError::Runtime(std::io::Error::other(
+                "the server thread ended before it was listening",
+            )))
+        }
+    }
+}
+
+impl BlockingServerHandle {
+    /// The base URL, such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first configured token (or the generated one).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Stops the server gracefully (see [`ServerHandle::shutdown`]) and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for BlockingServerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_use_loopback_for_unspecified_addresses() {
+        assert_eq!(
+            url_of("127.0.0.1:80".parse().unwrap()),
+            "http://127.0.0.1:80"
+        );
+        assert_eq!(url_of("0.0.0.0:81".parse().unwrap()), "http://127.0.0.1:81");
+        assert_eq!(url_of("[::]:82".parse().unwrap()), "http://[::1]:82");
+    }
+}

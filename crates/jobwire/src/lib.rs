@@ -1,1 +1,59 @@
-//! placeholder
+//! jobwire for async Rust: run jobs on remote services from tokio.
+//!
+//! Submit a job to a named service, wait for it without polling loops, fetch its typed
+//! result, list what ran. The blocking crate `jobwire-blocking` has the same names, the
+//! same arguments and the same errors, for code with no async runtime; both can live in
+//! one binary.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+//! # let (url, token) = (server.url(), server.token().to_owned());
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize)]
+//! struct Sleep { duration_seconds: f64 }
+//! #[derive(Deserialize)]
+//! struct Slept { slept: f64 }
+//!
+//! let client = jobwire::Client::builder().base_url(url).token(token).build()?;
+//! let sleep = client.service("sleep").await?;
+//! let mut job = sleep.submit(&Sleep { duration_seconds: 0.2 }).await?;
+//! let out: Slept = job.result().await?;
+//! assert_eq!(out.slept, 0.2);
+//! # server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Errors are one [`Error`] type to `match` on: [`Error::NotFound`], [`Error::Api`] with
+//! the status and RFC 9457 problem, [`Error::Timeout`], [`Error::JobFailed`], …
+//!
+//! To send requests through something other than the default hyper client, give
+//! [`ClientBuilder::transport`] anything that implements [`transport::AsyncTransport`]
+//! — a closure will do.
+#![warn(missing_docs)]
+
+mod client;
+mod job;
+mod list;
+mod service;
+
+pub use client::{Client, ClientBuilder};
+pub use job::JobHandle;
+pub use list::{JobList, ServiceList};
+pub use service::ServiceHandle;
+
+pub use jobwire_core::{
+    ClientConfig, Error, FieldError, Health, Job, JobError, JobQuery, JobStatus, Page, Problem,
+    Progress, Service, ServiceQuery, SubmitOptions, TransportError, TransportErrorKind,
+};
+
+/// Transports: the trait to implement for your own, and the default hyper one.
+pub mod transport {
+    pub use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, RequestTimeout};
+    pub use jobwire_hyper::{HyperTransport, HyperTransportBuilder};
+}
+
+/// Building blocks from the sans-IO core, for custom endpoints and transports.
+pub use jobwire_core as core;

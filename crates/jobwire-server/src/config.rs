@@ -1,0 +1,176 @@
+//! [`ServerConfig`]: where the server listens, where it keeps its data, who may call it,
+//! and its limits.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The tenant of the random token generated when no token is configured.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Where the server keeps services, jobs and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// In memory: gone when the server stops.
+    Memory,
+    /// SQLite (WAL) at `dir/jobwire.db`: survives restarts.
+    Dir(PathBuf),
+}
+
+/// How to run a server: built with chained calls, handed to [`spawn`](crate::spawn) or
+/// [`spawn_blocking_server`](crate::spawn_blocking_server).
+///
+/// The defaults suit tests: `127.0.0.1:0` (an ephemeral port), an in-memory store, and one
+/// random token for the tenant `default` (read it back with
+/// [`ServerHandle::token`](crate::ServerHandle::token)).
+///
+/// ```
+/// use std::time::Duration;
+/// use jobwire_server::ServerConfig;
+///
+/// let config = ServerConfig::new()
+///     .addr("127.0.0.1:7878".parse().unwrap())
+///     .data_dir("./jobwire-data")
+///     .token("secret-a", "team-a")
+///     .token("secret-b", "team-b")
+///     .max_body_bytes(64 * 1024)
+///     .max_wait(Duration::from_secs(30));
+/// # let _ = config;
+/// ```
+///
+/// `Debug` never prints the tokens.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub(crate) addr: SocketAddr,
+    pub(crate) storage: Storage,
+    pub(crate) tokens: Vec<(String, String)>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_wait: Duration,
+    pub(crate) max_jobs_in_flight: usize,
+}
+
+impl ServerConfig {
+    /// The defaults: `127.0.0.1:0`, in-memory store, one random token for tenant
+    /// `default`, 1 MiB request bodies, waits capped at 60 s, 10 000 jobs in flight per
+    /// tenant.
+    pub fn new() -> Self {
+        ServerConfig {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            storage: Storage::Memory,
+            tokens: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            max_wait: Duration::from_secs(60),
+            max_jobs_in_flight: 10_000,
+        }
+    }
+
+    /// Listens on `addr` (port 0 picks a free port).
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Keeps everything in memory (the default): nothing survives the server.
+    pub fn memory(mut self) -> Self {
+        self.storage = Storage::Memory;
+        self
+    }
+
+    /// Keeps everything in a durable SQLite database (WAL mode) at `dir/jobwire.db`,
+    /// creating the directory if needed. Jobs survive a restart; jobs a previous process
+    /// left unfinished are marked `failed` ("server restarted") on start.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage = Storage::Dir(dir.into());
+        self
+    }
+
+    /// Accepts `Authorization: Bearer <token>` for `tenant`. May be called several times;
+    /// once any token is added, no random token is generated.
+    pub fn token(mut self, token: impl Into<String>, tenant: impl Into<String>) -> Self {
+        self.tokens.push((token.into(), tenant.into()));
+        self
+    }
+
+    /// Largest request body accepted (413 `payload_too_large` above it); default 1 MiB.
+    pub fn max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// Longest wait a client may ask for with `Prefer: wait=N`; longer asks are capped to
+    /// it (and `Preference-Applied` says so). Default 60 s.
+    pub fn max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    /// Most unfinished jobs one tenant may have at once (429 `rate_limited` above it);
+    /// default 10 000.
+    pub fn max_jobs_in_flight(mut self, n: usize) -> Self {
+        self.max_jobs_in_flight = n;
+        self
+    }
+
+    /// Checks the settings that cannot be checked when they are set.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes == 0 {
+            return Err("max_body_bytes must be at least 1".into());
+        }
+        if self.max_jobs_in_flight == 0 {
+            return Err("max_jobs_in_flight must be at least 1".into());
+        }
+        for (token, tenant) in &self.tokens {
+            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(
+                    "a token must be non-empty, without spaces or control characters".into(),
+                );
+            }
+            if tenant.is_empty() {
+                return Err("a tenant name must not be empty".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig::new()
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tenants: Vec<&str> = self.tokens.iter().map(|(_, t)| t.as_str()).collect();
+        f.debug_struct("ServerConfig")
+            .field("addr", &self.addr)
+            .field("storage", &self.storage)
+            .field("token_tenants", &tenants)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_wait", &self.max_wait)
+            .field("max_jobs_in_flight", &self.max_jobs_in_flight)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_tokens() {
+        let c = ServerConfig::new().token("s3cr3t", "team");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("team"));
+        assert!(!shown.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn validate_rejects_bad_settings() {
+        assert!(ServerConfig::new().validate().is_ok());
+        assert!(ServerConfig::new().max_body_bytes(0).validate().is_err());
+        assert!(ServerConfig::new().token("a b", "t").validate().is_err());
+        assert!(ServerConfig::new().token("ab", "").validate().is_err());
+    }
+}

@@ -1,0 +1,446 @@
+//! The handlers of API v1, one per route. See `API.md` for the contract.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use jobwire_core::{FieldError, Health, Job, JobStatus, Page};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::auth::Tenant;
+use super::prefer;
+use super::problem::ApiError;
+use super::query::{decode_cursor, encode_cursor, CursorKind, Query};
+use super::App;
+use crate::runner::SubmitError;
+use crate::schema;
+use crate::store::{JobQuery, ServiceQuery};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The OpenAPI document of this API, served as is.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Most labels a job may carry.
+const MAX_LABELS: usize = 64;
+
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Result<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode a response body");
+        ApiError::internal()
+    })?;
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// A page of `rows` fetched with `limit + 1`: the extra row only says there is a next page.
+fn page_response<T: Serialize>(
+    mut rows: Vec<(i64, T)>,
+    limit: usize,
+    query: &Query,
+    path: &str,
+    kind: CursorKind,
+) -> Result<Response> {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(seq, _)| encode_cursor(kind, *seq))
+    } else {
+        None
+    };
+    let page = Page::new(
+        rows.into_iter().map(|(_, item)| item).collect(),
+        next.clone(),
+    );
+    let mut response = json_response(StatusCode::OK, &page)?;
+    if let Some(cursor) = next {
+        if let Ok(link) = HeaderValue::from_str(&query.next_link(path, &cursor)) {
+            response.headers_mut().insert(LINK, link);
+        }
+    }
+    Ok(response)
+}
+
+/// A job answer, with `Location` (submit) and `Preference-Applied` when they apply.
+fn job_response(
+    status: StatusCode,
+    job: &Job,
+    location: bool,
+    applied_wait: Option<u64>,
+) -> Result<Response> {
+    let mut response = json_response(status, job)?;
+    let headers = response.headers_mut();
+    if location {
+        if let Ok(value) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+            headers.insert(LOCATION, value);
+        }
+    }
+    if let Some(wait) = applied_wait {
+        if let Ok(value) = HeaderValue::from_str(&format!("wait={wait}")) {
+            headers.insert("preference-applied", value);
+        }
+    }
+    Ok(response)
+}
+
+/// `GET /v1/health`
+pub(super) async fn health() -> Result<Response> {
+    json_response(
+        StatusCode::OK,
+        &Health::new("ok", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// `GET /v1/openapi.json`
+pub(super) async fn openapi() -> Response {
+    let mut response = OPENAPI.into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Any path no route matches.
+pub(super) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("there is no route {}", uri.path()))
+}
+
+/// A path that exists, with a method it does not answer.
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// `GET /v1/services?limit&cursor&name`
+pub(super) async fn list_services(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    uri: Uri,
+) -> Result<Response> {
+    let query = Query::parse(uri.query())?;
+    let limit = query.limit()?;
+    let after = query
+        .get("cursor")
+        .map(|c| decode_cursor(CursorKind::Services, c))
+        .transpose()?;
+    let rows = app.runner.store().list_services(
+        tenant.as_str(),
+        &ServiceQuery {
+            name: query.get("name").map(str::to_owned),
+            after,
+            limit: limit + 1,
+        },
+    )?;
+    page_response(rows, limit, &query, "/v1/services", CursorKind::Services)
+}
+
+/// `GET /v1/services/{id-or-name}`
+pub(super) async fn get_service(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let service = app
+        .runner
+        .store()
+        .find_service(tenant.as_str(), &id)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("there is no service with id or name {id:?}"))
+        })?;
+    json_response(StatusCode::OK, &service)
+}
+
+/// Reads a request body of at most `limit` bytes; 413 beyond.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// A submit body, checked: `{"input": …, "labels": {"k": "v"}}`.
+fn parse_submit(bytes: &[u8]) -> Result<(Value, BTreeMap<String, String>)> {
+    let body: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::validation(
+            "the body must be a JSON object: {\"input\": …, \"labels\": {…}}",
+            Vec::new(),
+        ));
+    };
+    let input = body.remove("input").ok_or_else(|| {
+        ApiError::validation(
+            "the body has no \"input\" member",
+            vec![FieldError::new("", "is required")],
+        )
+    })?;
+    let labels = match body.remove("labels") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(map)) => {
+            let mut labels = BTreeMap::new();
+            for (key, value) in map {
+                let Value::String(value) = value else {
+                    return Err(ApiError::validation(
+                        format!("label {key:?} must have a string value"),
+                        Vec::new(),
+                    ));
+                };
+                if key.is_empty() || key.contains(':') {
+                    return Err(ApiError::validation(
+                        format!("label key {key:?} must be non-empty and contain no ':'"),
+                        Vec::new(),
+                    ));
+                }
+                labels.insert(key, value);
+            }
+            labels
+        }
+        Some(_) => {
+            return Err(ApiError::validation(
+                "labels must be an object of strings",
+                Vec::new(),
+            ))
+        }
+    };
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::validation(
+            format!("a job may carry at most {MAX_LABELS} labels"),
+            Vec::new(),
+        ));
+    }
+    Ok((input, labels))
+}
+
+/// `POST /v1/services/{id-or-name}/jobs`
+pub(super) async fn submit(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let wait = prefer::wait_seconds(&headers).map_err(ApiError::bad_request)?;
+    let service = app
+        .runner
+        .store()
+        .find_service(tenant.as_str(), &id)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("there is no service with id or name {id:?}"))
+        })?;
+    let handler = app.registry.handler(&service.id).ok_or_else(|| {
+        ApiError::unavailable(format!(
+            "service {} has no handler in this server process",
+            service.name
+        ))
+    })?;
+    let bytes = read_body(body, &headers, app.max_body_bytes).await?;
+    let (input, labels) = parse_submit(&bytes)?;
+    let errors = schema::validate(&service.input_schema, &input);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            format!(
+                "the input does not match the input schema of {}",
+                service.name
+            ),
+            errors,
+        ));
+    }
+    let mut rx = app
+        .runner
+        .submit(tenant.as_str(), &service, handler, input, labels)
+        .map_err(|e| match e {
+            SubmitError::RateLimited(_) => ApiError::rate_limited(e.to_string()),
+            SubmitError::ShuttingDown => ApiError::unavailable(e.to_string()),
+            SubmitError::Store(e) => ApiError::from(e),
+            SubmitError::Random(e) => {
+                tracing::error!(error = %e, "no randomness for a job id");
+                ApiError::internal()
+            }
+        })?;
+    let applied = wait.map(|w| app.cap_wait(w));
+    if let Some(seconds) = applied.filter(|s| *s > 0) {
+        // Err (timeout, or a sender gone) just means: answer with the job as it stands.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(seconds),
+            rx.wait_for(|job| job.status.is_terminal()),
+        )
+        .await;
+    }
+    let job = rx.borrow().clone();
+    let status = if job.status.is_terminal() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    job_response(status, &job, true, applied)
+}
+
+/// `GET /v1/jobs/{id}`, honouring `Prefer: wait=N`.
+pub(super) async fn get_job(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let wait = prefer::wait_seconds(&headers).map_err(ApiError::bad_request)?;
+    let applied = wait.map(|w| app.cap_wait(w));
+    if let Some(seconds) = applied.filter(|s| *s > 0) {
+        // Only unfinished jobs can be watched; a finished one is answered at once.
+        if let Some(mut rx) = app.runner.watch(tenant.as_str(), &id) {
+            let initial = rx.borrow_and_update().status.clone();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(seconds),
+                rx.wait_for(|job| job.status != initial || job.status.is_terminal()),
+            )
+            .await;
+        }
+    }
+    let job = app
+        .runner
+        .get(tenant.as_str(), &id)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
+    job_response(StatusCode::OK, &job, false, applied)
+}
+
+/// `POST /v1/jobs/{id}/cancel`
+pub(super) async fn cancel(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let job = app
+        .runner
+        .cancel(tenant.as_str(), &id)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
+    job_response(StatusCode::OK, &job, false, None)
+}
+
+/// `GET /v1/jobs?service&status&label&limit&cursor`, newest first.
+///
+/// `service` is an id or a name; `status` one of the five statuses; `label=key:value` may
+/// be repeated, and a job must carry every label asked for.
+pub(super) async fn list_jobs(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    uri: Uri,
+) -> Result<Response> {
+    let query = Query::parse(uri.query())?;
+    let limit = query.limit()?;
+    let before = query
+        .get("cursor")
+        .map(|c| decode_cursor(CursorKind::Jobs, c))
+        .transpose()?;
+    let store = app.runner.store();
+    let service_id = match query.get("service") {
+        // An unknown service is no error for a filter: it simply matches no job.
+        Some(s) => Some(
+            store
+                .find_service(tenant.as_str(), s)?
+                .map_or_else(|| s.to_owned(), |svc| svc.id),
+        ),
+        None => None,
+    };
+    let status = match query.get("status") {
+        Some(s) => match s.parse::<JobStatus>() {
+            Ok(JobStatus::Unknown(_)) | Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "status must be one of queued, running, succeeded, failed, cancelled, not {s:?}"
+                )))
+            }
+            Ok(status) => Some(status.as_str().to_owned()),
+        },
+        None => None,
+    };
+    let labels = query
+        .all("label")
+        .map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| ApiError::bad_request(format!("label must be key:value, not {l:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rows = store.list_jobs(
+        tenant.as_str(),
+        &JobQuery {
+            service_id,
+            status,
+            labels,
+            before,
+            limit: limit + 1,
+        },
+    )?;
+    page_response(rows, limit, &query, "/v1/jobs", CursorKind::Jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn submit_bodies() {
+        let (input, labels) =
+            parse_submit(br#"{"input": {"a": 1}, "labels": {"env": "dev"}}"#).unwrap();
+        assert_eq!(input, json!({"a": 1}));
+        assert_eq!(labels.get("env").map(String::as_str), Some("dev"));
+        let (input, _) = parse_submit(br#"{"input": null, "extra": 1}"#).unwrap();
+        assert_eq!(input, Value::Null);
+
+        for (body, status, code) in [
+            (&b"{"[..], 400, "bad_request"),
+            (b"", 400, "bad_request"),
+            (b"[1]", 422, "validation_failed"),
+            (b"{}", 422, "validation_failed"),
+            (br#"{"input": 1, "labels": []}"#, 422, "validation_failed"),
+            (
+                br#"{"input": 1, "labels": {"a": 1}}"#,
+                422,
+                "validation_failed",
+            ),
+            (
+                br#"{"input": 1, "labels": {"a:b": "c"}}"#,
+                422,
+                "validation_failed",
+            ),
+        ] {
+            let err = parse_submit(body).unwrap_err();
+            assert_eq!(
+                err.problem().status,
+                status,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(err.problem().code, code);
+        }
+        let err = parse_submit(b"{\"input\": [1,,]}").unwrap_err();
+        assert!(err
+            .problem()
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("line 1 column"));
+    }
+}

@@ -1,0 +1,291 @@
+//! `jobwire-server`: the reference jobwire server as a program.
+//!
+//! Serves on `127.0.0.1:7878` with a durable store in `./jobwire-data` unless told
+//! otherwise; prints its URL (and the token, when it generated one); stops cleanly on
+//! Ctrl-C or SIGTERM. Run `jobwire-server --help` for the flags.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jobwire_server::{spawn, ServerConfig, DEFAULT_TENANT};
+
+const USAGE: &str = "\
+jobwire-server: the reference server of the jobwire API
+
+USAGE:
+    jobwire-server [OPTIONS]
+
+OPTIONS:
+    --addr ADDR            listen on ADDR (default 127.0.0.1:7878)          [env JOBWIRE_ADDR]
+    --data-dir DIR         keep data in DIR/jobwire.db (default ./jobwire-data) [env JOBWIRE_DATA_DIR]
+    --memory               keep data in memory only (lost on exit)
+    --token TOKEN[=TENANT] accept `Authorization: Bearer TOKEN` for TENANT (default tenant
+                           \"default\"); repeatable. Without any token, a random one is
+                           generated and printed.                            [env JOBWIRE_TOKENS=t1=tenant1,t2=tenant2]
+    -h, --help             print this help
+
+Flags win over environment variables; --token flags replace JOBWIRE_TOKENS.
+Log level: JOBWIRE_LOG=error|warn|info|debug|trace (default info), on stderr.";
+
+/// What the command line and environment asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Cli {
+    addr: SocketAddr,
+    /// `None`: in memory.
+    data_dir: Option<PathBuf>,
+    tokens: Vec<(String, String)>,
+}
+
+/// `TOKEN[=TENANT]`.
+fn parse_token(spec: &str) -> Result<(String, String), String> {
+    let (token, tenant) = spec.split_once('=').unwrap_or((spec, DEFAULT_TENANT));
+    let (token, tenant) = (token.trim(), tenant.trim());
+    if token.is_empty() || tenant.is_empty() {
+        return Err(format!(
+            "a token must look like TOKEN or TOKEN=TENANT, not {spec:?}"
+        ));
+    }
+    Ok((token.to_owned(), tenant.to_owned()))
+}
+
+/// Parses the arguments (without the program name) and the environment; `Ok(None)` means
+/// help was asked for.
+fn parse(
+    args: impl IntoIterator<Item = String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Cli>, String> {
+    let mut addr: Option<String> = None;
+    let mut data_dir: Option<PathBuf> = None;
+    let mut memory = false;
+    let mut tokens = Vec::new();
+
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--addr" => addr = Some(value("--addr")?),
+            "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
+            "--memory" if inline.is_none() => memory = true,
+            "--token" => tokens.push(parse_token(&value("--token")?)?),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if memory && data_dir.is_some() {
+        return Err("--memory and --data-dir exclude each other".into());
+    }
+
+    let addr = addr
+        .or_else(|| env("JOBWIRE_ADDR"))
+        .unwrap_or_else(|| "127.0.0.1:7878".into());
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("{addr:?} is not an address like 127.0.0.1:7878"))?;
+    let data_dir = if memory {
+        None
+    } else {
+        Some(
+            data_dir
+                .or_else(|| env("JOBWIRE_DATA_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("./jobwire-data")),
+        )
+    };
+    if tokens.is_empty() {
+        if let Some(list) = env("JOBWIRE_TOKENS") {
+            for spec in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                tokens.push(parse_token(spec)?);
+            }
+        }
+    }
+    Ok(Some(Cli {
+        addr,
+        data_dir,
+        tokens,
+    }))
+}
+
+fn init_logging() {
+    let level = match std::env::var("JOBWIRE_LOG").as_deref() {
+        Ok("error") => tracing::Level::ERROR,
+        Ok("warn") => tracing::Level::WARN,
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM on Unix).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let generated_token = cli.tokens.is_empty();
+    let mut config = ServerConfig::new().addr(cli.addr);
+    config = match &cli.data_dir {
+        Some(dir) => config.data_dir(dir.clone()),
+        None => config.memory(),
+    };
+    for (token, tenant) in cli.tokens {
+        config = config.token(token, tenant);
+    }
+    let server = match spawn(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("jobwire-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "jobwire-server {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        server.url()
+    );
+    match &cli.data_dir {
+        Some(dir) => println!("data: {}", dir.join("jobwire.db").display()),
+        None => println!("data: in memory (lost on exit)"),
+    }
+    if generated_token {
+        println!("token (tenant \"{DEFAULT_TENANT}\"): {}", server.token());
+    }
+    stop_requested().await;
+    println!("stopping");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let cli = match parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(Some(cli)) => cli,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("jobwire-server: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("jobwire-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cli(args: &[&str], env: &[(&str, &str)]) -> Result<Option<Cli>, String> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(args.iter().map(|s| s.to_string()), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(
+            cli(&[], &[]).unwrap().unwrap(),
+            Cli {
+                addr: "127.0.0.1:7878".parse().unwrap(),
+                data_dir: Some(PathBuf::from("./jobwire-data")),
+                tokens: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let env = [
+            ("JOBWIRE_ADDR", "0.0.0.0:1"),
+            ("JOBWIRE_DATA_DIR", "/env"),
+            ("JOBWIRE_TOKENS", "e1=te, e2"),
+        ];
+        let from_env = cli(&[], &env).unwrap().unwrap();
+        assert_eq!(from_env.addr, "0.0.0.0:1".parse().unwrap());
+        assert_eq!(from_env.data_dir, Some(PathBuf::from("/env")));
+        assert_eq!(
+            from_env.tokens,
+            [("e1".into(), "te".into()), ("e2".into(), "default".into())]
+        );
+
+        let flags = cli(
+            &[
+                "--addr",
+                "127.0.0.1:9",
+                "--memory",
+                "--token=a=ta",
+                "--token",
+                "b",
+            ],
+            &env,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(flags.addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(flags.data_dir, None);
+        assert_eq!(
+            flags.tokens,
+            [("a".into(), "ta".into()), ("b".into(), "default".into())]
+        );
+        let dir = cli(&["--data-dir=/x"], &env).unwrap().unwrap();
+        assert_eq!(dir.data_dir, Some(PathBuf::from("/x")));
+    }
+
+    #[test]
+    fn errors_and_help() {
+        assert_eq!(cli(&["--help"], &[]), Ok(None));
+        assert_eq!(cli(&["-h"], &[]), Ok(None));
+        for bad in [
+            &["--addr"][..],
+            &["--addr", "nope"],
+            &["--bogus"],
+            &["--memory", "--data-dir", "x"],
+            &["--token", "=tenant"],
+            &["--token", "tok="],
+            &["--memory=yes"],
+        ] {
+            assert!(cli(bad, &[]).is_err(), "{bad:?}");
+        }
+    }
+}

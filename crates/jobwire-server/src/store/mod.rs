@@ -1,0 +1,444 @@
+//! Where services, jobs and events are kept: the [`Store`] trait and its two
+//! implementations, [`SqliteStore`] (durable, the binary's default) and [`MemoryStore`].
+//!
+//! The trait is synchronous and small on purpose. Each call is one short transaction
+//! (microseconds on SQLite in WAL mode with `synchronous=NORMAL`, which does not fsync on
+//! commit), so callers on the event loop call it directly rather than paying a thread hop.
+//! A networked engine (PostgreSQL shared by several replicas) would make the trait async;
+//! that is a later step, and every caller already goes through this one seam.
+
+mod memory;
+mod sqlite;
+
+use std::fmt;
+
+use jobwire_core::{Job, Service};
+use serde_json::Value;
+
+pub(crate) use memory::MemoryStore;
+pub(crate) use sqlite::SqliteStore;
+
+/// A storage failure: the database could not be opened, read or written.
+///
+/// The message says what was being done; the source is the underlying error.
+#[derive(Debug)]
+pub struct StoreError {
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StoreError {
+    pub(crate) fn new(context: impl Into<String>) -> Self {
+        StoreError {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "store: {}: {source}", self.context),
+            None => write!(f, "store: {}", self.context),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The kinds of job event (the `event:` field of the SSE stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    /// The job's status changed: `{"job_id", "status"}`.
+    Status,
+    /// The job reported progress: `{"job_id", "fraction", "message"}`.
+    Progress,
+    /// A log line: `{"job_id", "line"}`.
+    Log,
+    /// A partial output chunk: `{"job_id", "chunk"}`.
+    Output,
+    /// The job is terminal: the job itself plus `job_id`; always a job's last event.
+    Done,
+}
+
+impl EventKind {
+    /// The wire name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Status => "status",
+            EventKind::Progress => "progress",
+            EventKind::Log => "log",
+            EventKind::Output => "output",
+            EventKind::Done => "done",
+        }
+    }
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NewEvent {
+    /// The job it is about.
+    pub job_id: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The event's JSON object; carries `job_id`.
+    pub data: Value,
+    /// RFC 3339 time it happened.
+    pub created_at: String,
+}
+
+/// A recorded event, with its sequence id (increasing, never reused).
+#[derive(Debug, Clone, PartialEq)]
+#[allow(dead_code)] // read by the event streams (next step) and by tests
+pub(crate) struct Event {
+    /// Sequence id: increasing, unique; the SSE `id:`.
+    pub seq: i64,
+    /// The job it is about.
+    pub job_id: String,
+    /// `status`, `progress`, `log`, `output` or `done`.
+    pub kind: String,
+    /// The event's JSON object.
+    pub data: Value,
+    /// RFC 3339 time it happened.
+    pub created_at: String,
+}
+
+/// Which services to list, after which position.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServiceQuery {
+    /// Only the service with this exact name.
+    pub name: Option<String>,
+    /// Only services with a sequence number above this (the cursor).
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// Which jobs to list, newest first, before which position.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JobQuery {
+    /// Only jobs of this service id.
+    pub service_id: Option<String>,
+    /// Only jobs with this status.
+    pub status: Option<String>,
+    /// Only jobs carrying every one of these labels.
+    pub labels: Vec<(String, String)>,
+    /// Only jobs with a sequence number below this (the cursor).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The storage seam of the server.
+///
+/// Services are either global (`tenant` `None`: the built-ins, visible to every tenant) or
+/// belong to one tenant. Jobs and events always belong to one tenant, and every read is
+/// scoped by it: a tenant never reads another's jobs. Sequence numbers of services, jobs
+/// and events only grow and are never reused, which is what makes cursors stable.
+pub(crate) trait Store: Send + Sync + 'static {
+    /// Inserts a service, or replaces the one with the same id.
+    fn upsert_service(&self, tenant: Option<&str>, service: &Service) -> Result<(), StoreError>;
+
+    /// The service with this id or name that `tenant` can see.
+    fn find_service(&self, tenant: &str, id_or_name: &str) -> Result<Option<Service>, StoreError>;
+
+    /// Services `tenant` can see, oldest first, with their sequence numbers.
+    fn list_services(
+        &self,
+        tenant: &str,
+        query: &ServiceQuery,
+    ) -> Result<Vec<(i64, Service)>, StoreError>;
+
+    /// Inserts a new job and its first events in one transaction; returns its sequence
+    /// number.
+    fn insert_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<i64, StoreError>;
+
+    /// Replaces a job's state and records events about it, in one transaction.
+    fn update_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<(), StoreError>;
+
+    /// Records events (for example log lines) without changing the job.
+    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<(), StoreError>;
+
+    /// One job of `tenant`.
+    fn get_job(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Jobs of `tenant`, newest first, with their sequence numbers.
+    fn list_jobs(&self, tenant: &str, query: &JobQuery) -> Result<Vec<(i64, Job)>, StoreError>;
+
+    /// Every job of every tenant that is `queued` or `running`, as `(tenant, job)`.
+    fn unfinished_jobs(&self) -> Result<Vec<(String, Job)>, StoreError>;
+
+    /// Events of `tenant` with a sequence id above `after`, oldest first.
+    #[allow(dead_code)] // read by the event streams (next step) and by tests
+    fn events_after(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Flushes what needs flushing before the process exits.
+    fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Whether a job with these labels passes the label filter.
+pub(crate) fn labels_match(
+    job_labels: &std::collections::BTreeMap<String, String>,
+    wanted: &[(String, String)],
+) -> bool {
+    wanted
+        .iter()
+        .all(|(k, v)| job_labels.get(k).is_some_and(|have| have == v))
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every store must have, run against each implementation.
+
+    use super::*;
+    use jobwire_core::JobStatus;
+    use serde_json::json;
+
+    fn service(id: &str, name: &str) -> Service {
+        Service::new(id, name, json!({}), "2026-01-01T00:00:00.000Z")
+    }
+
+    fn job(id: &str, service_id: &str, labels: &[(&str, &str)]) -> Job {
+        let mut job = Job::new(id, service_id, JobStatus::Queued);
+        job.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        job
+    }
+
+    fn event(job_id: &str, kind: EventKind) -> NewEvent {
+        NewEvent {
+            job_id: job_id.into(),
+            kind,
+            data: json!({ "job_id": job_id }),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    /// Runs the whole contract against `store`, which must be empty.
+    pub(crate) fn run(store: &dyn Store) {
+        services(store);
+        jobs(store);
+        events(store);
+    }
+
+    fn services(store: &dyn Store) {
+        store.upsert_service(None, &service("svc_a", "a")).unwrap();
+        store.upsert_service(None, &service("svc_b", "b")).unwrap();
+        store
+            .upsert_service(Some("t2"), &service("svc_t2", "mine"))
+            .unwrap();
+        // Replacing keeps the position.
+        let mut a2 = service("svc_a", "a");
+        a2.description = "new".into();
+        store.upsert_service(None, &a2).unwrap();
+
+        assert_eq!(
+            store.find_service("t1", "a").unwrap().unwrap().description,
+            "new"
+        );
+        assert_eq!(
+            store.find_service("t1", "svc_b").unwrap().unwrap().name,
+            "b"
+        );
+        assert!(store.find_service("t1", "mine").unwrap().is_none());
+        assert!(store.find_service("t2", "mine").unwrap().is_some());
+        assert!(store.find_service("t1", "zzz").unwrap().is_none());
+
+        let all = store
+            .list_services(
+                "t1",
+                &ServiceQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let names: Vec<_> = all.iter().map(|(_, s)| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let after_first = store
+            .list_services(
+                "t1",
+                &ServiceQuery {
+                    after: Some(all[0].0),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(after_first.len(), 1);
+        assert_eq!(after_first[0].1.name, "b");
+        let by_name = store
+            .list_services(
+                "t2",
+                &ServiceQuery {
+                    name: Some("mine".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(by_name.len(), 1);
+    }
+
+    fn jobs(store: &dyn Store) {
+        let s1 = store
+            .insert_job("t1", &job("job_1", "svc_a", &[("env", "dev")]), &[])
+            .unwrap();
+        let s2 = store
+            .insert_job("t1", &job("job_2", "svc_b", &[("env", "prod")]), &[])
+            .unwrap();
+        let s3 = store
+            .insert_job("t2", &job("job_3", "svc_a", &[]), &[])
+            .unwrap();
+        assert!(s1 < s2 && s2 < s3);
+
+        assert!(
+            store.get_job("t2", "job_1").unwrap().is_none(),
+            "tenant isolation"
+        );
+        let mut j1 = store.get_job("t1", "job_1").unwrap().unwrap();
+        assert_eq!(j1.labels.get("env").map(String::as_str), Some("dev"));
+        j1.status = JobStatus::Running;
+        store.update_job("t1", &j1, &[]).unwrap();
+        assert_eq!(
+            store.get_job("t1", "job_1").unwrap().unwrap().status,
+            JobStatus::Running
+        );
+
+        let q = |f: JobQuery| -> Vec<String> {
+            store
+                .list_jobs("t1", &JobQuery { limit: 10, ..f })
+                .unwrap()
+                .into_iter()
+                .map(|(_, j)| j.id)
+                .collect()
+        };
+        assert_eq!(q(JobQuery::default()), ["job_2", "job_1"]);
+        assert_eq!(
+            q(JobQuery {
+                before: Some(s2),
+                ..Default::default()
+            }),
+            ["job_1"]
+        );
+        assert_eq!(
+            q(JobQuery {
+                service_id: Some("svc_b".into()),
+                ..Default::default()
+            }),
+            ["job_2"]
+        );
+        assert_eq!(
+            q(JobQuery {
+                status: Some("running".into()),
+                ..Default::default()
+            }),
+            ["job_1"]
+        );
+        assert_eq!(
+            q(JobQuery {
+                labels: vec![("env".into(), "prod".into())],
+                ..Default::default()
+            }),
+            ["job_2"]
+        );
+        assert!(q(JobQuery {
+            labels: vec![("env".into(), "x".into())],
+            ..Default::default()
+        })
+        .is_empty());
+        assert_eq!(
+            store
+                .list_jobs(
+                    "t1",
+                    &JobQuery {
+                        limit: 1,
+                        ..Default::default()
+                    }
+                )
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let mut unfinished: Vec<_> = store
+            .unfinished_jobs()
+            .unwrap()
+            .into_iter()
+            .map(|(t, j)| (t, j.id))
+            .collect();
+        unfinished.sort();
+        assert_eq!(
+            unfinished,
+            [
+                ("t1".to_string(), "job_1".to_string()),
+                ("t1".to_string(), "job_2".to_string()),
+                ("t2".to_string(), "job_3".to_string())
+            ]
+        );
+    }
+
+    fn events(store: &dyn Store) {
+        let mut j = job("job_e", "svc_a", &[]);
+        store
+            .insert_job("t1", &j, &[event("job_e", EventKind::Status)])
+            .unwrap();
+        store
+            .append_events(
+                "t1",
+                &[
+                    event("job_e", EventKind::Log),
+                    event("job_e", EventKind::Output),
+                ],
+            )
+            .unwrap();
+        j.status = JobStatus::Succeeded;
+        store
+            .update_job(
+                "t1",
+                &j,
+                &[
+                    event("job_e", EventKind::Status),
+                    event("job_e", EventKind::Done),
+                ],
+            )
+            .unwrap();
+        store
+            .append_events("t2", &[event("job_x", EventKind::Log)])
+            .unwrap();
+
+        let all = store.events_after("t1", 0, 100).unwrap();
+        let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["status", "log", "output", "status", "done"]);
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(all[0].data["job_id"], "job_e");
+        let rest = store.events_after("t1", all[2].seq, 100).unwrap();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(store.events_after("t1", 0, 2).unwrap().len(), 2);
+        assert_eq!(store.events_after("t2", 0, 100).unwrap().len(), 1);
+    }
+}
