@@ -1,0 +1,197 @@
+//! The client: settings, a shared transport, and the one drive loop every call uses.
+//! It mirrors `jobwire`'s client call for call; only the waiting differs.
+
+use std::sync::Arc;
+
+use jobwire_core::endpoint::{Endpoint, GetHealth, GetJob, GetService, SubmitJob};
+use jobwire_core::outcome::{input_value, job_result};
+use jobwire_core::transport::Transport;
+use jobwire_core::{ClientConfig, Error, Health, SubmitOptions};
+use jobwire_ureq::UreqTransport;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::job::JobHandle;
+use crate::list::{JobList, ServiceList};
+use crate::service::ServiceHandle;
+
+/// A jobwire client. Cheap to clone: clones share settings and one connection pool, so
+/// build it once and hand clones to tasks.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), jobwire_blocking::Error> {
+/// let client = jobwire_blocking::Client::from_env()?;
+/// let out: serde_json::Value = client.run("echo", &serde_json::json!({"hi": 1}))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    transport: Arc<dyn Transport>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`Client`]; from [`Client::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let client = jobwire_blocking::Client::builder()
+///     .base_url("http://127.0.0.1:7878")
+///     .token("secret")
+///     .timeout(Duration::from_secs(10))
+///     .build()?;
+/// # let _ = client;
+/// # Ok::<(), jobwire_blocking::Error>(())
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    config: ClientConfig,
+    transport: Option<Arc<dyn Transport>>,
+}
+
+impl ClientBuilder {
+    jobwire_core::__client_config_setters!(config);
+
+    /// Send every request through `transport` instead of the default hyper client: a
+    /// proxy, a test double, another HTTP stack. Every SDK feature works on top of it.
+    pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let config = self.config.validate()?;
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(
+                UreqTransport::builder()
+                    .connect_timeout(config.connect_timeout_value())
+                    .build(),
+            ),
+        };
+        Ok(Client {
+            inner: Arc::new(Inner { config, transport }),
+        })
+    }
+}
+
+impl Client {
+    /// Settings to build a client from, starting from the defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            config: ClientConfig::default(),
+            transport: None,
+        }
+    }
+
+    /// A client for `JOBWIRE_URL` (default `http://127.0.0.1:7878`) with the token in
+    /// `JOBWIRE_TOKEN`.
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder {
+            config: ClientConfig::from_env(),
+            transport: None,
+        }
+        .build()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Sends one endpoint's request and parses its answer: the drive loop under every
+    /// call, public so a caller can use an endpoint the client has no method for.
+    pub fn execute<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
+        let config = &self.inner.config;
+        let request = endpoint.request(config)?;
+        let (head, body) = self.inner.transport.send(request)?.into_parts();
+        let body = body
+            .read_to_bytes(config.body_limit())
+            
+            .map_err(|e| e.into_error(head.status))?;
+        endpoint.parse(http::Response::from_parts(head, body))
+    }
+
+    /// Whether the server is up, and its version.
+    pub fn health(&self) -> Result<Health, Error> {
+        self.execute(&GetHealth)
+    }
+
+    /// A service by id (`svc_…`) or by name.
+    pub fn service(&self, id_or_name: &str) -> Result<ServiceHandle, Error> {
+        let service = self.execute(&GetService::new(id_or_name))?;
+        Ok(ServiceHandle::new(self.clone(), service))
+    }
+
+    /// The services this client can use: `.items()` iterates over them all, `.page()` fetches
+    /// one page.
+    pub fn services(&self) -> ServiceList {
+        ServiceList::new(self.clone())
+    }
+
+    /// The jobs this client's tenant ran, newest first, with filters.
+    pub fn jobs(&self) -> JobList {
+        JobList::new(self.clone())
+    }
+
+    /// A job by id, as it stands now.
+    pub fn job(&self, id: &str) -> Result<JobHandle, Error> {
+        let job = self.execute(&GetJob::new(id))?;
+        Ok(JobHandle::new(self.clone(), job))
+    }
+
+    /// Submits a job of `service` (id or name) on `input` without waiting for it.
+    pub fn submit<I: Serialize + ?Sized>(
+        &self,
+        service: &str,
+        input: &I,
+    ) -> Result<JobHandle, Error> {
+        self.submit_with(service, input, SubmitOptions::default())
+            
+    }
+
+    /// Submits with options: a server-side wait, labels, an idempotency key.
+    pub fn submit_with<I: Serialize + ?Sized>(
+        &self,
+        service: &str,
+        input: &I,
+        options: SubmitOptions,
+    ) -> Result<JobHandle, Error> {
+        let endpoint = SubmitJob::new(service, input_value(input)?, options);
+        let job = self.execute(&endpoint)?;
+        Ok(JobHandle::new(self.clone(), job))
+    }
+
+    /// Submits a job and waits for its result in one call; a job that fails or is
+    /// cancelled is an [`Error::JobFailed`] or [`Error::JobCancelled`].
+    ///
+    /// The submit itself asks the server to hold the answer for up to one long-poll,
+    /// so a quick job costs one round trip.
+    pub fn run<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        input: &I,
+    ) -> Result<O, Error> {
+        let wait = self.inner.config.long_poll_max();
+        let wait = match self.inner.config.default_wait_timeout() {
+            Some(limit) => wait.min(limit),
+            None => wait,
+        };
+        let options = SubmitOptions::default().wait(wait);
+        let mut job = self.submit_with(service, input, options)?;
+        job.wait()?;
+        job_result(job.job())
+    }
+}

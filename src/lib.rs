@@ -1,0 +1,1 @@
+//! Holds the workspace-level integration tests (`tests/`) and examples (`examples/`).
