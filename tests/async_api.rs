@@ -49,7 +49,12 @@ async fn lookup_by_id_and_name_and_schema() {
 async fn submit_and_result_typed_and_untyped() {
     let (server, client) = server_and_client().await;
     let sleep = client.service("sleep").await.unwrap();
-    let mut job = sleep.submit(&Sleep { duration_seconds: 0.05 }).await.unwrap();
+    let mut job = sleep
+        .submit(&Sleep {
+            duration_seconds: 0.05,
+        })
+        .await
+        .unwrap();
     assert!(job.id().starts_with("job_"));
     let typed: Slept = job.result().await.unwrap();
     assert_eq!(typed, Slept { slept: 0.05 });
@@ -57,7 +62,12 @@ async fn submit_and_result_typed_and_untyped() {
 
     let untyped: Value = client.run("echo", &json!({"a": [1, 2]})).await.unwrap();
     assert_eq!(untyped, json!({"a": [1, 2]}));
-    let typed_run: Slept = sleep.run(&Sleep { duration_seconds: 0.0 }).await.unwrap();
+    let typed_run: Slept = sleep
+        .run(&Sleep {
+            duration_seconds: 0.0,
+        })
+        .await
+        .unwrap();
     assert_eq!(typed_run.slept, 0.0);
     server.shutdown().await;
 }
@@ -84,7 +94,12 @@ async fn wait_on_a_sleep_job_and_refresh() {
     let (server, client) = server_and_client().await;
     let started = Instant::now();
     let mut job = client
-        .submit("sleep", &Sleep { duration_seconds: 0.5 })
+        .submit(
+            "sleep",
+            &Sleep {
+                duration_seconds: 0.5,
+            },
+        )
         .await
         .unwrap();
     assert!(!job.status().is_terminal());
@@ -93,13 +108,21 @@ async fn wait_on_a_sleep_job_and_refresh() {
     assert_eq!(done.status, JobStatus::Succeeded);
     let took = started.elapsed();
     // Long-poll wakes on completion, not after a poll interval.
-    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     assert!(job.is_finished().await.unwrap());
     assert_eq!(job.refresh().await.unwrap().status, JobStatus::Succeeded);
 
     // A deadline shorter than the job is a Timeout, and the job goes on.
     let mut slow = client
-        .submit("sleep", &Sleep { duration_seconds: 5.0 })
+        .submit(
+            "sleep",
+            &Sleep {
+                duration_seconds: 5.0,
+            },
+        )
         .await
         .unwrap();
     let err = slow.wait_for(Duration::from_millis(300)).await.unwrap_err();
@@ -112,14 +135,22 @@ async fn wait_on_a_sleep_job_and_refresh() {
 async fn cancel_is_seen_by_result() {
     let (server, client) = server_and_client().await;
     let mut job = client
-        .submit("sleep", &Sleep { duration_seconds: 30.0 })
+        .submit(
+            "sleep",
+            &Sleep {
+                duration_seconds: 30.0,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(job.cancel().await.unwrap().status, JobStatus::Cancelled);
     // Idempotent.
     assert_eq!(job.cancel().await.unwrap().status, JobStatus::Cancelled);
     let err = job.result::<Value>().await.unwrap_err();
-    assert!(matches!(err, Error::JobCancelled { ref job_id } if job_id == job.id()), "{err:?}");
+    assert!(
+        matches!(err, Error::JobCancelled { ref job_id } if job_id == job.id()),
+        "{err:?}"
+    );
     server.shutdown().await;
 }
 
@@ -130,16 +161,28 @@ async fn errors_match_by_variant() {
         Err(Error::NotFound { problem }) => assert_eq!(problem.code, "not_found"),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert!(matches!(client.job("job_nope").await, Err(Error::NotFound { .. })));
-    match client.submit("sleep", &json!({"duration_seconds": "long"})).await {
+    assert!(matches!(
+        client.job("job_nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    match client
+        .submit("sleep", &json!({"duration_seconds": "long"}))
+        .await
+    {
         Err(Error::Api { status, problem }) => {
             assert_eq!(status, 422);
             assert_eq!(problem.code, "validation_failed");
-            assert!(problem.errors.iter().any(|e| e.pointer == "/duration_seconds"));
+            assert!(problem
+                .errors
+                .iter()
+                .any(|e| e.pointer == "/duration_seconds"));
         }
         other => panic!("expected Api 422, got {other:?}"),
     }
-    match client.run::<_, Value>("fail", &json!({"message": "boom"})).await {
+    match client
+        .run::<_, Value>("fail", &json!({"message": "boom"}))
+        .await
+    {
         Err(Error::JobFailed { error, .. }) => assert_eq!(error.message, "boom"),
         other => panic!("expected JobFailed, got {other:?}"),
     }
@@ -153,7 +196,11 @@ async fn auth_failure_is_unauthorized() {
     let (server, _) = server_and_client().await;
     for client in [
         Client::builder().base_url(server.url()).build().unwrap(),
-        Client::builder().base_url(server.url()).token("wrong").build().unwrap(),
+        Client::builder()
+            .base_url(server.url())
+            .token("wrong")
+            .build()
+            .unwrap(),
     ] {
         match client.service("echo").await {
             Err(Error::Unauthorized { problem }) => assert_eq!(problem.status, 401),
@@ -168,12 +215,20 @@ async fn pagination_over_many_pages_skips_and_repeats_nothing() {
     let (server, client) = server_and_client().await;
     let mut submitted = HashSet::new();
     for i in 0..23 {
-        let opts = SubmitOptions::default().label("batch", "p1").wait(Duration::from_secs(5));
-        let job = client.submit_with("echo", &json!({"i": i}), opts).await.unwrap();
+        let opts = SubmitOptions::default()
+            .label("batch", "p1")
+            .wait(Duration::from_secs(5));
+        let job = client
+            .submit_with("echo", &json!({"i": i}), opts)
+            .await
+            .unwrap();
         submitted.insert(job.id().to_owned());
     }
     // Noise that the filter must leave out.
-    client.run::<_, Value>("echo", &json!({"other": true})).await.unwrap();
+    client
+        .run::<_, Value>("echo", &json!({"other": true}))
+        .await
+        .unwrap();
 
     let listed: Vec<jobwire::Job> = client
         .jobs()
@@ -191,7 +246,13 @@ async fn pagination_over_many_pages_skips_and_repeats_nothing() {
     assert_eq!(listed.first().unwrap().input, json!({"i": 22}));
 
     // One page, then the next from its cursor.
-    let first = client.jobs().label("batch", "p1").limit(10).page().await.unwrap();
+    let first = client
+        .jobs()
+        .label("batch", "p1")
+        .limit(10)
+        .page()
+        .await
+        .unwrap();
     assert_eq!(first.items.len(), 10);
     let cursor = first.next_cursor.clone().unwrap();
     let second = client
@@ -205,8 +266,13 @@ async fn pagination_over_many_pages_skips_and_repeats_nothing() {
     assert_eq!(second.items.len(), 10);
     assert!(second.items.iter().all(|j| !first.items.contains(j)));
 
-    let services: Vec<jobwire::Service> =
-        client.services().limit(2).items().try_collect().await.unwrap();
+    let services: Vec<jobwire::Service> = client
+        .services()
+        .limit(2)
+        .items()
+        .try_collect()
+        .await
+        .unwrap();
     let names: HashSet<String> = services.into_iter().map(|s| s.name).collect();
     for name in ["echo", "sleep", "fail", "steps", "digest"] {
         assert!(names.contains(name), "{name} missing from {names:?}");

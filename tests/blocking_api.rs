@@ -48,7 +48,11 @@ fn lookup_by_id_and_name_and_schema() {
 fn submit_and_result_typed_and_untyped() {
     let (server, client) = server_and_client();
     let sleep = client.service("sleep").unwrap();
-    let mut job = sleep.submit(&Sleep { duration_seconds: 0.05 }).unwrap();
+    let mut job = sleep
+        .submit(&Sleep {
+            duration_seconds: 0.05,
+        })
+        .unwrap();
     assert!(job.id().starts_with("job_"));
     let typed: Slept = job.result().unwrap();
     assert_eq!(typed, Slept { slept: 0.05 });
@@ -56,7 +60,11 @@ fn submit_and_result_typed_and_untyped() {
 
     let untyped: Value = client.run("echo", &json!({"a": [1, 2]})).unwrap();
     assert_eq!(untyped, json!({"a": [1, 2]}));
-    let typed_run: Slept = sleep.run(&Sleep { duration_seconds: 0.0 }).unwrap();
+    let typed_run: Slept = sleep
+        .run(&Sleep {
+            duration_seconds: 0.0,
+        })
+        .unwrap();
     assert_eq!(typed_run.slept, 0.0);
     server.shutdown();
 }
@@ -70,7 +78,6 @@ fn submit_with_wait_finishes_in_the_first_answer() {
             &json!({"x": 1}),
             SubmitOptions::default().wait(Duration::from_secs(5)),
         )
-        
         .unwrap();
     // The 200 carried the finished job: no second request needed to know it.
     assert_eq!(job.status(), &JobStatus::Succeeded);
@@ -83,8 +90,12 @@ fn wait_on_a_sleep_job_and_refresh() {
     let (server, client) = server_and_client();
     let started = Instant::now();
     let mut job = client
-        .submit("sleep", &Sleep { duration_seconds: 0.5 })
-        
+        .submit(
+            "sleep",
+            &Sleep {
+                duration_seconds: 0.5,
+            },
+        )
         .unwrap();
     assert!(!job.status().is_terminal());
     assert!(!job.is_finished().unwrap());
@@ -92,14 +103,21 @@ fn wait_on_a_sleep_job_and_refresh() {
     assert_eq!(done.status, JobStatus::Succeeded);
     let took = started.elapsed();
     // Long-poll wakes on completion, not after a poll interval.
-    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     assert!(job.is_finished().unwrap());
     assert_eq!(job.refresh().unwrap().status, JobStatus::Succeeded);
 
     // A deadline shorter than the job is a Timeout, and the job goes on.
     let mut slow = client
-        .submit("sleep", &Sleep { duration_seconds: 5.0 })
-        
+        .submit(
+            "sleep",
+            &Sleep {
+                duration_seconds: 5.0,
+            },
+        )
         .unwrap();
     let err = slow.wait_for(Duration::from_millis(300)).unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
@@ -111,14 +129,21 @@ fn wait_on_a_sleep_job_and_refresh() {
 fn cancel_is_seen_by_result() {
     let (server, client) = server_and_client();
     let mut job = client
-        .submit("sleep", &Sleep { duration_seconds: 30.0 })
-        
+        .submit(
+            "sleep",
+            &Sleep {
+                duration_seconds: 30.0,
+            },
+        )
         .unwrap();
     assert_eq!(job.cancel().unwrap().status, JobStatus::Cancelled);
     // Idempotent.
     assert_eq!(job.cancel().unwrap().status, JobStatus::Cancelled);
     let err = job.result::<Value>().unwrap_err();
-    assert!(matches!(err, Error::JobCancelled { ref job_id } if job_id == job.id()), "{err:?}");
+    assert!(
+        matches!(err, Error::JobCancelled { ref job_id } if job_id == job.id()),
+        "{err:?}"
+    );
     server.shutdown();
 }
 
@@ -129,12 +154,18 @@ fn errors_match_by_variant() {
         Err(Error::NotFound { problem }) => assert_eq!(problem.code, "not_found"),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert!(matches!(client.job("job_nope"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        client.job("job_nope"),
+        Err(Error::NotFound { .. })
+    ));
     match client.submit("sleep", &json!({"duration_seconds": "long"})) {
         Err(Error::Api { status, problem }) => {
             assert_eq!(status, 422);
             assert_eq!(problem.code, "validation_failed");
-            assert!(problem.errors.iter().any(|e| e.pointer == "/duration_seconds"));
+            assert!(problem
+                .errors
+                .iter()
+                .any(|e| e.pointer == "/duration_seconds"));
         }
         other => panic!("expected Api 422, got {other:?}"),
     }
@@ -152,7 +183,11 @@ fn auth_failure_is_unauthorized() {
     let (server, _) = server_and_client();
     for client in [
         Client::builder().base_url(server.url()).build().unwrap(),
-        Client::builder().base_url(server.url()).token("wrong").build().unwrap(),
+        Client::builder()
+            .base_url(server.url())
+            .token("wrong")
+            .build()
+            .unwrap(),
     ] {
         match client.service("echo") {
             Err(Error::Unauthorized { problem }) => assert_eq!(problem.status, 401),
@@ -167,12 +202,16 @@ fn pagination_over_many_pages_skips_and_repeats_nothing() {
     let (server, client) = server_and_client();
     let mut submitted = HashSet::new();
     for i in 0..23 {
-        let opts = SubmitOptions::default().label("batch", "p1").wait(Duration::from_secs(5));
+        let opts = SubmitOptions::default()
+            .label("batch", "p1")
+            .wait(Duration::from_secs(5));
         let job = client.submit_with("echo", &json!({"i": i}), opts).unwrap();
         submitted.insert(job.id().to_owned());
     }
     // Noise that the filter must leave out.
-    client.run::<_, Value>("echo", &json!({"other": true})).unwrap();
+    client
+        .run::<_, Value>("echo", &json!({"other": true}))
+        .unwrap();
 
     let listed: Vec<jobwire_blocking::Job> = client
         .jobs()
@@ -198,13 +237,16 @@ fn pagination_over_many_pages_skips_and_repeats_nothing() {
         .limit(10)
         .cursor(cursor)
         .page()
-        
         .unwrap();
     assert_eq!(second.items.len(), 10);
     assert!(second.items.iter().all(|j| !first.items.contains(j)));
 
-    let services: Vec<jobwire_blocking::Service> =
-        client.services().limit(2).items().collect::<Result<_, _>>().unwrap();
+    let services: Vec<jobwire_blocking::Service> = client
+        .services()
+        .limit(2)
+        .items()
+        .collect::<Result<_, _>>()
+        .unwrap();
     let names: HashSet<String> = services.into_iter().map(|s| s.name).collect();
     for name in ["echo", "sleep", "fail", "steps", "digest"] {
         assert!(names.contains(name), "{name} missing from {names:?}");
@@ -216,7 +258,6 @@ fn pagination_over_many_pages_skips_and_repeats_nothing() {
         .service("echo")
         .limit(1000)
         .page()
-        
         .unwrap();
     assert_eq!(succeeded.items.len(), 24);
     server.shutdown();

@@ -23,22 +23,29 @@ fn async_and_blocking_in_one_program() {
     // The async facade, in a runtime of its own, awaits the same job.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (url, token) = (server.url(), server.token().to_owned());
-    let from_async: Value = runtime.block_on(async move {
-        let client = jobwire::Client::builder().base_url(url).token(token).build()?;
-        let mut job = client.job(&id).await?;
-        let out: Value = job.result().await?;
-        // The same error type, matched the same way.
-        match client.service("missing").await {
-            Err(Error::NotFound { .. }) => {}
-            other => panic!("expected NotFound, got {other:?}"),
-        }
-        Ok::<_, Error>(out)
-    })
-    .unwrap();
+    let from_async: Value = runtime
+        .block_on(async move {
+            let client = jobwire::Client::builder()
+                .base_url(url)
+                .token(token)
+                .build()?;
+            let mut job = client.job(&id).await?;
+            let out: Value = job.result().await?;
+            // The same error type, matched the same way.
+            match client.service("missing").await {
+                Err(Error::NotFound { .. }) => {}
+                other => panic!("expected NotFound, got {other:?}"),
+            }
+            Ok::<_, Error>(out)
+        })
+        .unwrap();
     let from_blocking: Value = submitted.result().unwrap();
     assert_eq!(from_async, json!({"slept": 0.2}));
     assert_eq!(from_async, from_blocking);
-    assert!(matches!(blocking.service("missing"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        blocking.service("missing"),
+        Err(Error::NotFound { .. })
+    ));
     drop(runtime);
     server.shutdown();
 }

@@ -21,7 +21,9 @@ async fn async_closure_transport_sees_every_request() {
     let (c, p) = (count.clone(), paths.clone());
     let counting = move |req: http::Request<Bytes>| {
         c.fetch_add(1, Ordering::SeqCst);
-        p.lock().unwrap().push(format!("{} {}", req.method(), req.uri().path()));
+        p.lock()
+            .unwrap()
+            .push(format!("{} {}", req.method(), req.uri().path()));
         inner.send(req)
     };
     let client = jobwire::Client::builder()
@@ -36,18 +38,40 @@ async fn async_closure_transport_sees_every_request() {
     // run = one submit that waited on the server: one request in all.
     assert_eq!(count.load(Ordering::SeqCst), 1);
 
-    let mut job = client.submit("sleep", &json!({"duration_seconds": 0.3})).await.unwrap();
+    let mut job = client
+        .submit("sleep", &json!({"duration_seconds": 0.3}))
+        .await
+        .unwrap();
     job.wait().await.unwrap();
-    let services: Vec<jobwire::Service> =
-        client.services().limit(2).items().try_collect().await.unwrap();
+    let services: Vec<jobwire::Service> = client
+        .services()
+        .limit(2)
+        .items()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(services.len(), 5);
-    assert!(matches!(client.job("job_missing").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        client.job("job_missing").await,
+        Err(Error::NotFound { .. })
+    ));
 
     let paths = paths.lock().unwrap().clone();
     assert_eq!(count.load(Ordering::SeqCst), paths.len());
     // submit + at least one long-poll + 3 pages + the 404.
-    assert!(paths.iter().filter(|p| p.starts_with("GET /v1/jobs/job_")).count() >= 2, "{paths:?}");
-    assert_eq!(paths.iter().filter(|p| *p == "GET /v1/services").count(), 3, "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .filter(|p| p.starts_with("GET /v1/jobs/job_"))
+            .count()
+            >= 2,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| *p == "GET /v1/services").count(),
+        3,
+        "{paths:?}"
+    );
     server.shutdown().await;
 }
 
@@ -70,8 +94,12 @@ fn blocking_closure_transport_sees_every_request() {
     let out: Value = client.run("echo", &json!({"n": 2})).unwrap();
     assert_eq!(out, json!({"n": 2}));
     assert_eq!(count.load(Ordering::SeqCst), 1);
-    let all: Vec<jobwire_blocking::Service> =
-        client.services().limit(2).items().collect::<Result<_, _>>().unwrap();
+    let all: Vec<jobwire_blocking::Service> = client
+        .services()
+        .limit(2)
+        .items()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(all.len(), 5);
     assert_eq!(count.load(Ordering::SeqCst), 4);
     server.shutdown();

@@ -119,7 +119,6 @@ impl Client {
         let (head, body) = self.inner.transport.send(request)?.into_parts();
         let body = body
             .read_to_bytes(config.body_limit())
-            
             .map_err(|e| e.into_error(head.status))?;
         endpoint.parse(http::Response::from_parts(head, body))
     }
@@ -159,7 +158,6 @@ impl Client {
         input: &I,
     ) -> Result<JobHandle, Error> {
         self.submit_with(service, input, SubmitOptions::default())
-            
     }
 
     /// Submits with options: a server-side wait, labels, an idempotency key.

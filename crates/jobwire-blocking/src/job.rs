@@ -86,10 +86,7 @@ impl JobHandle {
                         std::thread::sleep(pause);
                     }
                     let sent = Instant::now();
-                    let job = self
-                        .client
-                        .execute(&GetJob::new(&self.job.id).wait(wait))
-                        ?;
+                    let job = self.client.execute(&GetJob::new(&self.job.id).wait(wait))?;
                     waiter.observe(wait, sent.elapsed(), job.status != self.job.status);
                     self.job = job;
                 }

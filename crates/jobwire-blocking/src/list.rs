@@ -35,9 +35,7 @@ impl ServiceList {
 
     /// One page, with the cursor to the next.
     pub fn page(&self) -> Result<Page<Service>, Error> {
-        self.client
-            .execute(&ListServices::page(&self.query, None))
-            
+        self.client.execute(&ListServices::page(&self.query, None))
     }
 
     /// Every matching service, page after page, as an `Iterator`.
@@ -89,7 +87,9 @@ impl JobList {
     pub fn items(self) -> impl Iterator<Item = Result<Job, Error>> + Send + 'static {
         let start = self.query.start_cursor().map(str::to_owned);
         let query = self.query;
-        paginate(self.client, start, move |cursor| ListJobs::page(&query, cursor))
+        paginate(self.client, start, move |cursor| {
+            ListJobs::page(&query, cursor)
+        })
     }
 }
 

@@ -58,16 +58,11 @@ impl ServiceHandle {
         input: &I,
         options: SubmitOptions,
     ) -> Result<JobHandle, Error> {
-        self.client
-            .submit_with(&self.service.id, input, options)
-            
+        self.client.submit_with(&self.service.id, input, options)
     }
 
     /// Submits a job and waits for its typed result.
-    pub fn run<I: Serialize + ?Sized, O: DeserializeOwned>(
-        &self,
-        input: &I,
-    ) -> Result<O, Error> {
+    pub fn run<I: Serialize + ?Sized, O: DeserializeOwned>(&self, input: &I) -> Result<O, Error> {
         self.client.run(&self.service.id, input)
     }
 }

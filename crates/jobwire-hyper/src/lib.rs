@@ -37,7 +37,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, RequestTimeout};
 use jobwire_core::{TransportError, TransportErrorKind};
 
-
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A pooled hyper client that jobwire sends its requests through. Cheap to clone: clones
@@ -229,4 +228,3 @@ impl Stream for IncomingStream {
         }
     }
 }
-

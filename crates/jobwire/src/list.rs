@@ -85,14 +85,18 @@ impl JobList {
 
     /// One page, with the cursor to the next.
     pub async fn page(&self) -> Result<Page<Job>, Error> {
-        self.client.execute(&ListJobs::page(&self.query, None)).await
+        self.client
+            .execute(&ListJobs::page(&self.query, None))
+            .await
     }
 
     /// Every matching job, page after page, as a `Stream`.
     pub fn items(self) -> impl Stream<Item = Result<Job, Error>> + Send + 'static {
         let start = self.query.start_cursor().map(str::to_owned);
         let query = self.query;
-        paginate(self.client, start, move |cursor| ListJobs::page(&query, cursor))
+        paginate(self.client, start, move |cursor| {
+            ListJobs::page(&query, cursor)
+        })
     }
 }
 
