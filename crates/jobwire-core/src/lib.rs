@@ -42,6 +42,8 @@
 pub mod config;
 pub mod endpoint;
 pub mod error;
+#[doc(hidden)]
+pub mod facade;
 pub mod model;
 pub mod outcome;
 pub mod paging;

@@ -2,17 +2,12 @@
 
 use std::sync::Arc;
 
-use jobwire_core::endpoint::{Endpoint, GetHealth, GetJob, GetService, SubmitJob};
-use jobwire_core::outcome::{input_value, job_result};
+use jobwire_core::endpoint::Endpoint;
 use jobwire_core::transport::AsyncTransport;
-use jobwire_core::{ClientConfig, Error, Health, SubmitOptions};
+use jobwire_core::{ClientConfig, Error};
 use jobwire_hyper::HyperTransport;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-use crate::job::JobHandle;
-use crate::list::{JobList, ServiceList};
-use crate::service::ServiceHandle;
+use crate::{JobHandle, JobList, ServiceHandle, ServiceList};
 
 /// A jobwire client. Cheap to clone: clones share settings and one connection pool, so
 /// build it once and hand clones to tasks.
@@ -122,75 +117,6 @@ impl Client {
             .map_err(|e| e.into_error(head.status))?;
         endpoint.parse(http::Response::from_parts(head, body))
     }
-
-    /// Whether the server is up, and its version.
-    pub async fn health(&self) -> Result<Health, Error> {
-        self.execute(&GetHealth).await
-    }
-
-    /// A service by id (`svc_…`) or by name.
-    pub async fn service(&self, id_or_name: &str) -> Result<ServiceHandle, Error> {
-        let service = self.execute(&GetService::new(id_or_name)).await?;
-        Ok(ServiceHandle::new(self.clone(), service))
-    }
-
-    /// The services this client can use: `.items()` streams them all, `.page()` fetches
-    /// one page.
-    pub fn services(&self) -> ServiceList {
-        ServiceList::new(self.clone())
-    }
-
-    /// The jobs this client's tenant ran, newest first, with filters.
-    pub fn jobs(&self) -> JobList {
-        JobList::new(self.clone())
-    }
-
-    /// A job by id, as it stands now.
-    pub async fn job(&self, id: &str) -> Result<JobHandle, Error> {
-        let job = self.execute(&GetJob::new(id)).await?;
-        Ok(JobHandle::new(self.clone(), job))
-    }
-
-    /// Submits a job of `service` (id or name) on `input` without waiting for it.
-    pub async fn submit<I: Serialize + ?Sized>(
-        &self,
-        service: &str,
-        input: &I,
-    ) -> Result<JobHandle, Error> {
-        self.submit_with(service, input, SubmitOptions::default())
-            .await
-    }
-
-    /// Submits with options: a server-side wait, labels, an idempotency key.
-    pub async fn submit_with<I: Serialize + ?Sized>(
-        &self,
-        service: &str,
-        input: &I,
-        options: SubmitOptions,
-    ) -> Result<JobHandle, Error> {
-        let endpoint = SubmitJob::new(service, input_value(input)?, options);
-        let job = self.execute(&endpoint).await?;
-        Ok(JobHandle::new(self.clone(), job))
-    }
-
-    /// Submits a job and waits for its result in one call; a job that fails or is
-    /// cancelled is an [`Error::JobFailed`] or [`Error::JobCancelled`].
-    ///
-    /// The submit itself asks the server to hold the answer for up to one long-poll,
-    /// so a quick job costs one round trip.
-    pub async fn run<I: Serialize + ?Sized, O: DeserializeOwned>(
-        &self,
-        service: &str,
-        input: &I,
-    ) -> Result<O, Error> {
-        let wait = self.inner.config.long_poll_max();
-        let wait = match self.inner.config.default_wait_timeout() {
-            Some(limit) => wait.min(limit),
-            None => wait,
-        };
-        let options = SubmitOptions::default().wait(wait);
-        let mut job = self.submit_with(service, input, options).await?;
-        job.wait().await?;
-        job_result(job.job())
-    }
 }
+
+jobwire_core::__facade_methods!(async, sleep = tokio::time::sleep);

@@ -1,0 +1,232 @@
+//! The facades' shared surface, written once and stamped into `jobwire` (async) and
+//! `jobwire-blocking` (sync) by an explicit `macro_rules!`: the `async` arm adds
+//! `async`/`.await`, the `blocking` arm leaves them out. No feature flag picks the
+//! mode, so both facades can live in one binary.
+//!
+//! A facade defines `Client` (with `execute`, its drive loop, and `config`),
+//! `ServiceHandle { client, service }` and `JobHandle { client, job }`, then invokes
+//! `jobwire_core::__facade_methods!(async, sleep = tokio::time::sleep);` or
+//! `jobwire_core::__facade_methods!(blocking, sleep = std::thread::sleep);`.
+
+/// Stamps the methods of `Client`, `ServiceHandle` and `JobHandle` (see the module docs).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __facade_methods {
+    (async, sleep = $($sleep:ident)::+) => {
+        $crate::__facade_methods!(@emit [async] [.await] [$($sleep)::+]);
+    };
+    (blocking, sleep = $($sleep:ident)::+) => {
+        $crate::__facade_methods!(@emit [] [] [$($sleep)::+]);
+    };
+    (@emit [$($async:tt)*] [$($await:tt)*] [$($sleep:tt)*]) => {
+        impl Client {
+            /// Whether the server is up, and its version.
+            pub $($async)* fn health(&self) -> Result<$crate::Health, $crate::Error> {
+                self.execute(&$crate::endpoint::GetHealth) $($await)*
+            }
+
+            /// A service by id (`svc_…`) or by name.
+            pub $($async)* fn service(&self, id_or_name: &str) -> Result<ServiceHandle, $crate::Error> {
+                let service = self.execute(&$crate::endpoint::GetService::new(id_or_name)) $($await)* ?;
+                Ok(ServiceHandle { client: self.clone(), service })
+            }
+
+            /// The services this client can use: `.items()` walks them all, page by
+            /// page; `.page()` fetches one page.
+            pub fn services(&self) -> ServiceList {
+                ServiceList::new(self.clone())
+            }
+
+            /// The jobs of this client's tenant, newest first, with filters.
+            pub fn jobs(&self) -> JobList {
+                JobList::new(self.clone())
+            }
+
+            /// A job by id, as it stands now.
+            pub $($async)* fn job(&self, id: &str) -> Result<JobHandle, $crate::Error> {
+                let job = self.execute(&$crate::endpoint::GetJob::new(id)) $($await)* ?;
+                Ok(JobHandle { client: self.clone(), job })
+            }
+
+            /// Submits a job of `service` (id or name) on `input` (a serde type or a
+            /// `serde_json::Value`) without waiting for it.
+            pub $($async)* fn submit<I: serde::Serialize + ?Sized>(
+                &self,
+                service: &str,
+                input: &I,
+            ) -> Result<JobHandle, $crate::Error> {
+                self.submit_with(service, input, $crate::SubmitOptions::default()) $($await)*
+            }
+
+            /// Submits with options: a server-side wait, labels, an idempotency key.
+            pub $($async)* fn submit_with<I: serde::Serialize + ?Sized>(
+                &self,
+                service: &str,
+                input: &I,
+                options: $crate::SubmitOptions,
+            ) -> Result<JobHandle, $crate::Error> {
+                let input = $crate::outcome::input_value(input)?;
+                let endpoint = $crate::endpoint::SubmitJob::new(service, input, options);
+                let job = self.execute(&endpoint) $($await)* ?;
+                Ok(JobHandle { client: self.clone(), job })
+            }
+
+            /// Submits a job and waits for its result in one call; a job that fails or
+            /// is cancelled is an [`Error::JobFailed`]($crate::Error::JobFailed) or
+            /// [`Error::JobCancelled`]($crate::Error::JobCancelled).
+            ///
+            /// The submit asks the server to hold its answer for up to one long-poll,
+            /// so a quick job costs one round trip.
+            pub $($async)* fn run<I: serde::Serialize + ?Sized, O: serde::de::DeserializeOwned>(
+                &self,
+                service: &str,
+                input: &I,
+            ) -> Result<O, $crate::Error> {
+                let config = self.config();
+                let wait = match config.default_wait_timeout() {
+                    Some(limit) => config.long_poll_max().min(limit),
+                    None => config.long_poll_max(),
+                };
+                let options = $crate::SubmitOptions::default().wait(wait);
+                let mut job = self.submit_with(service, input, options) $($await)* ?;
+                job.wait() $($await)* ?;
+                $crate::outcome::job_result(job.job())
+            }
+        }
+
+        impl ServiceHandle {
+            /// The service's id (`svc_…`).
+            pub fn id(&self) -> &str {
+                &self.service.id
+            }
+
+            /// The service's unique name.
+            pub fn name(&self) -> &str {
+                &self.service.name
+            }
+
+            /// The JSON Schema every input is validated against.
+            pub fn input_schema(&self) -> &serde_json::Value {
+                &self.service.input_schema
+            }
+
+            /// Everything the server said about the service.
+            pub fn info(&self) -> &$crate::Service {
+                &self.service
+            }
+
+            /// Submits a job on `input` (a serde type or a `serde_json::Value`) without
+            /// waiting.
+            pub $($async)* fn submit<I: serde::Serialize + ?Sized>(&self, input: &I) -> Result<JobHandle, $crate::Error> {
+                self.client.submit(&self.service.id, input) $($await)*
+            }
+
+            /// Submits with options: a server-side wait, labels, an idempotency key.
+            pub $($async)* fn submit_with<I: serde::Serialize + ?Sized>(
+                &self,
+                input: &I,
+                options: $crate::SubmitOptions,
+            ) -> Result<JobHandle, $crate::Error> {
+                self.client.submit_with(&self.service.id, input, options) $($await)*
+            }
+
+            /// Submits a job and waits for its typed result.
+            pub $($async)* fn run<I: serde::Serialize + ?Sized, O: serde::de::DeserializeOwned>(
+                &self,
+                input: &I,
+            ) -> Result<O, $crate::Error> {
+                self.client.run(&self.service.id, input) $($await)*
+            }
+        }
+
+        impl JobHandle {
+            /// The job's id (`job_…`).
+            pub fn id(&self) -> &str {
+                &self.job.id
+            }
+
+            /// The status as last seen; sends nothing.
+            pub fn status(&self) -> &$crate::JobStatus {
+                &self.job.status
+            }
+
+            /// The whole job as last seen; sends nothing.
+            pub fn job(&self) -> &$crate::Job {
+                &self.job
+            }
+
+            /// Fetches the job's current state.
+            pub $($async)* fn refresh(&mut self) -> Result<&$crate::Job, $crate::Error> {
+                self.job = self.client.execute(&$crate::endpoint::GetJob::new(&self.job.id)) $($await)* ?;
+                Ok(&self.job)
+            }
+
+            /// Whether the job has finished; asks the server only while the cached
+            /// state says it has not.
+            pub $($async)* fn is_finished(&mut self) -> Result<bool, $crate::Error> {
+                if !self.job.is_finished() {
+                    self.refresh() $($await)* ?;
+                }
+                Ok(self.job.is_finished())
+            }
+
+            /// Waits until the job is terminal (bounded by the client's `wait_timeout`,
+            /// if set) and returns it, whatever its outcome.
+            pub $($async)* fn wait(&mut self) -> Result<&$crate::Job, $crate::Error> {
+                let deadline = self
+                    .client
+                    .config()
+                    .default_wait_timeout()
+                    .map(|t| std::time::Instant::now() + t);
+                self.wait_until(deadline) $($await)*
+            }
+
+            /// Waits at most `timeout` for the job to be terminal;
+            /// [`Error::Timeout`]($crate::Error::Timeout) otherwise.
+            pub $($async)* fn wait_for(&mut self, timeout: std::time::Duration) -> Result<&$crate::Job, $crate::Error> {
+                self.wait_until(Some(std::time::Instant::now() + timeout)) $($await)*
+            }
+
+            /// The wait drive loop: the core's [`Waiter`]($crate::wait::Waiter) decides,
+            /// this sends.
+            $($async)* fn wait_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
+                use $crate::wait::{WaitStep, Waiter};
+                let mut waiter = Waiter::new(deadline, self.client.config().long_poll_max());
+                loop {
+                    match waiter.next(std::time::Instant::now(), &self.job.status) {
+                        WaitStep::Poll { pause, wait } => {
+                            if !pause.is_zero() {
+                                $($sleep)*(pause) $($await)*;
+                            }
+                            let sent = std::time::Instant::now();
+                            let endpoint = $crate::endpoint::GetJob::new(&self.job.id).wait(wait);
+                            let job = self.client.execute(&endpoint) $($await)* ?;
+                            waiter.observe(wait, sent.elapsed(), job.status != self.job.status);
+                            self.job = job;
+                        }
+                        WaitStep::Finished => return Ok(&self.job),
+                        WaitStep::TimedOut => {
+                            return Err($crate::Error::Timeout {
+                                what: format!("job {} to finish (still {})", self.job.id, self.job.status),
+                            })
+                        }
+                        _ => return Err($crate::Error::Protocol("unknown wait step".into())),
+                    }
+                }
+            }
+
+            /// Waits for the job and decodes its output as `T` (or `serde_json::Value`).
+            pub $($async)* fn result<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, $crate::Error> {
+                self.wait() $($await)* ?;
+                $crate::outcome::job_result(&self.job)
+            }
+
+            /// Asks the server to cancel the job (idempotent) and returns it as it now
+            /// stands.
+            pub $($async)* fn cancel(&mut self) -> Result<&$crate::Job, $crate::Error> {
+                self.job = self.client.execute(&$crate::endpoint::CancelJob::new(&self.job.id)) $($await)* ?;
+                Ok(&self.job)
+            }
+        }
+    };
+}
