@@ -69,6 +69,30 @@ impl Problem {
         }
     }
 
+    /// The API's problem code for an HTTP status, for an error answer that came without
+    /// a problem body (from a proxy, say).
+    ///
+    /// ```
+    /// assert_eq!(jobwire_core::Problem::code_for_status(404), "not_found");
+    /// assert_eq!(jobwire_core::Problem::code_for_status(418), "bad_request");
+    /// assert_eq!(jobwire_core::Problem::code_for_status(502), "internal");
+    /// ```
+    pub fn code_for_status(status: u16) -> &'static str {
+        match status {
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            409 => "conflict",
+            410 => "gone",
+            413 => "payload_too_large",
+            422 => "validation_failed",
+            429 => "rate_limited",
+            503 => "unavailable",
+            400..=499 => "bad_request",
+            _ => "internal",
+        }
+    }
+
     /// The same problem with a detail.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());

@@ -138,19 +138,7 @@ pub fn error_from_response(response: &http::Response<Bytes>, now: SystemTime) ->
 }
 
 fn synthesized_problem(status: http::StatusCode, body: &Bytes) -> Problem {
-    let code = match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        409 => "conflict",
-        410 => "gone",
-        413 => "payload_too_large",
-        422 => "validation_failed",
-        429 => "rate_limited",
-        503 => "unavailable",
-        _ => "internal",
-    };
+    let code = Problem::code_for_status(status.as_u16());
     let title = status.canonical_reason().unwrap_or("Unexpected status");
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

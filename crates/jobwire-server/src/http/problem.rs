@@ -133,19 +133,7 @@ impl IntoResponse for ApiError {
 
 /// The code of a problem made for an error response that did not come with one.
 fn code_for(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        409 => "conflict",
-        410 => "gone",
-        413 => "payload_too_large",
-        422 => "validation_failed",
-        429 => "rate_limited",
-        503 => "unavailable",
-        400..=499 => "bad_request",
-        _ => "internal",
-    }
+    Problem::code_for_status(status.as_u16())
 }
 
 /// Writes the body of an error response: the pending problem with `request_id` set, or,
