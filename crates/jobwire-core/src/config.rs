@@ -14,6 +14,13 @@ pub const ENV_URL: &str = "JOBWIRE_URL";
 /// Environment variable holding the bearer token.
 pub const ENV_TOKEN: &str = "JOBWIRE_TOKEN";
 
+/// The longest timeout a setting accepts: long enough for any job, short enough that
+/// adding it to `Instant::now()` cannot overflow.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+/// The longest single long-poll the SDK asks for: the server's cap in API.md.
+pub const MAX_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything a client needs to know besides its transport.
 ///
 /// Build it with the setters (each returns the changed config), then [`validate`]
@@ -191,12 +198,22 @@ impl ClientConfig {
         if http::HeaderValue::from_str(&self.user_agent).is_err() {
             return Err(Error::invalid("user agent", "must be visible ASCII"));
         }
-        if self.timeout.is_zero() || self.long_poll.is_zero() {
-            return Err(Error::invalid(
-                "timeout",
-                "timeouts and the long-poll length must be greater than zero",
-            ));
+        for (what, d) in [
+            ("timeout", Some(self.timeout)),
+            ("connect timeout", Some(self.connect_timeout)),
+            ("long poll", Some(self.long_poll)),
+            ("wait timeout", self.wait_timeout),
+        ] {
+            if d.is_some_and(|d| d.is_zero() || d > MAX_DURATION) {
+                return Err(Error::invalid(
+                    what,
+                    format!("must be more than zero and at most {MAX_DURATION:?}"),
+                ));
+            }
         }
+        // The server caps `Prefer: wait` (API.md: 60 s); asking longer would make every
+        // honest answer look early to the waiter.
+        self.long_poll = self.long_poll.min(MAX_LONG_POLL);
         self.base_url = trimmed;
         Ok(self)
     }
@@ -323,6 +340,32 @@ mod tests {
         assert!(ClientConfig::default().token("").validate().is_err());
         let c = ClientConfig::default().token("s3cret").validate().unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        let year_and_more = MAX_DURATION + Duration::from_secs(1);
+        assert!(ClientConfig::default()
+            .timeout(Duration::ZERO)
+            .validate()
+            .is_err());
+        assert!(ClientConfig::default()
+            .timeout(Duration::MAX)
+            .validate()
+            .is_err());
+        assert!(ClientConfig::default()
+            .wait_timeout(year_and_more)
+            .validate()
+            .is_err());
+        assert!(ClientConfig::default()
+            .connect_timeout(Duration::ZERO)
+            .validate()
+            .is_err());
+        let c = ClientConfig::default()
+            .long_poll(Duration::from_secs(600))
+            .validate()
+            .unwrap();
+        assert_eq!(c.long_poll_max(), MAX_LONG_POLL);
     }
 
     #[test]

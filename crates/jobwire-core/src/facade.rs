@@ -83,13 +83,13 @@ macro_rules! __facade_methods {
                 input: &I,
             ) -> Result<O, $crate::Error> {
                 let config = self.config();
-                let wait = match config.default_wait_timeout() {
-                    Some(limit) => config.long_poll_max().min(limit),
-                    None => config.long_poll_max(),
-                };
+                // One deadline covers the submit's server-side wait and the waiting after.
+                let limit = config.default_wait_timeout();
+                let deadline = limit.and_then(|t| std::time::Instant::now().checked_add(t));
+                let wait = limit.map_or(config.long_poll_max(), |t| config.long_poll_max().min(t));
                 let options = $crate::SubmitOptions::default().wait(wait);
                 let mut job = self.submit_with(service, input, options) $($await)* ?;
-                job.wait() $($await)* ?;
+                job.wait_until(deadline) $($await)* ?;
                 $crate::outcome::job_result(job.job())
             }
         }
@@ -177,14 +177,15 @@ macro_rules! __facade_methods {
                     .client
                     .config()
                     .default_wait_timeout()
-                    .map(|t| std::time::Instant::now() + t);
+                    .and_then(|t| std::time::Instant::now().checked_add(t));
                 self.wait_until(deadline) $($await)*
             }
 
             /// Waits at most `timeout` for the job to be terminal;
             /// [`Error::Timeout`]($crate::Error::Timeout) otherwise.
             pub $($async)* fn wait_for(&mut self, timeout: std::time::Duration) -> Result<&$crate::Job, $crate::Error> {
-                self.wait_until(Some(std::time::Instant::now() + timeout)) $($await)*
+                // A timeout too large to add to now is no deadline at all.
+                self.wait_until(std::time::Instant::now().checked_add(timeout)) $($await)*
             }
 
             /// The wait drive loop: the core's [`Waiter`]($crate::wait::Waiter) decides,

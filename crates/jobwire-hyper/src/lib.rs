@@ -137,7 +137,7 @@ impl AsyncTransport for HyperTransport {
         let client = self.client.clone();
         Box::pin(async move {
             let timeout = RequestTimeout::of(&request);
-            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             let pending = client.request(request.map(Full::new));
             let response = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, pending)

@@ -174,6 +174,13 @@ async fn echo_with_wait_answers_200_finished() {
     let again = client.get(&location(&resp)).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.job(), job);
+
+    // Without a wait, even a job that finishes at once is answered 202.
+    for _ in 0..20 {
+        let quick = client.submit("echo", json!(1), None).await;
+        assert_eq!(quick.status, 202);
+        assert_eq!(quick.header("preference-applied"), None);
+    }
     server.shutdown().await;
 }
 

@@ -93,7 +93,9 @@ pub(crate) fn prefer_wait(
     match wait {
         Some(wait) => builder
             .header("prefer", format!("wait={}", wait.as_secs()))
-            .extension(RequestTimeout(config.request_timeout() + wait)),
+            .extension(RequestTimeout(
+                config.request_timeout().saturating_add(wait),
+            )),
         None => builder,
     }
 }

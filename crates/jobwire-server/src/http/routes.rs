@@ -290,7 +290,9 @@ pub(super) async fn submit(
         .await;
     }
     let job = rx.borrow().clone();
-    let status = if job.status.is_terminal() {
+    // 200 only for a job that finished within a wait the client asked for; without one,
+    // even a job that is already done answers 202, as API.md promises.
+    let status = if applied.is_some() && job.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
@@ -378,6 +380,7 @@ pub(super) async fn list_jobs(
         .all("label")
         .map(|l| {
             l.split_once(':')
+                .filter(|(k, _)| !k.is_empty())
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .ok_or_else(|| ApiError::bad_request(format!("label must be key:value, not {l:?}")))
         })
