@@ -1,0 +1,68 @@
+//! The OpenAPI document the server serves is the one in the repository, and every
+//! operation it documents is answered by the server with a documented success status.
+
+use bytes::Bytes;
+use jobwire_blocking::transport::{Transport, UreqTransport};
+use serde_json::{json, Value};
+
+#[test]
+fn every_documented_operation_is_served() {
+    let server =
+        jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new()).unwrap();
+    let transport = UreqTransport::new();
+    let send = |method: &str, path: &str, body: Option<Value>| {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", server.url()))
+            .header("authorization", format!("Bearer {}", server.token()));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let (head, body) = transport
+            .send(req.body(body).unwrap())
+            .unwrap()
+            .into_parts();
+        (head.status, body.read_to_bytes(1 << 20).unwrap())
+    };
+
+    let in_repo: Value =
+        serde_json::from_str(include_str!("../crates/jobwire-server/openapi.json")).unwrap();
+    let (status, served) = send("GET", "/v1/openapi.json", None);
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<Value>(&served).unwrap(), in_repo);
+
+    let job = jobwire_blocking::Client::builder()
+        .base_url(server.url())
+        .token(server.token())
+        .build()
+        .unwrap()
+        .submit("sleep", &json!({"duration_seconds": 30}))
+        .unwrap();
+
+    let mut checked = 0;
+    for (template, item) in in_repo["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+                continue;
+            };
+            let path = template
+                .replace("{id_or_name}", "echo")
+                .replace("{id}", job.id());
+            let body = (method == "post" && path.ends_with("/jobs")).then(|| json!({"input": {}}));
+            let (status, answer) = send(&method.to_uppercase(), &path, body);
+            assert!(
+                status.is_success() && responses.contains_key(status.as_str()),
+                "{method} {template}: {status} not among documented successes {:?}: {}",
+                responses.keys().collect::<Vec<_>>(),
+                String::from_utf8_lossy(&answer)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 8,
+        "the document lists the eight operations of this version"
+    );
+    server.shutdown();
+}
