@@ -48,6 +48,7 @@ pub mod model;
 pub mod outcome;
 pub mod paging;
 pub mod problem;
+pub mod sse;
 pub mod transport;
 pub mod wait;
 

@@ -48,12 +48,19 @@ pub struct ServerConfig {
     pub(crate) max_body_bytes: usize,
     pub(crate) max_wait: Duration,
     pub(crate) max_jobs_in_flight: usize,
+    pub(crate) heartbeat: Duration,
+    pub(crate) event_retention: Duration,
+    pub(crate) subscriber_buffer: usize,
+    pub(crate) max_events_per_job: usize,
+    pub(crate) max_finished_jobs_in_memory: usize,
+    pub(crate) max_h2_streams: u32,
 }
 
 impl ServerConfig {
     /// The defaults: `127.0.0.1:0`, in-memory store, one random token for tenant
     /// `default`, 1 MiB request bodies, waits capped at 60 s, 10 000 jobs in flight per
-    /// tenant.
+    /// tenant, a keep-alive on event streams every 15 s, events kept 1 h after their job
+    /// finished, and 10 000 concurrent HTTP/2 streams per connection.
     pub fn new() -> Self {
         ServerConfig {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -62,6 +69,12 @@ impl ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_wait: Duration::from_secs(60),
             max_jobs_in_flight: 10_000,
+            heartbeat: Duration::from_secs(15),
+            event_retention: Duration::from_secs(3600),
+            subscriber_buffer: 4096,
+            max_events_per_job: 10_000,
+            max_finished_jobs_in_memory: 100_000,
+            max_h2_streams: 10_000,
         }
     }
 
@@ -112,6 +125,49 @@ impl ServerConfig {
         self
     }
 
+    /// How often an idle event stream sends a `: keep-alive` comment, so clients can tell
+    /// a quiet stream from a dead one (default 15 s).
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
+    /// How long the events of a finished job are kept (default 1 h); a background pass
+    /// removes older ones, and a stream can no longer resume from before them (410).
+    /// Events of unfinished jobs are always kept.
+    pub fn event_retention(mut self, window: Duration) -> Self {
+        self.event_retention = window;
+        self
+    }
+
+    /// How many live events one event-stream subscriber may fall behind before it is cut
+    /// off (it then resumes with `Last-Event-ID` from the store); default 4096.
+    pub fn subscriber_buffer(mut self, events: usize) -> Self {
+        self.subscriber_buffer = events;
+        self
+    }
+
+    /// Most progress, log and output events recorded per job (status and done events
+    /// always are); default 10 000.
+    pub fn max_events_per_job(mut self, n: usize) -> Self {
+        self.max_events_per_job = n;
+        self
+    }
+
+    /// Most finished jobs the in-memory store keeps (the oldest go first, with their
+    /// events); default 100 000. The durable store keeps every job.
+    pub fn max_finished_jobs_in_memory(mut self, n: usize) -> Self {
+        self.max_finished_jobs_in_memory = n;
+        self
+    }
+
+    /// Most concurrent HTTP/2 streams one connection may open (default 10 000, far above
+    /// hyper's 200, so long-polls and event streams over one connection do not queue).
+    pub fn max_h2_streams(mut self, n: u32) -> Self {
+        self.max_h2_streams = n;
+        self
+    }
+
     /// Checks the settings that cannot be checked when they are set.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_body_bytes == 0 {
@@ -119,6 +175,12 @@ impl ServerConfig {
         }
         if self.max_jobs_in_flight == 0 {
             return Err("max_jobs_in_flight must be at least 1".into());
+        }
+        if self.heartbeat.is_zero() || self.event_retention.is_zero() {
+            return Err("heartbeat and event_retention must be longer than zero".into());
+        }
+        if self.subscriber_buffer == 0 || self.max_h2_streams == 0 {
+            return Err("subscriber_buffer and max_h2_streams must be at least 1".into());
         }
         for (token, tenant) in &self.tokens {
             if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -150,6 +212,15 @@ impl fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_wait", &self.max_wait)
             .field("max_jobs_in_flight", &self.max_jobs_in_flight)
+            .field("heartbeat", &self.heartbeat)
+            .field("event_retention", &self.event_retention)
+            .field("subscriber_buffer", &self.subscriber_buffer)
+            .field("max_events_per_job", &self.max_events_per_job)
+            .field(
+                "max_finished_jobs_in_memory",
+                &self.max_finished_jobs_in_memory,
+            )
+            .field("max_h2_streams", &self.max_h2_streams)
             .finish()
     }
 }
@@ -170,6 +241,11 @@ mod tests {
     fn validate_rejects_bad_settings() {
         assert!(ServerConfig::new().validate().is_ok());
         assert!(ServerConfig::new().max_body_bytes(0).validate().is_err());
+        assert!(ServerConfig::new()
+            .heartbeat(Duration::ZERO)
+            .validate()
+            .is_err());
+        assert!(ServerConfig::new().max_h2_streams(0).validate().is_err());
         assert!(ServerConfig::new().token("a b", "t").validate().is_err());
         assert!(ServerConfig::new().token("ab", "").validate().is_err());
     }

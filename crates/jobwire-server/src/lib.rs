@@ -58,8 +58,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bus;
 mod config;
 mod http;
+mod retention;
 mod runner;
 mod schema;
 mod services;
@@ -70,7 +72,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -78,8 +83,9 @@ use tokio::task::JoinHandle;
 pub use config::{ServerConfig, DEFAULT_TENANT};
 pub use store::StoreError;
 
+use bus::EventBus;
 use config::Storage;
-use runner::Runner;
+use runner::{Limits, Runner};
 use services::Registry;
 use store::{MemoryStore, SqliteStore, Store};
 
@@ -127,12 +133,20 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .unwrap_or_default();
 
     let store: Arc<dyn Store> = match &config.storage {
-        Storage::Memory => Arc::new(MemoryStore::new()),
+        Storage::Memory => Arc::new(MemoryStore::new(config.max_finished_jobs_in_memory)),
         Storage::Dir(dir) => Arc::new(SqliteStore::open(dir)?),
     };
     let registry = Registry::builtin();
     registry.seed(store.as_ref())?;
-    let runner = Runner::new(store, config.max_jobs_in_flight);
+    let bus = Arc::new(EventBus::new(
+        config.subscriber_buffer,
+        store.last_event_seq()?,
+    ));
+    let limits = Limits {
+        max_in_flight: config.max_jobs_in_flight,
+        max_reports_per_job: config.max_events_per_job,
+    };
+    let runner = Runner::new(store.clone(), bus.clone(), limits);
     let recovered = runner.recover()?;
     if recovered > 0 {
         tracing::warn!(
@@ -151,23 +165,16 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         registry,
         max_body_bytes: config.max_body_bytes,
         max_wait: config.max_wait,
+        heartbeat: config.heartbeat,
     });
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    // Answers are small and latency matters more than packet count: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serve = axum::serve(listener, http::router(app)).with_graceful_shutdown(async move {
-        // A dropped sender stops the server too.
-        let _ = stop_rx.await;
-    });
-    let task = tokio::spawn(async move {
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the server stopped with an error");
-        }
-    });
+    tokio::spawn(retention::run(store, config.event_retention, bus.closed()));
+    let task = tokio::spawn(serve(
+        listener,
+        http::router(app),
+        config.max_h2_streams,
+        stop_rx,
+    ));
     tracing::info!(%addr, "jobwire server listening");
     Ok(ServerHandle {
         addr,
@@ -176,6 +183,49 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         stop: Some(stop_tx),
         task: Some(task),
     })
+}
+
+/// Accepts connections until `stop` fires (or its sender is dropped), serving HTTP/1.1
+/// and HTTP/2 on each, then waits for the open connections to finish.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    max_h2_streams: u32,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(max_h2_streams);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        // Answers are small and latency matters more than packet count: no Nagle delay.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// `http://` URL of a listening address; an unspecified address (`0.0.0.0`, `::`) is
@@ -257,6 +307,8 @@ impl ServerHandle {
             if aborted > 0 {
                 tracing::info!(jobs = aborted, "failed unfinished jobs on shutdown");
             }
+            // After the last `done`: event streams end, so their connections can close.
+            self.runner.bus().close();
         }
     }
 }

@@ -10,7 +10,7 @@
 //! The entry disappears when the job becomes terminal; from then on the store answers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jobwire_core::{Job, JobError, JobStatus, Progress, Service};
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+use crate::bus::EventBus;
 use crate::services::{Handler, HandlerResult};
 use crate::store::{EventKind, NewEvent, Store, StoreError};
 use crate::util::{lock, now_rfc3339, random_id};
@@ -54,9 +55,19 @@ pub(crate) struct Runner {
 
 struct Inner {
     store: Arc<dyn Store>,
+    bus: Arc<EventBus>,
     tables: Mutex<Tables>,
-    max_in_flight: usize,
+    limits: Limits,
     closed: AtomicBool,
+}
+
+/// What one tenant and one job may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Unfinished jobs per tenant.
+    pub max_in_flight: usize,
+    /// Progress, log and output events recorded per job (status and done always are).
+    pub max_reports_per_job: usize,
 }
 
 #[derive(Default)]
@@ -71,6 +82,9 @@ struct Tables {
 pub(crate) struct ActiveJob {
     tenant: String,
     id: String,
+    service_id: String,
+    /// Progress, log and output events asked for so far (recorded or dropped).
+    reports: AtomicUsize,
     state: Mutex<ActiveState>,
     watch: watch::Sender<Job>,
     /// Set when the job becomes terminal, for blocking handlers to notice.
@@ -98,6 +112,9 @@ impl JobContext {
     /// Records progress (`fraction` clamped to 0..=1): updates the job's `progress` and
     /// records a `progress` event.
     pub(crate) fn progress(&self, fraction: f64, message: impl Into<String>) {
+        if !self.runner.allow_report(&self.job) {
+            return;
+        }
         let fraction = if fraction.is_nan() {
             0.0
         } else {
@@ -116,12 +133,18 @@ impl JobContext {
 
     /// Records a `log` event with one line of text.
     pub(crate) fn log(&self, line: impl Into<String>) {
+        if !self.runner.allow_report(&self.job) {
+            return;
+        }
         let data = json!({ "job_id": self.job.id, "line": line.into() });
         self.runner.event(&self.job, EventKind::Log, data);
     }
 
     /// Records an `output` event with a partial output chunk.
     pub(crate) fn output(&self, chunk: impl Into<String>) {
+        if !self.runner.allow_report(&self.job) {
+            return;
+        }
         let data = json!({ "job_id": self.job.id, "chunk": chunk.into() });
         self.runner.event(&self.job, EventKind::Output, data);
     }
@@ -149,12 +172,13 @@ fn done_event(job: &Job) -> (EventKind, Value) {
     (EventKind::Done, data)
 }
 
-fn new_events(job_id: &str, events: Vec<(EventKind, Value)>) -> Vec<NewEvent> {
+fn new_events(job_id: &str, service_id: &str, events: Vec<(EventKind, Value)>) -> Vec<NewEvent> {
     let now = now_rfc3339();
     events
         .into_iter()
         .map(|(kind, data)| NewEvent {
             job_id: job_id.to_owned(),
+            service_id: service_id.to_owned(),
             kind,
             data,
             created_at: now.clone(),
@@ -163,13 +187,14 @@ fn new_events(job_id: &str, events: Vec<(EventKind, Value)>) -> Vec<NewEvent> {
 }
 
 impl Runner {
-    /// A runner over `store`, allowing `max_in_flight` unfinished jobs per tenant.
-    pub(crate) fn new(store: Arc<dyn Store>, max_in_flight: usize) -> Self {
+    /// A runner over `store` that publishes events on `bus`.
+    pub(crate) fn new(store: Arc<dyn Store>, bus: Arc<EventBus>, limits: Limits) -> Self {
         Runner {
             inner: Arc::new(Inner {
                 store,
+                bus,
                 tables: Mutex::new(Tables::default()),
-                max_in_flight,
+                limits,
                 closed: AtomicBool::new(false),
             }),
         }
@@ -178,6 +203,29 @@ impl Runner {
     /// The store jobs are kept in.
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Where recorded events are published.
+    pub(crate) fn bus(&self) -> &Arc<EventBus> {
+        &self.inner.bus
+    }
+
+    /// Whether a job may record one more progress, log or output event. The first one
+    /// past the cap is replaced by a log line saying so; later ones are dropped.
+    fn allow_report(&self, job: &ActiveJob) -> bool {
+        let max = self.inner.limits.max_reports_per_job;
+        let n = job.reports.fetch_add(1, Ordering::AcqRel);
+        if n == max {
+            let line = format!(
+                "this job reached {max} progress, log and output events; later ones are dropped"
+            );
+            self.event(
+                job,
+                EventKind::Log,
+                json!({ "job_id": job.id, "line": line }),
+            );
+        }
+        n < max
     }
 
     /// Marks every job a previous process left `queued` or `running` as `failed`
@@ -192,8 +240,14 @@ impl Runner {
             job.status = JobStatus::Failed;
             job.error = Some(error);
             job.finished_at = Some(now_rfc3339());
-            let events = new_events(&job.id, vec![status_event(&job), done_event(&job)]);
-            store.update_job(tenant, &job, &events)?;
+            let events = new_events(
+                &job.id,
+                &job.service_id,
+                vec![status_event(&job), done_event(&job)],
+            );
+            self.inner.bus.record(tenant, events, |events| {
+                store.update_job(tenant, &job, events)
+            })?;
         }
         Ok(unfinished.len())
     }
@@ -224,8 +278,8 @@ impl Runner {
         }
         let mut tables = lock(&self.inner.tables);
         let count = tables.in_flight.entry(tenant.to_owned()).or_insert(0);
-        if *count >= self.inner.max_in_flight {
-            return Err(SubmitError::RateLimited(self.inner.max_in_flight));
+        if *count >= self.inner.limits.max_in_flight {
+            return Err(SubmitError::RateLimited(self.inner.limits.max_in_flight));
         }
         *count += 1;
         Ok(())
@@ -254,12 +308,14 @@ impl Runner {
         job.input = input.clone();
         job.labels = labels;
         job.created_at = now_rfc3339();
-        let events = new_events(&id, vec![status_event(&job)]);
+        let events = new_events(&id, &service.id, vec![status_event(&job)]);
 
         let (tx, rx) = watch::channel(job.clone());
         let active = Arc::new(ActiveJob {
             tenant: tenant.to_owned(),
             id: id.clone(),
+            service_id: service.id.clone(),
+            reports: AtomicUsize::new(0),
             state: Mutex::new(ActiveState {
                 job: job.clone(),
                 abort: None,
@@ -278,7 +334,11 @@ impl Runner {
                 }
                 tables.active.insert(id.clone(), active.clone());
             }
-            if let Err(e) = self.inner.store.insert_job(tenant, &job, &events) {
+            let stored = self.inner.bus.record(tenant, events, |events| {
+                let (_, seqs) = self.inner.store.insert_job(tenant, &job, events)?;
+                Ok(seqs)
+            });
+            if let Err(e) = stored {
                 lock(&self.inner.tables).active.remove(&id);
                 return Err(e.into());
             }
@@ -344,8 +404,12 @@ impl Runner {
         let Some(events) = change(&mut next) else {
             return false;
         };
-        let events = new_events(&job.id, events);
-        if let Err(e) = self.inner.store.update_job(&job.tenant, &next, &events) {
+        let events = new_events(&job.id, &job.service_id, events);
+        let store = &self.inner.store;
+        let stored = self.inner.bus.record(&job.tenant, events, |events| {
+            store.update_job(&job.tenant, &next, events)
+        });
+        if let Err(e) = stored {
             tracing::error!(job_id = %job.id, error = %e, "cannot persist a job change");
         }
         let terminal = next.status.is_terminal();
@@ -369,8 +433,12 @@ impl Runner {
         if state.job.status.is_terminal() {
             return;
         }
-        let events = new_events(&job.id, vec![(kind, data)]);
-        if let Err(e) = self.inner.store.append_events(&job.tenant, &events) {
+        let events = new_events(&job.id, &job.service_id, vec![(kind, data)]);
+        let store = &self.inner.store;
+        let stored = self.inner.bus.record(&job.tenant, events, |events| {
+            store.append_events(&job.tenant, events)
+        });
+        if let Err(e) = stored {
             tracing::error!(job_id = %job.id, error = %e, "cannot record a job event");
         }
     }
@@ -411,22 +479,45 @@ impl Runner {
         self.active(tenant, id).map(|job| job.watch.subscribe())
     }
 
-    /// The job as it stands now.
-    pub(crate) fn get(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError> {
+    /// The job as it stands now, with its event position: every change of the job that
+    /// this state does not show yet gets an event id above the position.
+    pub(crate) fn get(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
         match self.active(tenant, id) {
-            Some(job) => Ok(Some(lock(&job.state).job.clone())),
-            None => self.inner.store.get_job(tenant, id),
+            Some(job) => {
+                // Both under the job's lock, which every change of the job holds while it
+                // records its events: the position and the state agree.
+                let state = lock(&job.state);
+                Ok(Some((state.job.clone(), self.inner.bus.latest())))
+            }
+            None => Ok(self
+                .inner
+                .store
+                .get_job(tenant, id)?
+                .map(|job| (job, self.inner.bus.latest()))),
         }
     }
 
+    /// [`get`](Self::get) for a job last seen as `seen`: a terminal job changes no more,
+    /// so it is its own answer and only an unfinished one is looked up again.
+    pub(crate) fn current(
+        &self,
+        tenant: &str,
+        seen: Job,
+    ) -> Result<Option<(Job, i64)>, StoreError> {
+        if seen.is_finished() {
+            return Ok(Some((seen, self.inner.bus.latest())));
+        }
+        self.get(tenant, &seen.id)
+    }
+
     /// Cancels a job if it is unfinished; returns the job as it then stands (unchanged
-    /// when it was already terminal), or `None` when `tenant` has no such job.
-    pub(crate) fn cancel(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError> {
+    /// when it was already terminal) with its event position, or `None` when `tenant`
+    /// has no such job.
+    pub(crate) fn cancel(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
         if let Some(job) = self.active(tenant, id) {
             self.finish(&job, Outcome::Cancelled);
-            return Ok(Some(lock(&job.state).job.clone()));
         }
-        self.inner.store.get_job(tenant, id)
+        self.get(tenant, id)
     }
 
     /// Refuses new jobs from now on.
@@ -461,11 +552,27 @@ mod tests {
     use crate::store::MemoryStore;
     use std::time::Duration;
 
+    fn limits(max_in_flight: usize) -> Limits {
+        Limits {
+            max_in_flight,
+            max_reports_per_job: 10_000,
+        }
+    }
+
     fn setup(max_in_flight: usize) -> (Runner, Registry) {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000));
         let registry = Registry::builtin();
         registry.seed(store.as_ref()).unwrap();
-        (Runner::new(store, max_in_flight), registry)
+        let bus = Arc::new(EventBus::new(64, 0));
+        (Runner::new(store, bus, limits(max_in_flight)), registry)
+    }
+
+    fn all_events(runner: &Runner, tenant: &str) -> Vec<crate::store::Event> {
+        let query = crate::store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        };
+        runner.store().events(tenant, &query).unwrap()
     }
 
     async fn run(
@@ -507,7 +614,7 @@ mod tests {
         assert_eq!(output["steps"], 3);
         assert_eq!(job.progress.as_ref().unwrap().fraction, 1.0);
 
-        let events = runner.store().events_after("t", 0, 1000).unwrap();
+        let events = all_events(&runner, "t");
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
@@ -528,7 +635,7 @@ mod tests {
         let done: Job = serde_json::from_value(events[12].data.clone()).unwrap();
         assert_eq!(done, job);
         // Stored state equals the published state.
-        assert_eq!(runner.get("t", &job.id).unwrap().unwrap(), job);
+        assert_eq!(runner.get("t", &job.id).unwrap().unwrap().0, job);
     }
 
     #[tokio::test]
@@ -556,11 +663,11 @@ mod tests {
             ),
             Err(SubmitError::RateLimited(1))
         ));
-        let cancelled = runner.cancel("t", &id).unwrap().unwrap();
+        let (cancelled, _) = runner.cancel("t", &id).unwrap().unwrap();
         assert_eq!(cancelled.status, JobStatus::Cancelled);
         assert!(cancelled.finished_at.is_some());
         // Idempotent, and invisible to other tenants.
-        assert_eq!(runner.cancel("t", &id).unwrap().unwrap(), cancelled);
+        assert_eq!(runner.cancel("t", &id).unwrap().unwrap().0, cancelled);
         assert!(runner.cancel("other", &id).unwrap().is_none());
         // The slot is free again.
         let rx2 = runner
@@ -573,7 +680,7 @@ mod tests {
             )
             .unwrap();
         drop(rx2);
-        let events = runner.store().events_after("t", 0, 1000).unwrap();
+        let events = all_events(&runner, "t");
         let last_of_job: Vec<&str> = events
             .iter()
             .filter(|e| e.job_id == id)
@@ -584,11 +691,11 @@ mod tests {
 
     #[tokio::test]
     async fn recover_fails_unfinished_jobs() {
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000));
         let mut job = Job::new("job_left", "svc_sleep", JobStatus::Running);
         job.created_at = now_rfc3339();
         store.insert_job("t", &job, &[]).unwrap();
-        let runner = Runner::new(store.clone(), 10);
+        let runner = Runner::new(store.clone(), Arc::new(EventBus::new(64, 0)), limits(10));
         assert_eq!(runner.recover().unwrap(), 1);
         let job = store.get_job("t", "job_left").unwrap().unwrap();
         assert_eq!(job.status, JobStatus::Failed);

@@ -15,9 +15,13 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The current time as RFC 3339 UTC with millisecond precision: `2026-01-31T12:00:00.123Z`.
 pub(crate) fn now_rfc3339() -> String {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    rfc3339_at(SystemTime::now())
+}
+
+/// A time as RFC 3339 UTC with millisecond precision. Every time the server writes has
+/// this one fixed width, so they sort as text (the retention pass relies on it).
+pub(crate) fn rfc3339_at(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     format_rfc3339(since_epoch.as_secs(), since_epoch.subsec_millis())
 }
 

@@ -2,6 +2,7 @@
 //! request passes through (request id, tracing span, panic guard, problem bodies).
 
 mod auth;
+mod events;
 mod prefer;
 mod problem;
 mod query;
@@ -43,6 +44,8 @@ pub(crate) struct App {
     pub max_body_bytes: usize,
     /// Cap for `Prefer: wait`.
     pub max_wait: Duration,
+    /// How often a quiet event stream sends a keep-alive comment.
+    pub heartbeat: Duration,
 }
 
 impl App {
@@ -63,6 +66,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs", get(routes::list_jobs))
         .route("/v1/jobs/{id}", get(routes::get_job))
         .route("/v1/jobs/{id}/cancel", post(routes::cancel))
+        .route("/v1/jobs/{id}/events", get(events::job_events))
+        .route("/v1/events", get(events::events))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(middleware::from_fn(request_context))

@@ -59,6 +59,11 @@ impl ApiError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", detail)
     }
 
+    /// 410 `gone`: what was asked for existed, and is no longer kept.
+    pub(crate) fn gone(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "gone", detail)
+    }
+
     /// 413 `payload_too_large`.
     pub(crate) fn payload_too_large(limit: usize) -> Self {
         Self::new(

@@ -1,4 +1,5 @@
-//! The handlers of API v1, one per route. See `API.md` for the contract.
+//! The handlers of API v1, one per route (the event streams are in `events`). See
+//! `docs/api.md` for the contract.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,15 +72,20 @@ fn page_response<T: Serialize>(
     Ok(response)
 }
 
-/// A job answer, with `Location` (submit) and `Preference-Applied` when they apply.
+/// The header on job answers that tells where to follow the job's later changes from.
+const LAST_EVENT_ID: &str = "jobwire-last-event-id";
+
+/// A job answer, with its event position in `Jobwire-Last-Event-Id`, and `Location`
+/// (submit) and `Preference-Applied` when they apply.
 fn job_response(
     status: StatusCode,
-    job: &Job,
+    (job, position): (Job, i64),
     location: bool,
     applied_wait: Option<u64>,
 ) -> Result<Response> {
-    let mut response = json_response(status, job)?;
+    let mut response = json_response(status, &job)?;
     let headers = response.headers_mut();
+    headers.insert(LAST_EVENT_ID, HeaderValue::from(position));
     if location {
         if let Ok(value) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
             headers.insert(LOCATION, value);
@@ -289,15 +295,19 @@ pub(super) async fn submit(
         )
         .await;
     }
-    let job = rx.borrow().clone();
+    let seen = rx.borrow().clone();
+    let current = app
+        .runner
+        .current(tenant.as_str(), seen)?
+        .ok_or_else(ApiError::internal)?;
     // 200 only for a job that finished within a wait the client asked for; without one,
-    // even a job that is already done answers 202, as API.md promises.
-    let status = if applied.is_some() && job.status.is_terminal() {
+    // even a job that is already done answers 202, as docs/api.md promises.
+    let status = if applied.is_some() && current.0.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    job_response(status, &job, true, applied)
+    job_response(status, current, true, applied)
 }
 
 /// `GET /v1/jobs/{id}`, honouring `Prefer: wait=N`.
@@ -320,11 +330,11 @@ pub(super) async fn get_job(
             .await;
         }
     }
-    let job = app
+    let current = app
         .runner
         .get(tenant.as_str(), &id)?
         .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
-    job_response(StatusCode::OK, &job, false, applied)
+    job_response(StatusCode::OK, current, false, applied)
 }
 
 /// `POST /v1/jobs/{id}/cancel`
@@ -333,11 +343,11 @@ pub(super) async fn cancel(
     tenant: Tenant,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let job = app
+    let current = app
         .runner
         .cancel(tenant.as_str(), &id)?
         .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
-    job_response(StatusCode::OK, &job, false, None)
+    job_response(StatusCode::OK, current, false, None)
 }
 
 /// `GET /v1/jobs?service&status&label&limit&cursor`, newest first.

@@ -1,20 +1,23 @@
 //! [`MemoryStore`]: everything in process memory, gone when the server stops.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use jobwire_core::{Job, Service};
 
-use super::{labels_match, Event, JobQuery, NewEvent, ServiceQuery, Store, StoreError};
+use super::{
+    labels_match, Event, EventQuery, JobQuery, NewEvent, Pruned, ServiceQuery, Store, StoreError,
+};
 use crate::util::lock;
 
 /// A store in process memory, for tests and throwaway servers.
 ///
-/// Events are kept for the life of the process (a retention policy comes with the event
-/// streams).
-#[derive(Debug, Default)]
+/// Bounded: the retention pass removes the events of jobs finished before its cutoff, and
+/// keeps at most `max_finished_jobs` finished jobs (the oldest go first, events and all).
+#[derive(Debug)]
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
+    max_finished_jobs: usize,
 }
 
 #[derive(Debug, Default)]
@@ -26,34 +29,52 @@ struct Inner {
     /// job id -> seq.
     job_seq: HashMap<String, i64>,
     /// Oldest first, with the tenant.
-    events: Vec<(String, Event)>,
+    events: VecDeque<(String, Event)>,
+    /// Per tenant, the highest sequence id of a removed event.
+    floors: HashMap<String, i64>,
     next_service: i64,
     next_job: i64,
     next_event: i64,
 }
 
 impl MemoryStore {
-    /// An empty store.
-    pub(crate) fn new() -> Self {
-        MemoryStore::default()
+    /// An empty store that keeps at most `max_finished_jobs` finished jobs.
+    pub(crate) fn new(max_finished_jobs: usize) -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner::default()),
+            max_finished_jobs,
+        }
     }
 }
 
 impl Inner {
-    fn push_events(&mut self, tenant: &str, events: &[NewEvent]) {
-        for e in events {
-            self.next_event += 1;
-            self.events.push((
-                tenant.to_owned(),
-                Event {
-                    seq: self.next_event,
-                    job_id: e.job_id.clone(),
-                    kind: e.kind.as_str().to_owned(),
-                    data: e.data.clone(),
-                    created_at: e.created_at.clone(),
-                },
-            ));
-        }
+    fn push_events(&mut self, tenant: &str, events: &[NewEvent]) -> Vec<i64> {
+        events
+            .iter()
+            .map(|e| {
+                self.next_event += 1;
+                let seq = self.next_event;
+                self.events
+                    .push_back((tenant.to_owned(), e.clone().recorded(seq)));
+                seq
+            })
+            .collect()
+    }
+
+    /// Removes the events `doomed` selects (by job id), raising the floors.
+    fn remove_events(&mut self, doomed: impl Fn(&str) -> bool) -> usize {
+        let before = self.events.len();
+        let floors = &mut self.floors;
+        self.events.retain(|(tenant, e)| {
+            if doomed(&e.job_id) {
+                let floor = floors.entry(tenant.clone()).or_insert(0);
+                *floor = (*floor).max(e.seq);
+                false
+            } else {
+                true
+            }
+        });
+        before - self.events.len()
     }
 }
 
@@ -114,7 +135,12 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn insert_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<i64, StoreError> {
+    fn insert_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+    ) -> Result<(i64, Vec<i64>), StoreError> {
         let mut inner = lock(&self.inner);
         if inner.job_seq.contains_key(&job.id) {
             return Err(StoreError::new(format!("job id {} is taken", job.id)));
@@ -123,24 +149,26 @@ impl Store for MemoryStore {
         let seq = inner.next_job;
         inner.jobs.insert(seq, (tenant.to_owned(), job.clone()));
         inner.job_seq.insert(job.id.clone(), seq);
-        inner.push_events(tenant, events);
-        Ok(seq)
+        Ok((seq, inner.push_events(tenant, events)))
     }
 
-    fn update_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<(), StoreError> {
+    fn update_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+    ) -> Result<Vec<i64>, StoreError> {
         let mut inner = lock(&self.inner);
         let seq = inner.job_seq.get(&job.id).copied();
         match seq.and_then(|seq| inner.jobs.get_mut(&seq)) {
             Some((owner, stored)) if owner == tenant => *stored = job.clone(),
             _ => return Err(StoreError::new(format!("no job {} to update", job.id))),
         }
-        inner.push_events(tenant, events);
-        Ok(())
+        Ok(inner.push_events(tenant, events))
     }
 
-    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<(), StoreError> {
-        lock(&self.inner).push_events(tenant, events);
-        Ok(())
+    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<Vec<i64>, StoreError> {
+        Ok(lock(&self.inner).push_events(tenant, events))
     }
 
     fn get_job(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError> {
@@ -187,20 +215,60 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn events_after(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
+    fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let inner = lock(&self.inner);
-        let start = inner.events.partition_point(|(_, e)| e.seq <= after);
-        Ok(inner.events[start..]
-            .iter()
-            .filter(|(owner, _)| owner == tenant)
-            .take(limit)
+        let start = inner.events.partition_point(|(_, e)| e.seq <= query.after);
+        Ok(inner
+            .events
+            .range(start..)
+            .filter(|(owner, e)| owner == tenant && query.matches(&e.job_id, &e.service_id))
+            .take(query.limit)
             .map(|(_, e)| e.clone())
             .collect())
+    }
+
+    fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
+        Ok(lock(&self.inner).floors.get(tenant).copied().unwrap_or(0))
+    }
+
+    fn last_event_seq(&self) -> Result<i64, StoreError> {
+        Ok(lock(&self.inner).next_event)
+    }
+
+    fn prune(&self, cutoff: &str) -> Result<Pruned, StoreError> {
+        let mut inner = lock(&self.inner);
+        let finished: Vec<(i64, bool)> = inner
+            .jobs
+            .iter()
+            .filter_map(|(seq, (_, job))| {
+                let at = job.finished_at.as_deref().filter(|_| job.is_finished())?;
+                Some((*seq, at < cutoff))
+            })
+            .collect();
+        // Past the cap, the oldest finished jobs go whole.
+        let excess = finished.len().saturating_sub(self.max_finished_jobs);
+        let dropped: Vec<String> = finished[..excess]
+            .iter()
+            .filter_map(|(seq, _)| inner.jobs.remove(seq).map(|(_, job)| job.id))
+            .collect();
+        for id in &dropped {
+            inner.job_seq.remove(id);
+        }
+        let expired: std::collections::HashSet<String> = finished[excess..]
+            .iter()
+            .filter(|(_, old)| *old)
+            .filter_map(|(seq, _)| inner.jobs.get(seq).map(|(_, job)| job.id.clone()))
+            .chain(dropped.iter().cloned())
+            .collect();
+        let events = if expired.is_empty() {
+            0
+        } else {
+            inner.remove_events(|job_id| expired.contains(job_id))
+        };
+        Ok(Pruned {
+            events,
+            jobs: dropped.len(),
+        })
     }
 
     fn close(&self) -> Result<(), StoreError> {
@@ -210,8 +278,38 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use jobwire_core::JobStatus;
+
     #[test]
     fn memory_store_keeps_the_contract() {
-        super::super::contract::run(&super::MemoryStore::new());
+        super::super::contract::run(&MemoryStore::new(1000));
+    }
+
+    #[test]
+    fn finished_jobs_past_the_cap_go_oldest_first() {
+        let store = MemoryStore::new(2);
+        for i in 0..5 {
+            let mut job = Job::new(format!("job_{i}"), "svc_a", JobStatus::Succeeded);
+            job.finished_at = Some(format!("2026-01-01T00:00:0{i}.000Z"));
+            let event = NewEvent {
+                job_id: job.id.clone(),
+                service_id: "svc_a".into(),
+                kind: super::super::EventKind::Done,
+                data: serde_json::json!({}),
+                created_at: String::new(),
+            };
+            store.insert_job("t", &job, &[event]).unwrap();
+        }
+        store
+            .insert_job("t", &Job::new("job_live", "svc_a", JobStatus::Running), &[])
+            .unwrap();
+        // Nothing is old enough for the window, but the cap removes three jobs.
+        let pruned = store.prune("2000-01-01T00:00:00.000Z").unwrap();
+        assert_eq!(pruned, Pruned { events: 3, jobs: 3 });
+        assert!(store.get_job("t", "job_0").unwrap().is_none());
+        assert!(store.get_job("t", "job_3").unwrap().is_some());
+        assert!(store.get_job("t", "job_live").unwrap().is_some());
+        assert_eq!(store.event_floor("t").unwrap(), 3);
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! The trait is synchronous and small on purpose. Each call is one short transaction
 //! (microseconds on SQLite in WAL mode with `synchronous=NORMAL`, which does not fsync on
-//! commit), so callers on the event loop call it directly rather than paying a thread hop.
-//! A networked engine (PostgreSQL shared by several replicas) would make the trait async;
-//! that is a later step, and every caller already goes through this one seam.
+//! commit), so callers on the event loop call it directly rather than paying a thread hop;
+//! only the retention pass ([`Store::prune`]) runs on the blocking pool. A networked engine
+//! (PostgreSQL shared by several replicas) would make the trait async; that is a later
+//! step, and every caller already goes through this one seam.
+//!
+//! Every write that records events returns the sequence ids the store gave them, so the
+//! runner can publish exactly what was committed (see `crate::bus`).
 
 mod memory;
 mod sqlite;
@@ -96,6 +100,8 @@ impl EventKind {
 pub(crate) struct NewEvent {
     /// The job it is about.
     pub job_id: String,
+    /// The service of that job (for the `service` filter of event streams).
+    pub service_id: String,
     /// What happened.
     pub kind: EventKind,
     /// The event's JSON object; carries `job_id`.
@@ -104,14 +110,29 @@ pub(crate) struct NewEvent {
     pub created_at: String,
 }
 
+impl NewEvent {
+    /// The recorded event, once the store has given it sequence id `seq`.
+    pub(crate) fn recorded(self, seq: i64) -> Event {
+        Event {
+            seq,
+            job_id: self.job_id,
+            service_id: self.service_id,
+            kind: self.kind.as_str().to_owned(),
+            data: self.data,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// A recorded event, with its sequence id (increasing, never reused).
 #[derive(Debug, Clone, PartialEq)]
-#[allow(dead_code)] // read by the event streams (next step) and by tests
 pub(crate) struct Event {
-    /// Sequence id: increasing, unique; the SSE `id:`.
+    /// Sequence id: increasing in commit order, unique, never reused; the SSE `id:`.
     pub seq: i64,
     /// The job it is about.
     pub job_id: String,
+    /// The service of that job.
+    pub service_id: String,
     /// `status`, `progress`, `log`, `output` or `done`.
     pub kind: String,
     /// The event's JSON object.
@@ -146,6 +167,37 @@ pub(crate) struct JobQuery {
     pub limit: usize,
 }
 
+/// Which recorded events to read: those of one tenant after a sequence id, optionally only
+/// of some jobs or of one service, oldest first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EventQuery {
+    /// Only events with a sequence id above this.
+    pub after: i64,
+    /// Only events of these jobs (all jobs when empty).
+    pub jobs: Vec<String>,
+    /// Only events of jobs of this service id.
+    pub service_id: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl EventQuery {
+    /// Whether a recorded event passes the job and service filters (not `after`).
+    pub(crate) fn matches(&self, job_id: &str, service_id: &str) -> bool {
+        (self.jobs.is_empty() || self.jobs.iter().any(|j| j == job_id))
+            && self.service_id.as_deref().map_or(true, |s| s == service_id)
+    }
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    /// Events removed.
+    pub events: usize,
+    /// Finished jobs removed (only a store with a cap on jobs removes any).
+    pub jobs: usize,
+}
+
 /// The storage seam of the server.
 ///
 /// Services are either global (`tenant` `None`: the built-ins, visible to every tenant) or
@@ -166,15 +218,27 @@ pub(crate) trait Store: Send + Sync + 'static {
         query: &ServiceQuery,
     ) -> Result<Vec<(i64, Service)>, StoreError>;
 
-    /// Inserts a new job and its first events in one transaction; returns its sequence
-    /// number.
-    fn insert_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<i64, StoreError>;
+    /// Inserts a new job and its first events in one transaction; returns the job's
+    /// sequence number and the events' sequence ids, in order.
+    fn insert_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+    ) -> Result<(i64, Vec<i64>), StoreError>;
 
-    /// Replaces a job's state and records events about it, in one transaction.
-    fn update_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<(), StoreError>;
+    /// Replaces a job's state and records events about it, in one transaction; returns
+    /// the events' sequence ids.
+    fn update_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+    ) -> Result<Vec<i64>, StoreError>;
 
-    /// Records events (for example log lines) without changing the job.
-    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<(), StoreError>;
+    /// Records events (for example log lines) without changing the job; returns their
+    /// sequence ids.
+    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<Vec<i64>, StoreError>;
 
     /// One job of `tenant`.
     fn get_job(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError>;
@@ -185,14 +249,20 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// Every job of every tenant that is `queued` or `running`, as `(tenant, job)`.
     fn unfinished_jobs(&self) -> Result<Vec<(String, Job)>, StoreError>;
 
-    /// Events of `tenant` with a sequence id above `after`, oldest first.
-    #[allow(dead_code)] // read by the event streams (next step) and by tests
-    fn events_after(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError>;
+    /// Events of `tenant` that `query` selects, oldest first.
+    fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+
+    /// The highest sequence id of an event of `tenant` that retention has removed (0 when
+    /// none): a stream cannot resume from before it.
+    fn event_floor(&self, tenant: &str) -> Result<i64, StoreError>;
+
+    /// The highest event sequence id ever given (0 for a new store), removed or not.
+    fn last_event_seq(&self) -> Result<i64, StoreError>;
+
+    /// The retention pass: removes the events of jobs that finished before `cutoff` (an
+    /// RFC 3339 time as the server writes them, which sort as text), raising the tenants'
+    /// floors; a store with a cap on finished jobs also drops the oldest past it.
+    fn prune(&self, cutoff: &str) -> Result<Pruned, StoreError>;
 
     /// Flushes what needs flushing before the process exits.
     fn close(&self) -> Result<(), StoreError>;
@@ -232,6 +302,7 @@ pub(crate) mod contract {
     fn event(job_id: &str, kind: EventKind) -> NewEvent {
         NewEvent {
             job_id: job_id.into(),
+            service_id: "svc_a".into(),
             kind,
             data: json!({ "job_id": job_id }),
             created_at: "2026-01-01T00:00:00.000Z".into(),
@@ -243,6 +314,7 @@ pub(crate) mod contract {
         services(store);
         jobs(store);
         events(store);
+        retention(store);
     }
 
     fn services(store: &dyn Store) {
@@ -307,13 +379,16 @@ pub(crate) mod contract {
     fn jobs(store: &dyn Store) {
         let s1 = store
             .insert_job("t1", &job("job_1", "svc_a", &[("env", "dev")]), &[])
-            .unwrap();
+            .unwrap()
+            .0;
         let s2 = store
             .insert_job("t1", &job("job_2", "svc_b", &[("env", "prod")]), &[])
-            .unwrap();
+            .unwrap()
+            .0;
         let s3 = store
             .insert_job("t2", &job("job_3", "svc_a", &[]), &[])
-            .unwrap();
+            .unwrap()
+            .0;
         assert!(s1 < s2 && s2 < s3);
 
         assert!(
@@ -402,12 +477,26 @@ pub(crate) mod contract {
         );
     }
 
-    fn events(store: &dyn Store) {
-        let mut j = job("job_e", "svc_a", &[]);
+    fn all_events(store: &dyn Store, tenant: &str, after: i64) -> Vec<Event> {
         store
+            .events(
+                tenant,
+                &EventQuery {
+                    after,
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    }
+
+    fn events(store: &dyn Store) {
+        let before = store.last_event_seq().unwrap();
+        let mut j = job("job_e", "svc_a", &[]);
+        let (_, first) = store
             .insert_job("t1", &j, &[event("job_e", EventKind::Status)])
             .unwrap();
-        store
+        let appended = store
             .append_events(
                 "t1",
                 &[
@@ -417,7 +506,7 @@ pub(crate) mod contract {
             )
             .unwrap();
         j.status = JobStatus::Succeeded;
-        store
+        let updated = store
             .update_job(
                 "t1",
                 &j,
@@ -427,18 +516,111 @@ pub(crate) mod contract {
                 ],
             )
             .unwrap();
-        store
-            .append_events("t2", &[event("job_x", EventKind::Log)])
-            .unwrap();
+        let mut other = event("job_x", EventKind::Log);
+        other.service_id = "svc_b".into();
+        let x = store.append_events("t2", &[other]).unwrap();
+        // The returned ids are the stored ones, increasing in commit order.
+        let given: Vec<i64> = [first, appended, updated, x].concat();
+        assert_eq!(given.len(), 6);
+        assert!(given.windows(2).all(|w| w[0] < w[1]));
+        assert!(given[0] > before);
+        assert_eq!(store.last_event_seq().unwrap(), given[5]);
 
-        let all = store.events_after("t1", 0, 100).unwrap();
+        let all = all_events(store, "t1", before);
         let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["status", "log", "output", "status", "done"]);
-        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            given[..5].to_vec()
+        );
         assert_eq!(all[0].data["job_id"], "job_e");
-        let rest = store.events_after("t1", all[2].seq, 100).unwrap();
-        assert_eq!(rest.len(), 2);
-        assert_eq!(store.events_after("t1", 0, 2).unwrap().len(), 2);
-        assert_eq!(store.events_after("t2", 0, 100).unwrap().len(), 1);
+        assert_eq!(all[0].service_id, "svc_a");
+        assert_eq!(all_events(store, "t1", all[2].seq).len(), 2);
+        let q = |query: EventQuery| store.events("t1", &query).unwrap().len();
+        assert_eq!(
+            q(EventQuery {
+                after: before,
+                limit: 2,
+                ..Default::default()
+            }),
+            2
+        );
+        assert_eq!(
+            q(EventQuery {
+                after: before,
+                jobs: vec!["job_e".into(), "job_zz".into()],
+                limit: 100,
+                ..Default::default()
+            }),
+            5
+        );
+        assert_eq!(
+            q(EventQuery {
+                after: before,
+                jobs: vec!["job_x".into()],
+                limit: 100,
+                ..Default::default()
+            }),
+            0,
+            "another tenant's job"
+        );
+        assert_eq!(
+            q(EventQuery {
+                after: before,
+                service_id: Some("svc_b".into()),
+                limit: 100,
+                ..Default::default()
+            }),
+            0
+        );
+        assert_eq!(all_events(store, "t2", before).len(), 1);
+    }
+
+    /// Events of jobs finished before the cutoff go, the rest stay, and the floor says
+    /// from where a stream can no longer resume.
+    fn retention(store: &dyn Store) {
+        let before = store.last_event_seq().unwrap();
+        let mut old = job("job_old", "svc_a", &[]);
+        store
+            .insert_job("t3", &old, &[event("job_old", EventKind::Status)])
+            .unwrap();
+        old.status = JobStatus::Succeeded;
+        old.finished_at = Some("2026-01-01T00:00:00.000Z".into());
+        let old_done = store
+            .update_job("t3", &old, &[event("job_old", EventKind::Done)])
+            .unwrap();
+        let mut recent = job("job_recent", "svc_a", &[]);
+        store
+            .insert_job("t3", &recent, &[event("job_recent", EventKind::Status)])
+            .unwrap();
+        recent.status = JobStatus::Failed;
+        recent.finished_at = Some("2026-06-01T00:00:00.000Z".into());
+        store
+            .update_job("t3", &recent, &[event("job_recent", EventKind::Done)])
+            .unwrap();
+        let running = job("job_running", "svc_a", &[]);
+        store
+            .insert_job("t3", &running, &[event("job_running", EventKind::Status)])
+            .unwrap();
+
+        assert_eq!(store.event_floor("t3").unwrap(), 0);
+        let pruned = store.prune("2026-03-01T00:00:00.000Z").unwrap();
+        assert_eq!(pruned.events, 2);
+        let left: Vec<String> = all_events(store, "t3", before)
+            .into_iter()
+            .map(|e| e.job_id)
+            .collect();
+        assert_eq!(left, ["job_recent", "job_recent", "job_running"]);
+        assert_eq!(store.event_floor("t3").unwrap(), old_done[0]);
+        assert_eq!(store.event_floor("t1").unwrap(), 0, "floors are per tenant");
+        // The job itself stays readable.
+        assert!(store.get_job("t3", "job_old").unwrap().is_some());
+        // A second pass finds nothing more; ids are never reused after a prune.
+        assert_eq!(store.prune("2026-03-01T00:00:00.000Z").unwrap().events, 0);
+        let last = store.last_event_seq().unwrap();
+        let next = store
+            .append_events("t3", &[event("job_running", EventKind::Log)])
+            .unwrap();
+        assert!(next[0] > last);
     }
 }

@@ -8,17 +8,20 @@ use jobwire_core::{Job, Service};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::{Event, JobQuery, NewEvent, ServiceQuery, Store, StoreError};
+use super::{Event, EventQuery, JobQuery, NewEvent, Pruned, ServiceQuery, Store, StoreError};
 use crate::util::lock;
 
 /// The database file inside the data directory.
 pub(crate) const DB_FILE: &str = "jobwire.db";
 
-/// Tables and indexes, created when the database is opened.
+/// The schema as a list of migrations; `PRAGMA user_version` counts those applied.
 ///
 /// Rows keep the model as JSON in `body` and copy out the columns that queries filter on.
-/// `AUTOINCREMENT` keeps sequence numbers from ever being reused, which cursors rely on.
-const SCHEMA: &str = "
+/// `AUTOINCREMENT` keeps sequence numbers from ever being reused, which cursors and event
+/// ids rely on. Migration 0 is idempotent (`IF NOT EXISTS`), so databases written before
+/// versioning (user_version 0, tables present) take the later steps as well.
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS services (
     seq    INTEGER PRIMARY KEY AUTOINCREMENT,
     id     TEXT NOT NULL UNIQUE,
@@ -53,7 +56,52 @@ CREATE TABLE IF NOT EXISTS events (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq);
-";
+",
+    // Event streams: the service filter, per-job reads, retention and resume floors.
+    "
+ALTER TABLE events ADD COLUMN service_id TEXT NOT NULL DEFAULT '';
+UPDATE events SET service_id = coalesce(
+    (SELECT service_id FROM jobs WHERE jobs.id = events.job_id), '');
+CREATE INDEX events_job_seq ON events (job_id, seq);
+ALTER TABLE jobs ADD COLUMN finished_at TEXT;
+ALTER TABLE jobs ADD COLUMN events_kept INTEGER NOT NULL DEFAULT 1;
+UPDATE jobs SET finished_at = json_extract(body, '$.finished_at')
+    WHERE status IN ('succeeded', 'failed', 'cancelled');
+CREATE INDEX jobs_prunable ON jobs (finished_at) WHERE events_kept = 1;
+CREATE TABLE event_floors (
+    tenant TEXT PRIMARY KEY,
+    seq    INTEGER NOT NULL
+);
+",
+];
+
+/// Applies the migrations `conn` has not seen yet, each in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(err("reading the schema version"))?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::new(format!(
+            "the database has schema version {applied}, newer than this server knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(err("starting a migration"))?;
+        tx.execute_batch(sql).map_err(|e| {
+            StoreError::with_source(format!("migrating to version {}", version + 1), e)
+        })?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(version + 1).unwrap_or(i64::MAX),
+        )
+        .map_err(err("recording the schema version"))?;
+        tx.commit().map_err(err("committing a migration"))?;
+    }
+    Ok(())
+}
 
 /// A store in one SQLite database file, WAL mode, `synchronous=NORMAL`.
 ///
@@ -89,7 +137,7 @@ impl SqliteStore {
             StoreError::with_source(format!("creating data directory {}", dir.display()), e)
         })?;
         let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path)
+        let mut conn = Connection::open(&path)
             .map_err(|e| StoreError::with_source(format!("opening {}", path.display()), e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(err("setting the busy timeout"))?;
@@ -103,8 +151,7 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
             .map_err(err("setting pragmas"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(err("creating the schema"))?;
+        migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -122,30 +169,40 @@ impl SqliteStore {
     }
 }
 
+/// Inserts events; returns the sequence ids SQLite gave them.
 fn insert_events(
     tx: &Transaction<'_>,
     tenant: &str,
     events: &[NewEvent],
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut stmt = tx
         .prepare_cached(
-            "INSERT INTO events (tenant, job_id, kind, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO events (tenant, job_id, service_id, kind, data, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(err("preparing an event insert"))?;
+    let mut seqs = Vec::with_capacity(events.len());
     for e in events {
         stmt.execute(params![
             tenant,
             e.job_id,
+            e.service_id,
             e.kind.as_str(),
             to_json(&e.data)?,
             e.created_at
         ])
         .map_err(err("inserting an event"))?;
+        seqs.push(tx.last_insert_rowid());
     }
-    Ok(())
+    Ok(seqs)
+}
+
+/// The `finished_at` column of a job: set once it is terminal.
+fn finished_at(job: &Job) -> Option<&str> {
+    job.finished_at.as_deref().filter(|_| job.is_finished())
 }
 
 impl Store for SqliteStore {
@@ -211,36 +268,56 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn insert_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<i64, StoreError> {
+    fn insert_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+    ) -> Result<(i64, Vec<i64>), StoreError> {
         let body = to_json(job)?;
         self.in_transaction(|tx| {
             tx.execute(
-                "INSERT INTO jobs (id, tenant, service_id, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![job.id, tenant, job.service_id, job.status.as_str(), body],
+                "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    job.id,
+                    tenant,
+                    job.service_id,
+                    job.status.as_str(),
+                    body,
+                    finished_at(job)
+                ],
             )
             .map_err(err("inserting a job"))?;
             let seq = tx.last_insert_rowid();
             if !job.labels.is_empty() {
                 let mut stmt = tx
-                    .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
+                    .prepare_cached(
+                        "INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)",
+                    )
                     .map_err(err("inserting labels"))?;
                 for (k, v) in &job.labels {
                     stmt.execute(params![seq, k, v])
                         .map_err(err("inserting labels"))?;
                 }
             }
-            insert_events(tx, tenant, events)?;
-            Ok(seq)
+            Ok((seq, insert_events(tx, tenant, events)?))
         })
     }
 
-    fn update_job(&self, tenant: &str, job: &Job, events: &[NewEvent]) -> Result<(), StoreError> {
+    fn update_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+    ) -> Result<Vec<i64>, StoreError> {
         let body = to_json(job)?;
         self.in_transaction(|tx| {
             let changed = tx
                 .execute(
-                    "UPDATE jobs SET status = ?1, body = ?2 WHERE id = ?3 AND tenant = ?4",
-                    params![job.status.as_str(), body, job.id, tenant],
+                    "UPDATE jobs SET status = ?1, body = ?2, finished_at = ?3
+                     WHERE id = ?4 AND tenant = ?5",
+                    params![job.status.as_str(), body, finished_at(job), job.id, tenant],
                 )
                 .map_err(err("updating a job"))?;
             if changed != 1 {
@@ -250,7 +327,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<Vec<i64>, StoreError> {
         self.in_transaction(|tx| insert_events(tx, tenant, events))
     }
 
@@ -330,45 +407,119 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn events_after(
-        &self,
-        tenant: &str,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
+    fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let mut sql = String::from(
+            "SELECT seq, job_id, service_id, kind, data, created_at FROM events
+             WHERE tenant = ?1 AND seq > ?2 AND (?3 IS NULL OR service_id = ?3)",
+        );
+        let mut args: Vec<SqlValue> = vec![
+            SqlValue::Text(tenant.to_owned()),
+            SqlValue::Integer(query.after),
+            query
+                .service_id
+                .clone()
+                .map_or(SqlValue::Null, SqlValue::Text),
+        ];
+        if !query.jobs.is_empty() {
+            let marks: Vec<String> = (0..query.jobs.len())
+                .map(|i| format!("?{}", args.len() + 1 + i))
+                .collect();
+            sql.push_str(&format!(" AND job_id IN ({})", marks.join(", ")));
+            args.extend(query.jobs.iter().cloned().map(SqlValue::Text));
+        }
+        sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len() + 1));
+        args.push(SqlValue::Integer(
+            i64::try_from(query.limit).unwrap_or(i64::MAX),
+        ));
+
         let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT seq, job_id, kind, data, created_at FROM events
-                 WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )
-            .map_err(err("reading events"))?;
+        let mut stmt = conn.prepare_cached(&sql).map_err(err("reading events"))?;
         let rows = stmt
-            .query_map(
-                params![tenant, after, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                    ))
-                },
-            )
+            .query_map(params_from_iter(args), |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                ))
+            })
             .map_err(err("reading events"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, job_id, kind, data, created_at) = row.map_err(err("reading events"))?;
+            let (seq, job_id, service_id, kind, data, created_at) =
+                row.map_err(err("reading events"))?;
             out.push(Event {
                 seq,
                 job_id,
+                service_id,
                 kind,
                 data: from_json(&data)?,
                 created_at,
             });
         }
         Ok(out)
+    }
+
+    fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
+        let conn = lock(&self.conn);
+        let floor: Option<i64> = conn
+            .prepare_cached("SELECT seq FROM event_floors WHERE tenant = ?1")
+            .and_then(|mut stmt| stmt.query_row([tenant], |row| row.get(0)).optional())
+            .map_err(err("reading an event floor"))?;
+        Ok(floor.unwrap_or(0))
+    }
+
+    fn last_event_seq(&self) -> Result<i64, StoreError> {
+        // sqlite_sequence remembers the highest id even after those rows are deleted.
+        let conn = lock(&self.conn);
+        let seq: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(err("reading the last event id"))?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    fn prune(&self, cutoff: &str) -> Result<Pruned, StoreError> {
+        self.in_transaction(|tx| {
+            // Only jobs whose events are still there: each job is pruned once.
+            tx.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS prunable (id TEXT PRIMARY KEY);
+                 DELETE FROM prunable;",
+            )
+            .map_err(err("preparing a retention pass"))?;
+            tx.execute(
+                "INSERT INTO prunable (id) SELECT id FROM jobs
+                 WHERE events_kept = 1 AND finished_at < ?1",
+                [cutoff],
+            )
+            .map_err(err("choosing jobs to prune"))?;
+            tx.execute(
+                "INSERT INTO event_floors (tenant, seq)
+                 SELECT tenant, MAX(seq) FROM events
+                 WHERE job_id IN (SELECT id FROM prunable) GROUP BY tenant
+                 ON CONFLICT (tenant) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [],
+            )
+            .map_err(err("raising event floors"))?;
+            let events = tx
+                .execute(
+                    "DELETE FROM events WHERE job_id IN (SELECT id FROM prunable)",
+                    [],
+                )
+                .map_err(err("pruning events"))?;
+            tx.execute(
+                "UPDATE jobs SET events_kept = 0 WHERE id IN (SELECT id FROM prunable)",
+                [],
+            )
+            .map_err(err("marking pruned jobs"))?;
+            Ok(Pruned { events, jobs: 0 })
+        })
     }
 
     fn close(&self) -> Result<(), StoreError> {
@@ -434,7 +585,50 @@ mod tests {
                 &Job::new("job_2", "svc_a", jobwire_core::JobStatus::Queued),
                 &[],
             )
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(seq, 2);
+    }
+
+    #[test]
+    fn a_database_from_before_versioning_is_migrated() {
+        let dir = TempDir::new("store-migrate");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        {
+            let conn = Connection::open(dir.0.join(DB_FILE)).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            let mut job = Job::new("job_old", "svc_a", jobwire_core::JobStatus::Succeeded);
+            job.finished_at = Some("2026-01-01T00:00:00.000Z".into());
+            conn.execute(
+                "INSERT INTO jobs (id, tenant, service_id, status, body) VALUES (?1, 't', 'svc_a', 'succeeded', ?2)",
+                params![job.id, serde_json::to_string(&job).unwrap()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO events (tenant, job_id, kind, data, created_at) VALUES ('t', 'job_old', 'done', '{}', '')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&dir.0).unwrap();
+        let version: i64 = lock(&store.conn)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let events = store
+            .events(
+                "t",
+                &EventQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(events[0].service_id, "svc_a", "service ids are filled in");
+        // The finished time was copied out of the body, so retention finds the job.
+        assert_eq!(store.prune("2026-02-01T00:00:00.000Z").unwrap().events, 1);
+        drop(store);
+        // Opening again applies nothing twice.
+        SqliteStore::open(&dir.0).unwrap();
     }
 }

@@ -1,0 +1,370 @@
+//! The event streams: `GET /v1/jobs/{id}/events` and `GET /v1/events`, as server-sent
+//! events (`docs/api.md`, "Event streams").
+//!
+//! A stream subscribes to the tenant's live events *before* it reads the history from the
+//! store, and sends only events above the last id it sent: an event recorded while the
+//! history is read is in both, and goes out once. Live events arrive in id order (see
+//! `crate::bus`), so "above the last id sent" is all the deduplication needed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, StatusCode, Uri};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::auth::Tenant;
+use super::problem::ApiError;
+use super::query::Query;
+use super::App;
+use crate::bus::LiveEvent;
+use crate::store::{Event, EventQuery};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Most job ids one `/v1/events` request may filter on.
+const MAX_JOB_FILTERS: usize = 100;
+/// Events read from the store per history page.
+const HISTORY_PAGE: usize = 256;
+/// The reconnection delay clients are told once, at the start of each stream.
+const RETRY_FRAME: &[u8] = b"retry: 1000\n\n";
+/// The heartbeat: a comment line, then a blank line.
+const KEEP_ALIVE_FRAME: &[u8] = b": keep-alive\n\n";
+
+/// `Last-Event-ID`: absent (or empty), or a non-negative decimal integer.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Last-Event-ID must be an event id (a non-negative integer), not {text:?}"
+            ))
+        })
+}
+
+/// `GET /v1/jobs/{id}/events`: the job's events, history then live; ends after `done`.
+pub(super) async fn job_events(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let after = last_event_id(&headers)?.unwrap_or(0);
+    let (job, _) = app
+        .runner
+        .get(tenant.as_str(), &id)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
+    let live = app.runner.bus().subscribe(tenant.as_str());
+    let query = EventQuery {
+        after,
+        jobs: vec![id.clone()],
+        service_id: None,
+        limit: HISTORY_PAGE,
+    };
+    if job.is_finished() {
+        // A finished job's events are removed together: none left means they are gone.
+        let any = EventQuery {
+            after: 0,
+            limit: 1,
+            ..query.clone()
+        };
+        if app.runner.store().events(tenant.as_str(), &any)?.is_empty() {
+            return Err(ApiError::gone(format!(
+                "the events of job {id} were removed after the retention window; \
+                 read the job with GET /v1/jobs/{id}"
+            )));
+        }
+    }
+    let end = End::AfterDone {
+        finished_at_open: job.is_finished(),
+    };
+    Ok(sse_response(Feed::new(&app, tenant, query, live, end)))
+}
+
+/// `GET /v1/events?service&job`: every event of the tenant's jobs on one stream.
+pub(super) async fn events(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let query = Query::parse(uri.query())?;
+    let jobs: Vec<String> = query.all("job").map(str::to_owned).collect();
+    if jobs.len() > MAX_JOB_FILTERS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_JOB_FILTERS} job filters per stream, not {}",
+            jobs.len()
+        )));
+    }
+    let store = app.runner.store();
+    let service_id = match query.get("service") {
+        // As for job lists: an unknown service is no error, it matches no event.
+        Some(s) => Some(
+            store
+                .find_service(tenant.as_str(), s)?
+                .map_or_else(|| s.to_owned(), |svc| svc.id),
+        ),
+        None => None,
+    };
+    let resume = last_event_id(&headers)?;
+    let live = app.runner.bus().subscribe(tenant.as_str());
+    let after = match resume {
+        Some(n) => n,
+        // A job filter alone asks for those jobs' history.
+        None if !jobs.is_empty() => 0,
+        // Nothing asked for: live events from now on.
+        None => app.runner.bus().latest(),
+    };
+    // `Last-Event-ID: 0` asks for whatever is kept: never gone.
+    let floor = store.event_floor(tenant.as_str())?;
+    if resume.is_some_and(|n| n > 0) && after < floor {
+        return Err(gone_since(after, floor));
+    }
+    let query = EventQuery {
+        after,
+        jobs,
+        service_id,
+        limit: HISTORY_PAGE,
+    };
+    let end = End::Never {
+        resumed_from: resume.filter(|n| *n > 0),
+    };
+    Ok(sse_response(Feed::new(&app, tenant, query, live, end)))
+}
+
+fn gone_since(after: i64, floor: i64) -> ApiError {
+    ApiError::gone(format!(
+        "events after {after} are no longer all kept (retention removed some up to {floor}); \
+         re-read the jobs you follow with GET and subscribe again without Last-Event-ID"
+    ))
+}
+
+/// When a stream ends by itself.
+enum End {
+    /// A job's stream: after its `done`, or (a job finished when the stream opened whose
+    /// `done` is before the resume point) as soon as the history is sent.
+    AfterDone { finished_at_open: bool },
+    /// The multiplexed stream: never, but for a resume point retention overtook while
+    /// the history was read (the stream ends, and the client's resume then answers 410).
+    Never { resumed_from: Option<i64> },
+}
+
+/// One subscriber's stream: the history from the store, then live events.
+struct Feed {
+    app: Arc<App>,
+    tenant: Tenant,
+    /// `after` is the id of the last event sent.
+    query: EventQuery,
+    live: broadcast::Receiver<LiveEvent>,
+    closed: watch::Receiver<bool>,
+    heartbeat: Interval,
+    heartbeat_every: Duration,
+    backlog: VecDeque<Event>,
+    history_done: bool,
+    end: End,
+    started: bool,
+    finished: bool,
+}
+
+impl Feed {
+    fn new(
+        app: &Arc<App>,
+        tenant: Tenant,
+        query: EventQuery,
+        live: broadcast::Receiver<LiveEvent>,
+        end: End,
+    ) -> Self {
+        let every = app.heartbeat;
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Feed {
+            app: app.clone(),
+            tenant,
+            query,
+            live,
+            closed: app.runner.bus().closed(),
+            heartbeat,
+            heartbeat_every: every,
+            backlog: VecDeque::new(),
+            history_done: false,
+            end,
+            started: false,
+            finished: false,
+        }
+    }
+
+    /// The next frame to send; `None` ends the stream.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if !self.started {
+            self.started = true;
+            return Some(Bytes::from_static(RETRY_FRAME));
+        }
+        loop {
+            if self.finished {
+                return None;
+            }
+            if let Some(event) = self.backlog.pop_front() {
+                return Some(self.emit(&event));
+            }
+            if !self.history_done {
+                self.read_history()?;
+                continue;
+            }
+            let received = tokio::select! {
+                biased;
+                _ = self.closed.wait_for(|closed| *closed) => return None,
+                received = self.live.recv() => received,
+                _ = self.heartbeat.tick() => return Some(Bytes::from_static(KEEP_ALIVE_FRAME)),
+            };
+            match received {
+                Ok(event) => {
+                    if event.seq > self.query.after
+                        && self.query.matches(&event.job_id, &event.service_id)
+                    {
+                        return Some(self.emit(&event));
+                    }
+                }
+                // Too far behind: cut off; the client resumes from the store.
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "cutting off a slow event subscriber");
+                    return None;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Reads the next history page into the backlog; `None` ends the stream.
+    fn read_history(&mut self) -> Option<()> {
+        let store = self.app.runner.store();
+        let page = match store.events(self.tenant.as_str(), &self.query) {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read event history; ending the stream");
+                return None;
+            }
+        };
+        if !page.is_empty() {
+            self.backlog.extend(page);
+            return Some(());
+        }
+        self.history_done = true;
+        match self.end {
+            End::AfterDone { finished_at_open } if finished_at_open => {
+                // Its `done` was at or before the resume point: nothing more will come.
+                self.finished = true;
+            }
+            End::Never {
+                resumed_from: Some(from),
+            } => match store.event_floor(self.tenant.as_str()) {
+                Ok(floor) if floor > from => {
+                    tracing::debug!(from, floor, "retention overtook a resume point");
+                    self.finished = true;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the event floor");
+                    self.finished = true;
+                }
+            },
+            _ => {}
+        }
+        Some(())
+    }
+
+    /// The frame of `event`, which becomes the last one sent.
+    fn emit(&mut self, event: &Event) -> Bytes {
+        self.query.after = event.seq;
+        if matches!(self.end, End::AfterDone { .. }) && event.kind == "done" {
+            self.finished = true;
+        }
+        // Keep-alives are for quiet streams: the next one is a full interval away.
+        self.heartbeat.reset_after(self.heartbeat_every);
+        frame(event)
+    }
+}
+
+/// `id:`, `event:` and one `data:` line (serde_json writes no raw newline), then a blank
+/// line.
+fn frame(event: &Event) -> Bytes {
+    let mut buf = Vec::with_capacity(128);
+    buf.extend_from_slice(b"id: ");
+    buf.extend_from_slice(event.seq.to_string().as_bytes());
+    buf.extend_from_slice(b"\nevent: ");
+    buf.extend_from_slice(event.kind.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut buf, &event.data).is_err() {
+        buf.extend_from_slice(b"{}");
+    }
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+fn sse_response(feed: Feed) -> Response {
+    let frames = futures_util::stream::unfold(feed, |mut feed| async move {
+        let frame = feed.next_frame().await?;
+        Some((Ok::<_, std::convert::Infallible>(frame), feed))
+    });
+    let mut response = Response::new(Body::from_stream(frames));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx buffers proxied answers unless told not to; a buffered stream is no stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn last_event_ids_are_checked() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("last-event-id", HeaderValue::from_str(v).unwrap());
+            last_event_id(&h)
+        };
+        assert_eq!(last_event_id(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(with("").unwrap(), None);
+        assert_eq!(with("42").unwrap(), Some(42));
+        assert_eq!(with(" 7 ").unwrap(), Some(7));
+        for bad in ["-1", "x", "1.5", "99999999999999999999"] {
+            assert_eq!(with(bad).unwrap_err().problem().status, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_are_one_event_each() {
+        let event = Event {
+            seq: 12,
+            job_id: "job_1".into(),
+            service_id: "svc".into(),
+            kind: "log".into(),
+            data: json!({"job_id": "job_1", "line": "two\nlines"}),
+            created_at: String::new(),
+        };
+        assert_eq!(
+            &frame(&event)[..],
+            b"id: 12\nevent: log\ndata: {\"job_id\":\"job_1\",\"line\":\"two\\nlines\"}\n\n"
+        );
+    }
+}

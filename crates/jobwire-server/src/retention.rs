@@ -1,0 +1,61 @@
+//! The retention pass in the background: events of jobs that finished more than the
+//! retention window ago are removed, so the store does not grow without end (and the
+//! in-memory store drops finished jobs past its cap).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::store::Store;
+use crate::util::rfc3339_at;
+
+/// How often a pass runs for a retention `window`: often enough that nothing outlives
+/// its window by much more than a quarter of it, never more than once a minute apart.
+fn interval_for(window: Duration) -> Duration {
+    (window / 4).clamp(Duration::from_millis(50), Duration::from_secs(60))
+}
+
+/// Runs retention passes over `store` until `closed` turns true.
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    window: Duration,
+    mut closed: watch::Receiver<bool>,
+) {
+    let interval = interval_for(window);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = closed.wait_for(|closed| *closed) => return,
+        }
+        let cutoff = SystemTime::now()
+            .checked_sub(window)
+            .map_or_else(|| rfc3339_at(SystemTime::UNIX_EPOCH), rfc3339_at);
+        let store = store.clone();
+        // A pass may delete many rows: keep it off the event loop.
+        match tokio::task::spawn_blocking(move || store.prune(&cutoff)).await {
+            Ok(Ok(pruned)) if pruned.events + pruned.jobs > 0 => {
+                tracing::debug!(events = pruned.events, jobs = pruned.jobs, "retention pass");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+            Err(e) => tracing::warn!(error = %e, "retention pass panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_follow_the_window_within_bounds() {
+        for (window, want) in [
+            (Duration::from_secs(3600), Duration::from_secs(60)),
+            (Duration::from_secs(120), Duration::from_secs(30)),
+            (Duration::from_millis(100), Duration::from_millis(50)),
+        ] {
+            assert_eq!(interval_for(window), want);
+        }
+    }
+}
