@@ -18,7 +18,7 @@ pub const ENV_TOKEN: &str = "JOBWIRE_TOKEN";
 /// adding it to `Instant::now()` cannot overflow.
 pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
 
-/// The longest single long-poll the SDK asks for: the server's cap in API.md.
+/// The longest single long-poll the SDK asks for: the server's cap (docs/api.md).
 pub const MAX_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Everything a client needs to know besides its transport.
@@ -49,6 +49,8 @@ pub struct ClientConfig {
     wait_timeout: Option<Duration>,
     long_poll: Duration,
     max_body_bytes: usize,
+    stream_idle_timeout: Duration,
+    wait_by_events: bool,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +64,8 @@ impl Default for ClientConfig {
             wait_timeout: None,
             long_poll: Duration::from_secs(30),
             max_body_bytes: 16 * 1024 * 1024,
+            stream_idle_timeout: Duration::from_secs(45),
+            wait_by_events: true,
         }
     }
 }
@@ -78,6 +82,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("wait_timeout", &self.wait_timeout)
             .field("long_poll", &self.long_poll)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("stream_idle_timeout", &self.stream_idle_timeout)
+            .field("wait_by_events", &self.wait_by_events)
             .finish()
     }
 }
@@ -160,6 +166,23 @@ impl ClientConfig {
         self
     }
 
+    /// How long an event stream may deliver nothing at all — no event, not even a
+    /// keep-alive — before it is taken for dead and reconnected (default 45 s, three of
+    /// the reference server's 15 s heartbeats).
+    pub fn stream_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.stream_idle_timeout = timeout;
+        self
+    }
+
+    /// Whether `wait()`, `result()` and `run()` wait on the server's event stream (the
+    /// default: all waiting jobs of a client share one connection), or each long-poll
+    /// with `Prefer: wait`. Waits fall back to long-polls by themselves where the server
+    /// has no event stream.
+    pub fn wait_by_events(mut self, enabled: bool) -> Self {
+        self.wait_by_events = enabled;
+        self
+    }
+
     /// Checks the settings and normalises the base URL; nothing is sent with a bad one.
     pub fn validate(mut self) -> Result<Self, Error> {
         let trimmed = self.base_url.trim().trim_end_matches('/').to_owned();
@@ -202,6 +225,7 @@ impl ClientConfig {
             ("timeout", Some(self.timeout)),
             ("connect timeout", Some(self.connect_timeout)),
             ("long poll", Some(self.long_poll)),
+            ("stream idle timeout", Some(self.stream_idle_timeout)),
             ("wait timeout", self.wait_timeout),
         ] {
             if d.is_some_and(|d| d.is_zero() || d > MAX_DURATION) {
@@ -211,7 +235,7 @@ impl ClientConfig {
                 ));
             }
         }
-        // The server caps `Prefer: wait` (API.md: 60 s); asking longer would make every
+        // The server caps `Prefer: wait` (docs/api.md: 60 s); asking longer would make every
         // honest answer look early to the waiter.
         self.long_poll = self.long_poll.min(MAX_LONG_POLL);
         self.base_url = trimmed;
@@ -257,6 +281,16 @@ impl ClientConfig {
     pub fn body_limit(&self) -> usize {
         self.max_body_bytes
     }
+
+    /// How long an event stream may be silent before it is reconnected.
+    pub fn stream_idle_limit(&self) -> Duration {
+        self.stream_idle_timeout
+    }
+
+    /// Whether waits follow the event stream rather than long-poll.
+    pub fn waits_by_events(&self) -> bool {
+        self.wait_by_events
+    }
 }
 
 /// Stamps the [`ClientConfig`] setters onto a facade's builder that keeps its config in
@@ -282,6 +316,11 @@ macro_rules! __client_config_setters {
             fn user_agent(user_agent: impl Into<String>);
             /// The largest answer body accepted (default 16 MiB).
             fn max_body_bytes(limit: usize);
+            /// How long an event stream may be silent (not even a keep-alive) before it
+            /// is reconnected (default 45 s).
+            fn stream_idle_timeout(timeout: std::time::Duration);
+            /// Wait on the shared event stream (default `true`) or by long-poll.
+            fn wait_by_events(enabled: bool);
         }
     };
 }

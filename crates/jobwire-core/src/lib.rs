@@ -8,8 +8,10 @@
 //! - [`endpoint`]: each API call as a request builder plus an answer parser;
 //! - [`transport`]: the blocking and async transport traits (closures implement them);
 //! - [`Error`]: the one error type of every call;
-//! - decisions as pure state machines with injected time: [`paging::Pager`] and
-//!   [`wait::Waiter`].
+//! - [`sse`] and [`event`]: server-sent events decoded to typed job events;
+//! - decisions as pure state machines with injected time: [`paging::Pager`],
+//!   [`wait::Waiter`] (long-poll), [`follow::Follower`] (one event stream: resume,
+//!   back-off, watchdog) and [`push::Watchlist`] (many waits on one stream).
 //!
 //! It depends on no runtime, socket or HTTP client. A facade drives it in a loop: ask an
 //! endpoint for its request, send it through a transport, hand the answer back.
@@ -42,12 +44,15 @@
 pub mod config;
 pub mod endpoint;
 pub mod error;
+pub mod event;
 #[doc(hidden)]
 pub mod facade;
+pub mod follow;
 pub mod model;
 pub mod outcome;
 pub mod paging;
 pub mod problem;
+pub mod push;
 pub mod sse;
 pub mod transport;
 pub mod wait;

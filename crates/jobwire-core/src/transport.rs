@@ -52,6 +52,28 @@ impl RequestTimeout {
     }
 }
 
+/// For an answer that streams without end (an event stream), put in the request's
+/// extensions instead of a [`RequestTimeout`]: how long the transport may wait for the
+/// answer's head, and then for each next piece of its body. Transports must honour it:
+/// it is how a stream that goes silent is noticed (the SDK then reconnects).
+///
+/// ```
+/// use std::time::Duration;
+/// use jobwire_core::transport::ReadTimeout;
+/// let mut req = http::Request::new(bytes::Bytes::new());
+/// req.extensions_mut().insert(ReadTimeout(Duration::from_secs(45)));
+/// assert_eq!(ReadTimeout::of(&req), Some(Duration::from_secs(45)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadTimeout(pub Duration);
+
+impl ReadTimeout {
+    /// The read timeout a request carries, if any.
+    pub fn of<B>(request: &http::Request<B>) -> Option<Duration> {
+        request.extensions().get::<ReadTimeout>().map(|t| t.0)
+    }
+}
+
 /// A blocking transport: sends one request, returns the answer's head and a body that
 /// is read incrementally. HTTP error statuses are answers, not errors.
 pub trait Transport: Send + Sync {

@@ -1,0 +1,229 @@
+//! Job events as Rust types: what a job's event stream (`GET /v1/jobs/{id}/events`) and
+//! the multiplexed stream (`GET /v1/events`) carry.
+//!
+//! ```
+//! use jobwire_core::event::{EventKind, JobEvent};
+//! use jobwire_core::sse::SseEvent;
+//!
+//! let sse = SseEvent {
+//!     event: "progress".into(),
+//!     data: r#"{"job_id":"job_1","fraction":0.5,"message":"half way"}"#.into(),
+//!     id: "42".into(),
+//! };
+//! let event = JobEvent::from_sse(&sse)?.expect("a known event");
+//! assert_eq!(event.id, 42);
+//! assert_eq!(event.job_id, "job_1");
+//! assert!(matches!(event.kind, EventKind::Progress { fraction, .. } if fraction == 0.5));
+//! # Ok::<(), jobwire_core::Error>(())
+//! ```
+
+use serde::Deserialize;
+
+use crate::sse::SseEvent;
+use crate::{Error, Job, JobStatus};
+
+/// One thing that happened to a job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobEvent {
+    /// The event's id: increasing in the order the server recorded events. A stream
+    /// resumes after it.
+    pub id: u64,
+    /// The job it is about.
+    pub job_id: String,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened to a job.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The job's status changed.
+    Status(JobStatus),
+    /// The job reported progress.
+    Progress {
+        /// Between 0 and 1.
+        fraction: f64,
+        /// What the job is doing now.
+        message: String,
+    },
+    /// The job wrote a log line.
+    Log(String),
+    /// The job produced a chunk of partial output (the next words of a reply, say).
+    Output(String),
+    /// The job is terminal: the final job, with its output or error. Always a job's
+    /// last event.
+    Done(Box<Job>),
+}
+
+#[derive(Deserialize)]
+struct StatusData {
+    status: JobStatus,
+}
+
+#[derive(Deserialize)]
+struct ProgressData {
+    fraction: f64,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct LogData {
+    line: String,
+}
+
+#[derive(Deserialize)]
+struct OutputData {
+    chunk: String,
+}
+
+#[derive(Deserialize)]
+struct JobIdOnly {
+    job_id: String,
+}
+
+impl JobEvent {
+    /// Reads a job event from a decoded SSE event: `Ok(None)` for an event type this
+    /// version does not know (the contract says to ignore those), an error for a known
+    /// type whose id or data does not fit.
+    pub fn from_sse(sse: &SseEvent) -> Result<Option<JobEvent>, Error> {
+        let decode = |what: &str, e: serde_json::Error| Error::Decode {
+            status: http::StatusCode::OK,
+            message: format!("{what} event {:?}: {e}", sse.id),
+            body: bytes::Bytes::from(sse.data.clone()),
+        };
+        let data = sse.data.as_str();
+        let kind = match sse.event.as_str() {
+            "status" => {
+                let d: StatusData = serde_json::from_str(data).map_err(|e| decode("status", e))?;
+                EventKind::Status(d.status)
+            }
+            "progress" => {
+                let d: ProgressData =
+                    serde_json::from_str(data).map_err(|e| decode("progress", e))?;
+                EventKind::Progress {
+                    fraction: d.fraction,
+                    message: d.message,
+                }
+            }
+            "log" => {
+                let d: LogData = serde_json::from_str(data).map_err(|e| decode("log", e))?;
+                EventKind::Log(d.line)
+            }
+            "output" => {
+                let d: OutputData = serde_json::from_str(data).map_err(|e| decode("output", e))?;
+                EventKind::Output(d.chunk)
+            }
+            "done" => {
+                let job: Job = serde_json::from_str(data).map_err(|e| decode("done", e))?;
+                EventKind::Done(Box::new(job))
+            }
+            _ => return Ok(None),
+        };
+        let id = sse.id.parse::<u64>().map_err(|_| {
+            Error::Protocol(format!(
+                "event id {:?} is not a non-negative integer",
+                sse.id
+            ))
+        })?;
+        let job_id = match &kind {
+            EventKind::Done(job) => job.id.clone(),
+            _ => {
+                serde_json::from_str::<JobIdOnly>(data)
+                    .map_err(|e| decode(&sse.event, e))?
+                    .job_id
+            }
+        };
+        Ok(Some(JobEvent { id, job_id, kind }))
+    }
+
+    /// The final job, when this is a `done` event.
+    pub fn done(&self) -> Option<&Job> {
+        match &self.kind {
+            EventKind::Done(job) => Some(job),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sse(event: &str, id: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.into(),
+            data: data.into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn every_kind_decodes() {
+        let cases = [
+            (
+                sse("status", "1", r#"{"job_id":"j","status":"running"}"#),
+                EventKind::Status(JobStatus::Running),
+            ),
+            (
+                sse(
+                    "progress",
+                    "2",
+                    r#"{"job_id":"j","fraction":1,"message":"m"}"#,
+                ),
+                EventKind::Progress {
+                    fraction: 1.0,
+                    message: "m".into(),
+                },
+            ),
+            (
+                sse("log", "3", r#"{"job_id":"j","line":"l"}"#),
+                EventKind::Log("l".into()),
+            ),
+            (
+                sse("output", "4", r#"{"job_id":"j","chunk":" word"}"#),
+                EventKind::Output(" word".into()),
+            ),
+            (
+                sse(
+                    "done",
+                    "5",
+                    r#"{"job_id":"j","id":"j","service_id":"s","status":"succeeded","output":1}"#,
+                ),
+                EventKind::Done(Box::new({
+                    let mut job = Job::new("j", "s", JobStatus::Succeeded);
+                    job.output = Some(serde_json::json!(1));
+                    job
+                })),
+            ),
+        ];
+        for (i, (sse, want)) in cases.into_iter().enumerate() {
+            let event = JobEvent::from_sse(&sse).unwrap().unwrap();
+            assert_eq!(event.id, i as u64 + 1);
+            assert_eq!(event.job_id, "j");
+            assert_eq!(event.kind, want);
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_and_bad_ones_are_errors() {
+        assert_eq!(
+            JobEvent::from_sse(&sse("heartbeat", "", "{}")).unwrap(),
+            None
+        );
+        assert!(matches!(
+            JobEvent::from_sse(&sse("log", "1", "not json")),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            JobEvent::from_sse(&sse("log", "x", r#"{"job_id":"j","line":"l"}"#)),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            JobEvent::from_sse(&sse("log", "1", r#"{"line":"no job"}"#)),
+            Err(Error::Decode { .. })
+        ));
+    }
+}

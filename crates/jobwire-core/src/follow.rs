@@ -1,0 +1,638 @@
+//! Following an event stream as a state machine with injected time: connect, read,
+//! resume with `Last-Event-ID` after a drop (no gap, no duplicate), back off after
+//! failures, reconnect a stream that goes silent (the watchdog), re-read a job whose
+//! events are gone (410), end after a job's `done`.
+//!
+//! The facades drive it in a loop — ask [`Follower::next`], do what it says, report back
+//! — so both have the same behaviour and neither decides anything itself:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use jobwire_core::follow::{Follower, FollowStep, StreamTarget};
+//!
+//! let t0 = Instant::now();
+//! let mut follower = Follower::new(StreamTarget::job("job_1"), Duration::from_secs(45), 7);
+//! assert!(matches!(follower.next(t0), FollowStep::Connect { pause } if pause == Duration::ZERO));
+//! // The facade sends `follower.request(&config)`, gets a 200 `text/event-stream`…
+//! let head = http::Response::builder()
+//!     .header("content-type", "text/event-stream")
+//!     .body(())
+//!     .unwrap()
+//!     .into_parts()
+//!     .0;
+//! assert!(follower.on_head(t0, &head));
+//! // …and reads the body until the watchdog's deadline.
+//! assert!(matches!(follower.next(t0), FollowStep::Read { deadline } if deadline == t0 + Duration::from_secs(45)));
+//! follower.on_chunk(t0, b"id: 3\nevent: log\ndata: {\"job_id\":\"job_1\",\"line\":\"hi\"}\n\n");
+//! assert!(matches!(follower.next(t0), FollowStep::Event(e) if e.id == 3));
+//! ```
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+
+use crate::config::ClientConfig;
+use crate::endpoint::{encode_component, error_from_response};
+use crate::error::{Error, TransportError};
+use crate::event::{EventKind, JobEvent};
+use crate::sse::SseDecoder;
+use crate::transport::ReadTimeout;
+use crate::Job;
+
+/// The reconnection delay before the server says otherwise (`retry:`).
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The longest pause between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Connection attempts in a row that deliver nothing before the follower gives up.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Which stream to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamTarget {
+    /// One job's events (`GET /v1/jobs/{id}/events`); ends after its `done`.
+    Job(String),
+    /// Every event of the caller's jobs (`GET /v1/events`), optionally only of one
+    /// service and of some jobs; does not end by itself.
+    All {
+        /// Only events of jobs of this service (id or name).
+        service: Option<String>,
+        /// Only events of these jobs (all jobs when empty).
+        jobs: Vec<String>,
+    },
+}
+
+impl StreamTarget {
+    /// One job's stream.
+    pub fn job(id: impl Into<String>) -> Self {
+        StreamTarget::Job(id.into())
+    }
+
+    /// The multiplexed stream, unfiltered.
+    pub fn all() -> Self {
+        StreamTarget::All {
+            service: None,
+            jobs: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> Result<String, Error> {
+        match self {
+            StreamTarget::Job(id) => {
+                if id.trim().is_empty() {
+                    return Err(Error::Invalid {
+                        what: "job id",
+                        message: "must not be empty".into(),
+                    });
+                }
+                Ok(format!("/v1/jobs/{}/events", encode_component(id)))
+            }
+            StreamTarget::All { service, jobs } => {
+                let mut query = Vec::new();
+                if let Some(service) = service {
+                    query.push(format!("service={}", encode_component(service)));
+                }
+                for job in jobs {
+                    query.push(format!("job={}", encode_component(job)));
+                }
+                if query.is_empty() {
+                    Ok("/v1/events".to_owned())
+                } else {
+                    Ok(format!("/v1/events?{}", query.join("&")))
+                }
+            }
+        }
+    }
+}
+
+/// What the facade should do next.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FollowStep {
+    /// Sleep `pause` (often zero), then send [`Follower::request`] and report the answer
+    /// with [`Follower::on_head`] (or [`Follower::on_broken`] when it failed).
+    Connect {
+        /// How long to wait before connecting.
+        pause: Duration,
+    },
+    /// Read the next chunk of the body and report it ([`Follower::on_chunk`],
+    /// [`Follower::on_end`], [`Follower::on_broken`]); if nothing came by `deadline`,
+    /// report [`Follower::on_silence`].
+    Read {
+        /// When the watchdog gives up on a silent stream.
+        deadline: Instant,
+    },
+    /// Hand this event to the caller.
+    Event(JobEvent),
+    /// `GET` the job (its events are gone) and report it with [`Follower::on_job`].
+    Refresh,
+    /// Hand this error to the caller; the stream is over.
+    Fail(Error),
+    /// The stream is over.
+    End,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Not connected; connect at this time (`None`: at once).
+    Closed {
+        at: Option<Instant>,
+    },
+    /// Reading; the last byte arrived at `activity`.
+    Open {
+        activity: Instant,
+    },
+    /// A job stream answered 410: the job must be read.
+    Refresh,
+    /// A final error to hand out.
+    Failed(Box<Error>),
+    Ended,
+}
+
+/// The state of one followed stream; see the module docs.
+#[derive(Debug)]
+pub struct Follower {
+    target: StreamTarget,
+    idle_timeout: Duration,
+    decoder: SseDecoder,
+    phase: Phase,
+    /// The id of the last event handed out: resume after it, skip anything not above it.
+    last_id: Option<u64>,
+    /// After a 410 the resume point is gone: reconnect without it (still skipping).
+    send_last_id: bool,
+    ready: VecDeque<Result<JobEvent, Error>>,
+    retry: Duration,
+    /// Connection attempts since the last one that delivered an event.
+    attempts: u32,
+    done: bool,
+    rng: u64,
+}
+
+impl Follower {
+    /// A follower of `target` that takes `idle_timeout` of silence for a dead stream;
+    /// `seed` drives the jitter of its back-off (any value; fixed in tests).
+    pub fn new(target: StreamTarget, idle_timeout: Duration, seed: u64) -> Self {
+        Follower {
+            target,
+            idle_timeout,
+            decoder: SseDecoder::new(),
+            phase: Phase::Closed { at: None },
+            last_id: None,
+            send_last_id: true,
+            ready: VecDeque::new(),
+            retry: DEFAULT_RETRY,
+            attempts: 0,
+            done: false,
+            rng: seed | 1,
+        }
+    }
+
+    /// Starts after event `id` (as if it had been handed out): only later events come.
+    pub fn resume_after(mut self, id: u64) -> Self {
+        self.last_id = Some(id);
+        self
+    }
+
+    /// The id of the last event handed out.
+    pub fn last_event_id(&self) -> Option<u64> {
+        self.last_id
+    }
+
+    /// The step to take at `now`.
+    pub fn next(&mut self, now: Instant) -> FollowStep {
+        if let Some(item) = self.ready.pop_front() {
+            return match item {
+                Ok(event) => {
+                    if matches!(self.target, StreamTarget::Job(_)) && event.done().is_some() {
+                        self.done = true;
+                    }
+                    FollowStep::Event(event)
+                }
+                Err(e) => FollowStep::Fail(e),
+            };
+        }
+        if self.done {
+            self.phase = Phase::Ended;
+        }
+        match &self.phase {
+            Phase::Closed { at } => FollowStep::Connect {
+                pause: at.map_or(Duration::ZERO, |at| at.saturating_duration_since(now)),
+            },
+            Phase::Open { activity } => FollowStep::Read {
+                deadline: *activity + self.idle_timeout,
+            },
+            Phase::Refresh => FollowStep::Refresh,
+            Phase::Failed(_) => match std::mem::replace(&mut self.phase, Phase::Ended) {
+                Phase::Failed(e) => FollowStep::Fail(*e),
+                _ => FollowStep::End,
+            },
+            Phase::Ended => FollowStep::End,
+        }
+    }
+
+    /// The request that opens (or resumes) the stream.
+    pub fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
+        let path = self.target.path()?;
+        let mut builder = http::Request::builder()
+            .method(http::Method::GET)
+            .uri(format!("{}{path}", config.base()))
+            .header(header::ACCEPT, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(header::USER_AGENT, config.user_agent_value())
+            .extension(ReadTimeout(self.idle_timeout));
+        if let Some(token) = config.bearer_token() {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(id) = self.last_id.filter(|_| self.send_last_id) {
+            builder = builder.header("last-event-id", HeaderValue::from(id));
+        }
+        builder
+            .body(Bytes::new())
+            .map_err(|e| Error::invalid("request", e.to_string()))
+    }
+
+    /// Reports the head of an answer. `true`: it is the stream, read its body. `false`:
+    /// it is not; read its (small) body and report it with [`on_refused`](Self::on_refused).
+    pub fn on_head(&mut self, now: Instant, head: &http::response::Parts) -> bool {
+        let is_stream = head.status == http::StatusCode::OK
+            && head
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if is_stream {
+            self.decoder.reset_stream();
+            self.phase = Phase::Open { activity: now };
+        }
+        is_stream
+    }
+
+    /// Reports an answer that was not the stream: an error answer, or a 200 of another
+    /// kind (a proxy that does not pass event streams).
+    pub fn on_refused(&mut self, now: Instant, answer: http::Response<Bytes>) {
+        let status = answer.status();
+        if status.is_success() {
+            self.fail(Error::Protocol(format!(
+                "the event stream answered {status} without text/event-stream; \
+                 is a proxy in the way?"
+            )));
+            return;
+        }
+        let error = error_from_response(&answer, std::time::SystemTime::now());
+        match status.as_u16() {
+            410 if matches!(self.target, StreamTarget::Job(_)) => self.phase = Phase::Refresh,
+            408 | 429 | 500 | 502 | 503 | 504 => {
+                let hint = match &error {
+                    Error::RateLimited { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                self.retry_later(now, hint, error);
+            }
+            _ => self.fail(error),
+        }
+    }
+
+    /// Reports a chunk of the body.
+    pub fn on_chunk(&mut self, now: Instant, chunk: &[u8]) {
+        self.phase = Phase::Open { activity: now };
+        let mut decoded = Vec::new();
+        if let Err(e) = self.decoder.push(chunk, &mut decoded) {
+            // The stream lost its framing: start over from the last good event.
+            let kept = self.keep(&decoded);
+            self.ready.extend(kept);
+            self.retry_later(now, None, Error::Protocol(e.to_string()));
+            return;
+        }
+        if let Some(retry) = self.decoder.retry() {
+            self.retry = retry.min(MAX_BACKOFF);
+        }
+        let kept = self.keep(&decoded);
+        self.ready.extend(kept);
+    }
+
+    /// The decoded events worth handing out: known kinds with ids above the last one.
+    fn keep(&mut self, decoded: &[crate::sse::SseEvent]) -> Vec<Result<JobEvent, Error>> {
+        let mut out = Vec::new();
+        for sse in decoded {
+            match JobEvent::from_sse(sse) {
+                Ok(Some(event)) => {
+                    if self.last_id.is_some_and(|last| event.id <= last) {
+                        continue;
+                    }
+                    self.last_id = Some(event.id);
+                    self.attempts = 0;
+                    out.push(Ok(event));
+                }
+                Ok(None) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+
+    /// Reports the end of the body. A job stream after its `done` is over; any other
+    /// stream resumes.
+    pub fn on_end(&mut self, now: Instant) {
+        self.decoder.finish();
+        if self.done_queued() {
+            return;
+        }
+        let pause = if self.attempts == 0 {
+            // The server closed a stream that was delivering: come back at its pace.
+            self.attempts = 1;
+            self.retry
+        } else {
+            self.backoff()
+        };
+        self.phase = Phase::Closed {
+            at: Some(now + pause),
+        };
+    }
+
+    /// Reports that connecting or reading failed below HTTP.
+    pub fn on_broken(&mut self, now: Instant, error: TransportError) {
+        self.decoder.finish();
+        if self.done_queued() {
+            return;
+        }
+        self.retry_later(now, None, Error::from(error));
+    }
+
+    /// Reports that nothing, not even a keep-alive, arrived by the `Read` deadline.
+    pub fn on_silence(&mut self, now: Instant) {
+        self.decoder.finish();
+        // A dead stream is left at once: the next attempt starts now.
+        self.attempts = self.attempts.saturating_add(1);
+        if self.attempts > MAX_ATTEMPTS {
+            self.fail(Error::Timeout {
+                what: format!(
+                    "an event stream that stayed silent for {:?}, {} times in a row",
+                    self.idle_timeout, MAX_ATTEMPTS
+                ),
+            });
+            return;
+        }
+        self.phase = Phase::Closed { at: Some(now) };
+    }
+
+    /// Reports the job read after a [`FollowStep::Refresh`]: a finished job ends the
+    /// stream with its `done`; an unfinished one is followed again from its start.
+    pub fn on_job(&mut self, now: Instant, job: Job) {
+        if job.is_finished() {
+            let id = self.last_id.unwrap_or(0);
+            let job_id = job.id.clone();
+            self.ready.push_back(Ok(JobEvent {
+                id,
+                job_id,
+                kind: EventKind::Done(Box::new(job)),
+            }));
+            self.phase = Phase::Ended;
+        } else {
+            self.send_last_id = false;
+            self.phase = Phase::Closed { at: Some(now) };
+        }
+    }
+
+    /// Whether a job stream has its `done` (handed out or about to be).
+    fn done_queued(&self) -> bool {
+        let queued = || {
+            self.ready
+                .iter()
+                .any(|e| matches!(e, Ok(e) if e.done().is_some()))
+        };
+        matches!(self.target, StreamTarget::Job(_)) && (self.done || queued())
+    }
+
+    fn retry_later(&mut self, now: Instant, hint: Option<Duration>, error: Error) {
+        self.attempts = self.attempts.saturating_add(1);
+        if self.attempts > MAX_ATTEMPTS {
+            self.fail(error);
+            return;
+        }
+        let pause = hint.unwrap_or_else(|| self.backoff()).min(MAX_BACKOFF);
+        self.phase = Phase::Closed {
+            at: Some(now + pause),
+        };
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.phase = Phase::Failed(Box::new(error));
+    }
+
+    /// Full jitter over an exponential ceiling that starts at the server's `retry`.
+    fn backoff(&mut self) -> Duration {
+        let exp = self.attempts.saturating_sub(1).min(16);
+        let ceiling = self.retry.saturating_mul(1 << exp).min(MAX_BACKOFF);
+        // splitmix64: small, seedable, good enough for jitter.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        ceiling.mul_f64(unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TransportErrorKind;
+    use crate::JobStatus;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn head(status: u16, content_type: &str) -> http::response::Parts {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn log(id: u64) -> String {
+        format!("id: {id}\nevent: log\ndata: {{\"job_id\":\"j\",\"line\":\"{id}\"}}\n\n")
+    }
+
+    fn done(id: u64) -> String {
+        format!("id: {id}\nevent: done\ndata: {{\"job_id\":\"j\",\"id\":\"j\",\"service_id\":\"s\",\"status\":\"succeeded\"}}\n\n")
+    }
+
+    fn config() -> ClientConfig {
+        ClientConfig::default().token("t").validate().unwrap()
+    }
+
+    /// Drains the events ready now.
+    fn events(f: &mut Follower, now: Instant) -> Vec<u64> {
+        let mut ids = Vec::new();
+        while let FollowStep::Event(e) = f.next(now) {
+            ids.push(e.id);
+        }
+        ids
+    }
+
+    fn open(f: &mut Follower, now: Instant) {
+        assert!(matches!(f.next(now), FollowStep::Connect { .. }));
+        assert!(f.on_head(now, &head(200, "text/event-stream; charset=utf-8")));
+    }
+
+    #[test]
+    fn resumes_after_a_drop_without_gap_or_duplicate() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1);
+        open(&mut f, t0);
+        f.on_chunk(t0, format!("retry: 500\n\n{}{}", log(1), log(2)).as_bytes());
+        assert_eq!(events(&mut f, t0), [1, 2]);
+        // Cut mid-event: the half event is dropped, the resume point is 2.
+        f.on_chunk(t0, b"id: 3\nevent: log\ndata: {\"jo");
+        f.on_broken(t0, TransportError::new(TransportErrorKind::Io, "reset"));
+        match f.next(t0) {
+            FollowStep::Connect { pause } => assert!(pause <= Duration::from_millis(500)),
+            other => panic!("{other:?}"),
+        }
+        let req = f.request(&config()).unwrap();
+        assert_eq!(req.headers()["last-event-id"], "2");
+        assert_eq!(req.uri().path(), "/v1/jobs/j/events");
+        assert_eq!(req.headers()["accept"], "text/event-stream");
+        assert_eq!(ReadTimeout::of(&req), Some(S(45)));
+        assert!(f.on_head(t0, &head(200, "text/event-stream")));
+        // A server that repeats what was delivered is deduplicated.
+        f.on_chunk(t0, format!("{}{}{}", log(2), log(3), done(4)).as_bytes());
+        assert_eq!(events(&mut f, t0), [3, 4]);
+        assert!(matches!(f.next(t0), FollowStep::End));
+    }
+
+    #[test]
+    fn watchdog_reconnects_a_silent_stream_and_gives_up_eventually() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::all(), S(10), 1);
+        open(&mut f, t0);
+        assert!(matches!(f.next(t0), FollowStep::Read { deadline } if deadline == t0 + S(10)));
+        // Keep-alives are activity: the deadline moves.
+        f.on_chunk(t0 + S(8), b": keep-alive\n\n");
+        assert!(
+            matches!(f.next(t0 + S(9)), FollowStep::Read { deadline } if deadline == t0 + S(18))
+        );
+        let mut now = t0 + S(18);
+        for _ in 0..MAX_ATTEMPTS {
+            f.on_silence(now);
+            assert!(matches!(f.next(now), FollowStep::Connect { pause } if pause == S(0)));
+            assert!(f.on_head(now, &head(200, "text/event-stream")));
+            now += S(10);
+        }
+        f.on_silence(now);
+        assert!(matches!(
+            f.next(now),
+            FollowStep::Fail(Error::Timeout { .. })
+        ));
+        assert!(matches!(f.next(now), FollowStep::End));
+    }
+
+    #[test]
+    fn answers_that_are_not_the_stream() {
+        let t0 = Instant::now();
+        let refused = |status: u16, retry_after: Option<&str>| {
+            let mut b = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/problem+json");
+            if let Some(r) = retry_after {
+                b = b.header("retry-after", r);
+            }
+            b.body(Bytes::from_static(
+                br#"{"type":"about:blank","title":"x","status":0,"code":"x"}"#,
+            ))
+            .unwrap()
+        };
+        // 404: final.
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1);
+        f.next(t0);
+        assert!(!f.on_head(t0, &head(404, "application/problem+json")));
+        f.on_refused(t0, refused(404, None));
+        assert!(matches!(
+            f.next(t0),
+            FollowStep::Fail(Error::NotFound { .. })
+        ));
+        // 503 with Retry-After: try again then.
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        f.next(t0);
+        f.on_refused(t0, refused(429, Some("3")));
+        assert!(matches!(f.next(t0), FollowStep::Connect { pause } if pause == S(3)));
+        // 410 on a job stream: read the job; a finished one ends the stream with `done`.
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).resume_after(9);
+        f.next(t0);
+        f.on_refused(t0, refused(410, None));
+        assert!(matches!(f.next(t0), FollowStep::Refresh));
+        f.on_job(t0, Job::new("j", "s", JobStatus::Succeeded));
+        assert!(matches!(f.next(t0), FollowStep::Event(e) if e.done().is_some() && e.id == 9));
+        assert!(matches!(f.next(t0), FollowStep::End));
+        // 410 on the multiplexed stream: the caller must know.
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        f.next(t0);
+        f.on_refused(t0, refused(410, None));
+        assert!(matches!(f.next(t0), FollowStep::Fail(Error::Api { status, .. }) if status == 410));
+        // A 200 that is not an event stream (a buffering proxy, say) is a protocol error.
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        f.next(t0);
+        assert!(!f.on_head(t0, &head(200, "application/json")));
+        f.on_refused(t0, http::Response::new(Bytes::from_static(b"{}")));
+        assert!(matches!(f.next(t0), FollowStep::Fail(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn backoff_grows_with_full_jitter_and_resets_on_progress() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::all(), S(45), 42);
+        let mut ceilings = Vec::new();
+        for attempt in 1..=6u32 {
+            f.next(t0);
+            f.on_broken(
+                t0,
+                TransportError::new(TransportErrorKind::Connect, "refused"),
+            );
+            let FollowStep::Connect { pause } = f.next(t0) else {
+                panic!("should retry")
+            };
+            let ceiling = DEFAULT_RETRY
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            assert!(
+                pause <= ceiling,
+                "attempt {attempt}: {pause:?} > {ceiling:?}"
+            );
+            ceilings.push(ceiling);
+        }
+        assert_eq!(ceilings.last(), Some(&S(30)));
+        // Progress resets the count.
+        assert!(f.on_head(t0, &head(200, "text/event-stream")));
+        f.on_chunk(t0, log(1).as_bytes());
+        assert_eq!(events(&mut f, t0), [1]);
+        f.on_end(t0);
+        assert!(matches!(f.next(t0), FollowStep::Connect { pause } if pause == S(1)));
+    }
+
+    #[test]
+    fn the_multiplexed_stream_asks_for_its_filters() {
+        let f = Follower::new(
+            StreamTarget::All {
+                service: Some("a b".into()),
+                jobs: vec!["j1".into(), "j2".into()],
+            },
+            S(45),
+            1,
+        )
+        .resume_after(7);
+        let req = f.request(&config()).unwrap();
+        assert_eq!(
+            req.uri().path_and_query().unwrap().as_str(),
+            "/v1/events?service=a%20b&job=j1&job=j2"
+        );
+        assert_eq!(req.headers()["last-event-id"], "7");
+        assert_eq!(req.headers()["authorization"], "Bearer t");
+        assert!(Follower::new(StreamTarget::job(" "), S(1), 1)
+            .request(&config())
+            .is_err());
+    }
+}

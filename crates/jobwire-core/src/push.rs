@@ -1,0 +1,534 @@
+//! Waiting by push: every job a client waits on is woken by its `done` event from one
+//! shared subscription to `GET /v1/events`, so thousands of waits cost one connection.
+//! A state machine with injected time, driven by the facades like [`Follower`] (which it
+//! uses for the stream itself).
+//!
+//! What makes it exact is the event position every job answer carries
+//! (`Jobwire-Last-Event-Id`): each change of the job that the answer does not show has a
+//! higher event id. A wait registers the job with that position:
+//!
+//! - no stream running: the stream starts from the lowest position registered before it
+//!   connects, so it replays whatever those jobs did since;
+//! - a stream running from `from` that has seen up to `seen`: a position at or above
+//!   `seen` will see all of the job's later events; one between `from` and `seen` is
+//!   answered from the `done`s the stream saw recently (kept while the record of them is
+//!   complete); anything else, or no position at all, must re-read the job first
+//!   ([`Registration::Recheck`]) and register again with the fresh position.
+//!
+//! When the server has no event stream (404, 501, a proxy that does not pass
+//! `text/event-stream`) or it keeps failing, every wait falls back to long-polling for a
+//! while ([`Registration::LongPoll`]). A 410 (the resume point is gone) makes every
+//! waiter re-read its job.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use jobwire_core::push::{HubStep, Registration, Watchlist};
+//!
+//! let now = Instant::now();
+//! let mut list = Watchlist::new(Duration::from_secs(45), 1);
+//! let Registration::Waiting(ticket) = list.register(now, "job_1", Some(40)) else { panic!() };
+//! assert_eq!(list.next(now), HubStep::Connect { pause: Duration::ZERO });
+//! // `list.request(&config)` now carries `Last-Event-ID: 40`; the facade sends it and
+//! // reports the answer with `on_head`, `on_chunk`, …, then hands out `take_wakes()`.
+//! list.cancel(ticket);
+//! assert_eq!(list.next(now), HubStep::Stop);
+//! ```
+//!
+//! [`Follower`]: crate::follow::Follower
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::ClientConfig;
+use crate::error::{Error, TransportError};
+use crate::follow::{FollowStep, Follower, StreamTarget};
+use crate::Job;
+
+/// How many recent `done`s are remembered for waits that register late.
+const RECENT_DONE: usize = 4096;
+/// How long waits long-poll after the event stream proved unavailable.
+const UNAVAILABLE_FOR: Duration = Duration::from_secs(60);
+
+/// A registered wait; give it back to [`Watchlist::cancel`] when the wait ends early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket(u64);
+
+/// The answer to [`Watchlist::register`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Registration {
+    /// The job already finished: here it is.
+    Finished(Box<Job>),
+    /// Registered: a [`Wake`] for this ticket will come.
+    Waiting(Ticket),
+    /// Not registered: read the job (`GET`), then register again with its new position.
+    Recheck,
+    /// Not registered: wait by long-poll; the event stream is not available.
+    LongPoll,
+}
+
+/// Why a waiter is woken; it is no longer registered.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Wake {
+    /// The job finished.
+    Done(Box<Job>),
+    /// The stream lost track (410): read the job and register again.
+    Recheck,
+    /// The event stream is not available: wait by long-poll.
+    LongPoll,
+}
+
+/// What the facade's stream driver should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HubStep {
+    /// Sleep `pause`, send [`Watchlist::request`], report the answer.
+    Connect {
+        /// How long to wait first.
+        pause: Duration,
+    },
+    /// Read the next chunk; at `deadline` report [`Watchlist::on_silence`].
+    Read {
+        /// The watchdog's deadline.
+        deadline: Instant,
+    },
+    /// No one waits: close the stream, stop driving.
+    Stop,
+}
+
+#[derive(Debug)]
+enum Stream {
+    Stopped,
+    /// Waits registered, not yet connected: starts from the lowest position.
+    Starting {
+        from: u64,
+    },
+    /// Connected (or reconnecting) since `from`.
+    Running {
+        follower: Box<Follower>,
+        from: u64,
+    },
+}
+
+/// The `done`s seen recently, complete for every event id above `complete_after`.
+#[derive(Debug, Default)]
+struct RecentDone {
+    jobs: HashMap<String, Box<Job>>,
+    order: VecDeque<(u64, String)>,
+    complete_after: u64,
+}
+
+impl RecentDone {
+    fn reset(&mut self, from: u64) {
+        self.jobs.clear();
+        self.order.clear();
+        self.complete_after = from;
+    }
+
+    fn insert(&mut self, id: u64, job: &Job) {
+        self.jobs.insert(job.id.clone(), Box::new(job.clone()));
+        self.order.push_back((id, job.id.clone()));
+        while self.order.len() > RECENT_DONE {
+            if let Some((id, job_id)) = self.order.pop_front() {
+                self.jobs.remove(&job_id);
+                self.complete_after = self.complete_after.max(id);
+            }
+        }
+    }
+}
+
+/// Waits on many jobs over one event stream; see the module docs.
+#[derive(Debug)]
+pub struct Watchlist {
+    idle_timeout: Duration,
+    seed: u64,
+    stream: Stream,
+    waiters: HashMap<Ticket, String>,
+    by_job: HashMap<String, Vec<Ticket>>,
+    next_ticket: u64,
+    recent: RecentDone,
+    unavailable_until: Option<Instant>,
+    wakes: Vec<(Ticket, Wake)>,
+}
+
+impl Watchlist {
+    /// A watchlist whose stream is taken for dead after `idle_timeout` of silence;
+    /// `seed` drives the jitter of reconnects.
+    pub fn new(idle_timeout: Duration, seed: u64) -> Self {
+        Watchlist {
+            idle_timeout,
+            seed,
+            stream: Stream::Stopped,
+            waiters: HashMap::new(),
+            by_job: HashMap::new(),
+            next_ticket: 0,
+            recent: RecentDone::default(),
+            unavailable_until: None,
+            wakes: Vec::new(),
+        }
+    }
+
+    /// Registers a wait for `job_id`, last seen at event `position` (from its last
+    /// answer's `Jobwire-Last-Event-Id`).
+    pub fn register(&mut self, now: Instant, job_id: &str, position: Option<u64>) -> Registration {
+        if self.unavailable_until.is_some_and(|until| now < until) {
+            return Registration::LongPoll;
+        }
+        let Some(position) = position else {
+            return Registration::Recheck;
+        };
+        match &mut self.stream {
+            Stream::Stopped => self.stream = Stream::Starting { from: position },
+            Stream::Starting { from } => *from = (*from).min(position),
+            Stream::Running { follower, from } => {
+                let seen = follower.last_event_id().unwrap_or(*from);
+                if position < *from {
+                    return Registration::Recheck;
+                }
+                if position < seen {
+                    // Some of its events may have gone by before it registered.
+                    if self.recent.complete_after > position {
+                        return Registration::Recheck;
+                    }
+                    if let Some(job) = self.recent.jobs.get(job_id) {
+                        return Registration::Finished(job.clone());
+                    }
+                }
+            }
+        }
+        let ticket = Ticket(self.next_ticket);
+        self.next_ticket += 1;
+        self.waiters.insert(ticket, job_id.to_owned());
+        self.by_job
+            .entry(job_id.to_owned())
+            .or_default()
+            .push(ticket);
+        Registration::Waiting(ticket)
+    }
+
+    /// Forgets a wait that ended without a wake (its deadline passed, it was dropped).
+    pub fn cancel(&mut self, ticket: Ticket) {
+        let Some(job_id) = self.waiters.remove(&ticket) else {
+            return;
+        };
+        if let Some(tickets) = self.by_job.get_mut(&job_id) {
+            tickets.retain(|t| *t != ticket);
+            if tickets.is_empty() {
+                self.by_job.remove(&job_id);
+            }
+        }
+    }
+
+    /// How many waits are registered.
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// The wakes decided since the last call, to hand to their waiters.
+    pub fn take_wakes(&mut self) -> Vec<(Ticket, Wake)> {
+        std::mem::take(&mut self.wakes)
+    }
+
+    /// The step to take at `now`.
+    pub fn next(&mut self, now: Instant) -> HubStep {
+        loop {
+            if self.waiters.is_empty() {
+                self.stream = Stream::Stopped;
+                self.recent.reset(0);
+                return HubStep::Stop;
+            }
+            let (follower, _) = match &mut self.stream {
+                Stream::Stopped => {
+                    // Waiters but no stream: only after a failure woke everyone, which
+                    // left no waiters; nothing to do but stop.
+                    return HubStep::Stop;
+                }
+                Stream::Starting { from } => {
+                    let from = *from;
+                    let follower = Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
+                        .resume_after(from);
+                    self.recent.reset(from);
+                    self.stream = Stream::Running {
+                        follower: Box::new(follower),
+                        from,
+                    };
+                    continue;
+                }
+                Stream::Running { follower, from } => (follower, from),
+            };
+            match follower.next(now) {
+                FollowStep::Connect { pause } => return HubStep::Connect { pause },
+                FollowStep::Read { deadline } => return HubStep::Read { deadline },
+                FollowStep::Event(event) => {
+                    if let Some(job) = event.done() {
+                        self.recent.insert(event.id, job);
+                        for ticket in self.by_job.remove(&job.id).unwrap_or_default() {
+                            self.waiters.remove(&ticket);
+                            self.wakes.push((ticket, Wake::Done(Box::new(job.clone()))));
+                        }
+                    }
+                }
+                FollowStep::Fail(error) => self.give_up(now, &error),
+                // A multiplexed stream neither refreshes nor ends by itself.
+                _ => self.give_up(now, &Error::Protocol("the event stream ended".into())),
+            }
+        }
+    }
+
+    /// Every waiter learns the stream is no more: re-read on 410, long-poll otherwise.
+    fn give_up(&mut self, now: Instant, error: &Error) {
+        let wake = if error.status().is_some_and(|s| s == http::StatusCode::GONE) {
+            Wake::Recheck
+        } else {
+            self.unavailable_until = now.checked_add(UNAVAILABLE_FOR);
+            Wake::LongPoll
+        };
+        for (ticket, _) in self.waiters.drain() {
+            self.wakes.push((ticket, wake.clone()));
+        }
+        self.by_job.clear();
+        self.stream = Stream::Stopped;
+    }
+
+    fn follower(&mut self) -> Option<&mut Follower> {
+        match &mut self.stream {
+            Stream::Running { follower, .. } => Some(follower),
+            _ => None,
+        }
+    }
+
+    /// The request that opens (or resumes) the stream, after [`HubStep::Connect`].
+    pub fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
+        match &self.stream {
+            Stream::Running { follower, .. } => follower.request(config),
+            _ => Err(Error::Protocol("no event stream to connect".into())),
+        }
+    }
+
+    /// See [`Follower::on_head`].
+    pub fn on_head(&mut self, now: Instant, head: &http::response::Parts) -> bool {
+        self.follower().is_some_and(|f| f.on_head(now, head))
+    }
+
+    /// See [`Follower::on_refused`].
+    pub fn on_refused(&mut self, now: Instant, answer: http::Response<Bytes>) {
+        if let Some(f) = self.follower() {
+            f.on_refused(now, answer);
+        }
+    }
+
+    /// See [`Follower::on_chunk`].
+    pub fn on_chunk(&mut self, now: Instant, chunk: &[u8]) {
+        if let Some(f) = self.follower() {
+            f.on_chunk(now, chunk);
+        }
+    }
+
+    /// See [`Follower::on_end`].
+    pub fn on_end(&mut self, now: Instant) {
+        if let Some(f) = self.follower() {
+            f.on_end(now);
+        }
+    }
+
+    /// See [`Follower::on_broken`].
+    pub fn on_broken(&mut self, now: Instant, error: TransportError) {
+        if let Some(f) = self.follower() {
+            f.on_broken(now, error);
+        }
+    }
+
+    /// See [`Follower::on_silence`].
+    pub fn on_silence(&mut self, now: Instant) {
+        if let Some(f) = self.follower() {
+            f.on_silence(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TransportErrorKind;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn head(status: u16, content_type: &str) -> http::response::Parts {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn done(id: u64, job: &str) -> String {
+        format!("id: {id}\nevent: done\ndata: {{\"job_id\":\"{job}\",\"id\":\"{job}\",\"service_id\":\"s\",\"status\":\"succeeded\"}}\n\n")
+    }
+
+    fn status(id: u64, job: &str) -> String {
+        format!(
+            "id: {id}\nevent: status\ndata: {{\"job_id\":\"{job}\",\"status\":\"running\"}}\n\n"
+        )
+    }
+
+    fn config() -> ClientConfig {
+        ClientConfig::default().validate().unwrap()
+    }
+
+    fn waiting(r: Registration) -> Ticket {
+        match r {
+            Registration::Waiting(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Registers, connects and opens the stream.
+    fn connected(list: &mut Watchlist, now: Instant) {
+        assert_eq!(list.next(now), HubStep::Connect { pause: S(0) });
+        assert!(list.on_head(now, &head(200, "text/event-stream")));
+    }
+
+    #[test]
+    fn one_stream_from_the_lowest_position_wakes_each_job_at_its_done() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(20)));
+        let b = waiting(list.register(t0, "b", Some(10)));
+        let b2 = waiting(list.register(t0, "b", Some(12)));
+        connected(&mut list, t0);
+        let req = list.request(&config()).unwrap();
+        assert_eq!(req.headers()["last-event-id"], "10");
+        assert_eq!(req.uri().path(), "/v1/events");
+        list.on_chunk(
+            t0,
+            format!("{}{}{}", status(11, "b"), done(21, "b"), done(22, "x")).as_bytes(),
+        );
+        assert!(matches!(list.next(t0), HubStep::Read { .. }));
+        let mut wakes = list.take_wakes();
+        wakes.sort_by_key(|(t, _)| t.0);
+        assert_eq!(wakes.len(), 2);
+        assert_eq!(wakes[0].0, b);
+        assert_eq!(wakes[1].0, b2);
+        assert!(matches!(&wakes[0].1, Wake::Done(job) if job.id == "b"));
+        assert_eq!(list.waiting(), 1);
+        list.on_chunk(t0, done(23, "a").as_bytes());
+        assert_eq!(list.next(t0), HubStep::Stop, "the last wait ended");
+        assert_eq!(list.take_wakes()[0].0, a);
+    }
+
+    #[test]
+    fn late_registrations_are_answered_exactly() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let _keep = waiting(list.register(t0, "keep", Some(100)));
+        connected(&mut list, t0);
+        list.on_chunk(
+            t0,
+            format!("{}{}", done(105, "x"), status(110, "y")).as_bytes(),
+        );
+        list.next(t0);
+        // Before the stream's start: unknown what happened in between.
+        assert_eq!(list.register(t0, "z", Some(99)), Registration::Recheck);
+        // Behind what the stream has seen, finished meanwhile: answered from memory.
+        assert!(
+            matches!(list.register(t0, "x", Some(101)), Registration::Finished(j) if j.id == "x")
+        );
+        // Behind, not finished: its done is still to come.
+        let y = waiting(list.register(t0, "y", Some(101)));
+        // Ahead of the stream: waits.
+        let w = waiting(list.register(t0, "w", Some(500)));
+        // No position: must read the job first.
+        assert_eq!(list.register(t0, "v", None), Registration::Recheck);
+        list.on_chunk(
+            t0,
+            format!("{}{}", done(501, "w"), done(502, "y")).as_bytes(),
+        );
+        list.next(t0);
+        let woken: Vec<Ticket> = list.take_wakes().into_iter().map(|(t, _)| t).collect();
+        assert_eq!(woken, [w, y]);
+    }
+
+    #[test]
+    fn a_forgotten_done_means_recheck() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let _keep = waiting(list.register(t0, "keep", Some(0)));
+        connected(&mut list, t0);
+        let many: String = (1..=RECENT_DONE as u64 + 10)
+            .map(|i| done(i, &format!("j{i}")))
+            .collect();
+        list.on_chunk(t0, many.as_bytes());
+        list.next(t0);
+        // j1..j10 were forgotten: a wait from before them cannot be answered from memory.
+        assert_eq!(list.register(t0, "j3", Some(2)), Registration::Recheck);
+        assert!(matches!(
+            list.register(t0, "j20", Some(15)),
+            Registration::Finished(_)
+        ));
+    }
+
+    #[test]
+    fn reconnects_resume_where_the_stream_was() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(5)));
+        connected(&mut list, t0);
+        list.on_chunk(t0, status(6, "a").as_bytes());
+        list.next(t0);
+        list.on_broken(t0, TransportError::new(TransportErrorKind::Io, "reset"));
+        assert!(matches!(list.next(t0), HubStep::Connect { .. }));
+        assert_eq!(
+            list.request(&config()).unwrap().headers()["last-event-id"],
+            "6"
+        );
+        assert!(list.on_head(t0, &head(200, "text/event-stream")));
+        // Silence is a dead stream: reconnect at once.
+        list.on_silence(t0 + S(45));
+        assert_eq!(list.next(t0 + S(45)), HubStep::Connect { pause: S(0) });
+        list.cancel(a);
+        assert_eq!(list.next(t0 + S(45)), HubStep::Stop);
+    }
+
+    #[test]
+    fn without_events_waits_long_poll_and_after_410_they_recheck() {
+        let t0 = Instant::now();
+        let problem = |status: u16| {
+            http::Response::builder()
+                .status(status)
+                .body(Bytes::from_static(b"not found"))
+                .unwrap()
+        };
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(1)));
+        list.next(t0);
+        assert!(!list.on_head(t0, &head(404, "text/plain")));
+        list.on_refused(t0, problem(404));
+        assert_eq!(list.next(t0), HubStep::Stop);
+        assert_eq!(list.take_wakes(), [(a, Wake::LongPoll)]);
+        assert_eq!(
+            list.register(t0 + S(1), "b", Some(1)),
+            Registration::LongPoll
+        );
+        // After a while the stream is tried again.
+        assert!(matches!(
+            list.register(t0 + S(61), "b", Some(1)),
+            Registration::Waiting(_)
+        ));
+
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(1)));
+        list.next(t0);
+        list.on_refused(t0, problem(410));
+        assert_eq!(list.next(t0), HubStep::Stop);
+        assert_eq!(list.take_wakes(), [(a, Wake::Recheck)]);
+        assert!(matches!(
+            list.register(t0, "a", Some(50)),
+            Registration::Waiting(_)
+        ));
+    }
+}
