@@ -1,5 +1,5 @@
 //! A custom transport is a closure: wrap the real one, count every request, and every
-//! SDK feature (waiting, paging, errors) still works through it.
+//! SDK feature (waiting on events, paging, errors) still works through it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,13 +58,19 @@ async fn async_closure_transport_sees_every_request() {
 
     let paths = paths.lock().unwrap().clone();
     assert_eq!(count.load(Ordering::SeqCst), paths.len());
-    // submit + at least one long-poll + 3 pages + the 404.
-    assert!(
+    // submit + the event stream the wait follows + 3 pages + the 404: the wait needs
+    // no long-poll, and the stream goes through the custom transport like the rest.
+    assert_eq!(
+        paths.iter().filter(|p| *p == "GET /v1/events").count(),
+        1,
+        "{paths:?}"
+    );
+    assert_eq!(
         paths
             .iter()
             .filter(|p| p.starts_with("GET /v1/jobs/job_"))
-            .count()
-            >= 2,
+            .count(),
+        1,
         "{paths:?}"
     );
     assert_eq!(

@@ -1,5 +1,6 @@
 //! The client: settings, a shared transport, and the one drive loop every call uses.
-//! It mirrors `jobwire`'s client call for call; only the waiting differs.
+//! It mirrors `jobwire`'s client call for call; only the driving of streams differs (a
+//! thread here, a task there).
 
 use std::sync::Arc;
 
@@ -8,7 +9,8 @@ use jobwire_core::transport::Transport;
 use jobwire_core::{ClientConfig, Error};
 use jobwire_ureq::UreqTransport;
 
-use crate::{JobHandle, JobList, ServiceHandle, ServiceList};
+use crate::hub::Hub;
+use crate::{EventStream, JobHandle, JobList, ServiceHandle, ServiceList};
 
 /// A jobwire client. Cheap to clone: clones share settings and one connection pool, so
 /// build it once and hand clones to tasks.
@@ -27,6 +29,8 @@ pub struct Client {
 struct Inner {
     config: ClientConfig,
     transport: Arc<dyn Transport>,
+    /// Where waits share one event stream.
+    hub: Hub,
 }
 
 impl std::fmt::Debug for Client {
@@ -76,8 +80,13 @@ impl ClientBuilder {
                     .build(),
             ),
         };
+        let hub = Hub::new(&config);
         Ok(Client {
-            inner: Arc::new(Inner { config, transport }),
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                hub,
+            }),
         })
     }
 }
@@ -104,6 +113,16 @@ impl Client {
     /// The settings in force.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The transport requests go through.
+    pub(crate) fn transport(&self) -> &dyn Transport {
+        self.inner.transport.as_ref()
+    }
+
+    /// The push hub of this client (shared by its clones).
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// Sends one endpoint's request and parses its answer: the drive loop under every

@@ -20,4 +20,6 @@ use crate::Client;
 pub struct JobHandle {
     pub(crate) client: Client,
     pub(crate) job: Job,
+    /// The job's event position as last seen (see `jobwire_core::JobSnapshot`).
+    pub(crate) position: Option<u64>,
 }

@@ -3,7 +3,8 @@
 //! The same names, arguments and errors as the async crate `jobwire`: values where it
 //! returns futures, `Iterator` where it returns `Stream`. Under it is a ureq agent; there
 //! is no tokio, no hyper and no hidden `block_on`, so it is safe to embed in sync-only
-//! code and to call from any thread.
+//! code and to call from any thread. Waits share one event stream, read by one thread
+//! the client starts while anything waits.
 //!
 //! ```
 //! # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new()).unwrap();
@@ -30,23 +31,28 @@
 #![warn(missing_docs)]
 
 mod client;
+mod events;
+mod hub;
 mod job;
 mod list;
 mod service;
 
 pub use client::{Client, ClientBuilder};
+pub use events::EventStream;
 pub use job::JobHandle;
 pub use list::{Items, JobList, ServiceList};
 pub use service::ServiceHandle;
 
+pub use jobwire_core::event::{EventKind, JobEvent};
 pub use jobwire_core::{
-    ClientConfig, Error, FieldError, Health, Job, JobError, JobQuery, JobStatus, Page, Problem,
-    Progress, Service, ServiceQuery, SubmitOptions, TransportError, TransportErrorKind,
+    ClientConfig, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot, JobStatus,
+    Page, Problem, Progress, Service, ServiceQuery, SubmitOptions, TransportError,
+    TransportErrorKind,
 };
 
 /// Transports: the trait to implement for your own, and the default ureq one.
 pub mod transport {
-    pub use jobwire_core::transport::{Body, RequestTimeout, Transport};
+    pub use jobwire_core::transport::{Body, ReadTimeout, RequestTimeout, Transport};
     pub use jobwire_ureq::{UreqTransport, UreqTransportBuilder};
 }
 

@@ -3,8 +3,10 @@
 //! `async`/`.await`, the `blocking` arm leaves them out. No feature flag picks the
 //! mode, so both facades can live in one binary.
 //!
-//! A facade defines `Client` (with `execute`, its drive loop, and `config`),
-//! `ServiceHandle { client, service }` and `JobHandle { client, job }`, then invokes
+//! A facade defines `Client` (with `execute`, its drive loop, `config`, and `watch`, which
+//! registers a wait with its push hub), `ServiceHandle { client, service }`,
+//! `JobHandle { client, job, position }` and `EventStream` (with `new(client, target)`),
+//! then invokes
 //! `jobwire_core::__facade_methods!(async, sleep = tokio::time::sleep);` or
 //! `jobwire_core::__facade_methods!(blocking, sleep = std::thread::sleep);`.
 
@@ -44,8 +46,17 @@ macro_rules! __facade_methods {
 
             /// A job by id, as it stands now.
             pub $($async)* fn job(&self, id: &str) -> Result<JobHandle, $crate::Error> {
-                let job = self.execute(&$crate::endpoint::GetJob::new(id)) $($await)* ?;
-                Ok(JobHandle { client: self.clone(), job })
+                let snapshot = self.execute(&$crate::endpoint::GetJob::new(id)) $($await)* ?;
+                Ok(JobHandle::from_snapshot(self.clone(), snapshot))
+            }
+
+            /// Every event of this client's jobs, as they happen, on one stream (a
+            /// `Stream` in `jobwire`, an `Iterator` in `jobwire-blocking`). Narrow it with
+            /// `.service(..)` and `.job(..)`; `.after(id)` replays what came after an
+            /// event id the server still keeps. It resumes by itself after a dropped
+            /// connection, without gap or duplicate.
+            pub fn events(&self) -> EventStream {
+                EventStream::new(self.clone(), $crate::follow::StreamTarget::all())
             }
 
             /// Submits a job of `service` (id or name) on `input` (a serde type or a
@@ -67,16 +78,17 @@ macro_rules! __facade_methods {
             ) -> Result<JobHandle, $crate::Error> {
                 let input = $crate::outcome::input_value(input)?;
                 let endpoint = $crate::endpoint::SubmitJob::new(service, input, options);
-                let job = self.execute(&endpoint) $($await)* ?;
-                Ok(JobHandle { client: self.clone(), job })
+                let snapshot = self.execute(&endpoint) $($await)* ?;
+                Ok(JobHandle::from_snapshot(self.clone(), snapshot))
             }
 
             /// Submits a job and waits for its result in one call; a job that fails or
             /// is cancelled is an [`Error::JobFailed`]($crate::Error::JobFailed) or
             /// [`Error::JobCancelled`]($crate::Error::JobCancelled).
             ///
-            /// The submit asks the server to hold its answer for up to one long-poll,
-            /// so a quick job costs one round trip.
+            /// The submit asks the server to hold its answer a moment (a second; a
+            /// whole long-poll when waits do not use events), so a quick job costs one
+            /// round trip; a longer one is then waited for like [`JobHandle::wait`].
             pub $($async)* fn run<I: serde::Serialize + ?Sized, O: serde::de::DeserializeOwned>(
                 &self,
                 service: &str,
@@ -86,7 +98,12 @@ macro_rules! __facade_methods {
                 // One deadline covers the submit's server-side wait and the waiting after.
                 let limit = config.default_wait_timeout();
                 let deadline = limit.and_then(|t| std::time::Instant::now().checked_add(t));
-                let wait = limit.map_or(config.long_poll_max(), |t| config.long_poll_max().min(t));
+                let hold = if config.waits_by_events() {
+                    std::time::Duration::from_secs(1)
+                } else {
+                    config.long_poll_max()
+                };
+                let wait = limit.map_or(hold, |t| hold.min(t));
                 let options = $crate::SubmitOptions::default().wait(wait);
                 let mut job = self.submit_with(service, input, options) $($await)* ?;
                 job.wait_until(deadline) $($await)* ?;
@@ -140,6 +157,19 @@ macro_rules! __facade_methods {
         }
 
         impl JobHandle {
+            fn from_snapshot(client: Client, snapshot: $crate::JobSnapshot) -> Self {
+                JobHandle { client, job: snapshot.job, position: snapshot.position }
+            }
+
+            fn update(&mut self, snapshot: $crate::JobSnapshot) {
+                self.job = snapshot.job;
+                // A snapshot without a position (a server or proxy that drops the header)
+                // keeps the last one known: it is still a lower bound.
+                if snapshot.position.is_some() {
+                    self.position = snapshot.position;
+                }
+            }
+
             /// The job's id (`job_…`).
             pub fn id(&self) -> &str {
                 &self.job.id
@@ -157,8 +187,18 @@ macro_rules! __facade_methods {
 
             /// Fetches the job's current state.
             pub $($async)* fn refresh(&mut self) -> Result<&$crate::Job, $crate::Error> {
-                self.job = self.client.execute(&$crate::endpoint::GetJob::new(&self.job.id)) $($await)* ?;
+                let snapshot = self.client.execute(&$crate::endpoint::GetJob::new(&self.job.id)) $($await)* ?;
+                self.update(snapshot);
                 Ok(&self.job)
+            }
+
+            /// The job's events — status changes, progress, log lines, output chunks,
+            /// then `Done` with the final job — from its first (the server keeps a
+            /// finished job's events for a while) as they happen. A `Stream` in
+            /// `jobwire`, an `Iterator` in `jobwire-blocking`; it resumes by itself after
+            /// a dropped connection (no gap, no duplicate) and ends after `Done`.
+            pub fn events(&self) -> EventStream {
+                EventStream::new(self.client.clone(), $crate::follow::StreamTarget::job(&self.job.id))
             }
 
             /// Whether the job has finished; asks the server only while the cached
@@ -188,9 +228,51 @@ macro_rules! __facade_methods {
                 self.wait_until(std::time::Instant::now().checked_add(timeout)) $($await)*
             }
 
-            /// The wait drive loop: the core's [`Waiter`]($crate::wait::Waiter) decides,
-            /// this sends.
+            /// Waits by push: the client's one event stream wakes this job at its
+            /// `done` (the core's [`Watchlist`]($crate::push::Watchlist) decides); by
+            /// long-poll when events are off or not available.
             $($async)* fn wait_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
+                use $crate::push::{Wake, Watch};
+                // Re-reads before giving up on events for this wait: a server that sends
+                // no positions would otherwise be asked again and again.
+                let mut rechecks = 0u32;
+                while self.client.config().waits_by_events() && rechecks < 3 {
+                    if self.job.is_finished() {
+                        return Ok(&self.job);
+                    }
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                        return Err(self.timed_out());
+                    }
+                    let wake = match self.client.watch(&self.job.id, self.position) {
+                        Watch::Finished(job) => Wake::Done(job),
+                        Watch::Waiting(waiting) => match waiting.wait(deadline) $($await)* {
+                            Some(wake) => wake,
+                            None => return Err(self.timed_out()),
+                        },
+                        Watch::Recheck => Wake::Recheck,
+                        _ => Wake::LongPoll,
+                    };
+                    match wake {
+                        Wake::Done(job) => self.job = *job,
+                        Wake::Recheck => {
+                            rechecks += 1;
+                            self.refresh() $($await)* ?;
+                        }
+                        _ => break,
+                    }
+                }
+                self.long_poll_until(deadline) $($await)*
+            }
+
+            fn timed_out(&self) -> $crate::Error {
+                $crate::Error::Timeout {
+                    what: format!("job {} to finish (still {})", self.job.id, self.job.status),
+                }
+            }
+
+            /// The long-poll drive loop: the core's [`Waiter`]($crate::wait::Waiter)
+            /// decides, this sends.
+            $($async)* fn long_poll_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
                 use $crate::wait::{WaitStep, Waiter};
                 let mut waiter = Waiter::new(deadline, self.client.config().long_poll_max());
                 loop {
@@ -201,16 +283,12 @@ macro_rules! __facade_methods {
                             }
                             let sent = std::time::Instant::now();
                             let endpoint = $crate::endpoint::GetJob::new(&self.job.id).wait(wait);
-                            let job = self.client.execute(&endpoint) $($await)* ?;
-                            waiter.observe(wait, sent.elapsed(), job.status != self.job.status);
-                            self.job = job;
+                            let snapshot = self.client.execute(&endpoint) $($await)* ?;
+                            waiter.observe(wait, sent.elapsed(), snapshot.job.status != self.job.status);
+                            self.update(snapshot);
                         }
                         WaitStep::Finished => return Ok(&self.job),
-                        WaitStep::TimedOut => {
-                            return Err($crate::Error::Timeout {
-                                what: format!("job {} to finish (still {})", self.job.id, self.job.status),
-                            })
-                        }
+                        WaitStep::TimedOut => return Err(self.timed_out()),
                         _ => return Err($crate::Error::Protocol("unknown wait step".into())),
                     }
                 }
@@ -225,7 +303,8 @@ macro_rules! __facade_methods {
             /// Asks the server to cancel the job (idempotent) and returns it as it now
             /// stands.
             pub $($async)* fn cancel(&mut self) -> Result<&$crate::Job, $crate::Error> {
-                self.job = self.client.execute(&$crate::endpoint::CancelJob::new(&self.job.id)) $($await)* ?;
+                let snapshot = self.client.execute(&$crate::endpoint::CancelJob::new(&self.job.id)) $($await)* ?;
+                self.update(snapshot);
                 Ok(&self.job)
             }
         }

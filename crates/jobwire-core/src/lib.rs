@@ -35,7 +35,7 @@
 //! let answer = transport.send(endpoint.request(&config)?)?;
 //! let (head, body) = answer.into_parts();
 //! let body = body.read_to_bytes(config.body_limit()).map_err(|e| e.into_error(head.status))?;
-//! let job = endpoint.parse(http::Response::from_parts(head, body))?;
+//! let job = endpoint.parse(http::Response::from_parts(head, body))?.job;
 //! assert_eq!(job.status, JobStatus::Succeeded);
 //! # Ok::<(), jobwire_core::Error>(())
 //! ```
@@ -58,7 +58,7 @@ pub mod transport;
 pub mod wait;
 
 pub use config::ClientConfig;
-pub use endpoint::{JobQuery, ServiceQuery, SubmitOptions};
+pub use endpoint::{JobQuery, JobSnapshot, ServiceQuery, SubmitOptions};
 pub use error::{BoxError, Error, TransportError, TransportErrorKind};
 pub use model::{Health, Job, JobError, JobStatus, Page, Progress, Service, SubmitBody};
 pub use problem::{FieldError, Problem};

@@ -81,6 +81,21 @@ pub enum Wake {
     LongPoll,
 }
 
+/// What a facade's `watch` answers a wait: [`Registration`], with the facade's own
+/// handle `W` on a registered wait (the thing to block or `.await` on).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Watch<W> {
+    /// The job already finished: here it is.
+    Finished(Box<Job>),
+    /// Registered: wait on `W` for the wake.
+    Waiting(W),
+    /// Read the job, then watch again.
+    Recheck,
+    /// Long-poll instead.
+    LongPoll,
+}
+
 /// What the facade's stream driver should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

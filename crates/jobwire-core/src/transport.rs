@@ -148,6 +148,24 @@ impl Body {
         }
     }
 
+    /// Reads the next piece of the body into `buf`: `Ok(0)` at its end. A failure keeps
+    /// the transport's classification (a read timeout stays a timeout).
+    ///
+    /// ```
+    /// let mut body = jobwire_core::transport::Body::from("abc");
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(body.read_chunk(&mut buf).unwrap(), 3);
+    /// assert_eq!(body.read_chunk(&mut buf).unwrap(), 0);
+    /// ```
+    pub fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        loop {
+            match self.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other.map_err(transport_error_from_io),
+            }
+        }
+    }
+
     /// Reads the whole body, failing once it grows past `limit` bytes.
     pub fn read_to_bytes(mut self, limit: usize) -> Result<Bytes, BodyError> {
         if let BodyInner::Bytes(cursor) = &self.inner {

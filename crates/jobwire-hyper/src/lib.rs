@@ -3,8 +3,9 @@
 //! [`HyperTransport`] implements [`jobwire_core::transport::AsyncTransport`]. It speaks
 //! HTTP/1.1 and HTTP/2 (negotiated by ALPN over TLS, or by prior knowledge over plain
 //! TCP), does TLS with rustls and its ring provider against the Mozilla roots, keeps a
-//! pool of connections per host and evicts idle ones, and honours both its connect
-//! timeout and each request's [`RequestTimeout`]. The `jobwire` facade uses it by
+//! pool of connections per host and evicts idle ones, and honours its connect timeout,
+//! each request's [`RequestTimeout`] (head and whole body) and, for event streams, its
+//! [`ReadTimeout`] (head, then each next piece of the body). The `jobwire` facade uses it by
 //! default; build one yourself to tune it:
 //!
 //! ```
@@ -34,7 +35,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, RequestTimeout};
+use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, ReadTimeout, RequestTimeout};
 use jobwire_core::{TransportError, TransportErrorKind};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -136,7 +137,11 @@ impl AsyncTransport for HyperTransport {
     ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let timeout = RequestTimeout::of(&request);
+            // A stream's read timeout restarts with every piece; a request timeout does not.
+            let (timeout, per_read) = match ReadTimeout::of(&request) {
+                Some(idle) => (Some(idle), true),
+                None => (RequestTimeout::of(&request), false),
+            };
             let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
             let pending = client.request(request.map(Full::new));
             let response = match deadline {
@@ -151,6 +156,7 @@ impl AsyncTransport for HyperTransport {
                     body,
                     deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
                     timeout,
+                    per_read,
                 })
             }))
         })
@@ -193,10 +199,12 @@ fn source_is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// A hyper body as a stream of data chunks that ends with a timeout error once the
 /// request's deadline passes, so a server that stalls mid-body cannot hang the caller.
+/// With `per_read`, each piece that arrives moves the deadline a whole timeout on.
 struct IncomingStream {
     body: hyper::body::Incoming,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Option<Duration>,
+    per_read: bool,
 }
 
 impl Stream for IncomingStream {
@@ -207,7 +215,15 @@ impl Stream for IncomingStream {
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if data.is_empty() => continue,
-                    Ok(data) => return Poll::Ready(Some(Ok(data))),
+                    Ok(data) => {
+                        if self.per_read {
+                            let timeout = self.timeout;
+                            if let (Some(deadline), Some(t)) = (self.deadline.as_mut(), timeout) {
+                                deadline.as_mut().reset(tokio::time::Instant::now() + t);
+                            }
+                        }
+                        return Poll::Ready(Some(Ok(data)));
+                    }
                     Err(_trailers) => continue,
                 },
                 Poll::Ready(Some(Err(e))) => {

@@ -3,7 +3,8 @@
 //! [`UreqTransport`] implements [`jobwire_core::transport::Transport`]. HTTP error
 //! statuses come back as answers (so the SDK reads their problem bodies), bodies are
 //! streamed, TLS is rustls with its ring provider, idle connections are pooled and aged
-//! out, and both the connect timeout and each request's [`RequestTimeout`] are applied.
+//! out, and the connect timeout, each request's [`RequestTimeout`] and, for event
+//! streams, its [`ReadTimeout`] (each read of the head and body) are applied.
 //! The `jobwire-blocking` facade uses it by default; build one yourself to tune it:
 //!
 //! ```
@@ -19,7 +20,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
-use jobwire_core::transport::{Body, RequestTimeout, Transport};
+use jobwire_core::transport::{Body, ReadTimeout, RequestTimeout, Transport};
 use jobwire_core::{TransportError, TransportErrorKind};
 
 /// A pooled ureq agent that jobwire sends its requests through. Cheap to clone: clones
@@ -104,12 +105,14 @@ impl Default for UreqTransport {
 impl Transport for UreqTransport {
     fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, TransportError> {
         let timeout = RequestTimeout::of(&request);
+        let per_read = ReadTimeout::of(&request);
         let request = request.map(|b| b.to_vec());
-        let request = self
-            .agent
-            .configure_request(request)
-            .timeout_global(timeout)
-            .build();
+        let configured = self.agent.configure_request(request);
+        let request = match per_read {
+            // An event stream has no end to bound; each read has.
+            Some(idle) => configured.timeout_per_read(Some(idle)).build(),
+            None => configured.timeout_global(timeout).build(),
+        };
         let response = self.agent.run(request).map_err(classify)?;
         Ok(response.map(|body| Body::from_reader(BodyReader(body.into_reader()))))
     }

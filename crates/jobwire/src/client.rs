@@ -7,7 +7,8 @@ use jobwire_core::transport::AsyncTransport;
 use jobwire_core::{ClientConfig, Error};
 use jobwire_hyper::HyperTransport;
 
-use crate::{JobHandle, JobList, ServiceHandle, ServiceList};
+use crate::hub::Hub;
+use crate::{EventStream, JobHandle, JobList, ServiceHandle, ServiceList};
 
 /// A jobwire client. Cheap to clone: clones share settings and one connection pool, so
 /// build it once and hand clones to tasks.
@@ -26,6 +27,8 @@ pub struct Client {
 struct Inner {
     config: ClientConfig,
     transport: Arc<dyn AsyncTransport>,
+    /// Where waits share one event stream.
+    hub: Hub,
 }
 
 impl std::fmt::Debug for Client {
@@ -75,8 +78,13 @@ impl ClientBuilder {
                     .build()?,
             ),
         };
+        let hub = Hub::new(&config);
         Ok(Client {
-            inner: Arc::new(Inner { config, transport }),
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                hub,
+            }),
         })
     }
 }
@@ -103,6 +111,16 @@ impl Client {
     /// The settings in force.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The transport requests go through.
+    pub(crate) fn transport(&self) -> &dyn AsyncTransport {
+        self.inner.transport.as_ref()
+    }
+
+    /// The push hub of this client (shared by its clones).
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// Sends one endpoint's request and parses its answer: the drive loop under every

@@ -13,11 +13,13 @@ use crate::Client;
 /// # async fn demo(client: jobwire::Client) -> Result<(), jobwire::Error> {
 /// let mut job = client.submit("sleep", &serde_json::json!({"duration_seconds": 1})).await?;
 /// println!("{} is {}", job.id(), job.status());
-/// let out: serde_json::Value = job.result().await?; // waits on a long-poll, no sleep loop
+/// let out: serde_json::Value = job.result().await?; // woken by the job's `done` event
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct JobHandle {
     pub(crate) client: Client,
     pub(crate) job: Job,
+    /// The job's event position as last seen (see `jobwire_core::JobSnapshot`).
+    pub(crate) position: Option<u64>,
 }

@@ -35,23 +35,30 @@
 #![warn(missing_docs)]
 
 mod client;
+mod events;
+mod hub;
 mod job;
 mod list;
 mod service;
 
 pub use client::{Client, ClientBuilder};
+pub use events::EventStream;
 pub use job::JobHandle;
 pub use list::{JobList, ServiceList};
 pub use service::ServiceHandle;
 
+pub use jobwire_core::event::{EventKind, JobEvent};
 pub use jobwire_core::{
-    ClientConfig, Error, FieldError, Health, Job, JobError, JobQuery, JobStatus, Page, Problem,
-    Progress, Service, ServiceQuery, SubmitOptions, TransportError, TransportErrorKind,
+    ClientConfig, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot, JobStatus,
+    Page, Problem, Progress, Service, ServiceQuery, SubmitOptions, TransportError,
+    TransportErrorKind,
 };
 
 /// Transports: the trait to implement for your own, and the default hyper one.
 pub mod transport {
-    pub use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, RequestTimeout};
+    pub use jobwire_core::transport::{
+        AsyncBody, AsyncTransport, BoxFuture, ReadTimeout, RequestTimeout,
+    };
     pub use jobwire_hyper::{HyperTransport, HyperTransportBuilder};
 }
 

@@ -51,6 +51,42 @@ impl SubmitOptions {
     }
 }
 
+/// A job as one answer showed it, with its event position from the answer's
+/// `Jobwire-Last-Event-Id` header: every change of the job that this state does not show
+/// has a higher event id, so following `GET /v1/events` from the position misses none.
+///
+/// ```
+/// let answer = http::Response::builder()
+///     .header("jobwire-last-event-id", "42")
+///     .body(bytes::Bytes::from_static(br#"{"id":"job_1","service_id":"s","status":"running"}"#))
+///     .unwrap();
+/// let snapshot = jobwire_core::JobSnapshot::from_answer(answer)?;
+/// assert_eq!(snapshot.position, Some(42));
+/// assert_eq!(snapshot.job.id, "job_1");
+/// # Ok::<(), jobwire_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobSnapshot {
+    /// The job as it stood.
+    pub job: Job,
+    /// Its event position, when the server sent one.
+    pub position: Option<u64>,
+}
+
+impl JobSnapshot {
+    /// Reads a job answer: the job, or the error the answer carries.
+    pub fn from_answer(response: http::Response<Bytes>) -> Result<JobSnapshot, Error> {
+        let position = response
+            .headers()
+            .get("jobwire-last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let job = decode_json(response)?;
+        Ok(JobSnapshot { job, position })
+    }
+}
+
 /// `POST /v1/services/{id-or-name}/jobs`: submit a job.
 ///
 /// Both the 200 (finished within the wait) and the 202 (accepted) answers decode to
@@ -74,7 +110,7 @@ impl SubmitJob {
 }
 
 impl Endpoint for SubmitJob {
-    type Output = Job;
+    type Output = JobSnapshot;
 
     fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
         let segment = non_empty_segment("service id or name", &self.service)?;
@@ -95,8 +131,8 @@ impl Endpoint for SubmitJob {
         json_body(builder, &body)
     }
 
-    fn parse(&self, response: http::Response<Bytes>) -> Result<Job, Error> {
-        decode_json(response)
+    fn parse(&self, response: http::Response<Bytes>) -> Result<JobSnapshot, Error> {
+        JobSnapshot::from_answer(response)
     }
 }
 
@@ -124,7 +160,7 @@ impl GetJob {
 }
 
 impl Endpoint for GetJob {
-    type Output = Job;
+    type Output = JobSnapshot;
 
     fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
         let segment = non_empty_segment("job id", &self.id)?;
@@ -132,8 +168,8 @@ impl Endpoint for GetJob {
         finish(prefer_wait(builder, config, self.wait), Bytes::new())
     }
 
-    fn parse(&self, response: http::Response<Bytes>) -> Result<Job, Error> {
-        decode_json(response)
+    fn parse(&self, response: http::Response<Bytes>) -> Result<JobSnapshot, Error> {
+        JobSnapshot::from_answer(response)
     }
 }
 
@@ -151,7 +187,7 @@ impl CancelJob {
 }
 
 impl Endpoint for CancelJob {
-    type Output = Job;
+    type Output = JobSnapshot;
 
     fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
         let segment = non_empty_segment("job id", &self.id)?;
@@ -162,8 +198,8 @@ impl Endpoint for CancelJob {
         )
     }
 
-    fn parse(&self, response: http::Response<Bytes>) -> Result<Job, Error> {
-        decode_json(response)
+    fn parse(&self, response: http::Response<Bytes>) -> Result<JobSnapshot, Error> {
+        JobSnapshot::from_answer(response)
     }
 }
 

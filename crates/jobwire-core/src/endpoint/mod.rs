@@ -39,7 +39,7 @@ use crate::problem::Problem;
 use crate::transport::RequestTimeout;
 
 pub use health::GetHealth;
-pub use jobs::{CancelJob, GetJob, JobQuery, ListJobs, SubmitJob, SubmitOptions};
+pub use jobs::{CancelJob, GetJob, JobQuery, JobSnapshot, ListJobs, SubmitJob, SubmitOptions};
 pub use services::{GetService, ListServices, ServiceQuery};
 pub use url::encode_component;
 

@@ -1,0 +1,207 @@
+//! Event streams as an `Iterator`: one job's events (`job.events()`) or every event of
+//! the client's jobs (`client.events()`). The core's [`Follower`] decides when to
+//! connect, resume, back off and give up; this only moves bytes.
+
+use std::time::Instant;
+
+use jobwire_core::endpoint::GetJob;
+use jobwire_core::event::JobEvent;
+use jobwire_core::follow::{FollowStep, Follower, StreamTarget};
+use jobwire_core::transport::Body;
+use jobwire_core::Error;
+
+use crate::Client;
+
+/// The largest error answer read to learn why a stream was refused.
+const REFUSAL_LIMIT: usize = 64 * 1024;
+/// The read buffer.
+const CHUNK: usize = 16 * 1024;
+
+/// An iterator of job events, from [`JobHandle::events`](crate::JobHandle::events) or
+/// [`Client::events`]. Nothing is sent until the first `next()`; until then the setters
+/// narrow what it follows. An error item (a 404, a stream that stays down) ends it.
+///
+/// ```no_run
+/// # fn demo(client: jobwire_blocking::Client) -> Result<(), jobwire_blocking::Error> {
+/// use jobwire_blocking::EventKind;
+///
+/// let job = client.submit("steps", &serde_json::json!({"steps": 3, "interval_ms": 100}))?;
+/// for event in job.events() {
+///     match event?.kind {
+///         EventKind::Progress { fraction, message } => println!("{:.0}% {message}", fraction * 100.0),
+///         EventKind::Output(chunk) => print!("{chunk}"),
+///         EventKind::Done(job) => println!("\n{}", job.status),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use = "an iterator does nothing until iterated"]
+pub struct EventStream {
+    client: Client,
+    target: StreamTarget,
+    after: Option<u64>,
+    running: Option<Feed>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("target", &self.target)
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStream {
+    pub(crate) fn new(client: Client, target: StreamTarget) -> Self {
+        EventStream {
+            client,
+            target,
+            after: None,
+            running: None,
+        }
+    }
+
+    /// Only events of jobs of this service (id or name); for `client.events()`.
+    pub fn service(mut self, service: impl Into<String>) -> Self {
+        if let StreamTarget::All { service: s, .. } = &mut self.target {
+            *s = Some(service.into());
+        }
+        self
+    }
+
+    /// Only events of this job (repeat for several); for `client.events()`.
+    pub fn job(mut self, id: impl Into<String>) -> Self {
+        if let StreamTarget::All { jobs, .. } = &mut self.target {
+            jobs.push(id.into());
+        }
+        self
+    }
+
+    /// Only events after this event id (the server replays those it still keeps).
+    pub fn after(mut self, id: u64) -> Self {
+        self.after = Some(id);
+        self
+    }
+
+    fn start(&self) -> Feed {
+        let seed = u64::from(std::process::id()) ^ self.after.unwrap_or(0);
+        let mut follower = Follower::new(
+            self.target.clone(),
+            self.client.config().stream_idle_limit(),
+            seed,
+        );
+        if let Some(id) = self.after {
+            follower = follower.resume_after(id);
+        }
+        Feed {
+            client: self.client.clone(),
+            job_id: match &self.target {
+                StreamTarget::Job(id) => Some(id.clone()),
+                _ => None,
+            },
+            follower,
+            body: None,
+            buf: vec![0u8; CHUNK],
+            over: false,
+        }
+    }
+}
+
+impl Iterator for EventStream {
+    type Item = Result<JobEvent, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.running.is_none() {
+            self.running = Some(self.start());
+        }
+        self.running.as_mut()?.next_event()
+    }
+}
+
+/// The drive loop of one stream.
+struct Feed {
+    client: Client,
+    job_id: Option<String>,
+    follower: Follower,
+    body: Option<Body>,
+    buf: Vec<u8>,
+    over: bool,
+}
+
+impl Feed {
+    fn next_event(&mut self) -> Option<Result<JobEvent, Error>> {
+        while !self.over {
+            match self.follower.next(Instant::now()) {
+                FollowStep::Event(event) => return Some(Ok(event)),
+                FollowStep::Fail(error) => {
+                    self.over = true;
+                    return Some(Err(error));
+                }
+                FollowStep::Connect { pause } => {
+                    self.body = None;
+                    std::thread::sleep(pause);
+                    if let Err(error) = self.connect() {
+                        self.over = true;
+                        return Some(Err(error));
+                    }
+                }
+                // The transport's read timeout (the request's `ReadTimeout`) is the
+                // watchdog's deadline here: a blocking read cannot be given one.
+                FollowStep::Read { .. } => self.read(),
+                FollowStep::Refresh => {
+                    let id = self.job_id.clone().unwrap_or_default();
+                    match self.client.execute(&GetJob::new(id)) {
+                        Ok(snapshot) => self.follower.on_job(Instant::now(), snapshot.job),
+                        Err(error) => {
+                            self.over = true;
+                            return Some(Err(error));
+                        }
+                    }
+                }
+                _ => self.over = true,
+            }
+        }
+        None
+    }
+
+    /// Sends the follower's request and reports the answer; `Err` only for a request
+    /// that cannot be built.
+    fn connect(&mut self) -> Result<(), Error> {
+        let request = self.follower.request(self.client.config())?;
+        let answer = self.client.transport().send(request);
+        let now = Instant::now();
+        match answer {
+            Ok(answer) => {
+                let (head, body) = answer.into_parts();
+                if self.follower.on_head(now, &head) {
+                    self.body = Some(body);
+                } else {
+                    let text = body.read_to_bytes(REFUSAL_LIMIT).unwrap_or_default();
+                    self.follower
+                        .on_refused(now, http::Response::from_parts(head, text));
+                }
+            }
+            Err(e) => self.follower.on_broken(now, e),
+        }
+        Ok(())
+    }
+
+    /// Reads the next chunk and reports it.
+    fn read(&mut self) {
+        let Some(body) = self.body.as_mut() else {
+            self.follower.on_end(Instant::now());
+            return;
+        };
+        let read = body.read_chunk(&mut self.buf);
+        let now = Instant::now();
+        match read {
+            Ok(0) => self.follower.on_end(now),
+            Ok(n) => return self.follower.on_chunk(now, &self.buf[..n]),
+            Err(e) if e.is_timeout() => self.follower.on_silence(now),
+            Err(e) => self.follower.on_broken(now, e),
+        }
+        self.body = None;
+    }
+}

@@ -1,0 +1,219 @@
+//! Waiting by push: one task per client follows `GET /v1/events` and wakes each waiting
+//! job at its `done`. It only drives the core's [`Watchlist`], which decides everything:
+//! where the stream starts, when to reconnect, whom to wake, when to fall back.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use jobwire_core::push::{HubStep, Registration, Ticket, Wake, Watch, Watchlist};
+use jobwire_core::transport::AsyncBody;
+use jobwire_core::{ClientConfig, TransportError, TransportErrorKind};
+use futures_util::future::{select, Either};
+use tokio::sync::{oneshot, Notify};
+
+use crate::Client;
+
+/// The largest error answer the stream driver reads to learn why it was refused.
+const REFUSAL_LIMIT: usize = 64 * 1024;
+
+/// The push state of a client, shared by its clones.
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    /// Rung when the last waiter leaves, so the driver stops reading at once.
+    emptied: Notify,
+}
+
+struct State {
+    list: Watchlist,
+    wakers: HashMap<Ticket, oneshot::Sender<Wake>>,
+    driving: bool,
+}
+
+impl Hub {
+    pub(crate) fn new(config: &ClientConfig) -> Self {
+        Hub {
+            state: Mutex::new(State {
+                list: Watchlist::new(config.stream_idle_limit(), jitter_seed()),
+                wakers: HashMap::new(),
+                driving: false,
+            }),
+            emptied: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is consistent between statements; a panic elsewhere changes nothing.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// A seed for reconnect jitter: clients started together should not reconnect together.
+fn jitter_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(nanos) ^ (std::process::id() as u64).rotate_left(32)
+}
+
+impl State {
+    fn deliver(&mut self) {
+        for (ticket, wake) in self.list.take_wakes() {
+            if let Some(waker) = self.wakers.remove(&ticket) {
+                // A receiver gone means its wait ended meanwhile.
+                let _ = waker.send(wake);
+            }
+        }
+    }
+}
+
+/// A registered wait.
+pub(crate) struct Waiting {
+    client: Client,
+    ticket: Ticket,
+    woken: oneshot::Receiver<Wake>,
+}
+
+impl Waiting {
+    /// The wake, or `None` when `deadline` passed first.
+    pub(crate) async fn wait(mut self, deadline: Option<Instant>) -> Option<Wake> {
+        let woken = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), &mut self.woken)
+                .await
+                .ok()?,
+            None => (&mut self.woken).await,
+        };
+        // A dropped sender means the driver is gone: long-poll instead.
+        Some(woken.unwrap_or(Wake::LongPoll))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let hub = self.client.hub();
+        let mut state = hub.lock();
+        state.list.cancel(self.ticket);
+        state.wakers.remove(&self.ticket);
+        if state.list.waiting() == 0 {
+            hub.emptied.notify_one();
+        }
+    }
+}
+
+impl Client {
+    /// Registers a wait for a job last seen at event `position`.
+    pub(crate) fn watch(&self, job_id: &str, position: Option<u64>) -> Watch<Waiting> {
+        // Without a tokio runtime to drive the stream on, long-poll.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Watch::LongPoll;
+        };
+        let mut state = self.hub().lock();
+        match state.list.register(Instant::now(), job_id, position) {
+            Registration::Waiting(ticket) => {
+                let (waker, woken) = oneshot::channel();
+                state.wakers.insert(ticket, waker);
+                if !state.driving {
+                    state.driving = true;
+                    runtime.spawn(drive(self.clone()));
+                }
+                Watch::Waiting(Waiting {
+                    client: self.clone(),
+                    ticket,
+                    woken,
+                })
+            }
+            Registration::Finished(job) => Watch::Finished(job),
+            Registration::Recheck => Watch::Recheck,
+            _ => Watch::LongPoll,
+        }
+    }
+}
+
+/// The driver: follows the stream while anyone waits.
+async fn drive(client: Client) {
+    let hub = client.hub();
+    let mut body: Option<AsyncBody> = None;
+    loop {
+        let step = {
+            let mut state = hub.lock();
+            let step = state.list.next(Instant::now());
+            state.deliver();
+            if step == HubStep::Stop {
+                state.driving = false;
+            }
+            step
+        };
+        match step {
+            HubStep::Connect { pause } => {
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                body = connect(&client).await;
+            }
+            HubStep::Read { deadline } => {
+                let Some(stream) = body.as_mut() else {
+                    let broken = TransportError::new(TransportErrorKind::Other, "no stream");
+                    hub.lock().list.on_broken(Instant::now(), broken);
+                    continue;
+                };
+                let read = tokio::time::timeout_at(deadline.into(), stream.next_chunk());
+                let emptied = hub.emptied.notified();
+                let read = match select(pin!(read), pin!(emptied)).await {
+                    Either::Left((read, _)) => read,
+                    // The last waiter left: `next` says whether to stop.
+                    Either::Right(_) => continue,
+                };
+                let now = Instant::now();
+                let mut state = hub.lock();
+                match read {
+                    Ok(Some(Ok(chunk))) => {
+                        state.list.on_chunk(now, &chunk);
+                        continue;
+                    }
+                    Ok(Some(Err(e))) => state.list.on_broken(now, e),
+                    Ok(None) => state.list.on_end(now),
+                    Err(_) => state.list.on_silence(now),
+                }
+                drop(state);
+                body = None;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Opens the stream the watchlist asks for; the body when it is one.
+async fn connect(client: &Client) -> Option<AsyncBody> {
+    let hub = client.hub();
+    let request = hub.lock().list.request(client.config());
+    let answer = match request {
+        Ok(request) => client.transport().send(request).await,
+        Err(e) => Err(TransportError::new(TransportErrorKind::Other, e.to_string())),
+    };
+    let now = Instant::now();
+    match answer {
+        Ok(answer) => {
+            let (head, stream) = answer.into_parts();
+            if hub.lock().list.on_head(now, &head) {
+                return Some(stream);
+            }
+            let text = stream.read_to_bytes(REFUSAL_LIMIT).await.unwrap_or_default();
+            hub.lock()
+                .list
+                .on_refused(now, http::Response::from_parts(head, text));
+            None
+        }
+        Err(e) => {
+            hub.lock().list.on_broken(now, e);
+            None
+        }
+    }
+}
+
