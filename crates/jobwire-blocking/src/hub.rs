@@ -197,7 +197,10 @@ fn connect(client: &Client) -> Option<Body> {
     let request = hub.lock().list.request(client.config());
     let answer = match request {
         Ok(request) => client.transport().send(request),
-        Err(e) => Err(TransportError::new(TransportErrorKind::Other, e.to_string())),
+        Err(e) => Err(TransportError::new(
+            TransportErrorKind::Other,
+            e.to_string(),
+        )),
     };
     let now = Instant::now();
     match answer {

@@ -54,6 +54,7 @@ pub struct ServerConfig {
     pub(crate) max_events_per_job: usize,
     pub(crate) max_finished_jobs_in_memory: usize,
     pub(crate) max_h2_streams: u32,
+    pub(crate) max_events_per_stream: Option<usize>,
 }
 
 impl ServerConfig {
@@ -75,6 +76,7 @@ impl ServerConfig {
             max_events_per_job: 10_000,
             max_finished_jobs_in_memory: 100_000,
             max_h2_streams: 10_000,
+            max_events_per_stream: None,
         }
     }
 
@@ -168,6 +170,15 @@ impl ServerConfig {
         self
     }
 
+    /// Ends each event stream after it has sent `n` events (default: never). Clients
+    /// resume with `Last-Event-ID` on a new connection, so this spreads long-lived
+    /// streams over the servers behind a load balancer — and lets tests cut streams
+    /// from the server side.
+    pub fn max_events_per_stream(mut self, n: usize) -> Self {
+        self.max_events_per_stream = Some(n.max(1));
+        self
+    }
+
     /// Checks the settings that cannot be checked when they are set.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_body_bytes == 0 {
@@ -221,6 +232,7 @@ impl fmt::Debug for ServerConfig {
                 &self.max_finished_jobs_in_memory,
             )
             .field("max_h2_streams", &self.max_h2_streams)
+            .field("max_events_per_stream", &self.max_events_per_stream)
             .finish()
     }
 }

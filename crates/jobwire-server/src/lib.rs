@@ -69,6 +69,7 @@ mod store;
 mod util;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -166,19 +167,23 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_body_bytes: config.max_body_bytes,
         max_wait: config.max_wait,
         heartbeat: config.heartbeat,
+        max_events_per_stream: config.max_events_per_stream,
     });
+    let connections = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     tokio::spawn(retention::run(store, config.event_retention, bus.closed()));
     let task = tokio::spawn(serve(
         listener,
         http::router(app),
         config.max_h2_streams,
+        connections.clone(),
         stop_rx,
     ));
     tracing::info!(%addr, "jobwire server listening");
     Ok(ServerHandle {
         addr,
         token: first_token,
+        connections,
         runner,
         stop: Some(stop_tx),
         task: Some(task),
@@ -191,6 +196,7 @@ async fn serve(
     listener: TcpListener,
     router: axum::Router,
     max_h2_streams: u32,
+    open: Arc<AtomicUsize>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -218,14 +224,32 @@ async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(tcp), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let counted = OpenConnection::new(&open);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(counted);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Counts one open connection for as long as it lives.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// `http://` URL of a listening address; an unspecified address (`0.0.0.0`, `::`) is
@@ -249,6 +273,7 @@ fn url_of(addr: SocketAddr) -> String {
 pub struct ServerHandle {
     addr: SocketAddr,
     token: String,
+    connections: Arc<AtomicUsize>,
     runner: Runner,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -276,6 +301,11 @@ impl ServerHandle {
     /// The first configured token (or the generated one): `Authorization: Bearer <token>`.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// How many client connections are open right now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Stops the server gracefully: stops accepting connections and jobs, fails the jobs
@@ -325,6 +355,7 @@ impl Drop for ServerHandle {
 pub struct BlockingServerHandle {
     addr: SocketAddr,
     token: String,
+    connections: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -364,7 +395,12 @@ pub fn spawn_blocking_server(config: ServerConfig) -> Result<BlockingServerHandl
             runtime.block_on(async move {
                 match spawn(config).await {
                     Ok(handle) => {
-                        let _ = ready_tx.send(Ok((handle.addr(), handle.token().to_owned())));
+                        let ready = (
+                            handle.addr(),
+                            handle.token().to_owned(),
+                            handle.connections.clone(),
+                        );
+                        let _ = ready_tx.send(Ok(ready));
                         // Stop when asked, or when the handle is gone.
                         let _ = stop_rx.await;
                         handle.shutdown().await;
@@ -377,9 +413,10 @@ pub fn spawn_blocking_server(config: ServerConfig) -> Result<BlockingServerHandl
         })
         .map_err(ServerError::Runtime)?;
     match ready_rx.recv() {
-        Ok(Ok((addr, token))) => Ok(BlockingServerHandle {
+        Ok(Ok((addr, token, connections))) => Ok(BlockingServerHandle {
             addr,
             token,
+            connections,
             stop: Some(stop_tx),
             thread: Some(thread),
         }),
@@ -410,6 +447,11 @@ impl BlockingServerHandle {
     /// The first configured token (or the generated one).
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// How many client connections are open right now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Stops the server gracefully (see [`ServerHandle::shutdown`]) and waits for it.

@@ -7,10 +7,10 @@ use std::pin::pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use futures_util::future::{select, Either};
 use jobwire_core::push::{HubStep, Registration, Ticket, Wake, Watch, Watchlist};
 use jobwire_core::transport::AsyncBody;
 use jobwire_core::{ClientConfig, TransportError, TransportErrorKind};
-use futures_util::future::{select, Either};
 use tokio::sync::{oneshot, Notify};
 
 use crate::Client;
@@ -195,7 +195,10 @@ async fn connect(client: &Client) -> Option<AsyncBody> {
     let request = hub.lock().list.request(client.config());
     let answer = match request {
         Ok(request) => client.transport().send(request).await,
-        Err(e) => Err(TransportError::new(TransportErrorKind::Other, e.to_string())),
+        Err(e) => Err(TransportError::new(
+            TransportErrorKind::Other,
+            e.to_string(),
+        )),
     };
     let now = Instant::now();
     match answer {
@@ -204,7 +207,10 @@ async fn connect(client: &Client) -> Option<AsyncBody> {
             if hub.lock().list.on_head(now, &head) {
                 return Some(stream);
             }
-            let text = stream.read_to_bytes(REFUSAL_LIMIT).await.unwrap_or_default();
+            let text = stream
+                .read_to_bytes(REFUSAL_LIMIT)
+                .await
+                .unwrap_or_default();
             hub.lock()
                 .list
                 .on_refused(now, http::Response::from_parts(head, text));
@@ -216,4 +222,3 @@ async fn connect(client: &Client) -> Option<AsyncBody> {
         }
     }
 }
-

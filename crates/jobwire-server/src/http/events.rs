@@ -178,6 +178,8 @@ struct Feed {
     backlog: VecDeque<Event>,
     history_done: bool,
     end: End,
+    /// Events this stream may still send before it ends (the client then resumes).
+    budget: Option<usize>,
     started: bool,
     finished: bool,
 }
@@ -204,6 +206,7 @@ impl Feed {
             backlog: VecDeque::new(),
             history_done: false,
             end,
+            budget: app.max_events_per_stream,
             started: false,
             finished: false,
         }
@@ -293,6 +296,12 @@ impl Feed {
         self.query.after = event.seq;
         if matches!(self.end, End::AfterDone { .. }) && event.kind == "done" {
             self.finished = true;
+        }
+        if let Some(budget) = &mut self.budget {
+            *budget = budget.saturating_sub(1);
+            if *budget == 0 {
+                self.finished = true;
+            }
         }
         // Keep-alives are for quiet streams: the next one is a full interval away.
         self.heartbeat.reset_after(self.heartbeat_every);

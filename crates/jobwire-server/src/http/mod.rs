@@ -46,6 +46,8 @@ pub(crate) struct App {
     pub max_wait: Duration,
     /// How often a quiet event stream sends a keep-alive comment.
     pub heartbeat: Duration,
+    /// Events one stream sends before the server ends it (the client resumes).
+    pub max_events_per_stream: Option<usize>,
 }
 
 impl App {
