@@ -15,12 +15,13 @@
 #[macro_export]
 macro_rules! __facade_methods {
     (async, sleep = $($sleep:ident)::+) => {
-        $crate::__facade_methods!(@emit [async] [.await] [$($sleep)::+]);
+        // Rare paths are boxed so the common wait future stays small.
+        $crate::__facade_methods!(@emit [async] [.await] [$($sleep)::+] [Box::pin]);
     };
     (blocking, sleep = $($sleep:ident)::+) => {
-        $crate::__facade_methods!(@emit [] [] [$($sleep)::+]);
+        $crate::__facade_methods!(@emit [] [] [$($sleep)::+] [std::convert::identity]);
     };
-    (@emit [$($async:tt)*] [$($await:tt)*] [$($sleep:tt)*]) => {
+    (@emit [$($async:tt)*] [$($await:tt)*] [$($sleep:tt)*] [$($rare:tt)*]) => {
         impl Client {
             /// Whether the server is up, and its version.
             pub $($async)* fn health(&self) -> Result<$crate::Health, $crate::Error> {
@@ -256,12 +257,12 @@ macro_rules! __facade_methods {
                         Wake::Done(job) => self.job = *job,
                         Wake::Recheck => {
                             rechecks += 1;
-                            self.refresh() $($await)* ?;
+                            $($rare)*(self.refresh()) $($await)* ?;
                         }
                         _ => break,
                     }
                 }
-                self.long_poll_until(deadline) $($await)*
+                $($rare)*(self.long_poll_until(deadline)) $($await)*
             }
 
             fn timed_out(&self) -> $crate::Error {

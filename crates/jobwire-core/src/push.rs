@@ -11,8 +11,9 @@
 //!   connects, so it replays whatever those jobs did since;
 //! - a stream running from `from` that has seen up to `seen`: a position at or above
 //!   `seen` will see all of the job's later events; one between `from` and `seen` is
-//!   answered from the `done`s the stream saw recently (kept while the record of them is
-//!   complete); anything else, or no position at all, must re-read the job first
+//!   answered from the `done`s the stream saw recently for jobs no one waited on (kept
+//!   while the record of them is complete); anything else, or no position at all, must
+//!   re-read the job first
 //!   ([`Registration::Recheck`]) and register again with the fresh position.
 //!
 //! When the server has no event stream (404, 501, a proxy that does not pass
@@ -128,10 +129,11 @@ enum Stream {
     },
 }
 
-/// The `done`s seen recently, complete for every event id above `complete_after`.
+/// The `done`s seen recently, complete for every event id above `complete_after`: the
+/// final job of those no one waited on, only the fact for those already handed out.
 #[derive(Debug, Default)]
 struct RecentDone {
-    jobs: HashMap<String, Box<Job>>,
+    jobs: HashMap<String, Option<Box<Job>>>,
     order: VecDeque<(u64, String)>,
     complete_after: u64,
 }
@@ -143,8 +145,9 @@ impl RecentDone {
         self.complete_after = from;
     }
 
-    fn insert(&mut self, id: u64, job: &Job) {
-        self.jobs.insert(job.id.clone(), Box::new(job.clone()));
+    fn insert(&mut self, id: u64, job: &Job, keep_job: bool) {
+        let kept = keep_job.then(|| Box::new(job.clone()));
+        self.jobs.insert(job.id.clone(), kept);
         self.order.push_back((id, job.id.clone()));
         while self.order.len() > RECENT_DONE {
             if let Some((id, job_id)) = self.order.pop_front() {
@@ -208,8 +211,11 @@ impl Watchlist {
                     if self.recent.complete_after > position {
                         return Registration::Recheck;
                     }
-                    if let Some(job) = self.recent.jobs.get(job_id) {
-                        return Registration::Finished(job.clone());
+                    match self.recent.jobs.get(job_id) {
+                        Some(Some(job)) => return Registration::Finished(job.clone()),
+                        // Finished, handed to other waiters, not kept: read it.
+                        Some(None) => return Registration::Recheck,
+                        None => {}
                     }
                 }
             }
@@ -279,8 +285,11 @@ impl Watchlist {
                 FollowStep::Read { deadline } => return HubStep::Read { deadline },
                 FollowStep::Event(event) => {
                     if let Some(job) = event.done() {
-                        self.recent.insert(event.id, job);
-                        for ticket in self.by_job.remove(&job.id).unwrap_or_default() {
+                        let tickets = self.by_job.remove(&job.id).unwrap_or_default();
+                        // The job itself is kept only when no one took it: with thousands
+                        // of waits, every `done` has its waiter and nothing is copied.
+                        self.recent.insert(event.id, job, tickets.is_empty());
+                        for ticket in tickets {
                             self.waiters.remove(&ticket);
                             self.wakes.push((ticket, Wake::Done(Box::new(job.clone()))));
                         }
@@ -466,6 +475,8 @@ mod tests {
         list.next(t0);
         let woken: Vec<Ticket> = list.take_wakes().into_iter().map(|(t, _)| t).collect();
         assert_eq!(woken, [w, y]);
+        // A second wait on a job already handed out registers late: it must read it.
+        assert_eq!(list.register(t0, "w", Some(200)), Registration::Recheck);
     }
 
     #[test]

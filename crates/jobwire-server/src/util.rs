@@ -13,25 +13,27 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The current time as RFC 3339 UTC with millisecond precision: `2026-01-31T12:00:00.123Z`.
+/// The current time as RFC 3339 UTC with microsecond precision:
+/// `2026-01-31T12:00:00.123456Z`.
 pub(crate) fn now_rfc3339() -> String {
     rfc3339_at(SystemTime::now())
 }
 
-/// A time as RFC 3339 UTC with millisecond precision. Every time the server writes has
-/// this one fixed width, so they sort as text (the retention pass relies on it).
+/// A time as RFC 3339 UTC with microsecond precision (enough to measure how soon a client
+/// learns that a job finished). Every time the server writes has this one fixed width,
+/// so they sort as text (the retention pass relies on it).
 pub(crate) fn rfc3339_at(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    format_rfc3339(since_epoch.as_secs(), since_epoch.subsec_millis())
+    format_rfc3339(since_epoch.as_secs(), since_epoch.subsec_micros())
 }
 
-/// Formats seconds since the Unix epoch (plus milliseconds) as RFC 3339 UTC.
-pub(crate) fn format_rfc3339(secs: u64, millis: u32) -> String {
+/// Formats seconds since the Unix epoch (plus microseconds) as RFC 3339 UTC.
+pub(crate) fn format_rfc3339(secs: u64, micros: u32) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
@@ -89,13 +91,13 @@ mod tests {
 
     #[test]
     fn formats_rfc3339() {
-        for (secs, millis, want) in [
-            (0, 0, "1970-01-01T00:00:00.000Z"),
-            (951_782_400, 5, "2000-02-29T00:00:00.005Z"),
-            (1_767_225_599, 999, "2025-12-31T23:59:59.999Z"),
-            (4_107_542_400, 0, "2100-03-01T00:00:00.000Z"),
+        for (secs, micros, want) in [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (951_782_400, 5, "2000-02-29T00:00:00.000005Z"),
+            (1_767_225_599, 999_999, "2025-12-31T23:59:59.999999Z"),
+            (4_107_542_400, 0, "2100-03-01T00:00:00.000000Z"),
         ] {
-            assert_eq!(format_rfc3339(secs, millis), want);
+            assert_eq!(format_rfc3339(secs, micros), want);
         }
     }
 

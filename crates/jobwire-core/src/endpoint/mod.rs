@@ -1,5 +1,5 @@
 //! Endpoint descriptions: each builds one [`http::Request`] and turns its
-//! [`http::Response`] into an output or a typed [`Error`](crate::Error).
+//! [`http::Response`] into an output or a typed [`Error`].
 //!
 //! Nothing here does I/O; a facade's drive loop sends what [`Endpoint::request`] built
 //! and hands the answer to [`Endpoint::parse`]:
