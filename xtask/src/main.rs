@@ -1,7 +1,8 @@
 //! Chores a contributor repeats: `cargo xtask ci` runs what CI runs.
 //!
-//! - `cargo xtask lint`: formatting, clippy with `-D warnings`, and the dependency-tree
-//!   promise (no tokio, hyper or hyper-util under the blocking facade or the core);
+//! - `cargo xtask lint`: formatting, clippy with `-D warnings`, docs with `-D warnings`,
+//!   and the dependency-tree promise (no tokio, hyper or hyper-util under the blocking
+//!   facade or the core);
 //! - `cargo xtask ci`: `lint`, then the README's test command, `cargo test --workspace`.
 
 use std::process::{Command, ExitCode};
@@ -41,7 +42,23 @@ fn lint() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
+    docs()?;
     dependency_tree()
+}
+
+/// The API docs build without a warning (broken or redundant links, say).
+fn docs() -> Result<(), String> {
+    println!("$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps");
+    let status = Command::new(cargo_bin())
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .map_err(|e| format!("cargo doc: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo doc failed ({status})"))
+    }
 }
 
 fn test() -> Result<(), String> {

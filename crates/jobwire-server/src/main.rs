@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use jobwire_server::{spawn, ServerConfig, DEFAULT_TENANT};
 
@@ -24,6 +25,9 @@ OPTIONS:
     --token TOKEN[=TENANT] accept `Authorization: Bearer TOKEN` for TENANT (default tenant
                            \"default\"); repeatable. Without any token, a random one is
                            generated and printed.                            [env JOBWIRE_TOKENS=t1=tenant1,t2=tenant2]
+    --heartbeat SECONDS    keep-alive comment on quiet event streams (default 15)
+    --event-retention SECONDS
+                           keep a finished job's events this long (default 3600)
     -h, --help             print this help
 
 Flags win over environment variables; --token flags replace JOBWIRE_TOKENS.
@@ -36,6 +40,18 @@ struct Cli {
     /// `None`: in memory.
     data_dir: Option<PathBuf>,
     tokens: Vec<(String, String)>,
+    heartbeat: Option<Duration>,
+    event_retention: Option<Duration>,
+}
+
+/// A positive number of seconds (fractions allowed).
+fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{flag} takes a positive number of seconds, not {value:?}"))
 }
 
 /// `TOKEN[=TENANT]`.
@@ -60,6 +76,8 @@ fn parse(
     let mut data_dir: Option<PathBuf> = None;
     let mut memory = false;
     let mut tokens = Vec::new();
+    let mut heartbeat = None;
+    let mut event_retention = None;
 
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -81,6 +99,10 @@ fn parse(
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--memory" if inline.is_none() => memory = true,
             "--token" => tokens.push(parse_token(&value("--token")?)?),
+            "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
+            "--event-retention" => {
+                event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -114,6 +136,8 @@ fn parse(
         addr,
         data_dir,
         tokens,
+        heartbeat,
+        event_retention,
     }))
 }
 
@@ -157,6 +181,12 @@ async fn run(cli: Cli) -> ExitCode {
     };
     for (token, tenant) in cli.tokens {
         config = config.token(token, tenant);
+    }
+    if let Some(interval) = cli.heartbeat {
+        config = config.heartbeat(interval);
+    }
+    if let Some(window) = cli.event_retention {
+        config = config.event_retention(window);
     }
     let server = match spawn(config).await {
         Ok(server) => server,
@@ -230,6 +260,8 @@ mod tests {
                 addr: "127.0.0.1:7878".parse().unwrap(),
                 data_dir: Some(PathBuf::from("./jobwire-data")),
                 tokens: vec![],
+                heartbeat: None,
+                event_retention: None,
             }
         );
     }
@@ -270,6 +302,11 @@ mod tests {
         );
         let dir = cli(&["--data-dir=/x"], &env).unwrap().unwrap();
         assert_eq!(dir.data_dir, Some(PathBuf::from("/x")));
+        let events = cli(&["--heartbeat", "0.5", "--event-retention=60"], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(events.heartbeat, Some(Duration::from_millis(500)));
+        assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
     }
 
     #[test]
@@ -284,6 +321,8 @@ mod tests {
             &["--token", "=tenant"],
             &["--token", "tok="],
             &["--memory=yes"],
+            &["--heartbeat", "0"],
+            &["--event-retention", "soon"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");
         }
