@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use jobwire_core::endpoint::GetJob;
 use jobwire_core::event::JobEvent;
-use jobwire_core::follow::{FollowStep, Follower, StreamTarget};
+use jobwire_core::follow::{jitter_seed, FollowStep, Follower, StreamSpec, StreamTarget};
 use jobwire_core::transport::Body;
 use jobwire_core::Error;
 
@@ -39,16 +39,14 @@ const CHUNK: usize = 16 * 1024;
 #[must_use = "an iterator does nothing until iterated"]
 pub struct EventStream {
     client: Client,
-    target: StreamTarget,
-    after: Option<u64>,
+    spec: StreamSpec,
     running: Option<Feed>,
 }
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream")
-            .field("target", &self.target)
-            .field("after", &self.after)
+            .field("spec", &self.spec)
             .finish_non_exhaustive()
     }
 }
@@ -57,50 +55,20 @@ impl EventStream {
     pub(crate) fn new(client: Client, target: StreamTarget) -> Self {
         EventStream {
             client,
-            target,
-            after: None,
+            spec: StreamSpec::new(target),
             running: None,
         }
     }
 
-    /// Only events of jobs of this service (id or name); for `client.events()`.
-    pub fn service(mut self, service: impl Into<String>) -> Self {
-        if let StreamTarget::All { service: s, .. } = &mut self.target {
-            *s = Some(service.into());
-        }
-        self
-    }
-
-    /// Only events of this job (repeat for several); for `client.events()`.
-    pub fn job(mut self, id: impl Into<String>) -> Self {
-        if let StreamTarget::All { jobs, .. } = &mut self.target {
-            jobs.push(id.into());
-        }
-        self
-    }
-
-    /// Only events after this event id (the server replays those it still keeps).
-    pub fn after(mut self, id: u64) -> Self {
-        self.after = Some(id);
-        self
-    }
+    jobwire_core::__stream_spec_setters!(spec);
 
     fn start(&self) -> Feed {
-        let seed = u64::from(std::process::id()) ^ self.after.unwrap_or(0);
-        let mut follower = Follower::new(
-            self.target.clone(),
-            self.client.config().stream_idle_limit(),
-            seed,
-        );
-        if let Some(id) = self.after {
-            follower = follower.resume_after(id);
-        }
+        let follower = self
+            .spec
+            .follower(self.client.config().stream_idle_limit(), jitter_seed());
         Feed {
             client: self.client.clone(),
-            job_id: match &self.target {
-                StreamTarget::Job(id) => Some(id.clone()),
-                _ => None,
-            },
+            job_id: self.spec.job_id().map(str::to_owned),
             follower,
             body: None,
             buf: vec![0u8; CHUNK],

@@ -8,6 +8,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use jobwire_core::follow;
 use jobwire_core::push::{HubStep, Registration, Ticket, Wake, Watch, Watchlist};
 use jobwire_core::transport::Body;
 use jobwire_core::{ClientConfig, TransportError, TransportErrorKind};
@@ -34,7 +35,7 @@ impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
             state: Mutex::new(State {
-                list: Watchlist::new(config.stream_idle_limit(), jitter_seed()),
+                list: Watchlist::new(config.stream_idle_limit(), follow::jitter_seed()),
                 wakers: HashMap::new(),
                 reading: false,
             }),
@@ -51,14 +52,6 @@ impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").finish_non_exhaustive()
     }
-}
-
-/// A seed for reconnect jitter: clients started together should not reconnect together.
-fn jitter_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from(nanos) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 impl State {

@@ -106,6 +106,94 @@ impl StreamTarget {
     }
 }
 
+/// What an event stream follows, as a facade's `EventStream` is set up before it starts:
+/// the target, narrowed by service and jobs, and where to start.
+///
+/// ```
+/// use jobwire_core::follow::{StreamSpec, StreamTarget};
+/// let spec = StreamSpec::new(StreamTarget::all()).service("steps").after(41);
+/// assert_eq!(spec.follower(std::time::Duration::from_secs(45), 1).last_event_id(), Some(41));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    target: StreamTarget,
+    after: Option<u64>,
+}
+
+impl StreamSpec {
+    /// Follows `target` from its start (a job's first event; live events for all jobs).
+    pub fn new(target: StreamTarget) -> Self {
+        StreamSpec {
+            target,
+            after: None,
+        }
+    }
+
+    /// Only events of jobs of this service (id or name); for the multiplexed stream.
+    pub fn service(mut self, service: impl Into<String>) -> Self {
+        if let StreamTarget::All { service: s, .. } = &mut self.target {
+            *s = Some(service.into());
+        }
+        self
+    }
+
+    /// Only events of this job (repeat for several); for the multiplexed stream.
+    pub fn job(mut self, id: impl Into<String>) -> Self {
+        if let StreamTarget::All { jobs, .. } = &mut self.target {
+            jobs.push(id.into());
+        }
+        self
+    }
+
+    /// Only events after this event id (the server replays those it still keeps).
+    pub fn after(mut self, id: u64) -> Self {
+        self.after = Some(id);
+        self
+    }
+
+    /// The job whose stream this is, if it is one job's.
+    pub fn job_id(&self) -> Option<&str> {
+        match &self.target {
+            StreamTarget::Job(id) => Some(id),
+            StreamTarget::All { .. } => None,
+        }
+    }
+
+    /// A follower of this stream (see [`Follower::new`]).
+    pub fn follower(&self, idle_timeout: Duration, seed: u64) -> Follower {
+        let follower = Follower::new(self.target.clone(), idle_timeout, seed);
+        match self.after {
+            Some(id) => follower.resume_after(id),
+            None => follower,
+        }
+    }
+}
+
+/// Stamps the [`StreamSpec`] setters onto a facade's event stream held in `$field`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __stream_spec_setters {
+    ($field:ident) => {
+        $crate::__forward_setters! { $field:
+            /// Only events of jobs of this service (id or name); for `client.events()`.
+            fn service(service: impl Into<String>);
+            /// Only events of this job (repeat for several); for `client.events()`.
+            fn job(id: impl Into<String>);
+            /// Only events after this event id (the server replays those it still keeps).
+            fn after(id: u64);
+        }
+    };
+}
+
+/// A fresh seed for reconnect jitter, from the standard library's per-process random
+/// hash keys (no clock): clients started together should not reconnect together.
+pub fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// What the facade should do next.
 #[derive(Debug)]
 #[non_exhaustive]

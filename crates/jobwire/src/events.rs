@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures_core::Stream;
 use jobwire_core::endpoint::GetJob;
 use jobwire_core::event::JobEvent;
-use jobwire_core::follow::{FollowStep, Follower, StreamTarget};
+use jobwire_core::follow::{jitter_seed, FollowStep, Follower, StreamSpec, StreamTarget};
 use jobwire_core::transport::AsyncBody;
 use jobwire_core::Error;
 
@@ -44,16 +44,14 @@ type Events = Pin<Box<dyn Stream<Item = Result<JobEvent, Error>> + Send>>;
 #[must_use = "a stream does nothing until polled"]
 pub struct EventStream {
     client: Client,
-    target: StreamTarget,
-    after: Option<u64>,
+    spec: StreamSpec,
     running: Option<Events>,
 }
 
 impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream")
-            .field("target", &self.target)
-            .field("after", &self.after)
+            .field("spec", &self.spec)
             .finish_non_exhaustive()
     }
 }
@@ -62,50 +60,20 @@ impl EventStream {
     pub(crate) fn new(client: Client, target: StreamTarget) -> Self {
         EventStream {
             client,
-            target,
-            after: None,
+            spec: StreamSpec::new(target),
             running: None,
         }
     }
 
-    /// Only events of jobs of this service (id or name); for `client.events()`.
-    pub fn service(mut self, service: impl Into<String>) -> Self {
-        if let StreamTarget::All { service: s, .. } = &mut self.target {
-            *s = Some(service.into());
-        }
-        self
-    }
+    jobwire_core::__stream_spec_setters!(spec);
 
-    /// Only events of this job (repeat for several); for `client.events()`.
-    pub fn job(mut self, id: impl Into<String>) -> Self {
-        if let StreamTarget::All { jobs, .. } = &mut self.target {
-            jobs.push(id.into());
-        }
-        self
-    }
-
-    /// Only events after this event id (the server replays those it still keeps).
-    pub fn after(mut self, id: u64) -> Self {
-        self.after = Some(id);
-        self
-    }
-
-    fn start(&mut self) -> Events {
-        let seed = u64::from(std::process::id()) ^ self.after.unwrap_or(0);
-        let mut follower = Follower::new(
-            self.target.clone(),
-            self.client.config().stream_idle_limit(),
-            seed,
-        );
-        if let Some(id) = self.after {
-            follower = follower.resume_after(id);
-        }
+    fn start(&self) -> Events {
+        let follower = self
+            .spec
+            .follower(self.client.config().stream_idle_limit(), jitter_seed());
         let feed = Feed {
             client: self.client.clone(),
-            job_id: match &self.target {
-                StreamTarget::Job(id) => Some(id.clone()),
-                _ => None,
-            },
+            job_id: self.spec.job_id().map(str::to_owned),
             follower,
             body: None,
             over: false,

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use futures_util::future::{select, Either};
+use jobwire_core::follow;
 use jobwire_core::push::{HubStep, Registration, Ticket, Wake, Watch, Watchlist};
 use jobwire_core::transport::AsyncBody;
 use jobwire_core::{ClientConfig, TransportError, TransportErrorKind};
@@ -35,7 +36,7 @@ impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
             state: Mutex::new(State {
-                list: Watchlist::new(config.stream_idle_limit(), jitter_seed()),
+                list: Watchlist::new(config.stream_idle_limit(), follow::jitter_seed()),
                 wakers: HashMap::new(),
                 driving: false,
             }),
@@ -53,14 +54,6 @@ impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").finish_non_exhaustive()
     }
-}
-
-/// A seed for reconnect jitter: clients started together should not reconnect together.
-fn jitter_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    u64::from(nanos) ^ (std::process::id() as u64).rotate_left(32)
 }
 
 impl State {

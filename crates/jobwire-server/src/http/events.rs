@@ -23,6 +23,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use super::auth::Tenant;
 use super::problem::ApiError;
 use super::query::Query;
+use super::routes::service_filter;
 use super::App;
 use crate::bus::LiveEvent;
 use crate::store::{Event, EventQuery};
@@ -113,15 +114,7 @@ pub(super) async fn events(
         )));
     }
     let store = app.runner.store();
-    let service_id = match query.get("service") {
-        // As for job lists: an unknown service is no error, it matches no event.
-        Some(s) => Some(
-            store
-                .find_service(tenant.as_str(), s)?
-                .map_or_else(|| s.to_owned(), |svc| svc.id),
-        ),
-        None => None,
-    };
+    let service_id = service_filter(&app, &tenant, &query)?;
     let resume = last_event_id(&headers)?;
     let live = app.runner.bus().subscribe(tenant.as_str());
     let after = match resume {

@@ -350,6 +350,16 @@ pub(super) async fn cancel(
     job_response(StatusCode::OK, current, false, None)
 }
 
+/// The service id a `service=<id or name>` filter means. An unknown service is no error
+/// for a filter: it simply matches nothing.
+pub(super) fn service_filter(app: &App, tenant: &Tenant, query: &Query) -> Result<Option<String>> {
+    let Some(wanted) = query.get("service") else {
+        return Ok(None);
+    };
+    let found = app.runner.store().find_service(tenant.as_str(), wanted)?;
+    Ok(Some(found.map_or_else(|| wanted.to_owned(), |svc| svc.id)))
+}
+
 /// `GET /v1/jobs?service&status&label&limit&cursor`, newest first.
 ///
 /// `service` is an id or a name; `status` one of the five statuses; `label=key:value` may
@@ -366,15 +376,7 @@ pub(super) async fn list_jobs(
         .map(|c| decode_cursor(CursorKind::Jobs, c))
         .transpose()?;
     let store = app.runner.store();
-    let service_id = match query.get("service") {
-        // An unknown service is no error for a filter: it simply matches no job.
-        Some(s) => Some(
-            store
-                .find_service(tenant.as_str(), s)?
-                .map_or_else(|| s.to_owned(), |svc| svc.id),
-        ),
-        None => None,
-    };
+    let service_id = service_filter(&app, &tenant, &query)?;
     let status = match query.get("status") {
         Some(s) => match s.parse::<JobStatus>() {
             Ok(JobStatus::Unknown(_)) | Err(_) => {
