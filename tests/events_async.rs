@@ -3,6 +3,9 @@
 //! (connections counted at the server), resumption after server-side cuts, the watchdog,
 //! and the long-poll fallback.
 
+// Each test owns its runtime; the lock below is held for a whole test on purpose.
+#![allow(clippy::await_holding_lock)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +16,16 @@ use jobwire::transport::{AsyncBody, AsyncTransport, HyperTransport};
 use jobwire::{Client, EventKind, JobEvent, JobStatus, TransportError};
 use jobwire_server::{spawn, ServerConfig, ServerHandle};
 use serde_json::json;
+
+/// These tests measure connections and timings: one at a time, so that they do not load
+/// the machine for each other (the test harness runs a file's tests in parallel).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The requests a client sent, as "METHOD /path".
 type Log = Arc<Mutex<Vec<String>>>;
@@ -26,7 +39,12 @@ fn client_for(
 ) -> (Client, Log) {
     let log: Log = Arc::default();
     let seen = log.clone();
-    let inner = HyperTransport::new().unwrap();
+    // One idle connection kept: hyper may take back a finished request's connection a
+    // moment late, and more idle ones would blur what the waits themselves hold.
+    let inner = HyperTransport::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
     let transport = move |req: http::Request<Bytes>| {
         let line = format!("{} {}", req.method(), req.uri().path());
         seen.lock().unwrap().push(line.clone());
@@ -103,6 +121,7 @@ fn check_steps(events: &[JobEvent], n: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn job_events_yield_everything_then_done_also_across_server_side_cuts() {
+    let _serial = one_at_a_time();
     // The server ends every stream after 4 events: the client must resume each time.
     let server = spawn(ServerConfig::new().max_events_per_stream(4))
         .await
@@ -126,6 +145,7 @@ async fn job_events_yield_everything_then_done_also_across_server_side_cuts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_multiplexed_stream_filters_by_service_and_job() {
+    let _serial = one_at_a_time();
     let server = spawn(ServerConfig::new()).await.unwrap();
     let (client, _) = client_for(&server, |b| b, false);
     let echo = client.submit("echo", &json!("e")).await.unwrap();
@@ -153,6 +173,7 @@ async fn the_multiplexed_stream_filters_by_service_and_job() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_finishing_50ms_after_submit_is_noticed_at_once() {
+    let _serial = one_at_a_time();
     let server = spawn(ServerConfig::new()).await.unwrap();
     let (client, log) = client_for(&server, |b| b, false);
     for _ in 0..5 {
@@ -175,6 +196,7 @@ async fn a_job_finishing_50ms_after_submit_is_noticed_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_thousand_waits_hold_at_most_two_connections() {
+    let _serial = one_at_a_time();
     let server = spawn(ServerConfig::new()).await.unwrap();
     let (client, log) = client_for(&server, |b| b, false);
     let n = 2000;
@@ -227,6 +249,7 @@ async fn two_thousand_waits_hold_at_most_two_connections() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_watchdog_reconnects_a_silent_stream() {
+    let _serial = one_at_a_time();
     // Keep-alives every minute, a client that gives up on silence after 300 ms.
     let server = spawn(ServerConfig::new().heartbeat(Duration::from_secs(60)))
         .await
@@ -258,6 +281,7 @@ async fn the_watchdog_reconnects_a_silent_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_event_streams_waits_fall_back_to_long_polls() {
+    let _serial = one_at_a_time();
     let server = spawn(ServerConfig::new()).await.unwrap();
     let (client, log) = client_for(&server, |b| b, true);
     let mut job = client
@@ -285,6 +309,7 @@ async fn without_event_streams_waits_fall_back_to_long_polls() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wait_that_times_out_leaves_the_stream_to_the_others() {
+    let _serial = one_at_a_time();
     let server = spawn(ServerConfig::new()).await.unwrap();
     let (client, _) = client_for(&server, |b| b, false);
     let mut long = client

@@ -12,6 +12,16 @@ use jobwire_blocking::{Client, EventKind, JobEvent, JobStatus, TransportError};
 use jobwire_server::{spawn_blocking_server, BlockingServerHandle, ServerConfig};
 use serde_json::json;
 
+/// These tests measure connections and timings: one at a time, so that they do not load
+/// the machine for each other (the test harness runs a file's tests in parallel).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The requests a client sent, as "METHOD /path".
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -24,7 +34,8 @@ fn client_for(
 ) -> (Client, Log) {
     let log: Log = Arc::default();
     let seen = log.clone();
-    let inner = UreqTransport::new();
+    // One idle connection kept, as in the async tests.
+    let inner = UreqTransport::builder().max_idle_per_host(1).build();
     let transport = move |req: http::Request<Bytes>| {
         let line = format!("{} {}", req.method(), req.uri().path());
         seen.lock().unwrap().push(line.clone());
@@ -84,6 +95,7 @@ fn check_steps(events: &[JobEvent], n: usize) {
 
 #[test]
 fn job_events_yield_everything_then_done_also_across_server_side_cuts() {
+    let _serial = one_at_a_time();
     let server = spawn_blocking_server(ServerConfig::new().max_events_per_stream(4)).unwrap();
     let (client, log) = client_for(&server, |b| b, false);
     let job = client
@@ -100,6 +112,7 @@ fn job_events_yield_everything_then_done_also_across_server_side_cuts() {
 
 #[test]
 fn the_multiplexed_stream_filters_by_service() {
+    let _serial = one_at_a_time();
     let server = spawn_blocking_server(ServerConfig::new()).unwrap();
     let (client, _) = client_for(&server, |b| b, false);
     client.submit("echo", &json!("e")).unwrap();
@@ -122,6 +135,7 @@ fn the_multiplexed_stream_filters_by_service() {
 
 #[test]
 fn a_job_finishing_50ms_after_submit_is_noticed_at_once() {
+    let _serial = one_at_a_time();
     let server = spawn_blocking_server(ServerConfig::new()).unwrap();
     let (client, log) = client_for(&server, |b| b, false);
     for _ in 0..5 {
@@ -141,6 +155,7 @@ fn a_job_finishing_50ms_after_submit_is_noticed_at_once() {
 
 #[test]
 fn two_thousand_waits_hold_at_most_two_connections() {
+    let _serial = one_at_a_time();
     let server = spawn_blocking_server(ServerConfig::new()).unwrap();
     let (client, log) = client_for(&server, |b| b, false);
     let n = 2000;
@@ -199,6 +214,7 @@ fn two_thousand_waits_hold_at_most_two_connections() {
 
 #[test]
 fn the_watchdog_reconnects_a_silent_stream() {
+    let _serial = one_at_a_time();
     let server =
         spawn_blocking_server(ServerConfig::new().heartbeat(Duration::from_secs(60))).unwrap();
     let (client, log) = client_for(
@@ -225,6 +241,7 @@ fn the_watchdog_reconnects_a_silent_stream() {
 
 #[test]
 fn without_event_streams_waits_fall_back_to_long_polls() {
+    let _serial = one_at_a_time();
     let server = spawn_blocking_server(ServerConfig::new()).unwrap();
     let (client, log) = client_for(&server, |b| b, true);
     let mut job = client

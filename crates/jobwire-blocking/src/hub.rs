@@ -134,11 +134,32 @@ impl Client {
     }
 }
 
+/// Hands every wait over to long-polls if the reader ends without `Stop` (a panic), so
+/// no wait is left without anyone to wake it.
+/// Disarmed when the watchlist said `Stop` (and `reading` was cleared under the lock):
+/// by then another driver may already own the list.
+struct Abandon<'a> {
+    hub: &'a Hub,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut state = self.hub.lock();
+            state.reading = false;
+            state.list.abandon();
+            state.deliver();
+        }
+    }
+}
+
 /// The reader thread: follows the stream while anyone waits. A blocked read cannot be
 /// interrupted, so after the last wait ends the thread stops at the next byte (a
 /// keep-alive at the latest).
 fn read_events(client: Client) {
     let hub = client.hub();
+    let mut abandon = Abandon { hub, armed: true };
     let mut body: Option<Body> = None;
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -179,7 +200,10 @@ fn read_events(client: Client) {
                 drop(state);
                 body = None;
             }
-            _ => return,
+            _ => {
+                abandon.armed = false;
+                return;
+            }
         }
     }
 }

@@ -302,6 +302,16 @@ impl Watchlist {
         }
     }
 
+    /// The driver stopped without being told to (its thread or task is gone): every
+    /// waiter long-polls instead, and the next registration starts afresh.
+    pub fn abandon(&mut self) {
+        for (ticket, _) in self.waiters.drain() {
+            self.wakes.push((ticket, Wake::LongPoll));
+        }
+        self.by_job.clear();
+        self.stream = Stream::Stopped;
+    }
+
     /// Every waiter learns the stream is no more: re-read on 410, long-poll otherwise.
     fn give_up(&mut self, now: Instant, error: &Error) {
         let wake = if error.status().is_some_and(|s| s == http::StatusCode::GONE) {
@@ -554,6 +564,22 @@ mod tests {
         assert_eq!(list.take_wakes(), [(a, Wake::Recheck)]);
         assert!(matches!(
             list.register(t0, "a", Some(50)),
+            Registration::Waiting(_)
+        ));
+    }
+
+    #[test]
+    fn an_abandoned_list_sends_everyone_to_long_polls() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(1)));
+        connected(&mut list, t0);
+        list.abandon();
+        assert_eq!(list.take_wakes(), [(a, Wake::LongPoll)]);
+        assert_eq!(list.next(t0), HubStep::Stop);
+        // Not a failure of the server: the next wait uses the stream again.
+        assert!(matches!(
+            list.register(t0, "b", Some(1)),
             Registration::Waiting(_)
         ));
     }

@@ -129,9 +129,30 @@ impl Client {
     }
 }
 
+/// Hands every wait over to long-polls if the driver ends without `Stop` (a panic, or
+/// its runtime shutting down under it), so no wait is left without anyone to wake it.
+/// Disarmed when the watchlist said `Stop` (and `driving` was cleared under the lock):
+/// by then another driver may already own the list.
+struct Abandon<'a> {
+    hub: &'a Hub,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut state = self.hub.lock();
+            state.driving = false;
+            state.list.abandon();
+            state.deliver();
+        }
+    }
+}
+
 /// The driver: follows the stream while anyone waits.
 async fn drive(client: Client) {
     let hub = client.hub();
+    let mut abandon = Abandon { hub, armed: true };
     let mut body: Option<AsyncBody> = None;
     loop {
         let step = {
@@ -177,7 +198,10 @@ async fn drive(client: Client) {
                 drop(state);
                 body = None;
             }
-            _ => return,
+            _ => {
+                abandon.armed = false;
+                return;
+            }
         }
     }
 }
