@@ -1,48 +1,51 @@
 //! Waiting by push: while any job of the client is awaited, one reader thread follows
-//! `GET /v1/events` and wakes each waiting thread at its job's `done`. It only drives the
-//! core's [`Watchlist`], which decides everything: where the stream starts, when to
-//! reconnect, whom to wake, when to fall back to long-polls.
+//! `GET /v1/events` and wakes each waiting thread at its job's `done`. The core's
+//! [`push::Hub`] decides everything — where the stream starts, when to reconnect, whom
+//! to wake, when to fall back to long-polls; this thread moves bytes.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use jobwire_core::follow;
-use jobwire_core::push::{HubStep, Registration, Ticket, Wake, Watch, Watchlist};
+use jobwire_core::push::{self, HubStep, Joined, Ticket, Wake, Watch};
 use jobwire_core::transport::Body;
 use jobwire_core::{ClientConfig, TransportError, TransportErrorKind};
 
 use crate::Client;
 
-/// The largest error answer the reader reads to learn why it was refused.
+/// The largest error answer the reader reads to learn why the stream was refused.
 const REFUSAL_LIMIT: usize = 64 * 1024;
 /// The reader's buffer.
 const CHUNK: usize = 16 * 1024;
 
-/// The push state of a client, shared by its clones.
-pub(crate) struct Hub {
-    state: Mutex<State>,
+/// A waiting thread's end of its wake: a channel with room for the one wake, so the
+/// reader never blocks on it.
+struct Waker(mpsc::SyncSender<Wake>);
+
+impl push::Waker for Waker {
+    fn wake(self, wake: Wake) {
+        // A receiver gone means its wait ended meanwhile.
+        let _ = self.0.try_send(wake);
+    }
 }
 
-struct State {
-    list: Watchlist,
-    wakers: HashMap<Ticket, mpsc::SyncSender<Wake>>,
-    reading: bool,
+/// The push state of a client, shared by its clones.
+pub(crate) struct Hub {
+    state: Mutex<push::Hub<Waker>>,
 }
 
 impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
-            state: Mutex::new(State {
-                list: Watchlist::new(config.stream_idle_limit(), follow::jitter_seed()),
-                wakers: HashMap::new(),
-                reading: false,
-            }),
+            state: Mutex::new(push::Hub::new(
+                config.stream_idle_limit(),
+                follow::jitter_seed(),
+            )),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, push::Hub<Waker>> {
         // The state is consistent between statements; a panic elsewhere changes nothing.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -51,17 +54,6 @@ impl Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").finish_non_exhaustive()
-    }
-}
-
-impl State {
-    fn deliver(&mut self) {
-        for (ticket, wake) in self.list.take_wakes() {
-            if let Some(waker) = self.wakers.remove(&ticket) {
-                // Room for one: never blocks. A receiver gone means its wait ended.
-                let _ = waker.try_send(wake);
-            }
-        }
     }
 }
 
@@ -87,39 +79,41 @@ impl Waiting {
             }
             None => self.woken.recv().ok(),
         };
-        // A dropped sender means the reader is gone: long-poll instead.
+        // A dropped waker means the reader is gone: long-poll instead.
         Some(woken.unwrap_or(Wake::LongPoll))
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let mut state = self.client.hub().lock();
-        state.list.cancel(self.ticket);
-        state.wakers.remove(&self.ticket);
+        self.client.hub().lock().leave(self.ticket);
     }
 }
 
 impl Client {
     /// Registers a wait for a job last seen at event `position`.
     pub(crate) fn watch(&self, job_id: &str, position: Option<u64>) -> Watch<Waiting> {
-        let mut state = self.hub().lock();
-        match state.list.register(Instant::now(), job_id, position) {
-            Registration::Waiting(ticket) => {
-                let (waker, woken) = mpsc::sync_channel(1);
-                state.wakers.insert(ticket, waker);
-                if !state.reading {
+        let mut hub = self.hub().lock();
+        let joined = hub.join(Instant::now(), job_id, position, || {
+            let (waker, woken) = mpsc::sync_channel(1);
+            (Waker(waker), woken)
+        });
+        match joined {
+            Joined::Waiting {
+                ticket,
+                woken,
+                start_driver,
+            } => {
+                if start_driver {
                     let client = self.clone();
                     let started = std::thread::Builder::new()
                         .name("jobwire-events".into())
                         .spawn(move || read_events(client));
                     if started.is_err() {
                         // No thread to read with: this wait long-polls.
-                        state.list.cancel(ticket);
-                        state.wakers.remove(&ticket);
+                        hub.driver_not_started(ticket);
                         return Watch::LongPoll;
                     }
-                    state.reading = true;
                 }
                 Watch::Waiting(Waiting {
                     client: self.clone(),
@@ -127,17 +121,15 @@ impl Client {
                     woken,
                 })
             }
-            Registration::Finished(job) => Watch::Finished(job),
-            Registration::Recheck => Watch::Recheck,
+            Joined::Finished(job) => Watch::Finished(job),
+            Joined::Recheck => Watch::Recheck,
             _ => Watch::LongPoll,
         }
     }
 }
 
-/// Hands every wait over to long-polls if the reader ends without `Stop` (a panic), so
-/// no wait is left without anyone to wake it.
-/// Disarmed when the watchlist said `Stop` (and `reading` was cleared under the lock):
-/// by then another driver may already own the list.
+/// Tells the hub if the reader ends without `Stop` (a panic), so no wait is left
+/// without anyone to wake it.
 struct Abandon<'a> {
     hub: &'a Hub,
     armed: bool,
@@ -146,10 +138,7 @@ struct Abandon<'a> {
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut state = self.hub.lock();
-            state.reading = false;
-            state.list.abandon();
-            state.deliver();
+            self.hub.lock().driver_failed();
         }
     }
 }
@@ -163,15 +152,7 @@ fn read_events(client: Client) {
     let mut body: Option<Body> = None;
     let mut buf = vec![0u8; CHUNK];
     loop {
-        let step = {
-            let mut state = hub.lock();
-            let step = state.list.next(Instant::now());
-            state.deliver();
-            if step == HubStep::Stop {
-                state.reading = false;
-            }
-            step
-        };
+        let step = hub.lock().step(Instant::now());
         match step {
             HubStep::Connect { pause } => {
                 // Let the old connection go before waiting to reconnect.
@@ -188,14 +169,15 @@ fn read_events(client: Client) {
                 };
                 let now = Instant::now();
                 let mut state = hub.lock();
+                let list = state.list();
                 match read {
-                    Ok(0) => state.list.on_end(now),
+                    Ok(0) => list.on_end(now),
                     Ok(n) => {
-                        state.list.on_chunk(now, &buf[..n]);
+                        list.on_chunk(now, &buf[..n]);
                         continue;
                     }
-                    Err(e) if e.is_timeout() => state.list.on_silence(now),
-                    Err(e) => state.list.on_broken(now, e),
+                    Err(e) if e.is_timeout() => list.on_silence(now),
+                    Err(e) => list.on_broken(now, e),
                 }
                 drop(state);
                 body = None;
@@ -211,7 +193,7 @@ fn read_events(client: Client) {
 /// Opens the stream the watchlist asks for; the body when it is one.
 fn connect(client: &Client) -> Option<Body> {
     let hub = client.hub();
-    let request = hub.lock().list.request(client.config());
+    let request = hub.lock().list().request(client.config());
     let answer = match request {
         Ok(request) => client.transport().send(request),
         Err(e) => Err(TransportError::new(
@@ -223,17 +205,17 @@ fn connect(client: &Client) -> Option<Body> {
     match answer {
         Ok(answer) => {
             let (head, stream) = answer.into_parts();
-            if hub.lock().list.on_head(now, &head) {
+            if hub.lock().list().on_head(now, &head) {
                 return Some(stream);
             }
             let text = stream.read_to_bytes(REFUSAL_LIMIT).unwrap_or_default();
             hub.lock()
-                .list
+                .list()
                 .on_refused(now, http::Response::from_parts(head, text));
             None
         }
         Err(e) => {
-            hub.lock().list.on_broken(now, e);
+            hub.lock().list().on_broken(now, e);
             None
         }
     }

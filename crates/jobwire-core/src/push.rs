@@ -383,6 +383,129 @@ impl Watchlist {
     }
 }
 
+/// How a facade hands a [`Wake`] to one waiting caller: a oneshot sender in async code,
+/// a channel sender in blocking code.
+pub trait Waker: Send {
+    /// Delivers the wake; a waiter that is gone meanwhile is no error.
+    fn wake(self, wake: Wake);
+}
+
+/// The answer to [`Hub::join`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Joined<R> {
+    /// The job already finished: here it is.
+    Finished(Box<Job>),
+    /// Registered: wait on `woken`. When `start_driver` is set, no driver runs: start
+    /// one (or report [`Hub::driver_not_started`]).
+    Waiting {
+        /// The registration, to [`leave`](Hub::leave) with if the wait ends early.
+        ticket: Ticket,
+        /// Where the wake will come.
+        woken: R,
+        /// Whether the caller must start the stream's driver.
+        start_driver: bool,
+    },
+    /// Read the job, then join again.
+    Recheck,
+    /// Long-poll instead.
+    LongPoll,
+}
+
+/// What both facades' push state is: the [`Watchlist`], one waker per registered wait,
+/// and whether a driver (task or thread) follows the stream. A facade keeps it behind a
+/// mutex; its driver loop calls [`step`](Self::step) and reports to
+/// [`list`](Self::list).
+#[derive(Debug)]
+pub struct Hub<W> {
+    list: Watchlist,
+    wakers: HashMap<Ticket, W>,
+    driving: bool,
+}
+
+impl<W: Waker> Hub<W> {
+    /// A hub whose stream is taken for dead after `idle_timeout` of silence.
+    pub fn new(idle_timeout: Duration, seed: u64) -> Self {
+        Hub {
+            list: Watchlist::new(idle_timeout, seed),
+            wakers: HashMap::new(),
+            driving: false,
+        }
+    }
+
+    /// Registers a wait for `job_id` last seen at `position`; `channel` makes the waker
+    /// and its receiving end when the wait is registered.
+    pub fn join<R>(
+        &mut self,
+        now: Instant,
+        job_id: &str,
+        position: Option<u64>,
+        channel: impl FnOnce() -> (W, R),
+    ) -> Joined<R> {
+        match self.list.register(now, job_id, position) {
+            Registration::Waiting(ticket) => {
+                let (waker, woken) = channel();
+                self.wakers.insert(ticket, waker);
+                let start_driver = !self.driving;
+                self.driving = true;
+                Joined::Waiting {
+                    ticket,
+                    woken,
+                    start_driver,
+                }
+            }
+            Registration::Finished(job) => Joined::Finished(job),
+            Registration::Recheck => Joined::Recheck,
+            _ => Joined::LongPoll,
+        }
+    }
+
+    /// A wait ended without its wake; `true` when no one waits any more.
+    pub fn leave(&mut self, ticket: Ticket) -> bool {
+        self.list.cancel(ticket);
+        self.wakers.remove(&ticket);
+        self.list.waiting() == 0
+    }
+
+    /// The driver could not be started: the wait long-polls instead.
+    pub fn driver_not_started(&mut self, ticket: Ticket) {
+        self.leave(ticket);
+        self.driving = false;
+    }
+
+    /// The driver's next step; wakes whom the stream woke. After [`HubStep::Stop`] the
+    /// driver must end: the next wait starts another.
+    pub fn step(&mut self, now: Instant) -> HubStep {
+        let step = self.list.next(now);
+        self.deliver();
+        if step == HubStep::Stop {
+            self.driving = false;
+        }
+        step
+    }
+
+    /// The driver ended without [`HubStep::Stop`] (a panic, its runtime shut down):
+    /// every wait long-polls instead.
+    pub fn driver_failed(&mut self) {
+        self.list.abandon();
+        self.deliver();
+        self.driving = false;
+    }
+
+    /// The watchlist, to report what the stream did (`on_head`, `on_chunk`, …).
+    pub fn list(&mut self) -> &mut Watchlist {
+        &mut self.list
+    }
+
+    fn deliver(&mut self) {
+        for (ticket, wake) in self.list.take_wakes() {
+            if let Some(waker) = self.wakers.remove(&ticket) {
+                waker.wake(wake);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,5 +705,45 @@ mod tests {
             list.register(t0, "b", Some(1)),
             Registration::Waiting(_)
         ));
+    }
+
+    impl Waker for std::sync::mpsc::Sender<Wake> {
+        fn wake(self, wake: Wake) {
+            let _ = self.send(wake);
+        }
+    }
+
+    #[test]
+    fn the_hub_starts_one_driver_and_wakes_through_the_wakers() {
+        let t0 = Instant::now();
+        let mut hub = Hub::new(S(45), 1);
+        let join = |hub: &mut Hub<_>, job: &str| match hub.join(
+            t0,
+            job,
+            Some(1),
+            std::sync::mpsc::channel,
+        ) {
+            Joined::Waiting {
+                ticket,
+                woken,
+                start_driver,
+            } => (ticket, woken, start_driver),
+            other => panic!("{other:?}"),
+        };
+        let (_, a_woken, first) = join(&mut hub, "a");
+        let (b, _, second) = join(&mut hub, "b");
+        assert!(first && !second, "one driver");
+        assert_eq!(hub.step(t0), HubStep::Connect { pause: S(0) });
+        assert!(hub.list().on_head(t0, &head(200, "text/event-stream")));
+        hub.list().on_chunk(t0, done(2, "a").as_bytes());
+        assert!(matches!(hub.step(t0), HubStep::Read { .. }));
+        assert!(matches!(a_woken.try_recv(), Ok(Wake::Done(job)) if job.id == "a"));
+        assert!(hub.leave(b), "no one waits any more");
+        assert_eq!(hub.step(t0), HubStep::Stop);
+        // The next wait starts a driver again; a driver that dies sends it to long-polls.
+        let (_, c_woken, again) = join(&mut hub, "c");
+        assert!(again);
+        hub.driver_failed();
+        assert_eq!(c_woken.try_recv(), Ok(Wake::LongPoll));
     }
 }

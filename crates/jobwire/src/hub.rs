@@ -1,50 +1,52 @@
 //! Waiting by push: one task per client follows `GET /v1/events` and wakes each waiting
-//! job at its `done`. It only drives the core's [`Watchlist`], which decides everything:
-//! where the stream starts, when to reconnect, whom to wake, when to fall back.
+//! job at its `done`. The core's [`push::Hub`] decides everything — where the stream
+//! starts, when to reconnect, whom to wake, when to fall back; this task moves bytes.
 
-use std::collections::HashMap;
 use std::pin::pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use futures_util::future::{select, Either};
 use jobwire_core::follow;
-use jobwire_core::push::{HubStep, Registration, Ticket, Wake, Watch, Watchlist};
+use jobwire_core::push::{self, HubStep, Joined, Ticket, Wake, Watch};
 use jobwire_core::transport::AsyncBody;
 use jobwire_core::{ClientConfig, TransportError, TransportErrorKind};
 use tokio::sync::{oneshot, Notify};
 
 use crate::Client;
 
-/// The largest error answer the stream driver reads to learn why it was refused.
+/// The largest error answer the driver reads to learn why the stream was refused.
 const REFUSAL_LIMIT: usize = 64 * 1024;
+
+/// A waiting caller's end of its wake.
+struct Waker(oneshot::Sender<Wake>);
+
+impl push::Waker for Waker {
+    fn wake(self, wake: Wake) {
+        // A receiver gone means its wait ended meanwhile.
+        let _ = self.0.send(wake);
+    }
+}
 
 /// The push state of a client, shared by its clones.
 pub(crate) struct Hub {
-    state: Mutex<State>,
+    state: Mutex<push::Hub<Waker>>,
     /// Rung when the last waiter leaves, so the driver stops reading at once.
     emptied: Notify,
-}
-
-struct State {
-    list: Watchlist,
-    wakers: HashMap<Ticket, oneshot::Sender<Wake>>,
-    driving: bool,
 }
 
 impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
-            state: Mutex::new(State {
-                list: Watchlist::new(config.stream_idle_limit(), follow::jitter_seed()),
-                wakers: HashMap::new(),
-                driving: false,
-            }),
+            state: Mutex::new(push::Hub::new(
+                config.stream_idle_limit(),
+                follow::jitter_seed(),
+            )),
             emptied: Notify::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, push::Hub<Waker>> {
         // The state is consistent between statements; a panic elsewhere changes nothing.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -53,17 +55,6 @@ impl Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").finish_non_exhaustive()
-    }
-}
-
-impl State {
-    fn deliver(&mut self) {
-        for (ticket, wake) in self.list.take_wakes() {
-            if let Some(waker) = self.wakers.remove(&ticket) {
-                // A receiver gone means its wait ended meanwhile.
-                let _ = waker.send(wake);
-            }
-        }
     }
 }
 
@@ -83,7 +74,7 @@ impl Waiting {
                 .ok()?,
             None => (&mut self.woken).await,
         };
-        // A dropped sender means the driver is gone: long-poll instead.
+        // A dropped waker means the driver is gone: long-poll instead.
         Some(woken.unwrap_or(Wake::LongPoll))
     }
 }
@@ -91,10 +82,7 @@ impl Waiting {
 impl Drop for Waiting {
     fn drop(&mut self) {
         let hub = self.client.hub();
-        let mut state = hub.lock();
-        state.list.cancel(self.ticket);
-        state.wakers.remove(&self.ticket);
-        if state.list.waiting() == 0 {
+        if hub.lock().leave(self.ticket) {
             hub.emptied.notify_one();
         }
     }
@@ -107,13 +95,20 @@ impl Client {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Watch::LongPoll;
         };
-        let mut state = self.hub().lock();
-        match state.list.register(Instant::now(), job_id, position) {
-            Registration::Waiting(ticket) => {
+        let joined = self
+            .hub()
+            .lock()
+            .join(Instant::now(), job_id, position, || {
                 let (waker, woken) = oneshot::channel();
-                state.wakers.insert(ticket, waker);
-                if !state.driving {
-                    state.driving = true;
+                (Waker(waker), woken)
+            });
+        match joined {
+            Joined::Waiting {
+                ticket,
+                woken,
+                start_driver,
+            } => {
+                if start_driver {
                     runtime.spawn(drive(self.clone()));
                 }
                 Watch::Waiting(Waiting {
@@ -122,17 +117,15 @@ impl Client {
                     woken,
                 })
             }
-            Registration::Finished(job) => Watch::Finished(job),
-            Registration::Recheck => Watch::Recheck,
+            Joined::Finished(job) => Watch::Finished(job),
+            Joined::Recheck => Watch::Recheck,
             _ => Watch::LongPoll,
         }
     }
 }
 
-/// Hands every wait over to long-polls if the driver ends without `Stop` (a panic, or
-/// its runtime shutting down under it), so no wait is left without anyone to wake it.
-/// Disarmed when the watchlist said `Stop` (and `driving` was cleared under the lock):
-/// by then another driver may already own the list.
+/// Tells the hub if the driver ends without `Stop` (a panic, or its runtime shutting
+/// down under it), so no wait is left without anyone to wake it.
 struct Abandon<'a> {
     hub: &'a Hub,
     armed: bool,
@@ -141,10 +134,7 @@ struct Abandon<'a> {
 impl Drop for Abandon<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut state = self.hub.lock();
-            state.driving = false;
-            state.list.abandon();
-            state.deliver();
+            self.hub.lock().driver_failed();
         }
     }
 }
@@ -155,15 +145,7 @@ async fn drive(client: Client) {
     let mut abandon = Abandon { hub, armed: true };
     let mut body: Option<AsyncBody> = None;
     loop {
-        let step = {
-            let mut state = hub.lock();
-            let step = state.list.next(Instant::now());
-            state.deliver();
-            if step == HubStep::Stop {
-                state.driving = false;
-            }
-            step
-        };
+        let step = hub.lock().step(Instant::now());
         match step {
             HubStep::Connect { pause } => {
                 if !pause.is_zero() {
@@ -174,26 +156,27 @@ async fn drive(client: Client) {
             HubStep::Read { deadline } => {
                 let Some(stream) = body.as_mut() else {
                     let broken = TransportError::new(TransportErrorKind::Other, "no stream");
-                    hub.lock().list.on_broken(Instant::now(), broken);
+                    hub.lock().list().on_broken(Instant::now(), broken);
                     continue;
                 };
                 let read = tokio::time::timeout_at(deadline.into(), stream.next_chunk());
                 let emptied = hub.emptied.notified();
                 let read = match select(pin!(read), pin!(emptied)).await {
                     Either::Left((read, _)) => read,
-                    // The last waiter left: `next` says whether to stop.
+                    // The last waiter left: `step` says whether to stop.
                     Either::Right(_) => continue,
                 };
                 let now = Instant::now();
                 let mut state = hub.lock();
+                let list = state.list();
                 match read {
                     Ok(Some(Ok(chunk))) => {
-                        state.list.on_chunk(now, &chunk);
+                        list.on_chunk(now, &chunk);
                         continue;
                     }
-                    Ok(Some(Err(e))) => state.list.on_broken(now, e),
-                    Ok(None) => state.list.on_end(now),
-                    Err(_) => state.list.on_silence(now),
+                    Ok(Some(Err(e))) => list.on_broken(now, e),
+                    Ok(None) => list.on_end(now),
+                    Err(_) => list.on_silence(now),
                 }
                 drop(state);
                 body = None;
@@ -209,7 +192,7 @@ async fn drive(client: Client) {
 /// Opens the stream the watchlist asks for; the body when it is one.
 async fn connect(client: &Client) -> Option<AsyncBody> {
     let hub = client.hub();
-    let request = hub.lock().list.request(client.config());
+    let request = hub.lock().list().request(client.config());
     let answer = match request {
         Ok(request) => client.transport().send(request).await,
         Err(e) => Err(TransportError::new(
@@ -221,7 +204,7 @@ async fn connect(client: &Client) -> Option<AsyncBody> {
     match answer {
         Ok(answer) => {
             let (head, stream) = answer.into_parts();
-            if hub.lock().list.on_head(now, &head) {
+            if hub.lock().list().on_head(now, &head) {
                 return Some(stream);
             }
             let text = stream
@@ -229,12 +212,12 @@ async fn connect(client: &Client) -> Option<AsyncBody> {
                 .await
                 .unwrap_or_default();
             hub.lock()
-                .list
+                .list()
                 .on_refused(now, http::Response::from_parts(head, text));
             None
         }
         Err(e) => {
-            hub.lock().list.on_broken(now, e);
+            hub.lock().list().on_broken(now, e);
             None
         }
     }
