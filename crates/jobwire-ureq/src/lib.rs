@@ -3,7 +3,7 @@
 //! [`UreqTransport`] implements [`jobwire_core::transport::Transport`]. HTTP error
 //! statuses come back as answers (so the SDK reads their problem bodies), bodies are
 //! streamed, TLS is rustls with its ring provider, idle connections are pooled and aged
-//! out, and the connect timeout, each request's [`RequestTimeout`] and, for event
+//! out, host names are resolved without a thread per request, and the connect timeout, each request's [`RequestTimeout`] and, for event
 //! streams, its [`ReadTimeout`] (each read of the head and body) are applied.
 //! The `jobwire-blocking` facade uses it by default; build one yourself to tune it:
 //!
@@ -15,6 +15,8 @@
 //! # let _ = transport;
 //! ```
 #![warn(missing_docs)]
+
+mod resolver;
 
 use std::io::Read;
 use std::time::Duration;
@@ -78,9 +80,13 @@ impl UreqTransportBuilder {
             .max_idle_connections(self.max_idle_per_host.saturating_mul(4))
             .user_agent("")
             .build();
-        UreqTransport {
-            agent: ureq::Agent::new_with_config(config),
-        }
+        // Our resolver: no thread per request for a name already known (see `resolver`).
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolver::QuickResolver::default(),
+        );
+        UreqTransport { agent }
     }
 }
 
