@@ -55,6 +55,7 @@ pub struct ServerConfig {
     pub(crate) max_finished_jobs_in_memory: usize,
     pub(crate) max_h2_streams: u32,
     pub(crate) max_events_per_stream: Option<usize>,
+    pub(crate) idempotency_window: Duration,
 }
 
 impl ServerConfig {
@@ -77,6 +78,7 @@ impl ServerConfig {
             max_finished_jobs_in_memory: 100_000,
             max_h2_streams: 10_000,
             max_events_per_stream: None,
+            idempotency_window: Duration::from_secs(24 * 3600),
         }
     }
 
@@ -179,6 +181,13 @@ impl ServerConfig {
         self
     }
 
+    /// How long an `Idempotency-Key` is remembered after its first request (default
+    /// 24 h): within it, a repeat with the same key gets the first request's job.
+    pub fn idempotency_window(mut self, window: Duration) -> Self {
+        self.idempotency_window = window;
+        self
+    }
+
     /// Checks the settings that cannot be checked when they are set.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_body_bytes == 0 {
@@ -187,8 +196,13 @@ impl ServerConfig {
         if self.max_jobs_in_flight == 0 {
             return Err("max_jobs_in_flight must be at least 1".into());
         }
-        if self.heartbeat.is_zero() || self.event_retention.is_zero() {
-            return Err("heartbeat and event_retention must be longer than zero".into());
+        if self.heartbeat.is_zero()
+            || self.event_retention.is_zero()
+            || self.idempotency_window.is_zero()
+        {
+            return Err(
+                "heartbeat, event_retention and idempotency_window must be longer than zero".into(),
+            );
         }
         if self.subscriber_buffer == 0 || self.max_h2_streams == 0 {
             return Err("subscriber_buffer and max_h2_streams must be at least 1".into());
@@ -233,6 +247,7 @@ impl fmt::Debug for ServerConfig {
             )
             .field("max_h2_streams", &self.max_h2_streams)
             .field("max_events_per_stream", &self.max_events_per_stream)
+            .field("idempotency_window", &self.idempotency_window)
             .finish()
     }
 }

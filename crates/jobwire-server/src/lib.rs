@@ -168,10 +168,16 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_wait: config.max_wait,
         heartbeat: config.heartbeat,
         max_events_per_stream: config.max_events_per_stream,
+        keys_in_flight: Default::default(),
     });
     let connections = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    tokio::spawn(retention::run(store, config.event_retention, bus.closed()));
+    tokio::spawn(retention::run(
+        store,
+        config.event_retention,
+        config.idempotency_window,
+        bus.closed(),
+    ));
     let task = tokio::spawn(serve(
         listener,
         http::router(app),

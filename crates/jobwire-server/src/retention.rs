@@ -1,6 +1,7 @@
 //! The retention pass in the background: events of jobs that finished more than the
-//! retention window ago are removed, so the store does not grow without end (and the
-//! in-memory store drops finished jobs past its cap).
+//! retention window ago, and idempotency keys older than theirs, are removed, so the
+//! store does not grow without end (and the in-memory store drops finished jobs past its
+//! cap).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,26 +17,39 @@ fn interval_for(window: Duration) -> Duration {
     (window / 4).clamp(Duration::from_millis(50), Duration::from_secs(60))
 }
 
-/// Runs retention passes over `store` until `closed` turns true.
+/// The time `window` before `now`, as the server writes times.
+fn before(now: SystemTime, window: Duration) -> String {
+    now.checked_sub(window)
+        .map_or_else(|| rfc3339_at(SystemTime::UNIX_EPOCH), rfc3339_at)
+}
+
+/// Runs retention passes over `store` until `closed` turns true: events kept `window`
+/// after their job finished, idempotency keys `keys_window` after they were recorded.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     window: Duration,
+    keys_window: Duration,
     mut closed: watch::Receiver<bool>,
 ) {
-    let interval = interval_for(window);
+    let interval = interval_for(window.min(keys_window));
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = closed.wait_for(|closed| *closed) => return,
         }
-        let cutoff = SystemTime::now()
-            .checked_sub(window)
-            .map_or_else(|| rfc3339_at(SystemTime::UNIX_EPOCH), rfc3339_at);
+        let now = SystemTime::now();
+        let (events_before, keys_before) = (before(now, window), before(now, keys_window));
         let store = store.clone();
         // A pass may delete many rows: keep it off the event loop.
-        match tokio::task::spawn_blocking(move || store.prune(&cutoff)).await {
-            Ok(Ok(pruned)) if pruned.events + pruned.jobs > 0 => {
-                tracing::debug!(events = pruned.events, jobs = pruned.jobs, "retention pass");
+        let pass = move || store.prune(&events_before, &keys_before);
+        match tokio::task::spawn_blocking(pass).await {
+            Ok(Ok(pruned)) if pruned.events + pruned.jobs + pruned.keys > 0 => {
+                tracing::debug!(
+                    events = pruned.events,
+                    jobs = pruned.jobs,
+                    keys = pruned.keys,
+                    "retention pass"
+                );
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),

@@ -20,7 +20,7 @@ use tokio::task::AbortHandle;
 
 use crate::bus::EventBus;
 use crate::services::{Handler, HandlerResult};
-use crate::store::{EventKind, NewEvent, Store, StoreError};
+use crate::store::{EventKind, KeyRecord, Keyed, NewEvent, Store, StoreError};
 use crate::util::{lock, now_rfc3339, random_id};
 
 /// Why a job could not be submitted.
@@ -38,6 +38,18 @@ pub(crate) enum SubmitError {
     /// No random id could be made.
     #[error("cannot generate a job id: {0}")]
     Random(getrandom::Error),
+    /// The tenant already used the idempotency key; nothing was created.
+    #[error("the idempotency key was used before")]
+    KeyTaken(KeyRecord),
+}
+
+/// An `Idempotency-Key` a submit carries, with the fingerprint of what it asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyUse<'a> {
+    /// The key the client chose.
+    pub key: &'a str,
+    /// A digest of the service, input and labels.
+    pub fingerprint: &'a str,
 }
 
 /// How a job ended.
@@ -261,9 +273,10 @@ impl Runner {
         handler: Handler,
         input: Value,
         labels: BTreeMap<String, String>,
+        key: Option<KeyUse<'_>>,
     ) -> Result<watch::Receiver<Job>, SubmitError> {
         self.reserve_slot(tenant)?;
-        match self.start(tenant, service, handler, input, labels) {
+        match self.start(tenant, service, handler, input, labels, key) {
             Ok(rx) => Ok(rx),
             Err(e) => {
                 self.release_slot(&mut lock(&self.inner.tables), tenant);
@@ -301,6 +314,7 @@ impl Runner {
         handler: Handler,
         input: Value,
         labels: BTreeMap<String, String>,
+        key: Option<KeyUse<'_>>,
     ) -> Result<watch::Receiver<Job>, SubmitError> {
         let id = random_id("job_", 12).map_err(SubmitError::Random)?;
         let mut job = Job::new(id.clone(), service.id.clone(), JobStatus::Queued);
@@ -334,13 +348,31 @@ impl Runner {
                 }
                 tables.active.insert(id.clone(), active.clone());
             }
+            let mut taken = None;
             let stored = self.inner.bus.record(tenant, events, |events| {
-                let (_, seqs) = self.inner.store.insert_job(tenant, &job, events)?;
-                Ok(seqs)
+                let store = &self.inner.store;
+                match key {
+                    None => Ok(store.insert_job(tenant, &job, events)?.1),
+                    Some(k) => {
+                        match store.insert_keyed_job(tenant, &job, events, k.key, k.fingerprint)? {
+                            Keyed::Inserted(seqs) => Ok(seqs),
+                            // Nothing stored, nothing to publish.
+                            Keyed::Taken(record) => {
+                                taken = Some(record);
+                                Ok(Vec::new())
+                            }
+                        }
+                    }
+                }
             });
-            if let Err(e) = stored {
+            let failed = match (stored, taken) {
+                (Err(e), _) => Some(SubmitError::Store(e)),
+                (Ok(()), Some(record)) => Some(SubmitError::KeyTaken(record)),
+                (Ok(()), None) => None,
+            };
+            if let Some(e) = failed {
                 lock(&self.inner.tables).active.remove(&id);
-                return Err(e.into());
+                return Err(e);
             }
         }
         tokio::spawn(self.clone().supervise(active, handler, input));
@@ -585,7 +617,7 @@ mod tests {
         let service = runner.store().find_service(tenant, name).unwrap().unwrap();
         let handler = registry.handler(&service.id).unwrap();
         let mut rx = runner
-            .submit(tenant, &service, handler, input, BTreeMap::new())
+            .submit(tenant, &service, handler, input, BTreeMap::new(), None)
             .unwrap();
         let job = tokio::time::timeout(
             Duration::from_secs(20),
@@ -650,6 +682,7 @@ mod tests {
                 handler.clone(),
                 json!({"duration_seconds": 30}),
                 BTreeMap::new(),
+                None,
             )
             .unwrap();
         let id = rx.borrow().id.clone();
@@ -659,7 +692,8 @@ mod tests {
                 &service,
                 handler.clone(),
                 json!({"duration_seconds": 1}),
-                BTreeMap::new()
+                BTreeMap::new(),
+                None
             ),
             Err(SubmitError::RateLimited(1))
         ));
@@ -677,6 +711,7 @@ mod tests {
                 handler,
                 json!({"duration_seconds": 0}),
                 BTreeMap::new(),
+                None,
             )
             .unwrap();
         drop(rx2);
@@ -712,7 +747,7 @@ mod tests {
             Ok(input)
         });
         let mut rx = runner
-            .submit("t", &service, handler, json!(null), BTreeMap::new())
+            .submit("t", &service, handler, json!(null), BTreeMap::new(), None)
             .unwrap_or_else(|e| panic!("{e}"));
         let job = rx
             .wait_for(|j| j.status.is_terminal())

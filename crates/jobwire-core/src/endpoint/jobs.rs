@@ -118,7 +118,7 @@ impl Endpoint for SubmitJob {
         let mut builder = start_request(config, http::Method::POST, &path);
         builder = prefer_wait(builder, config, self.options.wait);
         if let Some(key) = &self.options.idempotency_key {
-            if key.is_empty() || key.len() > 255 || http::HeaderValue::from_str(key).is_err() {
+            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(Error::invalid(
                     "idempotency key",
                     "must be 1 to 255 visible ASCII characters",
@@ -368,6 +368,10 @@ mod tests {
             .is_err());
         let long_key = SubmitOptions::default().idempotency_key("k".repeat(256));
         assert!(SubmitJob::new("echo", Value::Null, long_key)
+            .request(&c)
+            .is_err());
+        let spaced = SubmitOptions::default().idempotency_key("a b");
+        assert!(SubmitJob::new("echo", Value::Null, spaced)
             .request(&c)
             .is_err());
         assert!(GetJob::new("").request(&c).is_err());

@@ -3,6 +3,7 @@
 
 mod auth;
 mod events;
+mod idempotency;
 mod prefer;
 mod problem;
 mod query;
@@ -48,6 +49,8 @@ pub(crate) struct App {
     pub heartbeat: Duration,
     /// Events one stream sends before the server ends it (the client resumes).
     pub max_events_per_stream: Option<usize>,
+    /// Idempotency keys whose first request is being answered.
+    pub keys_in_flight: idempotency::InFlight,
 }
 
 impl App {

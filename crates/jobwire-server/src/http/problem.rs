@@ -59,6 +59,11 @@ impl ApiError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", detail)
     }
 
+    /// 409 `conflict`.
+    pub(crate) fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
     /// 410 `gone`: what was asked for existed, and is no longer kept.
     pub(crate) fn gone(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::GONE, "gone", detail)

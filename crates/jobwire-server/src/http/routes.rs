@@ -17,12 +17,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::auth::Tenant;
+use super::idempotency;
 use super::prefer;
 use super::problem::ApiError;
 use super::query::{decode_cursor, encode_cursor, CursorKind, Query};
 use super::App;
-use crate::runner::SubmitError;
+use crate::runner::{KeyUse, SubmitError};
 use crate::schema;
+use crate::store::KeyRecord;
 use crate::store::{JobQuery, ServiceQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -249,6 +251,7 @@ pub(super) async fn submit(
     body: Body,
 ) -> Result<Response> {
     let wait = prefer::wait_seconds(&headers).map_err(ApiError::bad_request)?;
+    let key = idempotency::key_of(&headers)?;
     let service = app
         .runner
         .store()
@@ -274,18 +277,46 @@ pub(super) async fn submit(
             errors,
         ));
     }
-    let mut rx = app
+    // A keyed request: claimed while it is answered; a key used before is answered
+    // from what it was used for.
+    let fingerprint = key
+        .as_ref()
+        .map(|_| idempotency::fingerprint(&service.id, &input, &labels));
+    let _claim = match &key {
+        Some(k) => Some(app.keys_in_flight.claim(tenant.as_str(), k)?),
+        None => None,
+    };
+    let key_use = key
+        .as_deref()
+        .zip(fingerprint.as_deref())
+        .map(|(key, fingerprint)| KeyUse { key, fingerprint });
+    if let Some(used) = key_use {
+        if let Some(record) = app.runner.store().find_key(tenant.as_str(), used.key)? {
+            return replay(&app, &tenant, record, used.fingerprint);
+        }
+    }
+    let submitted = app
         .runner
-        .submit(tenant.as_str(), &service, handler, input, labels)
-        .map_err(|e| match e {
-            SubmitError::RateLimited(_) => ApiError::rate_limited(e.to_string()),
-            SubmitError::ShuttingDown => ApiError::unavailable(e.to_string()),
-            SubmitError::Store(e) => ApiError::from(e),
-            SubmitError::Random(e) => {
-                tracing::error!(error = %e, "no randomness for a job id");
-                ApiError::internal()
-            }
-        })?;
+        .submit(tenant.as_str(), &service, handler, input, labels, key_use);
+    let mut rx = match submitted {
+        Ok(rx) => rx,
+        // Recorded meanwhile by another server on the same store.
+        Err(SubmitError::KeyTaken(record)) => {
+            let fingerprint = fingerprint.unwrap_or_default();
+            return replay(&app, &tenant, record, &fingerprint);
+        }
+        Err(e) => {
+            return Err(match e {
+                SubmitError::RateLimited(_) => ApiError::rate_limited(e.to_string()),
+                SubmitError::ShuttingDown => ApiError::unavailable(e.to_string()),
+                SubmitError::Store(e) => ApiError::from(e),
+                _ => {
+                    tracing::error!(error = %e, "cannot submit a job");
+                    ApiError::internal()
+                }
+            })
+        }
+    };
     let applied = wait.map(|w| app.cap_wait(w));
     if let Some(seconds) = applied.filter(|s| *s > 0) {
         // Err (timeout, or a sender gone) just means: answer with the job as it stands.
@@ -307,7 +338,41 @@ pub(super) async fn submit(
     } else {
         StatusCode::ACCEPTED
     };
+    if let Some(key) = &key {
+        // Recorded before the answer leaves: a client that never gets it and repeats the
+        // request gets this same status.
+        let store = app.runner.store();
+        if let Err(e) = store.set_key_status(tenant.as_str(), key, status.as_u16()) {
+            tracing::warn!(error = %e, "cannot record an idempotent answer's status");
+        }
+    }
     job_response(status, current, true, applied)
+}
+
+/// The answer to a repeat of a keyed request: the first request's job as it stands now,
+/// with the status code the first was answered with (202 when it never was).
+fn replay(app: &App, tenant: &Tenant, record: KeyRecord, fingerprint: &str) -> Result<Response> {
+    if record.fingerprint != fingerprint {
+        return Err(idempotency::mismatch());
+    }
+    let current = app
+        .runner
+        .get(tenant.as_str(), &record.job_id)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "job {} of this Idempotency-Key is no longer kept",
+                record.job_id
+            ))
+        })?;
+    let status = record
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::ACCEPTED);
+    let mut response = job_response(status, current, true, None)?;
+    response
+        .headers_mut()
+        .insert(idempotency::REPLAYED, HeaderValue::from_static("true"));
+    Ok(response)
 }
 
 /// `GET /v1/jobs/{id}`, honouring `Prefer: wait=N`.

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use jobwire_core::{Job, Service};
 
 use super::{
-    labels_match, Event, EventQuery, JobQuery, NewEvent, Pruned, ServiceQuery, Store, StoreError,
+    labels_match, Event, EventQuery, JobQuery, KeyRecord, Keyed, NewEvent, Pruned, ServiceQuery,
+    Store, StoreError,
 };
 use crate::util::lock;
 
@@ -32,6 +33,8 @@ struct Inner {
     events: VecDeque<(String, Event)>,
     /// Per tenant, the highest sequence id of a removed event.
     floors: HashMap<String, i64>,
+    /// (tenant, key) -> (what it was used for, when it was recorded).
+    keys: HashMap<(String, String), (KeyRecord, String)>,
     next_service: i64,
     next_job: i64,
     next_event: i64,
@@ -152,6 +155,50 @@ impl Store for MemoryStore {
         Ok((seq, inner.push_events(tenant, events)))
     }
 
+    fn insert_keyed_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Keyed, StoreError> {
+        let mut inner = lock(&self.inner);
+        let slot = (tenant.to_owned(), key.to_owned());
+        if let Some((record, _)) = inner.keys.get(&slot) {
+            return Ok(Keyed::Taken(record.clone()));
+        }
+        if inner.job_seq.contains_key(&job.id) {
+            return Err(StoreError::new(format!("job id {} is taken", job.id)));
+        }
+        inner.next_job += 1;
+        let seq = inner.next_job;
+        inner.jobs.insert(seq, (tenant.to_owned(), job.clone()));
+        inner.job_seq.insert(job.id.clone(), seq);
+        let record = KeyRecord {
+            fingerprint: fingerprint.to_owned(),
+            job_id: job.id.clone(),
+            status: None,
+        };
+        inner.keys.insert(slot, (record, job.created_at.clone()));
+        Ok(Keyed::Inserted(inner.push_events(tenant, events)))
+    }
+
+    fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = lock(&self.inner);
+        let slot = (tenant.to_owned(), key.to_owned());
+        Ok(inner.keys.get(&slot).map(|(record, _)| record.clone()))
+    }
+
+    fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let slot = (tenant.to_owned(), key.to_owned());
+        if let Some((record, _)) = inner.keys.get_mut(&slot) {
+            record.status = Some(status);
+        }
+        Ok(())
+    }
+
     fn update_job(
         &self,
         tenant: &str,
@@ -235,8 +282,11 @@ impl Store for MemoryStore {
         Ok(lock(&self.inner).next_event)
     }
 
-    fn prune(&self, cutoff: &str) -> Result<Pruned, StoreError> {
+    fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
         let mut inner = lock(&self.inner);
+        let keys_before_pass = inner.keys.len();
+        inner.keys.retain(|_, (_, at)| at.as_str() >= keys_before);
+        let keys = keys_before_pass - inner.keys.len();
         let finished: Vec<(i64, bool)> = inner
             .jobs
             .iter()
@@ -267,6 +317,7 @@ impl Store for MemoryStore {
         };
         Ok(Pruned {
             events,
+            keys,
             jobs: dropped.len(),
         })
     }
@@ -305,8 +356,17 @@ mod tests {
             .insert_job("t", &Job::new("job_live", "svc_a", JobStatus::Running), &[])
             .unwrap();
         // Nothing is old enough for the window, but the cap removes three jobs.
-        let pruned = store.prune("2000-01-01T00:00:00.000Z").unwrap();
-        assert_eq!(pruned, Pruned { events: 3, jobs: 3 });
+        let pruned = store
+            .prune("2000-01-01T00:00:00.000Z", "2000-01-01T00:00:00.000Z")
+            .unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                events: 3,
+                keys: 0,
+                jobs: 3
+            }
+        );
         assert!(store.get_job("t", "job_0").unwrap().is_none());
         assert!(store.get_job("t", "job_3").unwrap().is_some());
         assert!(store.get_job("t", "job_live").unwrap().is_some());

@@ -189,11 +189,33 @@ impl EventQuery {
     }
 }
 
+/// An `Idempotency-Key` as recorded with the job it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyRecord {
+    /// What the first request asked for (a digest of its service, input and labels).
+    pub fingerprint: String,
+    /// The job the first request created.
+    pub job_id: String,
+    /// The status code the first request was answered with, once it was.
+    pub status: Option<u16>,
+}
+
+/// How a keyed insert went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Keyed {
+    /// The job and its key were stored; the events got these ids.
+    Inserted(Vec<i64>),
+    /// The tenant already used the key: nothing was stored.
+    Taken(KeyRecord),
+}
+
 /// What one retention pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Pruned {
     /// Events removed.
     pub events: usize,
+    /// Idempotency keys removed.
+    pub keys: usize,
     /// Finished jobs removed (only a store with a cap on jobs removes any).
     pub jobs: usize,
 }
@@ -227,6 +249,24 @@ pub(crate) trait Store: Send + Sync + 'static {
         events: &[NewEvent],
     ) -> Result<(i64, Vec<i64>), StoreError>;
 
+    /// [`insert_job`](Self::insert_job) for a request with an `Idempotency-Key`: the job,
+    /// its events and the key in one transaction — or nothing, when the tenant already
+    /// used the key.
+    fn insert_keyed_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Keyed, StoreError>;
+
+    /// What the tenant's `key` was first used for.
+    fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Records the status code the key's first request was answered with.
+    fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError>;
+
     /// Replaces a job's state and records events about it, in one transaction; returns
     /// the events' sequence ids.
     fn update_job(
@@ -259,10 +299,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// The highest event sequence id ever given (0 for a new store), removed or not.
     fn last_event_seq(&self) -> Result<i64, StoreError>;
 
-    /// The retention pass: removes the events of jobs that finished before `cutoff` (an
-    /// RFC 3339 time as the server writes them, which sort as text), raising the tenants'
+    /// The retention pass: removes the events of jobs that finished before
+    /// `events_before` and the idempotency keys recorded before `keys_before` (RFC 3339
+    /// times as the server writes them, which sort as text), raising the tenants' event
     /// floors; a store with a cap on finished jobs also drops the oldest past it.
-    fn prune(&self, cutoff: &str) -> Result<Pruned, StoreError>;
+    fn prune(&self, events_before: &str, keys_before: &str) -> Result<Pruned, StoreError>;
 
     /// Flushes what needs flushing before the process exits.
     fn close(&self) -> Result<(), StoreError>;
@@ -315,6 +356,57 @@ pub(crate) mod contract {
         jobs(store);
         events(store);
         retention(store);
+        idempotency(store);
+    }
+
+    /// Keys are per tenant, checked and stored with their job atomically, and pruned
+    /// after their own window.
+    fn idempotency(store: &dyn Store) {
+        let first = job("job_k1", "svc_a", &[]);
+        let ev = event("job_k1", EventKind::Status);
+        let inserted = store
+            .insert_keyed_job("t4", &first, std::slice::from_ref(&ev), "key-1", "fp-a")
+            .unwrap();
+        assert!(matches!(inserted, Keyed::Inserted(ref ids) if ids.len() == 1));
+        let record = store.find_key("t4", "key-1").unwrap().unwrap();
+        assert_eq!(
+            record,
+            KeyRecord {
+                fingerprint: "fp-a".into(),
+                job_id: "job_k1".into(),
+                status: None,
+            }
+        );
+        // The same key again stores nothing and says what it was used for.
+        let again = job("job_k2", "svc_a", &[]);
+        assert_eq!(
+            store
+                .insert_keyed_job("t4", &again, std::slice::from_ref(&ev), "key-1", "fp-b")
+                .unwrap(),
+            Keyed::Taken(record)
+        );
+        assert!(store.get_job("t4", "job_k2").unwrap().is_none());
+        // Another tenant has keys of its own.
+        assert!(matches!(
+            store
+                .insert_keyed_job("t5", &again, &[ev], "key-1", "fp-b")
+                .unwrap(),
+            Keyed::Inserted(_)
+        ));
+        store.set_key_status("t4", "key-1", 202).unwrap();
+        assert_eq!(
+            store.find_key("t4", "key-1").unwrap().unwrap().status,
+            Some(202)
+        );
+        assert!(store.find_key("t4", "nope").unwrap().is_none());
+        // Keys go after their window, measured from when they were recorded.
+        let pruned = store
+            .prune("1970-01-01T00:00:00.000000Z", "9999-01-01T00:00:00.000000Z")
+            .unwrap();
+        assert_eq!(pruned.keys, 2);
+        assert!(store.find_key("t4", "key-1").unwrap().is_none());
+        // The jobs stay.
+        assert!(store.get_job("t4", "job_k1").unwrap().is_some());
     }
 
     fn services(store: &dyn Store) {
@@ -604,7 +696,9 @@ pub(crate) mod contract {
             .unwrap();
 
         assert_eq!(store.event_floor("t3").unwrap(), 0);
-        let pruned = store.prune("2026-03-01T00:00:00.000Z").unwrap();
+        let pruned = store
+            .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+            .unwrap();
         assert_eq!(pruned.events, 2);
         let left: Vec<String> = all_events(store, "t3", before)
             .into_iter()
@@ -616,7 +710,13 @@ pub(crate) mod contract {
         // The job itself stays readable.
         assert!(store.get_job("t3", "job_old").unwrap().is_some());
         // A second pass finds nothing more; ids are never reused after a prune.
-        assert_eq!(store.prune("2026-03-01T00:00:00.000Z").unwrap().events, 0);
+        assert_eq!(
+            store
+                .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+                .unwrap()
+                .events,
+            0
+        );
         let last = store.last_event_seq().unwrap();
         let next = store
             .append_events("t3", &[event("job_running", EventKind::Log)])

@@ -8,7 +8,10 @@ use jobwire_core::{Job, Service};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use super::{Event, EventQuery, JobQuery, NewEvent, Pruned, ServiceQuery, Store, StoreError};
+use super::{
+    Event, EventQuery, JobQuery, KeyRecord, Keyed, NewEvent, Pruned, ServiceQuery, Store,
+    StoreError,
+};
 use crate::util::lock;
 
 /// The database file inside the data directory.
@@ -72,6 +75,19 @@ CREATE TABLE event_floors (
     tenant TEXT PRIMARY KEY,
     seq    INTEGER NOT NULL
 );
+",
+    // Idempotency keys, per tenant, kept for a window from when they were recorded.
+    "
+CREATE TABLE idempotency_keys (
+    tenant      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    job_id      TEXT NOT NULL,
+    status      INTEGER,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 ",
 ];
 
@@ -200,6 +216,59 @@ fn insert_events(
     Ok(seqs)
 }
 
+/// Inserts a job (its row, labels and first events); returns its sequence number and
+/// the events' ids.
+fn insert_job_row(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    job: &Job,
+    body: &str,
+    events: &[NewEvent],
+) -> Result<(i64, Vec<i64>), StoreError> {
+    tx.execute(
+        "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            job.id,
+            tenant,
+            job.service_id,
+            job.status.as_str(),
+            body,
+            finished_at(job)
+        ],
+    )
+    .map_err(err("inserting a job"))?;
+    let seq = tx.last_insert_rowid();
+    if !job.labels.is_empty() {
+        let mut stmt = tx
+            .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
+            .map_err(err("inserting labels"))?;
+        for (k, v) in &job.labels {
+            stmt.execute(params![seq, k, v])
+                .map_err(err("inserting labels"))?;
+        }
+    }
+    Ok((seq, insert_events(tx, tenant, events)?))
+}
+
+/// What a tenant's idempotency key was first used for.
+fn read_key(conn: &Connection, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    conn.prepare_cached(
+        "SELECT fingerprint, job_id, status FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![tenant, key], |row| {
+            Ok(KeyRecord {
+                fingerprint: row.get(0)?,
+                job_id: row.get(1)?,
+                status: row.get(2)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(err("reading an idempotency key"))
+}
+
 /// The `finished_at` column of a job: set once it is terminal.
 fn finished_at(job: &Job) -> Option<&str> {
     job.finished_at.as_deref().filter(|_| job.is_finished())
@@ -275,33 +344,46 @@ impl Store for SqliteStore {
         events: &[NewEvent],
     ) -> Result<(i64, Vec<i64>), StoreError> {
         let body = to_json(job)?;
+        self.in_transaction(|tx| insert_job_row(tx, tenant, job, &body, events))
+    }
+
+    fn insert_keyed_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        events: &[NewEvent],
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Keyed, StoreError> {
+        let body = to_json(job)?;
+        self.in_transaction(|tx| {
+            if let Some(record) = read_key(tx, tenant, key)? {
+                return Ok(Keyed::Taken(record));
+            }
+            tx.execute(
+                "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![tenant, key, fingerprint, job.id, job.created_at],
+            )
+            .map_err(err("recording an idempotency key"))?;
+            let (_, seqs) = insert_job_row(tx, tenant, job, &body, events)?;
+            Ok(Keyed::Inserted(seqs))
+        })
+    }
+
+    fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let conn = lock(&self.conn);
+        read_key(&conn, tenant, key)
+    }
+
+    fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
         self.in_transaction(|tx| {
             tx.execute(
-                "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    job.id,
-                    tenant,
-                    job.service_id,
-                    job.status.as_str(),
-                    body,
-                    finished_at(job)
-                ],
+                "UPDATE idempotency_keys SET status = ?1 WHERE tenant = ?2 AND key = ?3",
+                params![status, tenant, key],
             )
-            .map_err(err("inserting a job"))?;
-            let seq = tx.last_insert_rowid();
-            if !job.labels.is_empty() {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)",
-                    )
-                    .map_err(err("inserting labels"))?;
-                for (k, v) in &job.labels {
-                    stmt.execute(params![seq, k, v])
-                        .map_err(err("inserting labels"))?;
-                }
-            }
-            Ok((seq, insert_events(tx, tenant, events)?))
+            .map_err(err("recording an answer's status"))?;
+            Ok(())
         })
     }
 
@@ -485,8 +567,14 @@ impl Store for SqliteStore {
         Ok(seq.unwrap_or(0))
     }
 
-    fn prune(&self, cutoff: &str) -> Result<Pruned, StoreError> {
+    fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
         self.in_transaction(|tx| {
+            let keys = tx
+                .execute(
+                    "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                    [keys_before],
+                )
+                .map_err(err("pruning idempotency keys"))?;
             // Only jobs whose events are still there: each job is pruned once.
             tx.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS prunable (id TEXT PRIMARY KEY);
@@ -518,7 +606,11 @@ impl Store for SqliteStore {
                 [],
             )
             .map_err(err("marking pruned jobs"))?;
-            Ok(Pruned { events, jobs: 0 })
+            Ok(Pruned {
+                events,
+                keys,
+                jobs: 0,
+            })
         })
     }
 
@@ -626,7 +718,10 @@ mod tests {
             .unwrap();
         assert_eq!(events[0].service_id, "svc_a", "service ids are filled in");
         // The finished time was copied out of the body, so retention finds the job.
-        assert_eq!(store.prune("2026-02-01T00:00:00.000Z").unwrap().events, 1);
+        let pruned = store
+            .prune("2026-02-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+            .unwrap();
+        assert_eq!(pruned.events, 1);
         drop(store);
         // Opening again applies nothing twice.
         SqliteStore::open(&dir.0).unwrap();
