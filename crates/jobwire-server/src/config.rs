@@ -56,6 +56,7 @@ pub struct ServerConfig {
     pub(crate) max_h2_streams: u32,
     pub(crate) max_events_per_stream: Option<usize>,
     pub(crate) idempotency_window: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl ServerConfig {
@@ -79,6 +80,7 @@ impl ServerConfig {
             max_h2_streams: 10_000,
             max_events_per_stream: None,
             idempotency_window: Duration::from_secs(24 * 3600),
+            shutdown_grace: Duration::ZERO,
         }
     }
 
@@ -95,8 +97,9 @@ impl ServerConfig {
     }
 
     /// Keeps everything in a durable SQLite database (WAL mode) at `dir/jobwire.db`,
-    /// creating the directory if needed. Jobs survive a restart; jobs a previous process
-    /// left unfinished are marked `failed` ("server restarted") on start.
+    /// creating the directory if needed. Jobs survive a restart, and the jobs a previous
+    /// process left unfinished meet the crash rule on start: those it had accepted but
+    /// not started run then; those it was running fail as `interrupted`.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.storage = Storage::Dir(dir.into());
         self
@@ -188,6 +191,14 @@ impl ServerConfig {
         self
     }
 
+    /// How long a graceful shutdown lets running jobs finish before it fails them as
+    /// `interrupted` (default: not at all, which suits tests; the binary's `--grace`
+    /// defaults to 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Checks the settings that cannot be checked when they are set.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_body_bytes == 0 {
@@ -248,6 +259,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_h2_streams", &self.max_h2_streams)
             .field("max_events_per_stream", &self.max_events_per_stream)
             .field("idempotency_window", &self.idempotency_window)
+            .field("shutdown_grace", &self.shutdown_grace)
             .finish()
     }
 }

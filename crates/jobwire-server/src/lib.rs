@@ -90,8 +90,9 @@ use runner::{Limits, Runner};
 use services::Registry;
 use store::{MemoryStore, SqliteStore, Store};
 
-/// How long [`ServerHandle::shutdown`] lets in-flight requests finish before cutting them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long [`ServerHandle::shutdown`] lets in-flight requests finish before cutting them
+/// (after the jobs' own grace).
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -148,11 +149,14 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_reports_per_job: config.max_events_per_job,
     };
     let runner = Runner::new(store.clone(), bus.clone(), limits);
-    let recovered = runner.recover()?;
-    if recovered > 0 {
+    let shutdown_grace = config.shutdown_grace;
+    let recovered = runner.recover(|service_id| registry.handler(service_id))?;
+    if recovered.resumed + recovered.interrupted > 0 {
         tracing::warn!(
-            jobs = recovered,
-            "marked jobs left unfinished by a previous process as failed"
+            resumed = recovered.resumed,
+            interrupted = recovered.interrupted,
+            "jobs left unfinished by a previous process: queued ones run now, running ones \
+             failed as interrupted"
         );
     }
 
@@ -191,6 +195,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         token: first_token,
         connections,
         runner,
+        shutdown_grace,
         stop: Some(stop_tx),
         task: Some(task),
     })
@@ -275,12 +280,13 @@ fn url_of(addr: SocketAddr) -> String {
 /// A running server started by [`spawn`].
 ///
 /// Dropping it asks the server to stop (new requests are refused, unfinished jobs fail
-/// with "server shut down") without waiting; [`shutdown`](Self::shutdown) waits.
+/// as `interrupted`) without waiting; [`shutdown`](Self::shutdown) waits.
 pub struct ServerHandle {
     addr: SocketAddr,
     token: String,
     connections: Arc<AtomicUsize>,
     runner: Runner,
+    shutdown_grace: Duration,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -314,16 +320,22 @@ impl ServerHandle {
         self.connections.load(Ordering::Relaxed)
     }
 
-    /// Stops the server gracefully: stops accepting connections and jobs, fails the jobs
-    /// still unfinished ("server shut down") so requests waiting on them answer, lets
-    /// in-flight requests finish (up to 10 s), then flushes the store.
+    /// Stops the server gracefully: refuses new jobs (503) at once, lets the running
+    /// ones finish within the shutdown grace ([`ServerConfig::shutdown_grace`]; the
+    /// server keeps answering meanwhile, so waits see them finish), fails those still
+    /// unfinished as `interrupted`, stops accepting connections, lets in-flight requests
+    /// finish (up to 10 s), then flushes the store.
     pub async fn shutdown(mut self) {
+        if self.stop.is_some() {
+            self.runner.close();
+            let deadline = tokio::time::Instant::now() + self.shutdown_grace;
+            while self.runner.unfinished() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         self.begin_shutdown();
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(DRAIN_LIMIT, &mut task).await.is_err() {
                 tracing::warn!("in-flight requests did not finish in time; cutting them");
                 task.abort();
             }
@@ -339,9 +351,9 @@ impl ServerHandle {
         if let Some(stop) = self.stop.take() {
             self.runner.close();
             let _ = stop.send(());
-            let aborted = self.runner.abort_all("server shut down");
+            let aborted = self.runner.abort_all();
             if aborted > 0 {
-                tracing::info!(jobs = aborted, "failed unfinished jobs on shutdown");
+                tracing::info!(jobs = aborted, "failed unfinished jobs as interrupted");
             }
             // After the last `done`: event streams end, so their connections can close.
             self.runner.bus().close();

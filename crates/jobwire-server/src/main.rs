@@ -28,6 +28,8 @@ OPTIONS:
     --heartbeat SECONDS    keep-alive comment on quiet event streams (default 15)
     --event-retention SECONDS
                            keep a finished job's events this long (default 3600)
+    --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
+                           failing them as interrupted (default 30)
     -h, --help             print this help
 
 Flags win over environment variables; --token flags replace JOBWIRE_TOKENS.
@@ -42,6 +44,7 @@ struct Cli {
     tokens: Vec<(String, String)>,
     heartbeat: Option<Duration>,
     event_retention: Option<Duration>,
+    grace: Duration,
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -78,6 +81,7 @@ fn parse(
     let mut tokens = Vec::new();
     let mut heartbeat = None;
     let mut event_retention = None;
+    let mut grace = Duration::from_secs(30);
 
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -102,6 +106,14 @@ fn parse(
             "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
             "--event-retention" => {
                 event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
+            }
+            "--grace" => {
+                let text = value("--grace")?;
+                // Zero is a choice here: fail running jobs at once.
+                grace = match text.trim() {
+                    "0" => Duration::ZERO,
+                    other => seconds(&flag, other)?,
+                };
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -138,6 +150,7 @@ fn parse(
         tokens,
         heartbeat,
         event_retention,
+        grace,
     }))
 }
 
@@ -174,6 +187,7 @@ async fn stop_requested() {
 
 async fn run(cli: Cli) -> ExitCode {
     let generated_token = cli.tokens.is_empty();
+    let cli_grace = cli.grace;
     let mut config = ServerConfig::new().addr(cli.addr);
     config = match &cli.data_dir {
         Some(dir) => config.data_dir(dir.clone()),
@@ -188,6 +202,7 @@ async fn run(cli: Cli) -> ExitCode {
     if let Some(window) = cli.event_retention {
         config = config.event_retention(window);
     }
+    config = config.shutdown_grace(cli.grace);
     let server = match spawn(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -208,7 +223,7 @@ async fn run(cli: Cli) -> ExitCode {
         println!("token (tenant \"{DEFAULT_TENANT}\"): {}", server.token());
     }
     stop_requested().await;
-    println!("stopping");
+    println!("stopping: running jobs get up to {:?} to finish", cli_grace);
     server.shutdown().await;
     ExitCode::SUCCESS
 }
@@ -262,6 +277,7 @@ mod tests {
                 tokens: vec![],
                 heartbeat: None,
                 event_retention: None,
+                grace: Duration::from_secs(30),
             }
         );
     }
@@ -307,6 +323,8 @@ mod tests {
             .unwrap();
         assert_eq!(events.heartbeat, Some(Duration::from_millis(500)));
         assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
+        let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
+        assert_eq!(grace.grace, Duration::ZERO);
     }
 
     #[test]

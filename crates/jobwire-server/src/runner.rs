@@ -109,6 +109,35 @@ struct ActiveState {
     abort: Option<AbortHandle>,
 }
 
+impl ActiveJob {
+    /// The entry of an unfinished job, and a receiver that sees its changes.
+    fn new(tenant: &str, job: &Job) -> (Arc<ActiveJob>, watch::Receiver<Job>) {
+        let (tx, rx) = watch::channel(job.clone());
+        let active = Arc::new(ActiveJob {
+            tenant: tenant.to_owned(),
+            id: job.id.clone(),
+            service_id: job.service_id.clone(),
+            reports: AtomicUsize::new(0),
+            state: Mutex::new(ActiveState {
+                job: job.clone(),
+                abort: None,
+            }),
+            watch: tx,
+            cancelled: AtomicBool::new(false),
+        });
+        (active, rx)
+    }
+}
+
+/// How the jobs a previous process left unfinished were dealt with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Accepted but never started: running now.
+    pub resumed: usize,
+    /// Running when the process stopped: failed as `interrupted`.
+    pub interrupted: usize,
+}
+
 /// What a handler gets besides its input: the way to report progress, log lines and
 /// partial output, and to notice that its job was cancelled.
 ///
@@ -240,28 +269,72 @@ impl Runner {
         n < max
     }
 
-    /// Marks every job a previous process left `queued` or `running` as `failed`
-    /// ("server restarted"): nothing runs them any more. Returns how many there were.
-    pub(crate) fn recover(&self) -> Result<usize, StoreError> {
-        let store = &self.inner.store;
-        let unfinished = store.unfinished_jobs()?;
-        for (tenant, job) in &unfinished {
-            let mut job = job.clone();
-            let mut error = JobError::new("server restarted");
-            error.code = Some("server_restarted".into());
-            job.status = JobStatus::Failed;
-            job.error = Some(error);
-            job.finished_at = Some(now_rfc3339());
-            let events = new_events(
-                &job.id,
-                &job.service_id,
-                vec![status_event(&job), done_event(&job)],
-            );
-            self.inner.bus.record(tenant, events, |events| {
-                store.update_job(tenant, &job, events)
-            })?;
+    /// The crash rule, for the jobs a previous process left unfinished (it crashed, was
+    /// killed, or its shutdown grace ran out):
+    ///
+    /// - `queued` — accepted, never started: run now, once;
+    /// - `running` — its handler may have done part of its work: not run again, but
+    ///   `failed` with code `interrupted`, and its `done` event recorded.
+    ///
+    /// So no job runs twice, and every accepted job ends.
+    pub(crate) fn recover(
+        &self,
+        handler_of: impl Fn(&str) -> Option<Handler>,
+    ) -> Result<Recovered, StoreError> {
+        let mut recovered = Recovered::default();
+        for (tenant, job) in self.inner.store.unfinished_jobs()? {
+            let handler = handler_of(&job.service_id);
+            match (job.status.clone(), handler) {
+                (JobStatus::Queued, Some(handler)) => {
+                    self.resume(&tenant, job, handler);
+                    recovered.resumed += 1;
+                }
+                (JobStatus::Queued, None) => {
+                    let why = "its service has no handler in this server process";
+                    self.fail_left(&tenant, job, why)?;
+                    recovered.interrupted += 1;
+                }
+                _ => {
+                    let why = "the server stopped while the job was running";
+                    self.fail_left(&tenant, job, why)?;
+                    recovered.interrupted += 1;
+                }
+            }
         }
-        Ok(unfinished.len())
+        Ok(recovered)
+    }
+
+    /// Runs a `queued` job a previous process accepted and never started.
+    fn resume(&self, tenant: &str, job: Job, handler: Handler) {
+        let input = job.input.clone();
+        let (active, _) = ActiveJob::new(tenant, &job);
+        {
+            let mut tables = lock(&self.inner.tables);
+            tables.active.insert(job.id.clone(), active.clone());
+            *tables.in_flight.entry(tenant.to_owned()).or_insert(0) += 1;
+        }
+        tokio::spawn(self.clone().supervise(active, handler, input));
+    }
+
+    /// Ends a job a previous process left behind as `failed` (`interrupted`).
+    fn fail_left(&self, tenant: &str, mut job: Job, why: &str) -> Result<(), StoreError> {
+        job.status = JobStatus::Failed;
+        job.error = Some(interrupted(why));
+        job.finished_at = Some(now_rfc3339());
+        let events = new_events(
+            &job.id,
+            &job.service_id,
+            vec![status_event(&job), done_event(&job)],
+        );
+        let store = &self.inner.store;
+        self.inner.bus.record(tenant, events, |events| {
+            store.update_job(tenant, &job, events)
+        })
+    }
+
+    /// How many jobs are unfinished in this process.
+    pub(crate) fn unfinished(&self) -> usize {
+        lock(&self.inner.tables).active.len()
     }
 
     /// Accepts a job: stores it `queued`, starts a task that runs `handler` on it, and
@@ -324,19 +397,7 @@ impl Runner {
         job.created_at = now_rfc3339();
         let events = new_events(&id, &service.id, vec![status_event(&job)]);
 
-        let (tx, rx) = watch::channel(job.clone());
-        let active = Arc::new(ActiveJob {
-            tenant: tenant.to_owned(),
-            id: id.clone(),
-            service_id: service.id.clone(),
-            reports: AtomicUsize::new(0),
-            state: Mutex::new(ActiveState {
-                job: job.clone(),
-                abort: None,
-            }),
-            watch: tx,
-            cancelled: AtomicBool::new(false),
-        });
+        let (active, rx) = ActiveJob::new(tenant, &job);
         {
             // Held until the job is stored: nothing (a shutdown) may change it before.
             let _state = lock(&active.state);
@@ -557,17 +618,24 @@ impl Runner {
         self.inner.closed.store(true, Ordering::Release);
     }
 
-    /// Fails every unfinished job with `message` (code `server_shutdown`) and aborts its
-    /// handler. Returns how many there were.
-    pub(crate) fn abort_all(&self, message: &str) -> usize {
+    /// Fails every unfinished job as `interrupted` (the crash rule's answer for a job
+    /// whose handler may have done part of its work) and aborts its handler. Returns how
+    /// many there were.
+    pub(crate) fn abort_all(&self) -> usize {
         let jobs: Vec<Arc<ActiveJob>> = lock(&self.inner.tables).active.values().cloned().collect();
         for job in &jobs {
-            let mut error = JobError::new(message);
-            error.code = Some("server_shutdown".into());
-            self.finish(job, Outcome::Failed(error));
+            let why = "the server shut down before the job finished";
+            self.finish(job, Outcome::Failed(interrupted(why)));
         }
         jobs.len()
     }
+}
+
+/// The error of a job the server stopped under: code `interrupted`.
+fn interrupted(why: &str) -> JobError {
+    let mut error = JobError::new(why);
+    error.code = Some("interrupted".into());
+    error
 }
 
 fn outcome_of(result: HandlerResult) -> Outcome {
@@ -725,17 +793,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recover_fails_unfinished_jobs() {
+    async fn the_crash_rule_runs_queued_jobs_and_fails_running_ones() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000));
-        let mut job = Job::new("job_left", "svc_sleep", JobStatus::Running);
-        job.created_at = now_rfc3339();
-        store.insert_job("t", &job, &[]).unwrap();
+        let registry = Registry::builtin();
+        registry.seed(store.as_ref()).unwrap();
+        let left = |id: &str, service: &str, status: JobStatus| {
+            let mut job = Job::new(id, service, status);
+            job.input = json!("in");
+            job.created_at = now_rfc3339();
+            store.insert_job("t", &job, &[]).unwrap();
+        };
+        left("job_running", "svc_echo", JobStatus::Running);
+        left("job_queued", "svc_echo", JobStatus::Queued);
+        left("job_orphan", "svc_gone", JobStatus::Queued);
         let runner = Runner::new(store.clone(), Arc::new(EventBus::new(64, 0)), limits(10));
-        assert_eq!(runner.recover().unwrap(), 1);
-        let job = store.get_job("t", "job_left").unwrap().unwrap();
-        assert_eq!(job.status, JobStatus::Failed);
-        assert_eq!(job.error.unwrap().message, "server restarted");
-        assert_eq!(runner.recover().unwrap(), 0);
+        let recovered = runner.recover(|id| registry.handler(id)).unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                resumed: 1,
+                interrupted: 2
+            }
+        );
+        let running = store.get_job("t", "job_running").unwrap().unwrap();
+        assert_eq!(running.status, JobStatus::Failed);
+        assert_eq!(running.error.unwrap().code.as_deref(), Some("interrupted"));
+        let orphan = store.get_job("t", "job_orphan").unwrap().unwrap();
+        assert_eq!(orphan.status, JobStatus::Failed);
+        // The queued one runs, once, to the end.
+        for _ in 0..100 {
+            if runner.unfinished() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let queued = store.get_job("t", "job_queued").unwrap().unwrap();
+        assert_eq!(queued.status, JobStatus::Succeeded);
+        assert_eq!(queued.output, Some(json!("in")));
+        let kinds: Vec<String> = all_events(&runner, "t")
+            .into_iter()
+            .filter(|e| e.job_id == "job_running")
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["status", "done"], "its done is recorded");
+        assert_eq!(
+            runner.recover(|id| registry.handler(id)).unwrap(),
+            Recovered::default()
+        );
     }
 
     #[tokio::test]

@@ -774,7 +774,7 @@ async fn jobs_survive_a_restart_with_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_left_by_a_crashed_process_fail_on_restart() {
+async fn jobs_a_crashed_process_was_running_fail_as_interrupted_on_restart() {
     let dir = TempDir::new("crash");
     let config = || {
         ServerConfig::new()
@@ -795,8 +795,8 @@ async fn jobs_left_by_a_crashed_process_fail_on_restart() {
     assert_eq!(job.status, JobStatus::Failed);
     assert!(job.finished_at.is_some());
     let error = job.error.unwrap();
-    assert_eq!(error.message, "server restarted");
-    assert_eq!(error.code.as_deref(), Some("server_restarted"));
+    assert_eq!(error.code.as_deref(), Some("interrupted"));
+    assert!(error.message.contains("stopped"), "{}", error.message);
     server.shutdown().await;
 }
 
@@ -869,7 +869,9 @@ async fn shutdown_answers_waiting_requests_and_stops_listening() {
         .expect("the waiting request was answered")
         .unwrap();
     assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.error.unwrap().message, "server shut down");
+    let error = job.error.unwrap();
+    assert_eq!(error.code.as_deref(), Some("interrupted"));
+    assert!(error.message.contains("shut down"), "{}", error.message);
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
