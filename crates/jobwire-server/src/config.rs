@@ -57,6 +57,7 @@ pub struct ServerConfig {
     pub(crate) max_events_per_stream: Option<usize>,
     pub(crate) idempotency_window: Duration,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) faults: crate::Faults,
 }
 
 impl ServerConfig {
@@ -81,6 +82,7 @@ impl ServerConfig {
             max_events_per_stream: None,
             idempotency_window: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::ZERO,
+            faults: crate::Faults::default(),
         }
     }
 
@@ -199,6 +201,13 @@ impl ServerConfig {
         self
     }
 
+    /// Misbehaves on purpose (see [`Faults`](crate::Faults)): drops answers, turns
+    /// requests away, stalls, cuts streams — to test retry and timeout handling against.
+    pub fn faults(mut self, faults: crate::Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
     /// Checks the settings that cannot be checked when they are set.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_body_bytes == 0 {
@@ -260,6 +269,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_events_per_stream", &self.max_events_per_stream)
             .field("idempotency_window", &self.idempotency_window)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("faults", &self.faults)
             .finish()
     }
 }

@@ -60,6 +60,7 @@
 
 mod bus;
 mod config;
+mod faults;
 mod http;
 mod retention;
 mod runner;
@@ -82,6 +83,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, DEFAULT_TENANT};
+pub use faults::{Fault, FaultRule, Faults};
 pub use store::StoreError;
 
 use bus::EventBus;
@@ -182,9 +184,11 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         config.idempotency_window,
         bus.closed(),
     ));
+    let injector =
+        (!config.faults.is_empty()).then(|| Arc::new(faults::Injector::new(&config.faults)));
     let task = tokio::spawn(serve(
         listener,
-        http::router(app),
+        http::router(app, injector),
         config.max_h2_streams,
         connections.clone(),
         stop_rx,

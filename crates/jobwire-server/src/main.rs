@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use jobwire_server::{spawn, ServerConfig, DEFAULT_TENANT};
+use jobwire_server::{spawn, Faults, ServerConfig, DEFAULT_TENANT};
 
 const USAGE: &str = "\
 jobwire-server: the reference server of the jobwire API
@@ -30,13 +30,19 @@ OPTIONS:
                            keep a finished job's events this long (default 3600)
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
+    --fault SPEC           misbehave on purpose, to test clients' retries; repeatable.
+                           SPEC is KIND[=ARG]:PROBABILITY[:METHOD[:PATH]], KIND one of
+                           drop-answer, unavailable=SECONDS, rate-limited=SECONDS,
+                           stall-head=SECONDS, stall-body=SECONDS, cut-body=BYTES;
+                           e.g. drop-answer:0.1:POST:/v1/services/*/jobs
+    --fault-seed N         which requests the fault probabilities pick (default 0)
     -h, --help             print this help
 
 Flags win over environment variables; --token flags replace JOBWIRE_TOKENS.
 Log level: JOBWIRE_LOG=error|warn|info|debug|trace (default info), on stderr.";
 
 /// What the command line and environment asked for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 struct Cli {
     addr: SocketAddr,
     /// `None`: in memory.
@@ -45,6 +51,7 @@ struct Cli {
     heartbeat: Option<Duration>,
     event_retention: Option<Duration>,
     grace: Duration,
+    faults: Faults,
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -82,6 +89,8 @@ fn parse(
     let mut heartbeat = None;
     let mut event_retention = None;
     let mut grace = Duration::from_secs(30);
+    let mut fault_specs = Vec::new();
+    let mut fault_seed = 0u64;
 
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -106,6 +115,13 @@ fn parse(
             "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
             "--event-retention" => {
                 event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
+            }
+            "--fault" => fault_specs.push(value("--fault")?),
+            "--fault-seed" => {
+                let text = value("--fault-seed")?;
+                fault_seed = text
+                    .parse()
+                    .map_err(|_| format!("--fault-seed takes a whole number, not {text:?}"))?;
             }
             "--grace" => {
                 let text = value("--grace")?;
@@ -137,6 +153,10 @@ fn parse(
                 .unwrap_or_else(|| PathBuf::from("./jobwire-data")),
         )
     };
+    let mut faults = Faults::new(fault_seed);
+    for spec in &fault_specs {
+        faults = faults.with_spec(spec)?;
+    }
     if tokens.is_empty() {
         if let Some(list) = env("JOBWIRE_TOKENS") {
             for spec in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -151,6 +171,7 @@ fn parse(
         heartbeat,
         event_retention,
         grace,
+        faults,
     }))
 }
 
@@ -203,6 +224,13 @@ async fn run(cli: Cli) -> ExitCode {
         config = config.event_retention(window);
     }
     config = config.shutdown_grace(cli.grace);
+    if !cli.faults.is_empty() {
+        eprintln!(
+            "jobwire-server: injecting faults on purpose: {:?}",
+            cli.faults
+        );
+    }
+    config = config.faults(cli.faults);
     let server = match spawn(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -278,6 +306,7 @@ mod tests {
                 heartbeat: None,
                 event_retention: None,
                 grace: Duration::from_secs(30),
+                faults: Faults::new(0),
             }
         );
     }
@@ -340,6 +369,9 @@ mod tests {
             &["--token", "tok="],
             &["--memory=yes"],
             &["--heartbeat", "0"],
+            &["--fault", "explode:1"],
+            &["--fault", "drop-answer:2"],
+            &["--fault-seed", "x"],
             &["--event-retention", "soon"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");

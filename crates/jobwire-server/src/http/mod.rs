@@ -24,7 +24,7 @@ use http::HeaderValue;
 use tracing::Instrument;
 
 pub(crate) use auth::Tokens;
-use problem::ApiError;
+pub(crate) use problem::ApiError;
 
 use crate::runner::Runner;
 use crate::services::Registry;
@@ -60,9 +60,9 @@ impl App {
     }
 }
 
-/// The router of API v1 over `app`.
-pub(crate) fn router(app: Arc<App>) -> Router {
-    Router::new()
+/// The router of API v1 over `app`, with `faults` injected when there are any.
+pub(crate) fn router(app: Arc<App>, faults: Option<Arc<crate::faults::Injector>>) -> Router {
+    let routes = Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/openapi.json", get(routes::openapi))
         .route("/v1/services", get(routes::list_services))
@@ -74,7 +74,16 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/v1/events", get(events::events))
         .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    // Inside the request context: injected problems still carry their request id.
+    let routes = match faults {
+        Some(injector) => routes.layer(middleware::from_fn_with_state(
+            injector,
+            crate::faults::inject,
+        )),
+        None => routes,
+    };
+    routes
         .layer(middleware::from_fn(request_context))
         .with_state(app)
 }

@@ -114,6 +114,12 @@ impl ApiError {
         )
     }
 
+    /// The same error with one more header on its answer.
+    pub(crate) fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.0.headers.insert(name, value);
+        self
+    }
+
     /// The problem to send.
     #[cfg(test)]
     pub(crate) fn problem(&self) -> &Problem {
