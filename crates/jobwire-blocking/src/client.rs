@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use jobwire_core::endpoint::Endpoint;
+use jobwire_core::retry::{Attempt, Jitter, RetryBudget};
 use jobwire_core::transport::Transport;
 use jobwire_core::{ClientConfig, Error};
 use jobwire_ureq::UreqTransport;
@@ -31,6 +32,8 @@ struct Inner {
     transport: Arc<dyn Transport>,
     /// Where waits share one event stream.
     hub: Hub,
+    /// The retry budget all clones share, and the back-off jitter.
+    retry: std::sync::Mutex<(RetryBudget, Jitter)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -86,6 +89,10 @@ impl ClientBuilder {
                 config,
                 transport,
                 hub,
+                retry: std::sync::Mutex::new((
+                    RetryBudget::default(),
+                    Jitter::new(jobwire_core::follow::jitter_seed()),
+                )),
             }),
         })
     }
@@ -126,15 +133,45 @@ impl Client {
     }
 
     /// Sends one endpoint's request and parses its answer: the drive loop under every
-    /// call, public so a caller can use an endpoint the client has no method for.
+    /// call, public so a caller can use an endpoint the client has no method for. The
+    /// core's [`RetryPolicy`](jobwire_core::retry::RetryPolicy) decides after each attempt
+    /// whether to send it again.
     pub fn execute<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
         let config = &self.inner.config;
         let request = endpoint.request(config)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let answer = self.send_once(request.clone());
+            let next = {
+                let mut retry = self
+                    .inner
+                    .retry
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (budget, jitter) = &mut *retry;
+                let now = std::time::SystemTime::now();
+                config
+                    .retry_policy()
+                    .decide(attempt, &request, &answer, now, budget, jitter)
+            };
+            match next {
+                Attempt::Again { after } => std::thread::sleep(after),
+                _ => return endpoint.parse(answer?),
+            }
+        }
+    }
+
+    /// One attempt: the answer with its whole body, or why there is none.
+    fn send_once(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, Error> {
         let (head, body) = self.inner.transport.send(request)?.into_parts();
         let body = body
-            .read_to_bytes(config.body_limit())
+            .read_to_bytes(self.inner.config.body_limit())
             .map_err(|e| e.into_error(head.status))?;
-        endpoint.parse(http::Response::from_parts(head, body))
+        Ok(http::Response::from_parts(head, body))
     }
 }
 

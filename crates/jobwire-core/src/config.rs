@@ -51,6 +51,7 @@ pub struct ClientConfig {
     max_body_bytes: usize,
     stream_idle_timeout: Duration,
     wait_by_events: bool,
+    retry: crate::retry::RetryPolicy,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +67,7 @@ impl Default for ClientConfig {
             max_body_bytes: 16 * 1024 * 1024,
             stream_idle_timeout: Duration::from_secs(45),
             wait_by_events: true,
+            retry: crate::retry::RetryPolicy::default(),
         }
     }
 }
@@ -84,6 +86,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("wait_by_events", &self.wait_by_events)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -180,6 +183,17 @@ impl ClientConfig {
     /// has no event stream.
     pub fn wait_by_events(mut self, enabled: bool) -> Self {
         self.wait_by_events = enabled;
+        self
+    }
+
+    /// How requests are retried (default: [`RetryPolicy::default`], up to 4 attempts;
+    /// [`RetryPolicy::none`] turns retries off). See [`retry`](crate::retry) for what is
+    /// retried.
+    ///
+    /// [`RetryPolicy::default`]: crate::retry::RetryPolicy::default
+    /// [`RetryPolicy::none`]: crate::retry::RetryPolicy::none
+    pub fn retry(mut self, policy: crate::retry::RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -291,6 +305,11 @@ impl ClientConfig {
     pub fn waits_by_events(&self) -> bool {
         self.wait_by_events
     }
+
+    /// How requests are retried.
+    pub fn retry_policy(&self) -> &crate::retry::RetryPolicy {
+        &self.retry
+    }
 }
 
 /// Stamps the [`ClientConfig`] setters onto a facade's builder that keeps its config in
@@ -321,6 +340,8 @@ macro_rules! __client_config_setters {
             fn stream_idle_timeout(timeout: std::time::Duration);
             /// Wait on the shared event stream (default `true`) or by long-poll.
             fn wait_by_events(enabled: bool);
+            /// How requests are retried (`RetryPolicy::none()` turns retries off).
+            fn retry(policy: $crate::retry::RetryPolicy);
         }
     };
 }

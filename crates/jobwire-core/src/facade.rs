@@ -78,6 +78,7 @@ macro_rules! __facade_methods {
                 options: $crate::SubmitOptions,
             ) -> Result<JobHandle, $crate::Error> {
                 let input = $crate::outcome::input_value(input)?;
+                let options = options.with_fresh_key();
                 let endpoint = $crate::endpoint::SubmitJob::new(service, input, options);
                 let snapshot = self.execute(&endpoint) $($await)* ?;
                 Ok(JobHandle::from_snapshot(self.clone(), snapshot))

@@ -37,6 +37,7 @@ use crate::config::ClientConfig;
 use crate::endpoint::{encode_component, error_from_response};
 use crate::error::{Error, TransportError};
 use crate::event::{EventKind, JobEvent};
+use crate::retry::Jitter;
 use crate::sse::SseDecoder;
 use crate::transport::ReadTimeout;
 use crate::Job;
@@ -254,7 +255,7 @@ pub struct Follower {
     /// Connection attempts since the last one that delivered an event.
     attempts: u32,
     done: bool,
-    rng: u64,
+    jitter: Jitter,
 }
 
 impl Follower {
@@ -272,7 +273,7 @@ impl Follower {
             retry: DEFAULT_RETRY,
             attempts: 0,
             done: false,
-            rng: seed | 1,
+            jitter: Jitter::new(seed),
         }
     }
 
@@ -512,14 +513,7 @@ impl Follower {
     fn backoff(&mut self) -> Duration {
         let exp = self.attempts.saturating_sub(1).min(16);
         let ceiling = self.retry.saturating_mul(1 << exp).min(MAX_BACKOFF);
-        // splitmix64: small, seedable, good enough for jitter.
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
-        ceiling.mul_f64(unit)
+        ceiling.mul_f64(self.jitter.unit())
     }
 }
 

@@ -53,6 +53,7 @@ pub mod outcome;
 pub mod paging;
 pub mod problem;
 pub mod push;
+pub mod retry;
 pub mod sse;
 pub mod transport;
 pub mod wait;

@@ -61,12 +61,24 @@ impl Problem {
             title: title.into(),
             status,
             detail: None,
-            retryable: matches!(status, 429 | 502 | 503 | 504),
+            retryable: Problem::retryable_status(status),
             code,
             request_id: None,
             errors: Vec::new(),
             extensions: Map::new(),
         }
+    }
+
+    /// Whether an answer of this status may succeed when the request is sent again: the
+    /// server was busy or a gateway failed (408, 429, 502, 503, 504). The one rule for
+    /// the `retryable` member and for the SDK's retries.
+    ///
+    /// ```
+    /// assert!(jobwire_core::Problem::retryable_status(503));
+    /// assert!(!jobwire_core::Problem::retryable_status(422));
+    /// ```
+    pub fn retryable_status(status: u16) -> bool {
+        matches!(status, 408 | 429 | 502 | 503 | 504)
     }
 
     /// The API's problem code for an HTTP status, for an error answer that came without

@@ -42,12 +42,12 @@ pub enum Fault {
     DropAnswer,
     /// Answer 503 `unavailable` with `Retry-After`, without handling the request.
     Unavailable {
-        /// The `Retry-After` to send (whole seconds, at least 1).
+        /// The `Retry-After` to send (rounded up to whole seconds; 0 means "at once").
         retry_after: Duration,
     },
     /// Answer 429 `rate_limited` with `Retry-After`, without handling the request.
     RateLimited {
-        /// The `Retry-After` to send (whole seconds, at least 1).
+        /// The `Retry-After` to send (rounded up to whole seconds; 0 means "at once").
         retry_after: Duration,
     },
     /// Hold the request this long before handling it: nothing, not even the head, is
@@ -230,9 +230,9 @@ impl Injector {
     }
 }
 
-/// A request turned away with `Retry-After` (whole seconds, at least 1).
+/// A request turned away with `Retry-After` (whole seconds, rounded up).
 fn retry_after(error: ApiError, after: Duration) -> Response {
-    let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+    let seconds = after.as_secs_f64().ceil() as u64;
     error
         .with_header(RETRY_AFTER, HeaderValue::from(seconds))
         .into_response()

@@ -121,7 +121,7 @@ async fn turned_away_requests_carry_retry_after_and_problems() {
     assert_eq!(
         resp.header("retry-after"),
         Some("1"),
-        "whole seconds, at least 1"
+        "whole seconds, rounded up"
     );
     assert_eq!(resp.problem().code, "rate_limited");
     // Elsewhere nothing happens.

@@ -49,6 +49,28 @@ impl SubmitOptions {
     pub fn wait_value(&self) -> Option<Duration> {
         self.wait
     }
+
+    /// The same options with a fresh random `Idempotency-Key` unless one is set: the SDK
+    /// does this for every submit, so that a retried submit never creates a second job.
+    ///
+    /// ```
+    /// let keyed = jobwire_core::SubmitOptions::default().with_fresh_key();
+    /// let mine = jobwire_core::SubmitOptions::default().idempotency_key("mine").with_fresh_key();
+    /// assert!(keyed.idempotency_key_value().is_some_and(|k| k.starts_with("jw-")));
+    /// assert_eq!(mine.idempotency_key_value(), Some("mine"));
+    /// ```
+    pub fn with_fresh_key(mut self) -> Self {
+        if self.idempotency_key.is_none() {
+            let (a, b) = (crate::follow::jitter_seed(), crate::follow::jitter_seed());
+            self.idempotency_key = Some(format!("jw-{a:016x}{b:016x}"));
+        }
+        self
+    }
+
+    /// The `Idempotency-Key` to send, if any.
+    pub fn idempotency_key_value(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
 }
 
 /// A job as one answer showed it, with its event position from the answer's
@@ -124,7 +146,11 @@ impl Endpoint for SubmitJob {
                     "must be 1 to 255 visible ASCII characters",
                 ));
             }
-            builder = builder.header("idempotency-key", key.as_str());
+            // Keyed, the submit may be sent again: the server answers a repeat with the
+            // first job.
+            builder = builder
+                .header("idempotency-key", key.as_str())
+                .extension(crate::retry::Repeatable);
         }
         let mut body = SubmitBody::new(self.input.clone());
         body.labels = self.options.labels.clone();
@@ -192,10 +218,10 @@ impl Endpoint for CancelJob {
     fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
         let segment = non_empty_segment("job id", &self.id)?;
         let path = format!("/v1/jobs/{segment}/cancel");
-        finish(
-            start_request(config, http::Method::POST, &path),
-            Bytes::new(),
-        )
+        // Cancelling twice is cancelling once.
+        let builder =
+            start_request(config, http::Method::POST, &path).extension(crate::retry::Repeatable);
+        finish(builder, Bytes::new())
     }
 
     fn parse(&self, response: http::Response<Bytes>) -> Result<JobSnapshot, Error> {
