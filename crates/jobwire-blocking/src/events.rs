@@ -7,6 +7,7 @@ use std::time::Instant;
 use jobwire_core::endpoint::GetJob;
 use jobwire_core::event::JobEvent;
 use jobwire_core::follow::{jitter_seed, FollowStep, Follower, StreamSpec, StreamTarget};
+use jobwire_core::retry::{deadline_passed, within_deadline};
 use jobwire_core::transport::Body;
 use jobwire_core::Error;
 
@@ -101,6 +102,10 @@ struct Feed {
 impl Feed {
     fn next_event(&mut self) -> Option<Result<JobEvent, Error>> {
         while !self.over {
+            if self.client.time_left().is_some_and(|left| left.is_zero()) {
+                self.over = true;
+                return Some(Err(deadline_passed()));
+            }
             match self.follower.next(Instant::now()) {
                 FollowStep::Event(event) => return Some(Ok(event)),
                 FollowStep::Fail(error) => {
@@ -137,7 +142,9 @@ impl Feed {
     /// Sends the follower's request and reports the answer; `Err` only for a request
     /// that cannot be built.
     fn connect(&mut self) -> Result<(), Error> {
-        let request = self.follower.request(self.client.config())?;
+        let mut request = self.follower.request(self.client.config())?;
+        // Reads time out by the call's deadline too: the loop then ends the stream.
+        within_deadline(&mut request, self.client.time_left())?;
         let answer = self.client.transport().send(request);
         let now = Instant::now();
         match answer {
@@ -167,6 +174,8 @@ impl Feed {
         match read {
             Ok(0) => self.follower.on_end(now),
             Ok(n) => return self.follower.on_chunk(now, &self.buf[..n]),
+            // The call's deadline is checked at the top of the loop.
+            Err(e) if e.is_timeout() && self.client.deadline().is_some_and(|d| now >= d) => {}
             Err(e) if e.is_timeout() => self.follower.on_silence(now),
             Err(e) => self.follower.on_broken(now, e),
         }

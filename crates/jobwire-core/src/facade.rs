@@ -23,6 +23,39 @@ macro_rules! __facade_methods {
     };
     (@emit [$($async:tt)*] [$($await:tt)*] [$($sleep:tt)*] [$($rare:tt)*]) => {
         impl Client {
+            /// A clone of this client whose every call — each request with its retries,
+            /// `run` (submit and wait), event streams and paging walks — ends by `limit`
+            /// from now, with [`Error::Timeout`]($crate::Error::Timeout) if it has not
+            /// finished. A clone of a clone keeps the earlier deadline. Job handles it
+            /// returns are not bound by it (so a job can still be cancelled after its
+            /// wait timed out): bound their waits with `wait_for`.
+            pub fn within(&self, limit: std::time::Duration) -> Client {
+                let mut client = self.clone();
+                if let Some(at) = std::time::Instant::now().checked_add(limit) {
+                    client.deadline = Some(client.deadline.map_or(at, |d| d.min(at)));
+                }
+                client
+            }
+
+            /// When this client's calls must end, if [`within`](Self::within) set it.
+            pub fn deadline(&self) -> Option<std::time::Instant> {
+                self.deadline
+            }
+
+            /// What is left of the deadline, if there is one.
+            pub(crate) fn time_left(&self) -> Option<std::time::Duration> {
+                self.deadline
+                    .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+            }
+
+            /// The earlier of `deadline` and this client's own.
+            fn bounded(&self, deadline: Option<std::time::Instant>) -> Option<std::time::Instant> {
+                match (deadline, self.deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+
             /// Whether the server is up, and its version.
             pub $($async)* fn health(&self) -> Result<$crate::Health, $crate::Error> {
                 self.execute(&$crate::endpoint::GetHealth) $($await)*
@@ -99,7 +132,7 @@ macro_rules! __facade_methods {
                 let config = self.config();
                 // One deadline covers the submit's server-side wait and the waiting after.
                 let limit = config.default_wait_timeout();
-                let deadline = limit.and_then(|t| std::time::Instant::now().checked_add(t));
+                let deadline = self.bounded(limit.and_then(|t| std::time::Instant::now().checked_add(t)));
                 let hold = if config.waits_by_events() {
                     std::time::Duration::from_secs(1)
                 } else {
@@ -108,6 +141,7 @@ macro_rules! __facade_methods {
                 let wait = limit.map_or(hold, |t| hold.min(t));
                 let options = $crate::SubmitOptions::default().wait(wait);
                 let mut job = self.submit_with(service, input, options) $($await)* ?;
+                // The handle is free of this client's deadline; `deadline` includes it.
                 job.wait_until(deadline) $($await)* ?;
                 $crate::outcome::job_result(job.job())
             }
@@ -159,7 +193,8 @@ macro_rules! __facade_methods {
         }
 
         impl JobHandle {
-            fn from_snapshot(client: Client, snapshot: $crate::JobSnapshot) -> Self {
+            fn from_snapshot(mut client: Client, snapshot: $crate::JobSnapshot) -> Self {
+                client.deadline = None;
                 JobHandle { client, job: snapshot.job, position: snapshot.position }
             }
 
@@ -235,6 +270,7 @@ macro_rules! __facade_methods {
             /// long-poll when events are off or not available.
             $($async)* fn wait_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
                 use $crate::push::{Wake, Watch};
+                let deadline = self.client.bounded(deadline);
                 // Re-reads before giving up on events for this wait: a server that sends
                 // no positions would otherwise be asked again and again.
                 let mut rechecks = 0u32;
@@ -276,6 +312,7 @@ macro_rules! __facade_methods {
             /// decides, this sends.
             $($async)* fn long_poll_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
                 use $crate::wait::{WaitStep, Waiter};
+                let deadline = self.client.bounded(deadline);
                 let mut waiter = Waiter::new(deadline, self.client.config().long_poll_max());
                 loop {
                     match waiter.next(std::time::Instant::now(), &self.job.status) {

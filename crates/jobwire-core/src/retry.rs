@@ -23,7 +23,7 @@
 //! let (mut budget, mut jitter) = (RetryBudget::default(), Jitter::new(7));
 //! let request = http::Request::get("http://h/v1/jobs/job_1").body(Bytes::new()).unwrap();
 //! let busy = http::Response::builder().status(503).header("retry-after", "1").body(Bytes::new()).unwrap();
-//! let next = policy.decide(1, &request, &Ok(busy), SystemTime::now(), &mut budget, &mut jitter);
+//! let next = policy.decide(1, &request, &Ok(busy), SystemTime::now(), None, &mut budget, &mut jitter);
 //! assert!(matches!(next, Attempt::Again { after } if after >= Duration::from_secs(1)));
 //! ```
 //!
@@ -108,14 +108,17 @@ impl RetryPolicy {
     }
 
     /// Decides after attempt number `attempt` (1 for the first) of `request`, whose
-    /// answer was `answer`; `now` reads `Retry-After` dates. Spends from or earns into
-    /// `budget`.
+    /// answer was `answer`; `now` reads `Retry-After` dates, and `time_left` is what
+    /// remains of the call's deadline (a pause that would not end before it is no
+    /// retry). Spends from or earns into `budget`.
+    #[allow(clippy::too_many_arguments)] // the whole observation, as one decision needs it
     pub fn decide(
         &self,
         attempt: u32,
         request: &http::Request<Bytes>,
         answer: &Result<http::Response<Bytes>, Error>,
         now: SystemTime,
+        time_left: Option<Duration>,
         budget: &mut RetryBudget,
         jitter: &mut Jitter,
     ) -> Attempt {
@@ -151,15 +154,60 @@ impl RetryPolicy {
         if asked_wait.is_some_and(|w| w > self.max_delay) {
             return Attempt::Done;
         }
-        if !budget.spend() {
-            return Attempt::Done;
-        }
         let exp = attempt.saturating_sub(1).min(20);
         let ceiling = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
         let after = ceiling.mul_f64(jitter.unit());
-        Attempt::Again {
-            after: asked_wait.map_or(after, |w| w.max(after)),
+        let after = asked_wait.map_or(after, |w| w.max(after));
+        if time_left.is_some_and(|left| after >= left) {
+            return Attempt::Done;
         }
+        if !budget.spend() {
+            return Attempt::Done;
+        }
+        Attempt::Again { after }
+    }
+}
+
+/// Fits an attempt into what is left of its call's deadline: its timeout (whole-request
+/// or per-read) is cut to `time_left`; with nothing left, the call is over.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobwire_core::retry::within_deadline;
+/// use jobwire_core::transport::RequestTimeout;
+/// let mut req = http::Request::new(bytes::Bytes::new());
+/// req.extensions_mut().insert(RequestTimeout(Duration::from_secs(30)));
+/// within_deadline(&mut req, Some(Duration::from_secs(2))).unwrap();
+/// assert_eq!(RequestTimeout::of(&req), Some(Duration::from_secs(2)));
+/// assert!(within_deadline(&mut req, Some(Duration::ZERO)).is_err());
+/// ```
+pub fn within_deadline<B>(
+    request: &mut http::Request<B>,
+    time_left: Option<Duration>,
+) -> Result<(), Error> {
+    use crate::transport::{ReadTimeout, RequestTimeout};
+    let Some(left) = time_left else {
+        return Ok(());
+    };
+    if left.is_zero() {
+        return Err(deadline_passed());
+    }
+    let extensions = request.extensions_mut();
+    if let Some(ReadTimeout(idle)) = extensions.get::<ReadTimeout>().copied() {
+        extensions.insert(ReadTimeout(idle.min(left)));
+    } else {
+        let whole = extensions
+            .get::<RequestTimeout>()
+            .map_or(left, |t| t.0.min(left));
+        extensions.insert(RequestTimeout(whole));
+    }
+    Ok(())
+}
+
+/// The error of a call whose deadline passed.
+pub fn deadline_passed() -> Error {
+    Error::Timeout {
+        what: "the call's deadline".into(),
     }
 }
 
@@ -278,6 +326,7 @@ mod tests {
             request,
             answer,
             SystemTime::UNIX_EPOCH,
+            None,
             &mut RetryBudget::default(),
             &mut Jitter::new(1),
         )
@@ -375,6 +424,7 @@ mod tests {
                 &get(),
                 &answer(503, None),
                 SystemTime::UNIX_EPOCH,
+                None,
                 &mut budget,
                 &mut jitter,
             ) {
@@ -387,6 +437,7 @@ mod tests {
             &get(),
             &answer(503, None),
             SystemTime::UNIX_EPOCH,
+            None,
             &mut budget,
             &mut jitter,
         );
@@ -403,6 +454,7 @@ mod tests {
                 &get(),
                 &answer(429, Some(value)),
                 now,
+                None,
                 &mut RetryBudget::default(),
                 &mut Jitter::new(1),
             )
@@ -425,6 +477,7 @@ mod tests {
                     &get(),
                     &answer(503, None),
                     SystemTime::UNIX_EPOCH,
+                    None,
                     &mut budget,
                     &mut jitter,
                 ))
@@ -437,6 +490,7 @@ mod tests {
                 &get(),
                 &answer(200, None),
                 SystemTime::UNIX_EPOCH,
+                None,
                 &mut budget,
                 &mut jitter,
             );
@@ -446,6 +500,7 @@ mod tests {
             &get(),
             &answer(503, None),
             SystemTime::UNIX_EPOCH,
+            None,
             &mut budget,
             &mut jitter
         )));
@@ -454,8 +509,32 @@ mod tests {
             &get(),
             &answer(503, None),
             SystemTime::UNIX_EPOCH,
+            None,
             &mut budget,
             &mut jitter
         )));
+    }
+
+    #[test]
+    fn no_pause_that_ends_past_the_deadline() {
+        let policy = RetryPolicy::default().base_delay(MS(100));
+        let (mut budget, mut jitter) = (RetryBudget::default(), Jitter::new(1));
+        let mut after = |answer, left| {
+            policy.decide(
+                1,
+                &get(),
+                &answer,
+                SystemTime::UNIX_EPOCH,
+                left,
+                &mut budget,
+                &mut jitter,
+            )
+        };
+        assert_eq!(after(answer(503, Some("1")), Some(MS(500))), Attempt::Done);
+        assert!(again(after(
+            answer(503, None),
+            Some(Duration::from_secs(5))
+        )));
+        assert!(again(after(answer(503, None), None)));
     }
 }

@@ -130,9 +130,19 @@ struct BodyReader<R>(R);
 
 impl<R: Read> Read for BodyReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0
-            .read(buf)
-            .map_err(|e| std::io::Error::other(TransportError::from_io(e)))
+        self.0.read(buf).map_err(|e| {
+            // ureq reports its own timeouts mid-body as an I/O error that wraps them.
+            let ureq_timeout = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
+            let error = if ureq_timeout {
+                TransportError::new(TransportErrorKind::Timeout, e)
+            } else {
+                TransportError::from_io(e)
+            };
+            std::io::Error::other(error)
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jobwire_core::endpoint::Endpoint;
-use jobwire_core::retry::{Attempt, Jitter, RetryBudget};
+use jobwire_core::retry::{within_deadline, Attempt, Jitter, RetryBudget};
 use jobwire_core::transport::AsyncTransport;
 use jobwire_core::{ClientConfig, Error};
 use jobwire_hyper::HyperTransport;
@@ -23,6 +23,8 @@ use crate::{EventStream, JobHandle, JobList, ServiceHandle, ServiceList};
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// When every call of this clone must end ([`Client::within`]).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 struct Inner {
@@ -38,6 +40,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("config", &self.inner.config)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +95,7 @@ impl ClientBuilder {
                     Jitter::new(jobwire_core::follow::jitter_seed()),
                 )),
             }),
+            deadline: None,
         })
     }
 }
@@ -140,7 +144,9 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let answer = self.send_once(request.clone()).await;
+            let mut this_attempt = request.clone();
+            within_deadline(&mut this_attempt, self.time_left())?;
+            let answer = self.send_once(this_attempt).await;
             let next = {
                 let mut retry = self
                     .inner
@@ -149,9 +155,10 @@ impl Client {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let (budget, jitter) = &mut *retry;
                 let now = std::time::SystemTime::now();
+                let left = self.time_left();
                 config
                     .retry_policy()
-                    .decide(attempt, &request, &answer, now, budget, jitter)
+                    .decide(attempt, &request, &answer, now, left, budget, jitter)
             };
             match next {
                 Attempt::Again { after } => tokio::time::sleep(after).await,

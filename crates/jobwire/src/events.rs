@@ -10,6 +10,7 @@ use futures_core::Stream;
 use jobwire_core::endpoint::GetJob;
 use jobwire_core::event::JobEvent;
 use jobwire_core::follow::{jitter_seed, FollowStep, Follower, StreamSpec, StreamTarget};
+use jobwire_core::retry::{deadline_passed, within_deadline};
 use jobwire_core::transport::AsyncBody;
 use jobwire_core::Error;
 
@@ -112,6 +113,10 @@ struct Feed {
 impl Feed {
     async fn next_event(&mut self) -> Option<Result<JobEvent, Error>> {
         while !self.over {
+            if self.client.time_left().is_some_and(|left| left.is_zero()) {
+                self.over = true;
+                return Some(Err(deadline_passed()));
+            }
             match self.follower.next(Instant::now()) {
                 FollowStep::Event(event) => return Some(Ok(event)),
                 FollowStep::Fail(error) => {
@@ -148,7 +153,8 @@ impl Feed {
     /// Sends the follower's request and reports the answer; `Err` only for a request
     /// that cannot be built.
     async fn connect(&mut self) -> Result<(), Error> {
-        let request = self.follower.request(self.client.config())?;
+        let mut request = self.follower.request(self.client.config())?;
+        within_deadline(&mut request, self.client.time_left())?;
         let answer = self.client.transport().send(request).await;
         let now = Instant::now();
         match answer {
@@ -173,12 +179,16 @@ impl Feed {
             self.follower.on_end(Instant::now());
             return;
         };
-        let read = tokio::time::timeout_at(deadline.into(), body.next_chunk()).await;
+        // The watchdog's deadline, or the call's if that comes first.
+        let until = self.client.deadline().map_or(deadline, |d| d.min(deadline));
+        let read = tokio::time::timeout_at(until.into(), body.next_chunk()).await;
         let now = Instant::now();
         match read {
             Ok(Some(Ok(chunk))) => return self.follower.on_chunk(now, &chunk),
             Ok(Some(Err(e))) => self.follower.on_broken(now, e),
             Ok(None) => self.follower.on_end(now),
+            // The call's deadline is checked at the top of the loop.
+            Err(_) if until < deadline => {}
             Err(_) => self.follower.on_silence(now),
         }
         self.body = None;
