@@ -44,19 +44,21 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>> {
     let Some(value) = headers.get("last-event-id") else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or("").trim();
+    let bad = || {
+        ApiError::bad_request(format!(
+            "Last-Event-ID must be an event id (a non-negative integer), not {:?}",
+            String::from_utf8_lossy(value.as_bytes())
+        ))
+    };
+    let text = value.to_str().map_err(|_| bad())?.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Last-Event-ID must be an event id (a non-negative integer), not {text:?}"
-            ))
-        })
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // Digits past any id there can be: after everything.
+    Ok(Some(text.parse::<i64>().unwrap_or(i64::MAX)))
 }
 
 /// `GET /v1/jobs/{id}/events`: the job's events, history then live; ends after `done`.
@@ -349,7 +351,8 @@ mod tests {
         assert_eq!(with("").unwrap(), None);
         assert_eq!(with("42").unwrap(), Some(42));
         assert_eq!(with(" 7 ").unwrap(), Some(7));
-        for bad in ["-1", "x", "1.5", "99999999999999999999"] {
+        assert_eq!(with("99999999999999999999").unwrap(), Some(i64::MAX));
+        for bad in ["-1", "x", "1.5"] {
             assert_eq!(with(bad).unwrap_err().problem().status, 400, "{bad}");
         }
     }

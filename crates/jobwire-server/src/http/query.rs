@@ -74,6 +74,12 @@ impl Query {
         Ok(Query { pairs })
     }
 
+    /// The first value of a string parameter, where an empty one (`cursor=`) is the same
+    /// as none: forms and generated clients send those for "not set".
+    pub(crate) fn text(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.is_empty())
+    }
+
     /// The first value of `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.pairs
@@ -144,8 +150,9 @@ pub(crate) fn encode_cursor(kind: CursorKind, seq: i64) -> String {
 pub(crate) fn decode_cursor(kind: CursorKind, raw: &str) -> Result<i64, ApiError> {
     raw.strip_prefix(kind.prefix())
         .filter(|hex| hex.len() == 16 && hex.bytes().all(|b| hex_value(b).is_some()))
-        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
-        .filter(|seq| *seq > 0)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        // Every cursor of the documented shape is read; one past the end is the end.
+        .map(|seq| i64::try_from(seq).unwrap_or(i64::MAX))
         .ok_or_else(|| {
             ApiError::bad_request("the cursor is not valid: pass next_cursor from a previous page of the same list unchanged")
         })
@@ -164,6 +171,7 @@ mod tests {
         assert_eq!(q.get("a"), Some("1"));
         assert_eq!(q.all("label").collect::<Vec<_>>(), ["env:prod", "team:x y"]);
         assert_eq!(q.get("b"), Some(""));
+        assert_eq!(q.text("b"), None, "an empty string parameter is no value");
         assert_eq!(q.get("%zz"), Some("%4"));
         assert_eq!(q.get("c"), Some("é"));
         assert_eq!(q.get("missing"), None);
@@ -201,11 +209,18 @@ mod tests {
             "j1.",
             "j1.zz00000000000000",
             "j1.000000000000002a0",
-            "j1.0000000000000000",
-            "j1.8000000000000000",
         ] {
             assert!(decode_cursor(CursorKind::Jobs, bad).is_err(), "{bad}");
         }
+        // Every cursor of the documented shape is read: the start, and past the end.
+        assert_eq!(
+            decode_cursor(CursorKind::Jobs, "j1.0000000000000000").ok(),
+            Some(0)
+        );
+        assert_eq!(
+            decode_cursor(CursorKind::Jobs, "j1.ffffffffffffffff").ok(),
+            Some(i64::MAX)
+        );
     }
 
     #[test]

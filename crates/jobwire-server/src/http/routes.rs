@@ -137,13 +137,13 @@ pub(super) async fn list_services(
     let query = Query::parse(uri.query())?;
     let limit = query.limit()?;
     let after = query
-        .get("cursor")
+        .text("cursor")
         .map(|c| decode_cursor(CursorKind::Services, c))
         .transpose()?;
     let rows = app.runner.store().list_services(
         tenant.as_str(),
         &ServiceQuery {
-            name: query.get("name").map(str::to_owned),
+            name: query.text("name").map(str::to_owned),
             after,
             limit: limit + 1,
         },
@@ -418,7 +418,7 @@ pub(super) async fn cancel(
 /// The service id a `service=<id or name>` filter means. An unknown service is no error
 /// for a filter: it simply matches nothing.
 pub(super) fn service_filter(app: &App, tenant: &Tenant, query: &Query) -> Result<Option<String>> {
-    let Some(wanted) = query.get("service") else {
+    let Some(wanted) = query.text("service") else {
         return Ok(None);
     };
     let found = app.runner.store().find_service(tenant.as_str(), wanted)?;
@@ -437,7 +437,7 @@ pub(super) async fn list_jobs(
     let query = Query::parse(uri.query())?;
     let limit = query.limit()?;
     let before = query
-        .get("cursor")
+        .text("cursor")
         .map(|c| decode_cursor(CursorKind::Jobs, c))
         .transpose()?;
     let store = app.runner.store();
