@@ -156,11 +156,10 @@ impl Client {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let (budget, jitter) = &mut *retry;
-                let now = std::time::SystemTime::now();
                 let left = self.time_left();
                 config
-                    .retry_policy()
-                    .decide(attempt, &request, &answer, now, left, budget, jitter)
+                    .retry_value()
+                    .decide(attempt, &request, &answer, left, budget, jitter)
             };
             match next {
                 Attempt::Again { after } => std::thread::sleep(after),
@@ -176,7 +175,7 @@ impl Client {
     ) -> Result<http::Response<bytes::Bytes>, Error> {
         let (head, body) = self.inner.transport.send(request)?.into_parts();
         let body = body
-            .read_to_bytes(self.inner.config.body_limit())
+            .read_to_bytes(self.inner.config.max_body_bytes_value())
             .map_err(|e| e.into_error(head.status))?;
         Ok(http::Response::from_parts(head, body))
     }

@@ -64,9 +64,10 @@ impl EventStream {
     jobwire_core::__stream_spec_setters!(spec);
 
     fn start(&self) -> Feed {
-        let follower = self
-            .spec
-            .follower(self.client.config().stream_idle_limit(), jitter_seed());
+        let follower = self.spec.follower(
+            self.client.config().stream_idle_timeout_value(),
+            jitter_seed(),
+        );
         Feed {
             client: self.client.clone(),
             job_id: self.spec.job_id().map(str::to_owned),

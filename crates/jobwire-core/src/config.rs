@@ -35,7 +35,7 @@ pub const MAX_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(60
 ///     .timeout(Duration::from_secs(10))
 ///     .validate()
 ///     .unwrap();
-/// assert_eq!(config.base(), "http://127.0.0.1:7878");
+/// assert_eq!(config.base_url_value(), "http://127.0.0.1:7878");
 /// ```
 ///
 /// [`validate`]: ClientConfig::validate
@@ -100,7 +100,7 @@ impl ClientConfig {
     ///     "JOBWIRE_TOKEN" => Some("t0k".into()),
     ///     _ => None,
     /// });
-    /// assert_eq!(config.base(), "https://jobs.example.com");
+    /// assert_eq!(config.base_url_value(), "https://jobs.example.com");
     /// ```
     pub fn from_env() -> Self {
         Self::from_env_with(|name| std::env::var(name).ok())
@@ -257,12 +257,12 @@ impl ClientConfig {
     }
 
     /// The base URL without a trailing slash.
-    pub fn base(&self) -> &str {
+    pub fn base_url_value(&self) -> &str {
         &self.base_url
     }
 
     /// The bearer token, if one is set.
-    pub fn bearer_token(&self) -> Option<&str> {
+    pub fn token_value(&self) -> Option<&str> {
         self.token.as_deref()
     }
 
@@ -272,7 +272,7 @@ impl ClientConfig {
     }
 
     /// The per-request timeout.
-    pub fn request_timeout(&self) -> Duration {
+    pub fn timeout_value(&self) -> Duration {
         self.timeout
     }
 
@@ -282,32 +282,32 @@ impl ClientConfig {
     }
 
     /// The default bound on waiting for a job.
-    pub fn default_wait_timeout(&self) -> Option<Duration> {
+    pub fn wait_timeout_value(&self) -> Option<Duration> {
         self.wait_timeout
     }
 
     /// The longest single long-poll.
-    pub fn long_poll_max(&self) -> Duration {
+    pub fn long_poll_value(&self) -> Duration {
         self.long_poll
     }
 
     /// The largest answer body accepted.
-    pub fn body_limit(&self) -> usize {
+    pub fn max_body_bytes_value(&self) -> usize {
         self.max_body_bytes
     }
 
     /// How long an event stream may be silent before it is reconnected.
-    pub fn stream_idle_limit(&self) -> Duration {
+    pub fn stream_idle_timeout_value(&self) -> Duration {
         self.stream_idle_timeout
     }
 
     /// Whether waits follow the event stream rather than long-poll.
-    pub fn waits_by_events(&self) -> bool {
+    pub fn wait_by_events_value(&self) -> bool {
         self.wait_by_events
     }
 
     /// How requests are retried.
-    pub fn retry_policy(&self) -> &crate::retry::RetryPolicy {
+    pub fn retry_value(&self) -> &crate::retry::RetryPolicy {
         &self.retry
     }
 }
@@ -374,7 +374,7 @@ mod tests {
         ];
         for (input, want) in ok {
             let c = ClientConfig::default().base_url(input).validate().unwrap();
-            assert_eq!(c.base(), want, "{input}");
+            assert_eq!(c.base_url_value(), want, "{input}");
         }
         for bad in [
             "",
@@ -425,15 +425,15 @@ mod tests {
             .long_poll(Duration::from_secs(600))
             .validate()
             .unwrap();
-        assert_eq!(c.long_poll_max(), MAX_LONG_POLL);
+        assert_eq!(c.long_poll_value(), MAX_LONG_POLL);
     }
 
     #[test]
     fn env_defaults_and_overrides() {
         let c = ClientConfig::from_env_with(|_| None);
-        assert_eq!(c.base(), DEFAULT_BASE_URL);
-        assert_eq!(c.bearer_token(), None);
+        assert_eq!(c.base_url_value(), DEFAULT_BASE_URL);
+        assert_eq!(c.token_value(), None);
         let c = ClientConfig::from_env_with(|n| (n == ENV_TOKEN).then(|| " tok ".to_owned()));
-        assert_eq!(c.bearer_token(), Some("tok"));
+        assert_eq!(c.token_value(), Some("tok"));
     }
 }

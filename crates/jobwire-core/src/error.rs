@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::model::JobError;
-use crate::problem::Problem;
+use crate::problem::{Problem, StatusKind};
 
 /// A boxed error from below the SDK (a socket, a TLS stack, a user's transport).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -120,14 +120,14 @@ impl Error {
         let status =
             http::StatusCode::from_u16(problem.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
         let problem = Box::new(problem);
-        match status.as_u16() {
-            401 => Error::Unauthorized { problem },
-            404 => Error::NotFound { problem },
-            429 => Error::RateLimited {
+        match crate::problem::status_meaning(status.as_u16()).kind {
+            StatusKind::Unauthorized => Error::Unauthorized { problem },
+            StatusKind::NotFound => Error::NotFound { problem },
+            StatusKind::RateLimited => Error::RateLimited {
                 retry_after,
                 problem,
             },
-            _ => Error::Api { status, problem },
+            StatusKind::Other => Error::Api { status, problem },
         }
     }
 

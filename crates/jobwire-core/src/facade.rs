@@ -131,12 +131,12 @@ macro_rules! __facade_methods {
             ) -> Result<O, $crate::Error> {
                 let config = self.config();
                 // One deadline covers the submit's server-side wait and the waiting after.
-                let limit = config.default_wait_timeout();
+                let limit = config.wait_timeout_value();
                 let deadline = self.bounded(limit.and_then(|t| std::time::Instant::now().checked_add(t)));
-                let hold = if config.waits_by_events() {
+                let hold = if config.wait_by_events_value() {
                     std::time::Duration::from_secs(1)
                 } else {
-                    config.long_poll_max()
+                    config.long_poll_value()
                 };
                 let wait = limit.map_or(hold, |t| hold.min(t));
                 let options = $crate::SubmitOptions::default().wait(wait);
@@ -253,7 +253,7 @@ macro_rules! __facade_methods {
                 let deadline = self
                     .client
                     .config()
-                    .default_wait_timeout()
+                    .wait_timeout_value()
                     .and_then(|t| std::time::Instant::now().checked_add(t));
                 self.wait_until(deadline) $($await)*
             }
@@ -274,7 +274,7 @@ macro_rules! __facade_methods {
                 // Re-reads before giving up on events for this wait: a server that sends
                 // no positions would otherwise be asked again and again.
                 let mut rechecks = 0u32;
-                while self.client.config().waits_by_events() && rechecks < 3 {
+                while self.client.config().wait_by_events_value() && rechecks < 3 {
                     if self.job.is_finished() {
                         return Ok(&self.job);
                     }
@@ -313,7 +313,7 @@ macro_rules! __facade_methods {
             $($async)* fn long_poll_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
                 use $crate::wait::{WaitStep, Waiter};
                 let deadline = self.client.bounded(deadline);
-                let mut waiter = Waiter::new(deadline, self.client.config().long_poll_max());
+                let mut waiter = Waiter::new(deadline, self.client.config().long_poll_value());
                 loop {
                     match waiter.next(std::time::Instant::now(), &self.job.status) {
                         WaitStep::Poll { pause, wait } => {

@@ -325,12 +325,12 @@ impl Follower {
         let path = self.target.path()?;
         let mut builder = http::Request::builder()
             .method(http::Method::GET)
-            .uri(format!("{}{path}", config.base()))
+            .uri(format!("{}{path}", config.base_url_value()))
             .header(header::ACCEPT, "text/event-stream")
             .header(header::CACHE_CONTROL, "no-cache")
             .header(header::USER_AGENT, config.user_agent_value())
             .extension(ReadTimeout(self.idle_timeout));
-        if let Some(token) = config.bearer_token() {
+        if let Some(token) = config.token_value() {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         if let Some(id) = self.last_id.filter(|_| self.send_last_id) {
@@ -368,7 +368,7 @@ impl Follower {
             )));
             return;
         }
-        let error = error_from_response(&answer, std::time::SystemTime::now());
+        let error = error_from_response(&answer);
         match status.as_u16() {
             410 if matches!(self.target, StreamTarget::Job(_)) => self.phase = Phase::Refresh,
             408 | 429 | 500 | 502 | 503 | 504 => {

@@ -34,7 +34,7 @@
 //! let endpoint = SubmitJob::new("echo", serde_json::json!({"hi": 1}), SubmitOptions::default());
 //! let answer = transport.send(endpoint.request(&config)?)?;
 //! let (head, body) = answer.into_parts();
-//! let body = body.read_to_bytes(config.body_limit()).map_err(|e| e.into_error(head.status))?;
+//! let body = body.read_to_bytes(config.max_body_bytes_value()).map_err(|e| e.into_error(head.status))?;
 //! let job = endpoint.parse(http::Response::from_parts(head, body))?.job;
 //! assert_eq!(job.status, JobStatus::Succeeded);
 //! # Ok::<(), jobwire_core::Error>(())

@@ -78,7 +78,7 @@ impl Problem {
     /// assert!(!jobwire_core::Problem::retryable_status(422));
     /// ```
     pub fn retryable_status(status: u16) -> bool {
-        matches!(status, 408 | 429 | 502 | 503 | 504)
+        status_meaning(status).retryable
     }
 
     /// The API's problem code for an HTTP status, for an error answer that came without
@@ -87,22 +87,11 @@ impl Problem {
     /// ```
     /// assert_eq!(jobwire_core::Problem::code_for_status(404), "not_found");
     /// assert_eq!(jobwire_core::Problem::code_for_status(418), "bad_request");
-    /// assert_eq!(jobwire_core::Problem::code_for_status(502), "internal");
+    /// assert_eq!(jobwire_core::Problem::code_for_status(502), "unavailable");
+    /// assert_eq!(jobwire_core::Problem::code_for_status(500), "internal");
     /// ```
     pub fn code_for_status(status: u16) -> &'static str {
-        match status {
-            401 => "unauthorized",
-            403 => "forbidden",
-            404 => "not_found",
-            409 => "conflict",
-            410 => "gone",
-            413 => "payload_too_large",
-            422 => "validation_failed",
-            429 => "rate_limited",
-            503 => "unavailable",
-            400..=499 => "bad_request",
-            _ => "internal",
-        }
+        status_meaning(status).code
     }
 
     /// The same problem with a detail.
@@ -159,5 +148,50 @@ impl FieldError {
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.pointer, self.message)
+    }
+}
+/// Which [`Error`](crate::Error) variant an error status becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StatusKind {
+    Unauthorized,
+    NotFound,
+    RateLimited,
+    Other,
+}
+
+/// What the API makes of an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusMeaning {
+    /// The problem `code`.
+    pub code: &'static str,
+    /// Whether the same request may succeed when sent again.
+    pub retryable: bool,
+    /// The error variant.
+    pub kind: StatusKind,
+}
+
+/// The one table of statuses: problem code, retryability and error variant together, so
+/// they cannot disagree.
+pub(crate) fn status_meaning(status: u16) -> StatusMeaning {
+    use StatusKind::*;
+    let (code, retryable, kind) = match status {
+        401 => ("unauthorized", false, Unauthorized),
+        403 => ("forbidden", false, Other),
+        404 => ("not_found", false, NotFound),
+        408 => ("bad_request", true, Other),
+        409 => ("conflict", false, Other),
+        410 => ("gone", false, Other),
+        413 => ("payload_too_large", false, Other),
+        422 => ("validation_failed", false, Other),
+        429 => ("rate_limited", true, RateLimited),
+        // A gateway that failed or timed out: the service behind it is unavailable.
+        502..=504 => ("unavailable", true, Other),
+        400..=499 => ("bad_request", false, Other),
+        _ => ("internal", false, Other),
+    };
+    StatusMeaning {
+        code,
+        retryable,
+        kind,
     }
 }

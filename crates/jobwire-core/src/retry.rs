@@ -15,7 +15,7 @@
 //!   nothing gets 10 retries in all).
 //!
 //! ```
-//! use std::time::{Duration, SystemTime};
+//! use std::time::Duration;
 //! use bytes::Bytes;
 //! use jobwire_core::retry::{Attempt, Jitter, RetryBudget, RetryPolicy};
 //!
@@ -23,17 +23,17 @@
 //! let (mut budget, mut jitter) = (RetryBudget::default(), Jitter::new(7));
 //! let request = http::Request::get("http://h/v1/jobs/job_1").body(Bytes::new()).unwrap();
 //! let busy = http::Response::builder().status(503).header("retry-after", "1").body(Bytes::new()).unwrap();
-//! let next = policy.decide(1, &request, &Ok(busy), SystemTime::now(), None, &mut budget, &mut jitter);
+//! let next = policy.decide(1, &request, &Ok(busy), None, &mut budget, &mut jitter);
 //! assert!(matches!(next, Attempt::Again { after } if after >= Duration::from_secs(1)));
 //! ```
 //!
 //! [`Problem::retryable_status`]: crate::Problem::retryable_status
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::endpoint::parse_retry_after;
+use crate::endpoint::retry_after_of;
 use crate::error::{Error, TransportErrorKind};
 use crate::Problem;
 
@@ -108,16 +108,13 @@ impl RetryPolicy {
     }
 
     /// Decides after attempt number `attempt` (1 for the first) of `request`, whose
-    /// answer was `answer`; `now` reads `Retry-After` dates, and `time_left` is what
-    /// remains of the call's deadline (a pause that would not end before it is no
-    /// retry). Spends from or earns into `budget`.
-    #[allow(clippy::too_many_arguments)] // the whole observation, as one decision needs it
+    /// answer was `answer`; `time_left` is what remains of the call's deadline (a pause
+    /// that would not end before it is no retry). Spends from or earns into `budget`.
     pub fn decide(
         &self,
         attempt: u32,
         request: &http::Request<Bytes>,
         answer: &Result<http::Response<Bytes>, Error>,
-        now: SystemTime,
         time_left: Option<Duration>,
         budget: &mut RetryBudget,
         jitter: &mut Jitter,
@@ -130,11 +127,7 @@ impl RetryPolicy {
                 if !repeatable {
                     return Attempt::Done;
                 }
-                response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, now))
+                retry_after_of(response)
             }
             Ok(response) => {
                 if response.status().is_success() {
@@ -325,7 +318,6 @@ mod tests {
             attempt,
             request,
             answer,
-            SystemTime::UNIX_EPOCH,
             None,
             &mut RetryBudget::default(),
             &mut Jitter::new(1),
@@ -423,7 +415,6 @@ mod tests {
                 attempt,
                 &get(),
                 &answer(503, None),
-                SystemTime::UNIX_EPOCH,
                 None,
                 &mut budget,
                 &mut jitter,
@@ -436,7 +427,6 @@ mod tests {
             4,
             &get(),
             &answer(503, None),
-            SystemTime::UNIX_EPOCH,
             None,
             &mut budget,
             &mut jitter,
@@ -446,21 +436,27 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured_or_too_long() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let sent = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let policy = RetryPolicy::default().max_delay(Duration::from_secs(5));
         let run = |value: &str| {
+            let answer = http::Response::builder()
+                .status(429)
+                .header("date", httpdate::fmt_http_date(sent))
+                .header("retry-after", value)
+                .body(Bytes::new())
+                .unwrap();
             policy.decide(
                 1,
                 &get(),
-                &answer(429, Some(value)),
-                now,
+                &Ok(answer),
                 None,
                 &mut RetryBudget::default(),
                 &mut Jitter::new(1),
             )
         };
         assert!(matches!(run("2"), Attempt::Again { after } if after >= Duration::from_secs(2)));
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(3));
+        // A date is measured against the answer's own Date: no client clock involved.
+        let date = httpdate::fmt_http_date(sent + Duration::from_secs(3));
         assert!(matches!(run(&date), Attempt::Again { after } if after >= Duration::from_secs(3)));
         assert_eq!(run("60"), Attempt::Done, "longer than the policy waits");
     }
@@ -476,7 +472,6 @@ mod tests {
                     1,
                     &get(),
                     &answer(503, None),
-                    SystemTime::UNIX_EPOCH,
                     None,
                     &mut budget,
                     &mut jitter,
@@ -489,7 +484,6 @@ mod tests {
                 1,
                 &get(),
                 &answer(200, None),
-                SystemTime::UNIX_EPOCH,
                 None,
                 &mut budget,
                 &mut jitter,
@@ -499,7 +493,6 @@ mod tests {
             1,
             &get(),
             &answer(503, None),
-            SystemTime::UNIX_EPOCH,
             None,
             &mut budget,
             &mut jitter
@@ -508,7 +501,6 @@ mod tests {
             1,
             &get(),
             &answer(503, None),
-            SystemTime::UNIX_EPOCH,
             None,
             &mut budget,
             &mut jitter
@@ -519,17 +511,8 @@ mod tests {
     fn no_pause_that_ends_past_the_deadline() {
         let policy = RetryPolicy::default().base_delay(MS(100));
         let (mut budget, mut jitter) = (RetryBudget::default(), Jitter::new(1));
-        let mut after = |answer, left| {
-            policy.decide(
-                1,
-                &get(),
-                &answer,
-                SystemTime::UNIX_EPOCH,
-                left,
-                &mut budget,
-                &mut jitter,
-            )
-        };
+        let mut after =
+            |answer, left| policy.decide(1, &get(), &answer, left, &mut budget, &mut jitter);
         assert_eq!(after(answer(503, Some("1")), Some(MS(500))), Attempt::Done);
         assert!(again(after(
             answer(503, None),

@@ -154,11 +154,10 @@ impl Client {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let (budget, jitter) = &mut *retry;
-                let now = std::time::SystemTime::now();
                 let left = self.time_left();
                 config
-                    .retry_policy()
-                    .decide(attempt, &request, &answer, now, left, budget, jitter)
+                    .retry_value()
+                    .decide(attempt, &request, &answer, left, budget, jitter)
             };
             match next {
                 Attempt::Again { after } => tokio::time::sleep(after).await,
@@ -174,7 +173,7 @@ impl Client {
     ) -> Result<http::Response<bytes::Bytes>, Error> {
         let (head, body) = self.inner.transport.send(request).await?.into_parts();
         let body = body
-            .read_to_bytes(self.inner.config.body_limit())
+            .read_to_bytes(self.inner.config.max_body_bytes_value())
             .await
             .map_err(|e| e.into_error(head.status))?;
         Ok(http::Response::from_parts(head, body))

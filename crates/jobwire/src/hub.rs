@@ -39,7 +39,7 @@ impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
             state: Mutex::new(push::Hub::new(
-                config.stream_idle_limit(),
+                config.stream_idle_timeout_value(),
                 follow::jitter_seed(),
             )),
             emptied: Notify::new(),

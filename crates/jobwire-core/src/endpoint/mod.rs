@@ -64,11 +64,11 @@ pub(crate) fn start_request(
 ) -> http::request::Builder {
     let mut builder = http::Request::builder()
         .method(method)
-        .uri(format!("{}{path_and_query}", config.base()))
+        .uri(format!("{}{path_and_query}", config.base_url_value()))
         .header(header::ACCEPT, "application/json")
         .header(header::USER_AGENT, config.user_agent_value())
-        .extension(RequestTimeout(config.request_timeout()));
-    if let Some(token) = config.bearer_token() {
+        .extension(RequestTimeout(config.timeout_value()));
+    if let Some(token) = config.token_value() {
         builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
     builder
@@ -93,9 +93,7 @@ pub(crate) fn prefer_wait(
     match wait {
         Some(wait) => builder
             .header("prefer", format!("wait={}", wait.as_secs()))
-            .extension(RequestTimeout(
-                config.request_timeout().saturating_add(wait),
-            )),
+            .extension(RequestTimeout(config.timeout_value().saturating_add(wait))),
         None => builder,
     }
 }
@@ -104,7 +102,7 @@ pub(crate) fn prefer_wait(
 pub fn decode_json<T: DeserializeOwned>(response: http::Response<Bytes>) -> Result<T, Error> {
     let status = response.status();
     if !status.is_success() {
-        return Err(error_from_response(&response, SystemTime::now()));
+        return Err(error_from_response(&response));
     }
     let body = response.into_body();
     serde_json::from_slice(&body).map_err(|e| Error::Decode {
@@ -116,13 +114,9 @@ pub fn decode_json<T: DeserializeOwned>(response: http::Response<Bytes>) -> Resu
 
 /// Maps an error answer to an [`Error`]: the problem body when there is one, else a
 /// problem made from the status line and whatever text came back.
-pub fn error_from_response(response: &http::Response<Bytes>, now: SystemTime) -> Error {
+pub fn error_from_response(response: &http::Response<Bytes>) -> Error {
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, now));
+    let retry_after = retry_after_of(response);
     let mut problem = match serde_json::from_slice::<Problem>(response.body()) {
         Ok(p) if p.status != 0 || !p.code.is_empty() || !p.title.is_empty() => p,
         _ => synthesized_problem(status, response.body()),
@@ -152,7 +146,35 @@ fn synthesized_problem(status: http::StatusCode, body: &Bytes) -> Problem {
     }
 }
 
-/// Reads `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+/// How long an answer asks the client to wait (`Retry-After`): delay-seconds, or an HTTP
+/// date measured against the answer's own `Date` — the server's clock against the
+/// server's clock, so the client's clock (skewed or not) plays no part.
+///
+/// ```
+/// use std::time::Duration;
+/// let answer = http::Response::builder()
+///     .header("date", "Sun, 06 Nov 1994 08:49:37 GMT")
+///     .header("retry-after", "Sun, 06 Nov 1994 08:49:40 GMT")
+///     .body(())
+///     .unwrap();
+/// assert_eq!(jobwire_core::endpoint::retry_after_of(&answer), Some(Duration::from_secs(3)));
+/// ```
+pub fn retry_after_of<B>(response: &http::Response<B>) -> Option<Duration> {
+    let headers = response.headers();
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    let sent = headers
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    match sent {
+        Some(sent) => parse_retry_after(value, sent),
+        // A date with nothing to measure it against says nothing; seconds still do.
+        None => value.trim().parse::<u64>().ok().map(Duration::from_secs),
+    }
+}
+
+/// Reads `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), a date
+/// measured from `now`.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -210,7 +232,7 @@ mod tests {
         ];
         for (resp, want) in cases {
             let status = resp.status();
-            let err = error_from_response(&resp, SystemTime::now());
+            let err = error_from_response(&resp);
             let got = match &err {
                 Error::NotFound { .. } => "NotFound",
                 Error::Unauthorized { .. } => "Unauthorized",
@@ -226,10 +248,7 @@ mod tests {
 
     #[test]
     fn non_problem_error_body_is_kept_as_detail() {
-        let err = error_from_response(
-            &answer(502, &[("x-request-id", "abc")], "upstream down"),
-            SystemTime::now(),
-        );
+        let err = error_from_response(&answer(502, &[("x-request-id", "abc")], "upstream down"));
         let p = err.problem().unwrap();
         assert_eq!(p.detail.as_deref(), Some("upstream down"));
         assert_eq!(p.request_id.as_deref(), Some("abc"));
@@ -248,7 +267,26 @@ mod tests {
         );
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("-1", now), None);
-        let err = error_from_response(&answer(429, &[("retry-after", "2")], ""), now);
+        let err = error_from_response(&answer(429, &[("retry-after", "2")], ""));
+        assert!(
+            matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(2))
+        );
+        let dated = answer(
+            503,
+            &[
+                ("date", &httpdate::fmt_http_date(now)),
+                ("retry-after", &later),
+            ],
+            "",
+        );
+        assert_eq!(retry_after_of(&dated), Some(Duration::from_secs(30)));
+        let undated = answer(503, &[("retry-after", &later)], "");
+        assert_eq!(
+            retry_after_of(&undated),
+            None,
+            "a date with no Date to measure from"
+        );
+        let err = error_from_response(&answer(429, &[("retry-after", "2")], ""));
         assert!(
             matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(2))
         );
