@@ -216,6 +216,24 @@ async fn the_budget_stops_retrying_a_server_that_fails_everything() {
 }
 
 #[test]
+fn the_budget_stops_retrying_a_server_that_fails_everything_blocking() {
+    let faults = Faults::new(1).with_spec("unavailable=0:1").unwrap();
+    let server = jobwire_server::spawn_blocking_server(ServerConfig::new().faults(faults)).unwrap();
+    let policy = RetryPolicy::default().base_delay(Duration::from_millis(1));
+    let (client, attempts) = blocking_client(&server, policy);
+    for _ in 0..30 {
+        let err = client.job("job_anything").unwrap_err();
+        assert_eq!(
+            err.status(),
+            Some(http::StatusCode::SERVICE_UNAVAILABLE),
+            "{err}"
+        );
+    }
+    assert_eq!(attempts.lock().unwrap().len(), 40);
+    server.shutdown();
+}
+
+#[test]
 fn what_must_not_be_retried_is_sent_once() {
     let server = jobwire_server::spawn_blocking_server(ServerConfig::new()).unwrap();
     let (client, attempts) = blocking_client(&server, RetryPolicy::default());

@@ -12,7 +12,9 @@
 //! - How much: a [`RetryBudget`] shared by every clone of a client, so a server that
 //!   fails every request is not stormed: each retry spends a token, each success earns
 //!   half of one back (enough to ride out one failure in five; a server that answers
-//!   nothing gets 10 retries in all).
+//!   nothing gets 10 retries in all). The one exception: a connection that broke before
+//!   any answer on a call's first attempt (a pooled connection the server closed while
+//!   idle, most often) is retried once for free.
 //!
 //! ```
 //! use std::time::Duration;
@@ -154,7 +156,12 @@ impl RetryPolicy {
         if time_left.is_some_and(|left| after >= left) {
             return Attempt::Done;
         }
-        if !budget.spend() {
+        // A connection that broke before any answer on a call's first attempt is most
+        // often a pooled one the server closed while it sat idle: it says nothing about
+        // the server's health, so that one retry is free of the budget.
+        let stale = attempt == 1
+            && matches!(answer, Err(Error::Transport(e)) if e.kind() == TransportErrorKind::Io);
+        if !stale && !budget.spend() {
             return Attempt::Done;
         }
         Attempt::Again { after }
@@ -519,5 +526,41 @@ mod tests {
             Some(Duration::from_secs(5))
         )));
         assert!(again(after(answer(503, None), None)));
+    }
+
+    #[test]
+    fn a_stale_connection_is_retried_once_for_free() {
+        let policy = RetryPolicy::default();
+        let mut empty = RetryBudget::default();
+        while empty.spend() {}
+        let mut jitter = Jitter::new(1);
+        let broken = transport(TransportErrorKind::Io);
+        // First attempt, connection broken: retried though the budget is empty.
+        assert!(again(policy.decide(
+            1,
+            &get(),
+            &broken,
+            None,
+            &mut empty,
+            &mut jitter
+        )));
+        // Not twice, and not for answers.
+        assert!(!again(policy.decide(
+            2,
+            &get(),
+            &broken,
+            None,
+            &mut empty,
+            &mut jitter
+        )));
+        let busy = answer(503, None);
+        assert!(!again(policy.decide(
+            1,
+            &get(),
+            &busy,
+            None,
+            &mut empty,
+            &mut jitter
+        )));
     }
 }
