@@ -24,7 +24,9 @@ async fn async_closure_transport_sees_every_request() {
         p.lock()
             .unwrap()
             .push(format!("{} {}", req.method(), req.uri().path()));
-        inner.send(req)
+        // The wrapped transport goes into the future (a clone shares its pool).
+        let inner = inner.clone();
+        async move { inner.send(req).await }
     };
     let client = jobwire::Client::builder()
         .base_url(server.url())

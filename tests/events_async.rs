@@ -49,7 +49,7 @@ fn client_for(
         let line = format!("{} {}", req.method(), req.uri().path());
         seen.lock().unwrap().push(line.clone());
         let refused = refuse_events && line.ends_with("/events");
-        let pending = inner.send(req);
+        let inner = inner.clone();
         async move {
             if refused {
                 let answer = http::Response::builder()
@@ -58,7 +58,7 @@ fn client_for(
                     .unwrap();
                 return Ok::<_, TransportError>(answer);
             }
-            pending.await
+            inner.send(req).await
         }
     };
     let builder = Client::builder()

@@ -58,7 +58,8 @@ fn async_client(
         .retry(policy)
         .transport(move |req: http::Request<Bytes>| {
             record(&seen, &req);
-            inner.send(req)
+            let inner = inner.clone();
+            async move { inner.send(req).await }
         })
         .build()
         .unwrap();

@@ -29,8 +29,8 @@ use futures_core::Stream;
 
 use crate::error::{Error, TransportError, TransportErrorKind};
 
-/// A boxed, `Send` future, as [`AsyncTransport::send`] returns.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The attribute for implementing [`AsyncTransport`] with an `async fn`.
+pub use async_trait::async_trait;
 
 /// How long a transport may take for one request, put in the request's extensions by
 /// the SDK. Long-polls carry a longer one than plain calls; transports must honour it.
@@ -90,38 +90,53 @@ where
     }
 }
 
-/// An async transport: the same contract as [`Transport`], with a `Send + 'static`
-/// future (so it can be spawned and used inside any handler) and a streamed body.
+/// An async transport: the same contract as [`Transport`], with a `Send` future (so it
+/// works inside any handler and on any task) and a streamed body. Implement it with an
+/// `async fn` under [`macro@async_trait`], or pass a closure that returns a future:
 ///
 /// ```
 /// use bytes::Bytes;
-/// use jobwire_core::transport::{AsyncBody, AsyncTransport};
+/// use jobwire_core::transport::{async_trait, AsyncBody, AsyncTransport};
 /// use jobwire_core::TransportError;
 ///
-/// let canned = |_req: http::Request<Bytes>| async {
+/// struct Canned;
+///
+/// #[async_trait]
+/// impl AsyncTransport for Canned {
+///     async fn send(
+///         &self,
+///         _request: http::Request<Bytes>,
+///     ) -> Result<http::Response<AsyncBody>, TransportError> {
+///         Ok(http::Response::new(AsyncBody::from("{}")))
+///     }
+/// }
+///
+/// let closure = |_req: http::Request<Bytes>| async {
 ///     Ok::<_, TransportError>(http::Response::new(AsyncBody::from("{}")))
 /// };
-/// let transport: Box<dyn AsyncTransport> = Box::new(canned);
-/// # let _ = transport;
+/// let transports: Vec<Box<dyn AsyncTransport>> = vec![Box::new(Canned), Box::new(closure)];
+/// # let _ = transports;
 /// ```
+#[async_trait]
 pub trait AsyncTransport: Send + Sync {
-    /// Sends `request`; the future resolves to the answer, or a failure below HTTP.
-    fn send(
+    /// Sends `request`: the answer, or a failure below HTTP.
+    async fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>>;
+    ) -> Result<http::Response<AsyncBody>, TransportError>;
 }
 
+#[async_trait]
 impl<F, Fut> AsyncTransport for F
 where
     F: Fn(http::Request<Bytes>) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<http::Response<AsyncBody>, TransportError>> + Send + 'static,
+    Fut: Future<Output = Result<http::Response<AsyncBody>, TransportError>> + Send,
 {
-    fn send(
+    async fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>> {
-        Box::pin(self(request))
+    ) -> Result<http::Response<AsyncBody>, TransportError> {
+        self(request).await
     }
 }
 

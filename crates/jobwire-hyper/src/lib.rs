@@ -35,7 +35,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use jobwire_core::transport::{AsyncBody, AsyncTransport, BoxFuture, ReadTimeout, RequestTimeout};
+use jobwire_core::transport::{
+    async_trait, AsyncBody, AsyncTransport, ReadTimeout, RequestTimeout,
+};
 use jobwire_core::{TransportError, TransportErrorKind};
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -130,36 +132,34 @@ impl HyperTransport {
     }
 }
 
+#[async_trait]
 impl AsyncTransport for HyperTransport {
-    fn send(
+    async fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'static, Result<http::Response<AsyncBody>, TransportError>> {
-        let client = self.client.clone();
-        Box::pin(async move {
-            // A stream's read timeout restarts with every piece; a request timeout does not.
-            let (timeout, per_read) = match ReadTimeout::of(&request) {
-                Some(idle) => (Some(idle), true),
-                None => (RequestTimeout::of(&request), false),
-            };
-            let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
-            let pending = client.request(request.map(Full::new));
-            let response = match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, pending)
-                    .await
-                    .map_err(|_| timeout_error(timeout))?,
-                None => pending.await,
-            }
-            .map_err(classify_client_error)?;
-            Ok(response.map(|body| {
-                AsyncBody::from_stream(IncomingStream {
-                    body,
-                    deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-                    timeout,
-                    per_read,
-                })
-            }))
-        })
+    ) -> Result<http::Response<AsyncBody>, TransportError> {
+        // A stream's read timeout restarts with every piece; a request timeout does not.
+        let (timeout, per_read) = match ReadTimeout::of(&request) {
+            Some(idle) => (Some(idle), true),
+            None => (RequestTimeout::of(&request), false),
+        };
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let pending = self.client.request(request.map(Full::new));
+        let response = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, pending)
+                .await
+                .map_err(|_| timeout_error(timeout))?,
+            None => pending.await,
+        }
+        .map_err(classify_client_error)?;
+        Ok(response.map(|body| {
+            AsyncBody::from_stream(IncomingStream {
+                body,
+                deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                timeout,
+                per_read,
+            })
+        }))
     }
 }
 

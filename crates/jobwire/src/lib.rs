@@ -56,7 +56,7 @@ pub use jobwire_core::{
 /// Transports: the trait to implement for your own, and the default hyper one.
 pub mod transport {
     pub use jobwire_core::transport::{
-        AsyncBody, AsyncTransport, BoxFuture, ReadTimeout, RequestTimeout,
+        async_trait, AsyncBody, AsyncTransport, ReadTimeout, RequestTimeout,
     };
     pub use jobwire_hyper::{HyperTransport, HyperTransportBuilder};
 }
