@@ -264,3 +264,86 @@ fn what_must_not_be_retried_is_sent_once() {
     let _: Value = client.run("echo", &json!(1)).unwrap();
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_through_the_async_facade() {
+    let server = jobwire_server::spawn(ServerConfig::new()).await.unwrap();
+    let (client, _) = async_client(&server, RetryPolicy::default());
+    let keyed = |key: &str| jobwire_core::SubmitOptions::default().idempotency_key(key);
+    // Replay: the same key and request give the first job.
+    let first = client
+        .submit_with("echo", &json!("a"), keyed("k-1"))
+        .await
+        .unwrap();
+    let again = client
+        .submit_with("echo", &json!("a"), keyed("k-1"))
+        .await
+        .unwrap();
+    assert_eq!(first.id(), again.id());
+    // Another request with the key: 422, not retried.
+    let err = client
+        .submit_with("echo", &json!("b"), keyed("k-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(http::StatusCode::UNPROCESSABLE_ENTITY),
+        "{err}"
+    );
+    // A repeat while the first is still being answered: 409, not retried.
+    let held = {
+        let client = client.clone();
+        let options = keyed("k-2").wait(Duration::from_secs(5));
+        tokio::spawn(async move {
+            client
+                .submit_with("sleep", &json!({"duration_seconds": 0.6}), options)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = client
+        .submit_with("sleep", &json!({"duration_seconds": 0.6}), keyed("k-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::CONFLICT), "{err}");
+    let held = held.await.unwrap().unwrap();
+    assert_eq!(held.status(), &jobwire::JobStatus::Succeeded);
+    server.shutdown().await;
+}
+
+#[test]
+fn idempotency_through_the_blocking_facade() {
+    let server = jobwire_server::spawn_blocking_server(ServerConfig::new()).unwrap();
+    let (client, _) = blocking_client(&server, RetryPolicy::default());
+    let keyed = |key: &str| jobwire_core::SubmitOptions::default().idempotency_key(key);
+    let first = client
+        .submit_with("echo", &json!("a"), keyed("k-1"))
+        .unwrap();
+    let again = client
+        .submit_with("echo", &json!("a"), keyed("k-1"))
+        .unwrap();
+    assert_eq!(first.id(), again.id());
+    let err = client
+        .submit_with("echo", &json!("b"), keyed("k-1"))
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(http::StatusCode::UNPROCESSABLE_ENTITY),
+        "{err}"
+    );
+    let held = {
+        let client = client.clone();
+        let options = keyed("k-2").wait(Duration::from_secs(5));
+        std::thread::spawn(move || {
+            client.submit_with("sleep", &json!({"duration_seconds": 0.6}), options)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let err = client
+        .submit_with("sleep", &json!({"duration_seconds": 0.6}), keyed("k-2"))
+        .unwrap_err();
+    assert_eq!(err.status(), Some(http::StatusCode::CONFLICT), "{err}");
+    let held = held.join().unwrap().unwrap();
+    assert_eq!(held.status(), &jobwire_blocking::JobStatus::Succeeded);
+    server.shutdown();
+}

@@ -133,11 +133,14 @@ fn schemathesis() -> Result<(), String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting the server: {e}"))?;
-    let url = BufReader::new(server.stdout.take().ok_or("no server stdout")?)
+    let mut lines = BufReader::new(server.stdout.take().ok_or("no server stdout")?)
         .lines()
-        .map_while(Result::ok)
+        .map_while(Result::ok);
+    let url = lines
         .find_map(|line| line.split("listening on ").nth(1).map(str::to_owned))
         .ok_or("the server did not say where it listens")?;
+    // Keep reading what it prints after, so it never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let auth = format!("Authorization: Bearer {token}");
     let document = format!("{}/v1/openapi.json", url.trim());
     let result = run(
@@ -158,6 +161,8 @@ fn schemathesis() -> Result<(), String> {
             "1",
             "--seed",
             SCHEMATHESIS_SEED,
+            "--wait-for-schema",
+            "10",
         ],
     );
     let _ = server.kill();

@@ -206,6 +206,15 @@ async fn stop_requested() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// Prints a line, and carries on if nobody reads it any more: a server whose terminal or
+/// pipe went away keeps serving (`println!` would panic on the broken pipe).
+macro_rules! say {
+    ($stream:ident, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::$stream(), $($arg)*);
+    }};
+}
+
 async fn run(cli: Cli) -> ExitCode {
     let generated_token = cli.tokens.is_empty();
     let cli_grace = cli.grace;
@@ -225,7 +234,8 @@ async fn run(cli: Cli) -> ExitCode {
     }
     config = config.shutdown_grace(cli.grace);
     if !cli.faults.is_empty() {
-        eprintln!(
+        say!(
+            stderr,
             "jobwire-server: injecting faults on purpose: {:?}",
             cli.faults
         );
@@ -234,24 +244,33 @@ async fn run(cli: Cli) -> ExitCode {
     let server = match spawn(config).await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("jobwire-server: {e}");
+            say!(stderr, "jobwire-server: {e}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    say!(
+        stdout,
         "jobwire-server {} listening on {}",
         env!("CARGO_PKG_VERSION"),
         server.url()
     );
     match &cli.data_dir {
-        Some(dir) => println!("data: {}", dir.join("jobwire.db").display()),
-        None => println!("data: in memory (lost on exit)"),
+        Some(dir) => say!(stdout, "data: {}", dir.join("jobwire.db").display()),
+        None => say!(stdout, "data: in memory (lost on exit)"),
     }
     if generated_token {
-        println!("token (tenant \"{DEFAULT_TENANT}\"): {}", server.token());
+        say!(
+            stdout,
+            "token (tenant \"{DEFAULT_TENANT}\"): {}",
+            server.token()
+        );
     }
     stop_requested().await;
-    println!("stopping: running jobs get up to {:?} to finish", cli_grace);
+    say!(
+        stdout,
+        "stopping: running jobs get up to {:?} to finish",
+        cli_grace
+    );
     server.shutdown().await;
     ExitCode::SUCCESS
 }
