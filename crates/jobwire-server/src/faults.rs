@@ -65,7 +65,7 @@ pub enum Fault {
 
 /// Which requests a fault applies to, and how often.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FaultRule {
+pub(crate) struct FaultRule {
     fault: Fault,
     probability: f64,
     method: Option<http::Method>,

@@ -83,7 +83,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, DEFAULT_TENANT};
-pub use faults::{Fault, FaultRule, Faults};
+pub use faults::{Fault, Faults};
 pub use store::StoreError;
 
 use bus::EventBus;
