@@ -12,8 +12,9 @@
 //! - a stream running from `from` that has seen up to `seen`: a position at or above
 //!   `seen` will see all of the job's later events; one between `from` and `seen` is
 //!   answered from the `done`s the stream saw recently for jobs no one waited on (kept
-//!   while the record of them is complete); anything else, or no position at all, must
-//!   re-read the job first
+//!   while the record of them is complete); one a little before `from` (waits registered
+//!   out of order, as threads do) restarts the stream from there, a replay of a few
+//!   events; anything else, or no position at all, must re-read the job first
 //!   ([`Registration::Recheck`]) and register again with the fresh position.
 //!
 //! When the server has no event stream (404, 501, a proxy that does not pass
@@ -49,6 +50,10 @@ use crate::Job;
 
 /// How many recent `done`s are remembered for waits that register late.
 const RECENT_DONE: usize = 4096;
+/// How far before a running stream's start a registration may be and still be answered
+/// by restarting the stream from it (a replay of at most this many events), rather than
+/// by a read of the job.
+const MAX_REWIND: u64 = 10_000;
 /// How long waits long-poll after the event stream proved unavailable.
 const UNAVAILABLE_FOR: Duration = Duration::from_secs(60);
 
@@ -201,11 +206,16 @@ impl Watchlist {
         match &mut self.stream {
             Stream::Stopped => self.stream = Stream::Starting { from: position },
             Stream::Starting { from } => *from = (*from).min(position),
-            Stream::Running { follower, from } => {
-                let seen = follower.last_event_id().unwrap_or(*from);
-                if position < *from {
+            Stream::Running { from, .. } if position < *from => {
+                if *from - position > MAX_REWIND {
                     return Registration::Recheck;
                 }
+                // Restart from the lower position: everyone registered replays from
+                // there, and the old connection is dropped at the driver's next step.
+                self.stream = Stream::Starting { from: position };
+            }
+            Stream::Running { follower, from } => {
+                let seen = follower.last_event_id().unwrap_or(*from);
                 if position < seen {
                     // Some of its events may have gone by before it registered.
                     if self.recent.complete_after > position {
@@ -589,8 +599,6 @@ mod tests {
             format!("{}{}", done(105, "x"), status(110, "y")).as_bytes(),
         );
         list.next(t0);
-        // Before the stream's start: unknown what happened in between.
-        assert_eq!(list.register(t0, "z", Some(99)), Registration::Recheck);
         // Behind what the stream has seen, finished meanwhile: answered from memory.
         assert!(
             matches!(list.register(t0, "x", Some(101)), Registration::Finished(j) if j.id == "x")
@@ -610,6 +618,42 @@ mod tests {
         assert_eq!(woken, [w, y]);
         // A second wait on a job already handed out registers late: it must read it.
         assert_eq!(list.register(t0, "w", Some(200)), Registration::Recheck);
+    }
+
+    /// Waits registered out of order (threads do): one from a little before the stream's
+    /// start restarts it from there; one from long before must read its job.
+    #[test]
+    fn a_registration_before_the_start_rewinds_the_stream() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(20_000)));
+        connected(&mut list, t0);
+        list.on_chunk(t0, status(20_001, "a").as_bytes());
+        assert!(matches!(list.next(t0), HubStep::Read { .. }));
+        assert_eq!(
+            list.register(t0, "far", Some(20_000 - MAX_REWIND - 1)),
+            Registration::Recheck
+        );
+        let b = waiting(list.register(t0, "b", Some(19_990)));
+        // The old stream's chunks no longer count; the next step reconnects from 19 990.
+        list.on_chunk(t0, done(20_002, "a").as_bytes());
+        connected(&mut list, t0);
+        let req = list.request(&config()).unwrap();
+        assert_eq!(req.headers()["last-event-id"], "19990");
+        list.on_chunk(
+            t0,
+            format!(
+                "{}{}{}",
+                done(19_995, "b"),
+                status(20_001, "a"),
+                done(20_002, "a")
+            )
+            .as_bytes(),
+        );
+        assert_eq!(list.next(t0), HubStep::Stop, "both woken by the replay");
+        let mut woken: Vec<Ticket> = list.take_wakes().into_iter().map(|(t, _)| t).collect();
+        woken.sort_by_key(|t| t.0);
+        assert_eq!(woken, [a, b]);
     }
 
     #[test]
