@@ -1,11 +1,14 @@
-//! The live side of job events: everything the runner records is published, in commit
-//! order, to the tenant's subscribers (the event streams of `http::events`).
+//! The live side of job events: every event the store commits is published, in id
+//! order, to the tenant's subscribers (the event streams of `http::events` and the waits
+//! of `runner`).
 //!
-//! Recording and publishing happen under one lock, so subscribers see events in sequence
-//! order: a stream cut after event `n` and resumed with `Last-Event-ID: n` then misses
-//! nothing and repeats nothing. Each tenant has one bounded broadcast channel; a
-//! subscriber that falls more than its capacity behind learns it lagged (and its stream
-//! is cut off, to resume from the store), while publishing never waits for anyone.
+//! The store is the only publisher, and publishes from one place in id order (under its
+//! lock in memory, from its writer thread for SQLite, from its listener for PostgreSQL,
+//! which also brings the events other server processes wrote). So a stream cut after
+//! event `n` and resumed with `Last-Event-ID: n` misses nothing and repeats nothing. Each
+//! tenant has one bounded broadcast channel; a subscriber that falls more than its
+//! capacity behind learns it lagged (and its stream is cut off, to resume from the
+//! store), while publishing never waits for anyone.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,8 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::store::{Event, NewEvent, StoreError};
-use crate::util::lock;
+use crate::locking::lock;
+use crate::store::Event;
 
 /// A recorded event as subscribers receive it.
 pub(crate) type LiveEvent = Arc<Event>;
@@ -29,42 +32,38 @@ pub(crate) struct EventBus {
 }
 
 impl EventBus {
-    /// A bus whose subscribers may fall `capacity` events behind; `latest` is the highest
-    /// sequence id the store has given so far.
-    pub(crate) fn new(capacity: usize, latest: i64) -> Self {
+    /// A bus whose subscribers may fall `capacity` events behind.
+    pub(crate) fn new(capacity: usize) -> Self {
         EventBus {
             channels: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
-            latest: AtomicI64::new(latest),
+            latest: AtomicI64::new(0),
             closed: watch::Sender::new(false),
         }
     }
 
-    /// Records `events` of `tenant` with `write` (a store call that returns their sequence
-    /// ids) and publishes them, in order. Nothing is published when the write fails.
-    pub(crate) fn record(
-        &self,
-        tenant: &str,
-        events: Vec<NewEvent>,
-        write: impl FnOnce(&[NewEvent]) -> Result<Vec<i64>, StoreError>,
-    ) -> Result<(), StoreError> {
-        // Held from the write to the publish: sequence order is publish order.
+    /// Publishes committed events, as `(tenant, event)`; the store calls it from one
+    /// place, in id order.
+    pub(crate) fn publish(&self, events: impl IntoIterator<Item = (String, Event)>) {
         let mut channels = lock(&self.channels);
-        let seqs = write(&events)?;
-        if let Some(&last) = seqs.last() {
-            self.latest.fetch_max(last, Ordering::AcqRel);
-        }
-        if let Some(tx) = channels.get(tenant) {
+        for (tenant, event) in events {
+            self.latest.fetch_max(event.seq, Ordering::AcqRel);
+            let Some(tx) = channels.get(&tenant) else {
+                continue;
+            };
             if tx.receiver_count() == 0 {
-                channels.remove(tenant);
+                channels.remove(&tenant);
             } else {
-                for (event, seq) in events.into_iter().zip(seqs) {
-                    // Err only means every receiver left meanwhile.
-                    let _ = tx.send(Arc::new(event.recorded(seq)));
-                }
+                // Err only means every receiver left meanwhile.
+                let _ = tx.send(Arc::new(event));
             }
         }
-        Ok(())
+    }
+
+    /// Raises the highest committed id the bus knows of without publishing anything: a
+    /// store opening over earlier events says where they end.
+    pub(crate) fn advance(&self, seq: i64) {
+        self.latest.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Receives every event of `tenant` recorded from now on.
@@ -76,8 +75,9 @@ impl EventBus {
         tx.subscribe()
     }
 
-    /// The highest sequence id recorded so far. Read under a job's lock, every later
-    /// event of that job is above it.
+    /// The highest event id published so far. Every event committed after it was read
+    /// has a higher id (ids grow in commit order); it may lag behind the store, never run
+    /// ahead of it.
     pub(crate) fn latest(&self) -> i64 {
         self.latest.load(Ordering::Acquire)
     }
@@ -96,13 +96,13 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::EventKind;
 
-    fn event(job: &str) -> NewEvent {
-        NewEvent {
+    fn event(seq: i64, job: &str) -> Event {
+        Event {
+            seq,
             job_id: job.into(),
             service_id: "svc".into(),
-            kind: EventKind::Log,
+            kind: "log".into(),
             data: serde_json::json!({ "job_id": job }),
             created_at: String::new(),
         }
@@ -110,45 +110,28 @@ mod tests {
 
     #[test]
     fn publishes_in_order_to_the_tenant_only() {
-        let bus = EventBus::new(8, 10);
+        let bus = EventBus::new(8);
+        bus.advance(10);
         let mut mine = bus.subscribe("t1");
         let mut theirs = bus.subscribe("t2");
-        let mut next = 10;
-        let mut write = |events: &[NewEvent]| {
-            Ok(events
-                .iter()
-                .map(|_| {
-                    next += 1;
-                    next
-                })
-                .collect())
-        };
-        bus.record("t1", vec![event("a"), event("b")], &mut write)
-            .unwrap();
+        bus.publish([("t1".into(), event(11, "a")), ("t1".into(), event(12, "b"))]);
         assert_eq!(bus.latest(), 12);
         assert_eq!(mine.try_recv().unwrap().seq, 11);
         assert_eq!(mine.try_recv().unwrap().job_id, "b");
         assert!(theirs.try_recv().is_err());
-        // A failed write publishes nothing and moves nothing.
-        let failed = bus.record("t1", vec![event("c")], |_| {
-            Err(StoreError::new("disk full"))
-        });
-        assert!(failed.is_err());
-        assert!(mine.try_recv().is_err());
-        assert_eq!(bus.latest(), 12);
+        // Events of a tenant nobody follows still move the position.
+        bus.publish([("t3".into(), event(13, "c"))]);
+        assert_eq!(bus.latest(), 13);
+        bus.advance(5);
+        assert_eq!(bus.latest(), 13, "never back");
     }
 
     #[test]
     fn a_lagging_subscriber_is_told_and_publishing_never_waits() {
-        let bus = EventBus::new(2, 0);
+        let bus = EventBus::new(2);
         let mut slow = bus.subscribe("t");
-        let mut seq = 0;
-        for _ in 0..5 {
-            bus.record("t", vec![event("a")], |_| {
-                seq += 1;
-                Ok(vec![seq])
-            })
-            .unwrap();
+        for seq in 1..=5 {
+            bus.publish([("t".into(), event(seq, "a"))]);
         }
         assert!(matches!(
             slow.try_recv(),

@@ -16,6 +16,22 @@ pub(crate) enum Storage {
     Memory,
     /// SQLite (WAL) at `dir/jobwire.db`: survives restarts.
     Dir(PathBuf),
+    /// A PostgreSQL database, which several server processes may share.
+    Postgres(DatabaseUrl),
+}
+
+/// A database URL, which may carry a password: `Debug` shows it without.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct DatabaseUrl(pub(crate) String);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // postgres://user:password@host/db -> postgres://…@host/db
+        match self.0.split_once("://").zip(self.0.rsplit_once('@')) {
+            Some(((scheme, _), (_, rest))) => write!(f, "\"{scheme}://…@{rest}\""),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
 }
 
 /// How to run a server: built with chained calls, handed to [`spawn`](crate::spawn) or
@@ -57,6 +73,7 @@ pub struct ServerConfig {
     pub(crate) max_events_per_stream: Option<usize>,
     pub(crate) idempotency_window: Duration,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) lease: Duration,
     pub(crate) faults: crate::Faults,
 }
 
@@ -82,6 +99,7 @@ impl ServerConfig {
             max_events_per_stream: None,
             idempotency_window: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::ZERO,
+            lease: Duration::from_secs(15),
             faults: crate::Faults::default(),
         }
     }
@@ -104,6 +122,24 @@ impl ServerConfig {
     /// not started run then; those it was running fail as `interrupted`.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.storage = Storage::Dir(dir.into());
+        self
+    }
+
+    /// Keeps everything in a PostgreSQL database (`postgres://user:password@host/db`),
+    /// which several server processes may share behind a load balancer: each runs the
+    /// jobs it accepted under a lease it renews, and takes over the jobs of a server that
+    /// is gone once their leases run out (by the crash rule). Events reach subscribers on
+    /// every server, and idempotency keys and per-tenant limits hold across them.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.storage = Storage::Postgres(DatabaseUrl(url.into()));
+        self
+    }
+
+    /// How long a server's claim on the jobs it runs lasts without renewal (default
+    /// 15 s; renewed every third of it). On a shared database, a server that dies has
+    /// its unfinished jobs taken over this long after its last renewal.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
         self
     }
 
@@ -224,6 +260,16 @@ impl ServerConfig {
                 "heartbeat, event_retention and idempotency_window must be longer than zero".into(),
             );
         }
+        if self.lease < Duration::from_millis(300) {
+            return Err("lease must be at least 300 ms".into());
+        }
+        if let Storage::Postgres(url) = &self.storage {
+            if !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://")) {
+                return Err(format!(
+                    "a database URL starts with postgres:// or postgresql://, not {url:?}"
+                ));
+            }
+        }
         if self.subscriber_buffer == 0 || self.max_h2_streams == 0 {
             return Err("subscriber_buffer and max_h2_streams must be at least 1".into());
         }
@@ -269,6 +315,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_events_per_stream", &self.max_events_per_stream)
             .field("idempotency_window", &self.idempotency_window)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("lease", &self.lease)
             .field("faults", &self.faults)
             .finish()
     }
@@ -284,6 +331,10 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("team"));
         assert!(!shown.contains("s3cr3t"));
+        let c = ServerConfig::new().database_url("postgres://app:pw0rd@db.local:5432/jobs");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("postgres://…@db.local:5432/jobs"), "{shown}");
+        assert!(!shown.contains("pw0rd"));
     }
 
     #[test]
@@ -297,5 +348,13 @@ mod tests {
         assert!(ServerConfig::new().max_h2_streams(0).validate().is_err());
         assert!(ServerConfig::new().token("a b", "t").validate().is_err());
         assert!(ServerConfig::new().token("ab", "").validate().is_err());
+        assert!(ServerConfig::new()
+            .lease(Duration::from_millis(10))
+            .validate()
+            .is_err());
+        assert!(ServerConfig::new()
+            .database_url("mysql://x")
+            .validate()
+            .is_err());
     }
 }

@@ -59,15 +59,17 @@
 #![warn(missing_docs)]
 
 mod bus;
+mod clock;
 mod config;
 mod faults;
 mod http;
+mod ids;
+mod locking;
 mod retention;
 mod runner;
 mod schema;
 mod services;
 mod store;
-mod util;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,10 +89,11 @@ pub use faults::{Fault, Faults};
 pub use store::StoreError;
 
 use bus::EventBus;
+use clock::SystemClock;
 use config::Storage;
 use runner::{Limits, Runner};
 use services::Registry;
-use store::{MemoryStore, SqliteStore, Store};
+use store::{MemoryStore, PgStore, SqliteStore, Store};
 
 /// How long [`ServerHandle::shutdown`] lets in-flight requests finish before cutting them
 /// (after the jobs' own grace).
@@ -127,7 +130,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     config.validate().map_err(ServerError::Config)?;
     let mut tokens = config.tokens.clone();
     if tokens.is_empty() {
-        let token = util::random_id("jw_", 24)
+        let token = ids::random_id("jw_", 24)
             .map_err(|e| ServerError::Config(format!("cannot generate a token: {e}")))?;
         tokens.push((token, DEFAULT_TENANT.to_owned()));
     }
@@ -136,31 +139,43 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .map(|(token, _)| token.clone())
         .unwrap_or_default();
 
+    let bus = Arc::new(EventBus::new(config.subscriber_buffer));
     let store: Arc<dyn Store> = match &config.storage {
-        Storage::Memory => Arc::new(MemoryStore::new(config.max_finished_jobs_in_memory)),
-        Storage::Dir(dir) => Arc::new(SqliteStore::open(dir)?),
+        Storage::Memory => Arc::new(MemoryStore::new(
+            config.max_finished_jobs_in_memory,
+            bus.clone(),
+        )),
+        Storage::Dir(dir) => Arc::new(SqliteStore::open(dir, bus.clone())?),
+        Storage::Postgres(url) => Arc::new(PgStore::connect(&url.0, bus.clone()).await?),
     };
-    let registry = Registry::builtin();
-    registry.seed(store.as_ref())?;
-    let bus = Arc::new(EventBus::new(
-        config.subscriber_buffer,
-        store.last_event_seq()?,
-    ));
+    let registry = Arc::new(Registry::builtin());
+    registry.seed(store.as_ref()).await?;
     let limits = Limits {
         max_in_flight: config.max_jobs_in_flight,
         max_reports_per_job: config.max_events_per_job,
+        lease: config.lease,
     };
-    let runner = Runner::new(store.clone(), bus.clone(), limits);
+    let server_id = ids::random_id("srv_", 8)
+        .map_err(|e| ServerError::Config(format!("cannot generate a server id: {e}")))?;
+    let runner = Runner::new(
+        store.clone(),
+        bus.clone(),
+        Arc::new(SystemClock),
+        registry,
+        server_id,
+        limits,
+    );
     let shutdown_grace = config.shutdown_grace;
-    let recovered = runner.recover(|service_id| registry.handler(service_id))?;
+    let recovered = runner.recover().await?;
     if recovered.resumed + recovered.interrupted > 0 {
         tracing::warn!(
             resumed = recovered.resumed,
             interrupted = recovered.interrupted,
-            "jobs left unfinished by a previous process: queued ones run now, running ones \
-             failed as interrupted"
+            "jobs whose server is gone: queued ones run here now, running ones failed as \
+             interrupted"
         );
     }
+    tokio::spawn(runner.clone().maintain(bus.closed()));
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -169,7 +184,6 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let app = Arc::new(http::App {
         tokens: http::Tokens::new(&tokens),
         runner: runner.clone(),
-        registry,
         max_body_bytes: config.max_body_bytes,
         max_wait: config.max_wait,
         heartbeat: config.heartbeat,
@@ -330,44 +344,49 @@ impl ServerHandle {
     /// unfinished as `interrupted`, stops accepting connections, lets in-flight requests
     /// finish (up to 10 s), then flushes the store.
     pub async fn shutdown(mut self) {
-        if self.stop.is_some() {
+        if let Some(stop) = self.stop.take() {
             self.runner.close();
             let deadline = tokio::time::Instant::now() + self.shutdown_grace;
             while self.runner.unfinished() > 0 && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            let _ = stop.send(());
+            end_jobs(self.runner.clone()).await;
         }
-        self.begin_shutdown();
         if let Some(mut task) = self.task.take() {
             if tokio::time::timeout(DRAIN_LIMIT, &mut task).await.is_err() {
                 tracing::warn!("in-flight requests did not finish in time; cutting them");
                 task.abort();
             }
         }
-        if let Err(e) = self.runner.store().close() {
+        if let Err(e) = self.runner.store().close().await {
             tracing::warn!(error = %e, "closing the store");
         }
         tracing::info!("jobwire server stopped");
     }
+}
 
-    /// Refuses new jobs, stops accepting connections and ends unfinished jobs; idempotent.
-    fn begin_shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            self.runner.close();
-            let _ = stop.send(());
-            let aborted = self.runner.abort_all();
-            if aborted > 0 {
-                tracing::info!(jobs = aborted, "failed unfinished jobs as interrupted");
-            }
-            // After the last `done`: event streams end, so their connections can close.
-            self.runner.bus().close();
-        }
+/// Fails the unfinished jobs as interrupted, gives up the leases, then ends the event
+/// streams (after the last `done`, so their connections can close).
+async fn end_jobs(runner: Runner) {
+    let aborted = runner.abort_all().await;
+    if aborted > 0 {
+        tracing::info!(jobs = aborted, "failed unfinished jobs as interrupted");
     }
+    runner.bus().close();
 }
 
 impl Drop for ServerHandle {
+    /// Refuses new jobs and stops accepting connections at once; the unfinished jobs end
+    /// in the background (a drop cannot wait for the store).
     fn drop(&mut self) {
-        self.begin_shutdown();
+        if let Some(stop) = self.stop.take() {
+            self.runner.close();
+            let _ = stop.send(());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(end_jobs(self.runner.clone()));
+            }
+        }
     }
 }
 

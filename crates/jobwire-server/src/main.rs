@@ -22,6 +22,11 @@ OPTIONS:
     --addr ADDR            listen on ADDR (default 127.0.0.1:7878)          [env JOBWIRE_ADDR]
     --data-dir DIR         keep data in DIR/jobwire.db (default ./jobwire-data) [env JOBWIRE_DATA_DIR]
     --memory               keep data in memory only (lost on exit)
+    --database-url URL     keep data in PostgreSQL (postgres://user:pass@host/db), which
+                           several servers may share                 [env JOBWIRE_DATABASE_URL]
+    --lease SECONDS        how long this server's claim on its running jobs lasts without
+                           renewal; a peer takes over a dead server's jobs this long after
+                           it died (default 15)
     --token TOKEN[=TENANT] accept `Authorization: Bearer TOKEN` for TENANT (default tenant
                            \"default\"); repeatable. Without any token, a random one is
                            generated and printed.                            [env JOBWIRE_TOKENS=t1=tenant1,t2=tenant2]
@@ -41,12 +46,20 @@ OPTIONS:
 Flags win over environment variables; --token flags replace JOBWIRE_TOKENS.
 Log level: JOBWIRE_LOG=error|warn|info|debug|trace (default info), on stderr.";
 
+/// Where the data goes.
+#[derive(Debug, PartialEq)]
+enum Store {
+    Memory,
+    Dir(PathBuf),
+    Postgres(String),
+}
+
 /// What the command line and environment asked for.
 #[derive(Debug, PartialEq)]
 struct Cli {
     addr: SocketAddr,
-    /// `None`: in memory.
-    data_dir: Option<PathBuf>,
+    store: Store,
+    lease: Option<Duration>,
     tokens: Vec<(String, String)>,
     heartbeat: Option<Duration>,
     event_retention: Option<Duration>,
@@ -85,6 +98,8 @@ fn parse(
     let mut addr: Option<String> = None;
     let mut data_dir: Option<PathBuf> = None;
     let mut memory = false;
+    let mut database_url: Option<String> = None;
+    let mut lease = None;
     let mut tokens = Vec::new();
     let mut heartbeat = None;
     let mut event_retention = None;
@@ -111,6 +126,8 @@ fn parse(
             "--addr" => addr = Some(value("--addr")?),
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--memory" if inline.is_none() => memory = true,
+            "--database-url" => database_url = Some(value("--database-url")?),
+            "--lease" => lease = Some(seconds(&flag, &value("--lease")?)?),
             "--token" => tokens.push(parse_token(&value("--token")?)?),
             "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
             "--event-retention" => {
@@ -134,8 +151,13 @@ fn parse(
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if memory && data_dir.is_some() {
-        return Err("--memory and --data-dir exclude each other".into());
+    if [memory, data_dir.is_some(), database_url.is_some()]
+        .iter()
+        .filter(|chosen| **chosen)
+        .count()
+        > 1
+    {
+        return Err("--memory, --data-dir and --database-url exclude each other".into());
     }
 
     let addr = addr
@@ -144,14 +166,15 @@ fn parse(
     let addr: SocketAddr = addr
         .parse()
         .map_err(|_| format!("{addr:?} is not an address like 127.0.0.1:7878"))?;
-    let data_dir = if memory {
-        None
+    let store = if memory {
+        Store::Memory
+    } else if let Some(dir) = data_dir {
+        Store::Dir(dir)
+    } else if let Some(url) = database_url.or_else(|| env("JOBWIRE_DATABASE_URL")) {
+        Store::Postgres(url)
     } else {
-        Some(
-            data_dir
-                .or_else(|| env("JOBWIRE_DATA_DIR").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("./jobwire-data")),
-        )
+        let dir = env("JOBWIRE_DATA_DIR").map(PathBuf::from);
+        Store::Dir(dir.unwrap_or_else(|| PathBuf::from("./jobwire-data")))
     };
     let mut faults = Faults::new(fault_seed);
     for spec in &fault_specs {
@@ -166,7 +189,8 @@ fn parse(
     }
     Ok(Some(Cli {
         addr,
-        data_dir,
+        store,
+        lease,
         tokens,
         heartbeat,
         event_retention,
@@ -219,10 +243,14 @@ async fn run(cli: Cli) -> ExitCode {
     let generated_token = cli.tokens.is_empty();
     let cli_grace = cli.grace;
     let mut config = ServerConfig::new().addr(cli.addr);
-    config = match &cli.data_dir {
-        Some(dir) => config.data_dir(dir.clone()),
-        None => config.memory(),
+    config = match &cli.store {
+        Store::Memory => config.memory(),
+        Store::Dir(dir) => config.data_dir(dir.clone()),
+        Store::Postgres(url) => config.database_url(url.clone()),
     };
+    if let Some(lease) = cli.lease {
+        config = config.lease(lease);
+    }
     for (token, tenant) in cli.tokens {
         config = config.token(token, tenant);
     }
@@ -254,9 +282,11 @@ async fn run(cli: Cli) -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         server.url()
     );
-    match &cli.data_dir {
-        Some(dir) => say!(stdout, "data: {}", dir.join("jobwire.db").display()),
-        None => say!(stdout, "data: in memory (lost on exit)"),
+    match &cli.store {
+        Store::Dir(dir) => say!(stdout, "data: {}", dir.join("jobwire.db").display()),
+        Store::Memory => say!(stdout, "data: in memory (lost on exit)"),
+        // The URL may carry a password: not printed.
+        Store::Postgres(_) => say!(stdout, "data: PostgreSQL (--database-url)"),
     }
     if generated_token {
         say!(
@@ -320,7 +350,8 @@ mod tests {
             cli(&[], &[]).unwrap().unwrap(),
             Cli {
                 addr: "127.0.0.1:7878".parse().unwrap(),
-                data_dir: Some(PathBuf::from("./jobwire-data")),
+                store: Store::Dir(PathBuf::from("./jobwire-data")),
+                lease: None,
                 tokens: vec![],
                 heartbeat: None,
                 event_retention: None,
@@ -339,7 +370,7 @@ mod tests {
         ];
         let from_env = cli(&[], &env).unwrap().unwrap();
         assert_eq!(from_env.addr, "0.0.0.0:1".parse().unwrap());
-        assert_eq!(from_env.data_dir, Some(PathBuf::from("/env")));
+        assert_eq!(from_env.store, Store::Dir(PathBuf::from("/env")));
         assert_eq!(
             from_env.tokens,
             [("e1".into(), "te".into()), ("e2".into(), "default".into())]
@@ -359,13 +390,22 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(flags.addr, "127.0.0.1:9".parse().unwrap());
-        assert_eq!(flags.data_dir, None);
+        assert_eq!(flags.store, Store::Memory);
         assert_eq!(
             flags.tokens,
             [("a".into(), "ta".into()), ("b".into(), "default".into())]
         );
         let dir = cli(&["--data-dir=/x"], &env).unwrap().unwrap();
-        assert_eq!(dir.data_dir, Some(PathBuf::from("/x")));
+        assert_eq!(dir.store, Store::Dir(PathBuf::from("/x")));
+        let pg = cli(&["--database-url", "postgres://h/db", "--lease=2"], &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(pg.store, Store::Postgres("postgres://h/db".into()));
+        assert_eq!(pg.lease, Some(Duration::from_secs(2)));
+        let pg_env = cli(&[], &[("JOBWIRE_DATABASE_URL", "postgres://e/db")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(pg_env.store, Store::Postgres("postgres://e/db".into()));
         let events = cli(&["--heartbeat", "0.5", "--event-retention=60"], &[])
             .unwrap()
             .unwrap();
@@ -384,6 +424,8 @@ mod tests {
             &["--addr", "nope"],
             &["--bogus"],
             &["--memory", "--data-dir", "x"],
+            &["--data-dir", "x", "--database-url", "postgres://h/db"],
+            &["--lease", "0"],
             &["--token", "=tenant"],
             &["--token", "tok="],
             &["--memory=yes"],

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::clock::rfc3339_at;
 use crate::store::Store;
-use crate::util::rfc3339_at;
 
 /// How often a pass runs for a retention `window`: often enough that nothing outlives
 /// its window by much more than a quarter of it, never more than once a minute apart.
@@ -39,11 +39,8 @@ pub(crate) async fn run(
         }
         let now = SystemTime::now();
         let (events_before, keys_before) = (before(now, window), before(now, keys_window));
-        let store = store.clone();
-        // A pass may delete many rows: keep it off the event loop.
-        let pass = move || store.prune(&events_before, &keys_before);
-        match tokio::task::spawn_blocking(pass).await {
-            Ok(Ok(pruned)) if pruned.events + pruned.jobs + pruned.keys > 0 => {
+        match store.prune(&events_before, &keys_before).await {
+            Ok(pruned) if pruned.events + pruned.jobs + pruned.keys > 0 => {
                 tracing::debug!(
                     events = pruned.events,
                     jobs = pruned.jobs,
@@ -51,9 +48,8 @@ pub(crate) async fn run(
                     "retention pass"
                 );
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
-            Err(e) => tracing::warn!(error = %e, "retention pass panicked"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
         }
     }
 }

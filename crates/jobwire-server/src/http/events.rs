@@ -71,7 +71,8 @@ pub(super) async fn job_events(
     let after = last_event_id(&headers)?.unwrap_or(0);
     let (job, _) = app
         .runner
-        .get(tenant.as_str(), &id)?
+        .get(tenant.as_str(), &id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
     let live = app.runner.bus().subscribe(tenant.as_str());
     let query = EventQuery {
@@ -87,7 +88,13 @@ pub(super) async fn job_events(
             limit: 1,
             ..query.clone()
         };
-        if app.runner.store().events(tenant.as_str(), &any)?.is_empty() {
+        if app
+            .runner
+            .store()
+            .events(tenant.as_str(), &any)
+            .await?
+            .is_empty()
+        {
             return Err(ApiError::gone(format!(
                 "the events of job {id} were removed after the retention window; \
                  read the job with GET /v1/jobs/{id}"
@@ -116,7 +123,7 @@ pub(super) async fn events(
         )));
     }
     let store = app.runner.store();
-    let service_id = service_filter(&app, &tenant, &query)?;
+    let service_id = service_filter(&app, &tenant, &query).await?;
     let resume = last_event_id(&headers)?;
     let live = app.runner.bus().subscribe(tenant.as_str());
     let after = match resume {
@@ -127,7 +134,7 @@ pub(super) async fn events(
         None => app.runner.bus().latest(),
     };
     // `Last-Event-ID: 0` asks for whatever is kept: never gone.
-    let floor = store.event_floor(tenant.as_str())?;
+    let floor = store.event_floor(tenant.as_str()).await?;
     if resume.is_some_and(|n| n > 0) && after < floor {
         return Err(gone_since(after, floor));
     }
@@ -221,7 +228,7 @@ impl Feed {
                 return Some(self.emit(&event));
             }
             if !self.history_done {
-                self.read_history()?;
+                self.read_history().await?;
                 continue;
             }
             let received = tokio::select! {
@@ -249,9 +256,9 @@ impl Feed {
     }
 
     /// Reads the next history page into the backlog; `None` ends the stream.
-    fn read_history(&mut self) -> Option<()> {
-        let store = self.app.runner.store();
-        let page = match store.events(self.tenant.as_str(), &self.query) {
+    async fn read_history(&mut self) -> Option<()> {
+        let store = self.app.runner.store().clone();
+        let page = match store.events(self.tenant.as_str(), &self.query).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read event history; ending the stream");
@@ -270,7 +277,7 @@ impl Feed {
             }
             End::Never {
                 resumed_from: Some(from),
-            } => match store.event_floor(self.tenant.as_str()) {
+            } => match store.event_floor(self.tenant.as_str()).await {
                 Ok(floor) if floor > from => {
                     tracing::debug!(from, floor, "retention overtook a resume point");
                     self.finished = true;

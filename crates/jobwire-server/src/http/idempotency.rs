@@ -14,7 +14,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
-use crate::util::{hex, lock};
+use crate::ids::hex;
+use crate::locking::lock;
 
 /// The request header.
 pub(super) const HEADER: &str = "idempotency-key";

@@ -26,9 +26,8 @@ use tracing::Instrument;
 pub(crate) use auth::Tokens;
 pub(crate) use problem::ApiError;
 
+use crate::ids::random_id;
 use crate::runner::Runner;
-use crate::services::Registry;
-use crate::util::random_id;
 
 /// The request header (and response header) carrying the request id.
 const REQUEST_ID: &str = "x-request-id";
@@ -40,7 +39,6 @@ pub(crate) struct App {
     /// Runs and tracks jobs; owns the store.
     pub runner: Runner,
     /// Handlers by service id.
-    pub registry: Registry,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Cap for `Prefer: wait`.

@@ -22,10 +22,9 @@ use super::prefer;
 use super::problem::ApiError;
 use super::query::{decode_cursor, encode_cursor, CursorKind, Query};
 use super::App;
-use crate::runner::{KeyUse, SubmitError};
+use crate::runner::SubmitError;
 use crate::schema;
-use crate::store::KeyRecord;
-use crate::store::{JobQuery, ServiceQuery};
+use crate::store::{JobQuery, KeyRecord, KeyUse, ServiceQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -140,14 +139,18 @@ pub(super) async fn list_services(
         .text("cursor")
         .map(|c| decode_cursor(CursorKind::Services, c))
         .transpose()?;
-    let rows = app.runner.store().list_services(
-        tenant.as_str(),
-        &ServiceQuery {
-            name: query.text("name").map(str::to_owned),
-            after,
-            limit: limit + 1,
-        },
-    )?;
+    let rows = app
+        .runner
+        .store()
+        .list_services(
+            tenant.as_str(),
+            &ServiceQuery {
+                name: query.text("name").map(str::to_owned),
+                after,
+                limit: limit + 1,
+            },
+        )
+        .await?;
     page_response(rows, limit, &query, "/v1/services", CursorKind::Services)
 }
 
@@ -160,7 +163,8 @@ pub(super) async fn get_service(
     let service = app
         .runner
         .store()
-        .find_service(tenant.as_str(), &id)?
+        .find_service(tenant.as_str(), &id)
+        .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("there is no service with id or name {id:?}"))
         })?;
@@ -255,11 +259,12 @@ pub(super) async fn submit(
     let service = app
         .runner
         .store()
-        .find_service(tenant.as_str(), &id)?
+        .find_service(tenant.as_str(), &id)
+        .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("there is no service with id or name {id:?}"))
         })?;
-    let handler = app.registry.handler(&service.id).ok_or_else(|| {
+    let handler = app.runner.handlers().handler(&service.id).ok_or_else(|| {
         ApiError::unavailable(format!(
             "service {} has no handler in this server process",
             service.name
@@ -291,19 +296,25 @@ pub(super) async fn submit(
         .zip(fingerprint.as_deref())
         .map(|(key, fingerprint)| KeyUse { key, fingerprint });
     if let Some(used) = key_use {
-        if let Some(record) = app.runner.store().find_key(tenant.as_str(), used.key)? {
-            return replay(&app, &tenant, record, used.fingerprint);
+        if let Some(record) = app
+            .runner
+            .store()
+            .find_key(tenant.as_str(), used.key)
+            .await?
+        {
+            return replay(&app, &tenant, record, used.fingerprint).await;
         }
     }
     let submitted = app
         .runner
-        .submit(tenant.as_str(), &service, handler, input, labels, key_use);
+        .submit(tenant.as_str(), &service, handler, input, labels, key_use)
+        .await;
     let mut rx = match submitted {
         Ok(rx) => rx,
         // Recorded meanwhile by another server on the same store.
         Err(SubmitError::KeyTaken(record)) => {
             let fingerprint = fingerprint.unwrap_or_default();
-            return replay(&app, &tenant, record, &fingerprint);
+            return replay(&app, &tenant, record, &fingerprint).await;
         }
         Err(e) => {
             return Err(match e {
@@ -329,7 +340,8 @@ pub(super) async fn submit(
     let seen = rx.borrow().clone();
     let current = app
         .runner
-        .current(tenant.as_str(), seen)?
+        .current(tenant.as_str(), seen)
+        .await?
         .ok_or_else(ApiError::internal)?;
     // 200 only for a job that finished within a wait the client asked for; without one,
     // even a job that is already done answers 202, as docs/api.md promises.
@@ -342,7 +354,10 @@ pub(super) async fn submit(
         // Recorded before the answer leaves: a client that never gets it and repeats the
         // request gets this same status.
         let store = app.runner.store();
-        if let Err(e) = store.set_key_status(tenant.as_str(), key, status.as_u16()) {
+        if let Err(e) = store
+            .set_key_status(tenant.as_str(), key, status.as_u16())
+            .await
+        {
             tracing::warn!(error = %e, "cannot record an idempotent answer's status");
         }
     }
@@ -351,13 +366,19 @@ pub(super) async fn submit(
 
 /// The answer to a repeat of a keyed request: the first request's job as it stands now,
 /// with the status code the first was answered with (202 when it never was).
-fn replay(app: &App, tenant: &Tenant, record: KeyRecord, fingerprint: &str) -> Result<Response> {
+async fn replay(
+    app: &App,
+    tenant: &Tenant,
+    record: KeyRecord,
+    fingerprint: &str,
+) -> Result<Response> {
     if record.fingerprint != fingerprint {
         return Err(idempotency::mismatch());
     }
     let current = app
         .runner
-        .get(tenant.as_str(), &record.job_id)?
+        .get(tenant.as_str(), &record.job_id)
+        .await?
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "job {} of this Idempotency-Key is no longer kept",
@@ -384,21 +405,59 @@ pub(super) async fn get_job(
 ) -> Result<Response> {
     let wait = prefer::wait_seconds(&headers).map_err(ApiError::bad_request)?;
     let applied = wait.map(|w| app.cap_wait(w));
-    if let Some(seconds) = applied.filter(|s| *s > 0) {
-        // Only unfinished jobs can be watched; a finished one is answered at once.
-        if let Some(mut rx) = app.runner.watch(tenant.as_str(), &id) {
-            let initial = rx.borrow_and_update().status.clone();
-            let _ = tokio::time::timeout(
-                Duration::from_secs(seconds),
-                rx.wait_for(|job| job.status != initial || job.status.is_terminal()),
-            )
-            .await;
+    let seconds = applied.unwrap_or(0);
+    let not_found = || ApiError::not_found(format!("there is no job {id:?}"));
+    if seconds == 0 {
+        let current = app
+            .runner
+            .get(tenant.as_str(), &id)
+            .await?
+            .ok_or_else(not_found)?;
+        return job_response(StatusCode::OK, current, false, applied);
+    }
+    let wait = Duration::from_secs(seconds);
+    if let Some(mut rx) = app.runner.watch(tenant.as_str(), &id) {
+        // A job this server runs: its watch channel sees every change.
+        let initial = rx.borrow_and_update().status.clone();
+        let _ = tokio::time::timeout(
+            wait,
+            rx.wait_for(|job| job.status != initial || job.status.is_terminal()),
+        )
+        .await;
+    } else {
+        // Another server's job (or a finished one): its events say when it changes.
+        let mut live = app.runner.bus().subscribe(tenant.as_str());
+        let (job, position) = app
+            .runner
+            .get(tenant.as_str(), &id)
+            .await?
+            .ok_or_else(not_found)?;
+        if job.is_finished() {
+            return job_response(StatusCode::OK, (job, position), false, applied);
         }
+        let changed = async {
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if event.job_id == id
+                            && event.seq > position
+                            && matches!(event.kind.as_str(), "status" | "done")
+                        {
+                            return;
+                        }
+                    }
+                    // Fell behind, or the server is stopping: read the job again now.
+                    Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait, changed).await;
     }
     let current = app
         .runner
-        .get(tenant.as_str(), &id)?
-        .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
+        .get(tenant.as_str(), &id)
+        .await?
+        .ok_or_else(not_found)?;
     job_response(StatusCode::OK, current, false, applied)
 }
 
@@ -410,18 +469,27 @@ pub(super) async fn cancel(
 ) -> Result<Response> {
     let current = app
         .runner
-        .cancel(tenant.as_str(), &id)?
+        .cancel(tenant.as_str(), &id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
     job_response(StatusCode::OK, current, false, None)
 }
 
 /// The service id a `service=<id or name>` filter means. An unknown service is no error
 /// for a filter: it simply matches nothing.
-pub(super) fn service_filter(app: &App, tenant: &Tenant, query: &Query) -> Result<Option<String>> {
+pub(super) async fn service_filter(
+    app: &App,
+    tenant: &Tenant,
+    query: &Query,
+) -> Result<Option<String>> {
     let Some(wanted) = query.text("service") else {
         return Ok(None);
     };
-    let found = app.runner.store().find_service(tenant.as_str(), wanted)?;
+    let found = app
+        .runner
+        .store()
+        .find_service(tenant.as_str(), wanted)
+        .await?;
     Ok(Some(found.map_or_else(|| wanted.to_owned(), |svc| svc.id)))
 }
 
@@ -441,7 +509,7 @@ pub(super) async fn list_jobs(
         .map(|c| decode_cursor(CursorKind::Jobs, c))
         .transpose()?;
     let store = app.runner.store();
-    let service_id = service_filter(&app, &tenant, &query)?;
+    let service_id = service_filter(&app, &tenant, &query).await?;
     let status = match query.get("status") {
         Some(s) => match s.parse::<JobStatus>() {
             Ok(JobStatus::Unknown(_)) | Err(_) => {
@@ -462,16 +530,18 @@ pub(super) async fn list_jobs(
                 .ok_or_else(|| ApiError::bad_request(format!("label must be key:value, not {l:?}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let rows = store.list_jobs(
-        tenant.as_str(),
-        &JobQuery {
-            service_id,
-            status,
-            labels,
-            before,
-            limit: limit + 1,
-        },
-    )?;
+    let rows = store
+        .list_jobs(
+            tenant.as_str(),
+            &JobQuery {
+                service_id,
+                status,
+                labels,
+                before,
+                limit: limit + 1,
+            },
+        )
+        .await?;
     page_response(rows, limit, &query, "/v1/jobs", CursorKind::Jobs)
 }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Handler, HandlerResult, JobContext, ServiceDef};
-use crate::util::hex;
+use crate::ids::hex;
 
 /// The words the `steps` service streams, one per step, like a chat reply.
 const WORDS: &[&str] = &[

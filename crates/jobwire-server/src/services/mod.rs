@@ -15,9 +15,9 @@ use std::sync::Arc;
 use jobwire_core::{JobError, Service};
 use serde_json::Value;
 
+use crate::clock::{Clock, SystemClock};
 pub(crate) use crate::runner::JobContext;
 use crate::store::{Store, StoreError};
-use crate::util::now_rfc3339;
 
 /// What a handler returns: the job's output, or why it failed.
 pub(crate) type HandlerResult = Result<Value, JobError>;
@@ -98,12 +98,13 @@ impl Registry {
 
     /// Saves the registered services to the store as global services, keeping the
     /// creation time of those already there.
-    pub(crate) fn seed(&self, store: &dyn Store) -> Result<(), StoreError> {
+    pub(crate) async fn seed(&self, store: &dyn Store) -> Result<(), StoreError> {
         for def in &self.defs {
             let created_at = store
-                .find_service("", &def.id)?
+                .find_service("", &def.id)
+                .await?
                 .filter(|s| s.id == def.id)
-                .map_or_else(now_rfc3339, |s| s.created_at);
+                .map_or_else(|| SystemClock.now_rfc3339(), |s| s.created_at);
             let mut service = Service::new(
                 def.id.clone(),
                 def.name.clone(),
@@ -112,7 +113,7 @@ impl Registry {
             );
             service.description = def.description.clone();
             service.kind = "builtin".into();
-            store.upsert_service(None, &service)?;
+            store.upsert_service(None, &service).await?;
         }
         Ok(())
     }

@@ -1,32 +1,53 @@
 //! [`MemoryStore`]: everything in process memory, gone when the server stops.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use jobwire_core::{Job, Service};
 
 use super::{
-    labels_match, Event, EventQuery, JobQuery, KeyRecord, Keyed, NewEvent, Pruned, ServiceQuery,
-    Store, StoreError,
+    labels_match, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob,
+    Pruned, ServiceQuery, Store, StoreError,
 };
-use crate::util::lock;
+use crate::bus::EventBus;
+use crate::clock::{lease_end, unix_millis};
+use crate::locking::lock;
 
 /// A store in process memory, for tests and throwaway servers.
 ///
+/// Every call is a few map operations under one mutex, so its futures finish at once.
 /// Bounded: the retention pass removes the events of jobs finished before its cutoff, and
 /// keeps at most `max_finished_jobs` finished jobs (the oldest go first, events and all).
-#[derive(Debug)]
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
     max_finished_jobs: usize,
+    bus: Arc<EventBus>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+/// A stored job and who runs it.
+#[derive(Debug)]
+struct Row {
+    tenant: String,
+    job: Job,
+    owner: String,
+    /// When the lease runs out, in Unix milliseconds.
+    lease_until: i64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     /// seq -> (owner, service); `None` owner = global.
     services: BTreeMap<i64, (Option<String>, Service)>,
-    /// seq -> (tenant, job).
-    jobs: BTreeMap<i64, (String, Job)>,
+    /// seq -> job.
+    jobs: BTreeMap<i64, Row>,
     /// job id -> seq.
     job_seq: HashMap<String, i64>,
     /// Oldest first, with the tenant.
@@ -41,27 +62,32 @@ struct Inner {
 }
 
 impl MemoryStore {
-    /// An empty store that keeps at most `max_finished_jobs` finished jobs.
-    pub(crate) fn new(max_finished_jobs: usize) -> Self {
+    /// An empty store that keeps at most `max_finished_jobs` finished jobs and publishes
+    /// its events on `bus`.
+    pub(crate) fn new(max_finished_jobs: usize, bus: Arc<EventBus>) -> Self {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
             max_finished_jobs,
+            bus,
         }
     }
 }
 
 impl Inner {
-    fn push_events(&mut self, tenant: &str, events: &[NewEvent]) -> Vec<i64> {
-        events
-            .iter()
-            .map(|e| {
-                self.next_event += 1;
-                let seq = self.next_event;
-                self.events
-                    .push_back((tenant.to_owned(), e.clone().recorded(seq)));
-                seq
-            })
-            .collect()
+    /// Records events and publishes them, still under the store's lock: id order is
+    /// publish order.
+    fn push_events(&mut self, bus: &EventBus, tenant: &str, events: Vec<NewEvent>) -> Vec<i64> {
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut published = Vec::with_capacity(events.len());
+        for e in events {
+            self.next_event += 1;
+            let event = e.recorded(self.next_event);
+            seqs.push(event.seq);
+            self.events.push_back((tenant.to_owned(), event.clone()));
+            published.push((tenant.to_owned(), event));
+        }
+        bus.publish(published);
+        seqs
     }
 
     /// Removes the events `doomed` selects (by job id), raising the floors.
@@ -79,14 +105,26 @@ impl Inner {
         });
         before - self.events.len()
     }
+
+    fn unfinished_of(&self, tenant: &str) -> usize {
+        self.jobs
+            .values()
+            .filter(|row| row.tenant == tenant && !row.job.status.is_terminal())
+            .count()
+    }
 }
 
 fn visible(owner: &Option<String>, tenant: &str) -> bool {
     owner.as_deref().map_or(true, |o| o == tenant)
 }
 
+#[async_trait]
 impl Store for MemoryStore {
-    fn upsert_service(&self, tenant: Option<&str>, service: &Service) -> Result<(), StoreError> {
+    async fn upsert_service(
+        &self,
+        tenant: Option<&str>,
+        service: &Service,
+    ) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
         let owner = tenant.map(str::to_owned);
         let existing = inner
@@ -105,7 +143,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn find_service(&self, tenant: &str, id_or_name: &str) -> Result<Option<Service>, StoreError> {
+    async fn find_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Service>, StoreError> {
         let inner = lock(&self.inner);
         let by_id = inner
             .services
@@ -120,7 +162,7 @@ impl Store for MemoryStore {
         Ok(found.map(|(_, s)| s.clone()))
     }
 
-    fn list_services(
+    async fn list_services(
         &self,
         tenant: &str,
         query: &ServiceQuery,
@@ -138,59 +180,54 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn insert_job(
+    async fn insert_job(
         &self,
-        tenant: &str,
-        job: &Job,
-        events: &[NewEvent],
-    ) -> Result<(i64, Vec<i64>), StoreError> {
+        new: NewJob<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Inserted, StoreError> {
         let mut inner = lock(&self.inner);
-        if inner.job_seq.contains_key(&job.id) {
-            return Err(StoreError::new(format!("job id {} is taken", job.id)));
+        let slot = new.key.map(|k| (new.tenant.to_owned(), k.key.to_owned()));
+        if let Some((record, _)) = slot.as_ref().and_then(|slot| inner.keys.get(slot)) {
+            return Ok(Inserted::KeyTaken(record.clone()));
+        }
+        if inner.unfinished_of(new.tenant) >= new.max_in_flight {
+            return Ok(Inserted::AtLimit);
+        }
+        if inner.job_seq.contains_key(&new.job.id) {
+            return Err(StoreError::new(format!("job id {} is taken", new.job.id)));
         }
         inner.next_job += 1;
         let seq = inner.next_job;
-        inner.jobs.insert(seq, (tenant.to_owned(), job.clone()));
-        inner.job_seq.insert(job.id.clone(), seq);
-        Ok((seq, inner.push_events(tenant, events)))
-    }
-
-    fn insert_keyed_job(
-        &self,
-        tenant: &str,
-        job: &Job,
-        events: &[NewEvent],
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<Keyed, StoreError> {
-        let mut inner = lock(&self.inner);
-        let slot = (tenant.to_owned(), key.to_owned());
-        if let Some((record, _)) = inner.keys.get(&slot) {
-            return Ok(Keyed::Taken(record.clone()));
-        }
-        if inner.job_seq.contains_key(&job.id) {
-            return Err(StoreError::new(format!("job id {} is taken", job.id)));
-        }
-        inner.next_job += 1;
-        let seq = inner.next_job;
-        inner.jobs.insert(seq, (tenant.to_owned(), job.clone()));
-        inner.job_seq.insert(job.id.clone(), seq);
-        let record = KeyRecord {
-            fingerprint: fingerprint.to_owned(),
-            job_id: job.id.clone(),
-            status: None,
+        let row = Row {
+            tenant: new.tenant.to_owned(),
+            job: new.job.clone(),
+            owner: new.owner.to_owned(),
+            lease_until: lease_end(SystemTime::now(), new.lease),
         };
-        inner.keys.insert(slot, (record, job.created_at.clone()));
-        Ok(Keyed::Inserted(inner.push_events(tenant, events)))
+        inner.jobs.insert(seq, row);
+        inner.job_seq.insert(new.job.id.clone(), seq);
+        if let (Some(slot), Some(key)) = (slot, new.key) {
+            let record = KeyRecord {
+                fingerprint: key.fingerprint.to_owned(),
+                job_id: new.job.id.clone(),
+                status: None,
+            };
+            inner
+                .keys
+                .insert(slot, (record, new.job.created_at.clone()));
+        }
+        Ok(Inserted::Stored(
+            inner.push_events(&self.bus, new.tenant, events),
+        ))
     }
 
-    fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    async fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         let inner = lock(&self.inner);
         let slot = (tenant.to_owned(), key.to_owned());
         Ok(inner.keys.get(&slot).map(|(record, _)| record.clone()))
     }
 
-    fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
+    async fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
         let slot = (tenant.to_owned(), key.to_owned());
         if let Some((record, _)) = inner.keys.get_mut(&slot) {
@@ -199,44 +236,60 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn update_job(
+    async fn update_job(
         &self,
         tenant: &str,
         job: &Job,
-        events: &[NewEvent],
-    ) -> Result<Vec<i64>, StoreError> {
+        expected: Expected<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<Vec<i64>>, StoreError> {
         let mut inner = lock(&self.inner);
         let seq = inner.job_seq.get(&job.id).copied();
         match seq.and_then(|seq| inner.jobs.get_mut(&seq)) {
-            Some((owner, stored)) if owner == tenant => *stored = job.clone(),
-            _ => return Err(StoreError::new(format!("no job {} to update", job.id))),
+            Some(row)
+                if row.tenant == tenant
+                    && row.job.status == *expected.status
+                    && expected.owner.map_or(true, |owner| row.owner == owner) =>
+            {
+                row.job = job.clone();
+            }
+            _ => return Ok(None),
         }
-        Ok(inner.push_events(tenant, events))
+        Ok(Some(inner.push_events(&self.bus, tenant, events)))
     }
 
-    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<Vec<i64>, StoreError> {
-        Ok(lock(&self.inner).push_events(tenant, events))
+    async fn append_events(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(lock(&self.inner).push_events(&self.bus, tenant, events))
     }
 
-    fn get_job(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError> {
+    async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
         let inner = lock(&self.inner);
         Ok(inner
             .job_seq
             .get(id)
             .and_then(|seq| inner.jobs.get(seq))
-            .filter(|(owner, _)| owner == tenant)
-            .map(|(_, job)| job.clone()))
+            .filter(|row| row.tenant == tenant)
+            .map(|row| (row.job.clone(), inner.next_event)))
     }
 
-    fn list_jobs(&self, tenant: &str, query: &JobQuery) -> Result<Vec<(i64, Job)>, StoreError> {
+    async fn list_jobs(
+        &self,
+        tenant: &str,
+        query: &JobQuery,
+    ) -> Result<Vec<(i64, Job)>, StoreError> {
         let inner = lock(&self.inner);
         let end = query.before.unwrap_or(i64::MAX);
         Ok(inner
             .jobs
             .range(..end)
             .rev()
-            .filter(|(_, (owner, job))| {
-                owner == tenant
+            .filter(|(_, row)| {
+                let job = &row.job;
+                row.tenant == tenant
                     && query
                         .service_id
                         .as_ref()
@@ -248,21 +301,58 @@ impl Store for MemoryStore {
                     && labels_match(&job.labels, &query.labels)
             })
             .take(query.limit)
-            .map(|(seq, (_, job))| (*seq, job.clone()))
+            .map(|(seq, row)| (*seq, row.job.clone()))
             .collect())
     }
 
-    fn unfinished_jobs(&self) -> Result<Vec<(String, Job)>, StoreError> {
-        let inner = lock(&self.inner);
+    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError> {
+        let until = lease_end(SystemTime::now(), lease);
+        let mut inner = lock(&self.inner);
+        let mut held = 0;
+        for row in inner.jobs.values_mut() {
+            if row.owner == owner && !row.job.status.is_terminal() {
+                row.lease_until = until;
+                held += 1;
+            }
+        }
+        Ok(held)
+    }
+
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(String, Job)>, StoreError> {
+        let now = unix_millis(SystemTime::now());
+        let until = lease_end(SystemTime::now(), lease);
+        let mut inner = lock(&self.inner);
         Ok(inner
             .jobs
-            .values()
-            .filter(|(_, job)| !job.status.is_terminal())
-            .cloned()
+            .values_mut()
+            .filter(|row| !row.job.status.is_terminal() && row.lease_until <= now)
+            .take(limit)
+            .map(|row| {
+                row.owner = owner.to_owned();
+                row.lease_until = until;
+                (row.tenant.clone(), row.job.clone())
+            })
             .collect())
     }
 
-    fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+    async fn release_leases(&self, owner: &str) -> Result<usize, StoreError> {
+        let mut inner = lock(&self.inner);
+        let mut released = 0;
+        for row in inner.jobs.values_mut() {
+            if row.owner == owner && !row.job.status.is_terminal() {
+                row.lease_until = 0;
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    async fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let inner = lock(&self.inner);
         let start = inner.events.partition_point(|(_, e)| e.seq <= query.after);
         Ok(inner
@@ -274,15 +364,11 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
+    async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
         Ok(lock(&self.inner).floors.get(tenant).copied().unwrap_or(0))
     }
 
-    fn last_event_seq(&self) -> Result<i64, StoreError> {
-        Ok(lock(&self.inner).next_event)
-    }
-
-    fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
+    async fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
         let mut inner = lock(&self.inner);
         let keys_before_pass = inner.keys.len();
         inner.keys.retain(|_, (_, at)| at.as_str() >= keys_before);
@@ -290,7 +376,8 @@ impl Store for MemoryStore {
         let finished: Vec<(i64, bool)> = inner
             .jobs
             .iter()
-            .filter_map(|(seq, (_, job))| {
+            .filter_map(|(seq, row)| {
+                let job = &row.job;
                 let at = job.finished_at.as_deref().filter(|_| job.is_finished())?;
                 Some((*seq, at < cutoff))
             })
@@ -299,15 +386,15 @@ impl Store for MemoryStore {
         let excess = finished.len().saturating_sub(self.max_finished_jobs);
         let dropped: Vec<String> = finished[..excess]
             .iter()
-            .filter_map(|(seq, _)| inner.jobs.remove(seq).map(|(_, job)| job.id))
+            .filter_map(|(seq, _)| inner.jobs.remove(seq).map(|row| row.job.id))
             .collect();
         for id in &dropped {
             inner.job_seq.remove(id);
         }
-        let expired: std::collections::HashSet<String> = finished[excess..]
+        let expired: HashSet<String> = finished[excess..]
             .iter()
             .filter(|(_, old)| *old)
-            .filter_map(|(seq, _)| inner.jobs.get(seq).map(|(_, job)| job.id.clone()))
+            .filter_map(|(seq, _)| inner.jobs.get(seq).map(|row| row.job.id.clone()))
             .chain(dropped.iter().cloned())
             .collect();
         let events = if expired.is_empty() {
@@ -322,7 +409,7 @@ impl Store for MemoryStore {
         })
     }
 
-    fn close(&self) -> Result<(), StoreError> {
+    async fn close(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -330,34 +417,54 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{EventKind, NewJob};
     use jobwire_core::JobStatus;
 
-    #[test]
-    fn memory_store_keeps_the_contract() {
-        super::super::contract::run(&MemoryStore::new(1000));
+    fn store(max_finished_jobs: usize) -> (MemoryStore, Arc<EventBus>) {
+        let bus = Arc::new(EventBus::new(4096));
+        (MemoryStore::new(max_finished_jobs, bus.clone()), bus)
     }
 
-    #[test]
-    fn finished_jobs_past_the_cap_go_oldest_first() {
-        let store = MemoryStore::new(2);
+    #[tokio::test]
+    async fn memory_store_keeps_the_contract() {
+        let (store, bus) = store(1000);
+        super::super::contract::run(&store, &bus).await;
+    }
+
+    #[tokio::test]
+    async fn finished_jobs_past_the_cap_go_oldest_first() {
+        let (store, _) = store(2);
+        let insert = |job: Job, events: Vec<NewEvent>| {
+            let store = &store;
+            async move {
+                let new = NewJob {
+                    tenant: "t",
+                    job: &job,
+                    key: None,
+                    max_in_flight: 100,
+                    owner: "srv",
+                    lease: Duration::from_secs(60),
+                };
+                store.insert_job(new, events).await.unwrap();
+            }
+        };
         for i in 0..5 {
             let mut job = Job::new(format!("job_{i}"), "svc_a", JobStatus::Succeeded);
             job.finished_at = Some(format!("2026-01-01T00:00:0{i}.000Z"));
             let event = NewEvent {
                 job_id: job.id.clone(),
                 service_id: "svc_a".into(),
-                kind: super::super::EventKind::Done,
+                kind: EventKind::Done,
                 data: serde_json::json!({}),
                 created_at: String::new(),
             };
-            store.insert_job("t", &job, &[event]).unwrap();
+            insert(job, vec![event]).await;
         }
-        store
-            .insert_job("t", &Job::new("job_live", "svc_a", JobStatus::Running), &[])
-            .unwrap();
+        insert(Job::new("job_live", "svc_a", JobStatus::Running), vec![]).await;
         // Nothing is old enough for the window, but the cap removes three jobs.
         let pruned = store
             .prune("2000-01-01T00:00:00.000Z", "2000-01-01T00:00:00.000Z")
+            .await
             .unwrap();
         assert_eq!(
             pruned,
@@ -367,9 +474,9 @@ mod tests {
                 jobs: 3
             }
         );
-        assert!(store.get_job("t", "job_0").unwrap().is_none());
-        assert!(store.get_job("t", "job_3").unwrap().is_some());
-        assert!(store.get_job("t", "job_live").unwrap().is_some());
-        assert_eq!(store.event_floor("t").unwrap(), 3);
+        assert!(store.get_job("t", "job_0").await.unwrap().is_none());
+        assert!(store.get_job("t", "job_3").await.unwrap().is_some());
+        assert!(store.get_job("t", "job_live").await.unwrap().is_some());
+        assert_eq!(store.event_floor("t").await.unwrap(), 3);
     }
 }

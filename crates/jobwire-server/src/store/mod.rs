@@ -1,25 +1,39 @@
-//! Where services, jobs and events are kept: the [`Store`] trait and its two
-//! implementations, [`SqliteStore`] (durable, the binary's default) and [`MemoryStore`].
+//! Where services, jobs and events are kept: the [`Store`] trait and its three
+//! implementations, [`SqliteStore`] (durable, embedded, the binary's default),
+//! [`PgStore`] (PostgreSQL, shared by several server processes) and [`MemoryStore`].
 //!
-//! The trait is synchronous and small on purpose. Each call is one short transaction
-//! (microseconds on SQLite in WAL mode with `synchronous=NORMAL`, which does not fsync on
-//! commit), so callers on the event loop call it directly rather than paying a thread hop;
-//! only the retention pass ([`Store::prune`]) runs on the blocking pool. A networked engine
-//! (PostgreSQL shared by several replicas) would make the trait async; that is a later
-//! step, and every caller already goes through this one seam.
+//! The trait is async: no store call blocks the event loop. SQLite writes go to one
+//! writer thread that commits everything that arrived while its last commit ran in one
+//! transaction (group commit); its reads run on the blocking pool. PostgreSQL is driven
+//! by an async driver and a connection pool.
 //!
-//! Every write that records events returns the sequence ids the store gave them, so the
-//! runner can publish exactly what was committed (see `crate::bus`).
-
+//! What makes several processes on one database safe is in the trait, not in any one
+//! process's locks:
+//!
+//! - a job's state changes by compare-and-set ([`Store::update_job`] names the status it
+//!   expects and the server that must hold the job), so a server that lost a job to a
+//!   peer cannot overwrite it;
+//! - every unfinished job is leased to one server, which renews its leases; a job whose
+//!   lease ran out is claimed by another server ([`Store::claim_orphans`]) and dealt with
+//!   by the crash rule;
+//! - idempotency keys and the per-tenant limit on unfinished jobs are checked inside the
+//!   insert's transaction;
+//! - event ids grow in commit order, and the store publishes every committed event, in
+//!   id order, on the [`EventBus`](crate::bus::EventBus) it was opened with, whichever
+//!   process wrote it.
 mod memory;
+mod postgres;
 mod sqlite;
 
 use std::fmt;
+use std::time::Duration;
 
-use jobwire_core::{Job, Service};
+use async_trait::async_trait;
+use jobwire_core::{Job, JobStatus, Service};
 use serde_json::Value;
 
 pub(crate) use memory::MemoryStore;
+pub(crate) use postgres::PgStore;
 pub(crate) use sqlite::SqliteStore;
 
 /// A storage failure: the database could not be opened, read or written.
@@ -189,6 +203,15 @@ impl EventQuery {
     }
 }
 
+/// An `Idempotency-Key` a submit carries, with the fingerprint of what it asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyUse<'a> {
+    /// The key the client chose.
+    pub key: &'a str,
+    /// A digest of the service, input and labels.
+    pub fingerprint: &'a str,
+}
+
 /// An `Idempotency-Key` as recorded with the job it created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct KeyRecord {
@@ -200,13 +223,42 @@ pub(crate) struct KeyRecord {
     pub status: Option<u16>,
 }
 
-/// How a keyed insert went.
+/// A job to store, with what its insert must check and who runs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewJob<'a> {
+    /// Whose job it is.
+    pub tenant: &'a str,
+    /// The job, `queued`.
+    pub job: &'a Job,
+    /// Its `Idempotency-Key`, when the request had one.
+    pub key: Option<KeyUse<'a>>,
+    /// The tenant may have at most this many unfinished jobs, this one included.
+    pub max_in_flight: usize,
+    /// The server that will run it: it holds the job's lease from the start.
+    pub owner: &'a str,
+    /// How long the lease lasts unless renewed.
+    pub lease: Duration,
+}
+
+/// How an insert went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Keyed {
-    /// The job and its key were stored; the events got these ids.
-    Inserted(Vec<i64>),
+pub(crate) enum Inserted {
+    /// The job (and its key) were stored; its events got these ids.
+    Stored(Vec<i64>),
     /// The tenant already used the key: nothing was stored.
-    Taken(KeyRecord),
+    KeyTaken(KeyRecord),
+    /// The tenant has `max_in_flight` unfinished jobs already: nothing was stored.
+    AtLimit,
+}
+
+/// The state a compare-and-set update expects the stored job to be in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    /// The job's status as the writer last saw it.
+    pub status: &'a JobStatus,
+    /// The server that must hold the job's lease; `None` for whichever holds it (a
+    /// cancel made through another server than the one running the job).
+    pub owner: Option<&'a str>,
 }
 
 /// What one retention pass removed.
@@ -220,93 +272,113 @@ pub(crate) struct Pruned {
     pub jobs: usize,
 }
 
-/// The storage seam of the server.
+/// The storage seam of the server; see the module docs.
 ///
 /// Services are either global (`tenant` `None`: the built-ins, visible to every tenant) or
 /// belong to one tenant. Jobs and events always belong to one tenant, and every read is
 /// scoped by it: a tenant never reads another's jobs. Sequence numbers of services, jobs
 /// and events only grow and are never reused, which is what makes cursors stable.
+#[async_trait]
 pub(crate) trait Store: Send + Sync + 'static {
     /// Inserts a service, or replaces the one with the same id.
-    fn upsert_service(&self, tenant: Option<&str>, service: &Service) -> Result<(), StoreError>;
+    async fn upsert_service(
+        &self,
+        tenant: Option<&str>,
+        service: &Service,
+    ) -> Result<(), StoreError>;
 
     /// The service with this id or name that `tenant` can see.
-    fn find_service(&self, tenant: &str, id_or_name: &str) -> Result<Option<Service>, StoreError>;
+    async fn find_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Service>, StoreError>;
 
     /// Services `tenant` can see, oldest first, with their sequence numbers.
-    fn list_services(
+    async fn list_services(
         &self,
         tenant: &str,
         query: &ServiceQuery,
     ) -> Result<Vec<(i64, Service)>, StoreError>;
 
-    /// Inserts a new job and its first events in one transaction; returns the job's
-    /// sequence number and the events' sequence ids, in order.
-    fn insert_job(
+    /// Inserts a new job leased to its owner, its first events and its idempotency key,
+    /// in one transaction — or nothing, when the key was used before or the tenant is at
+    /// its limit.
+    async fn insert_job(
         &self,
-        tenant: &str,
-        job: &Job,
-        events: &[NewEvent],
-    ) -> Result<(i64, Vec<i64>), StoreError>;
-
-    /// [`insert_job`](Self::insert_job) for a request with an `Idempotency-Key`: the job,
-    /// its events and the key in one transaction — or nothing, when the tenant already
-    /// used the key.
-    fn insert_keyed_job(
-        &self,
-        tenant: &str,
-        job: &Job,
-        events: &[NewEvent],
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<Keyed, StoreError>;
+        new: NewJob<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Inserted, StoreError>;
 
     /// What the tenant's `key` was first used for.
-    fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError>;
+    async fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Records the status code the key's first request was answered with.
-    fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError>;
+    async fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError>;
 
-    /// Replaces a job's state and records events about it, in one transaction; returns
-    /// the events' sequence ids.
-    fn update_job(
+    /// Compare-and-set: replaces the job's state with `job` and records `events`, in one
+    /// transaction, if the stored job is still in the `expected` state; returns the
+    /// events' ids, or `None` (nothing written) when it is not.
+    async fn update_job(
         &self,
         tenant: &str,
         job: &Job,
-        events: &[NewEvent],
-    ) -> Result<Vec<i64>, StoreError>;
+        expected: Expected<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<Vec<i64>>, StoreError>;
 
     /// Records events (for example log lines) without changing the job; returns their
-    /// sequence ids.
-    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<Vec<i64>, StoreError>;
+    /// ids.
+    async fn append_events(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<i64>, StoreError>;
 
-    /// One job of `tenant`.
-    fn get_job(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError>;
+    /// One job of `tenant`, with its event position: the highest event id committed
+    /// when it was read, so every later change of the job has a higher id.
+    async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError>;
 
     /// Jobs of `tenant`, newest first, with their sequence numbers.
-    fn list_jobs(&self, tenant: &str, query: &JobQuery) -> Result<Vec<(i64, Job)>, StoreError>;
+    async fn list_jobs(
+        &self,
+        tenant: &str,
+        query: &JobQuery,
+    ) -> Result<Vec<(i64, Job)>, StoreError>;
 
-    /// Every job of every tenant that is `queued` or `running`, as `(tenant, job)`.
-    fn unfinished_jobs(&self) -> Result<Vec<(String, Job)>, StoreError>;
+    /// Extends the lease of every unfinished job `owner` holds by `lease` from now;
+    /// returns how many it holds.
+    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError>;
+
+    /// Claims up to `limit` unfinished jobs whose lease ran out (their server is gone):
+    /// each becomes `owner`'s, leased for `lease`, and no other server gets it. Returns
+    /// them as `(tenant, job)`, oldest first.
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(String, Job)>, StoreError>;
+
+    /// Ends `owner`'s leases at once, so a peer claims its unfinished jobs without
+    /// waiting for them to run out; returns how many there were.
+    async fn release_leases(&self, owner: &str) -> Result<usize, StoreError>;
 
     /// Events of `tenant` that `query` selects, oldest first.
-    fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
+    async fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError>;
 
-    /// The highest sequence id of an event of `tenant` that retention has removed (0 when
-    /// none): a stream cannot resume from before it.
-    fn event_floor(&self, tenant: &str) -> Result<i64, StoreError>;
-
-    /// The highest event sequence id ever given (0 for a new store), removed or not.
-    fn last_event_seq(&self) -> Result<i64, StoreError>;
+    /// The highest id of an event of `tenant` that retention has removed (0 when none): a
+    /// stream cannot resume from before it.
+    async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError>;
 
     /// The retention pass: removes the events of jobs that finished before
     /// `events_before` and the idempotency keys recorded before `keys_before` (RFC 3339
     /// times as the server writes them, which sort as text), raising the tenants' event
     /// floors; a store with a cap on finished jobs also drops the oldest past it.
-    fn prune(&self, events_before: &str, keys_before: &str) -> Result<Pruned, StoreError>;
+    async fn prune(&self, events_before: &str, keys_before: &str) -> Result<Pruned, StoreError>;
 
     /// Flushes what needs flushing before the process exits.
-    fn close(&self) -> Result<(), StoreError>;
+    async fn close(&self) -> Result<(), StoreError>;
 }
 
 /// Whether a job with these labels passes the label filter.
@@ -324,8 +396,12 @@ pub(crate) mod contract {
     //! The behaviour every store must have, run against each implementation.
 
     use super::*;
+    use crate::bus::EventBus;
     use jobwire_core::JobStatus;
     use serde_json::json;
+
+    const OWNER: &str = "srv_a";
+    const LONG: Duration = Duration::from_secs(3600);
 
     fn service(id: &str, name: &str) -> Service {
         Service::new(id, name, json!({}), "2026-01-01T00:00:00.000Z")
@@ -337,6 +413,7 @@ pub(crate) mod contract {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        job.created_at = "2026-01-01T00:00:00.000000Z".into();
         job
     }
 
@@ -350,25 +427,79 @@ pub(crate) mod contract {
         }
     }
 
-    /// Runs the whole contract against `store`, which must be empty.
-    pub(crate) fn run(store: &dyn Store) {
-        services(store);
-        jobs(store);
-        events(store);
-        retention(store);
-        idempotency(store);
+    fn new_job<'a>(tenant: &'a str, job: &'a Job) -> NewJob<'a> {
+        NewJob {
+            tenant,
+            job,
+            key: None,
+            max_in_flight: 1000,
+            owner: OWNER,
+            lease: LONG,
+        }
+    }
+
+    /// Inserts a job that must be stored; returns its events' ids.
+    async fn insert(store: &dyn Store, new: NewJob<'_>, events: Vec<NewEvent>) -> Vec<i64> {
+        match store.insert_job(new, events).await.unwrap() {
+            Inserted::Stored(ids) => ids,
+            other => panic!("not stored: {other:?}"),
+        }
+    }
+
+    /// Replaces a job that must be in `status` and held by `OWNER`.
+    async fn update(
+        store: &dyn Store,
+        tenant: &str,
+        job: &Job,
+        status: JobStatus,
+        events: Vec<NewEvent>,
+    ) -> Vec<i64> {
+        let expected = Expected {
+            status: &status,
+            owner: Some(OWNER),
+        };
+        store
+            .update_job(tenant, job, expected, events)
+            .await
+            .unwrap()
+            .expect("the compare-and-set holds")
+    }
+
+    /// Runs the whole contract against `store`, which must be empty and publish on
+    /// `bus`. Each part uses tenants of its own.
+    pub(crate) async fn run(store: &dyn Store, bus: &EventBus) {
+        services(store).await;
+        jobs(store).await;
+        events(store, bus).await;
+        compare_and_set(store).await;
+        leases(store).await;
+        limits(store).await;
+        retention(store, bus).await;
+        idempotency(store).await;
     }
 
     /// Keys are per tenant, checked and stored with their job atomically, and pruned
     /// after their own window.
-    fn idempotency(store: &dyn Store) {
+    async fn idempotency(store: &dyn Store) {
         let first = job("job_k1", "svc_a", &[]);
-        let ev = event("job_k1", EventKind::Status);
-        let inserted = store
-            .insert_keyed_job("t4", &first, std::slice::from_ref(&ev), "key-1", "fp-a")
+        let key = |fingerprint| {
+            Some(KeyUse {
+                key: "key-1",
+                fingerprint,
+            })
+        };
+        let stored = store
+            .insert_job(
+                NewJob {
+                    key: key("fp-a"),
+                    ..new_job("t4", &first)
+                },
+                vec![event("job_k1", EventKind::Status)],
+            )
+            .await
             .unwrap();
-        assert!(matches!(inserted, Keyed::Inserted(ref ids) if ids.len() == 1));
-        let record = store.find_key("t4", "key-1").unwrap().unwrap();
+        assert!(matches!(stored, Inserted::Stored(ref ids) if ids.len() == 1));
+        let record = store.find_key("t4", "key-1").await.unwrap().unwrap();
         assert_eq!(
             record,
             KeyRecord {
@@ -379,246 +510,226 @@ pub(crate) mod contract {
         );
         // The same key again stores nothing and says what it was used for.
         let again = job("job_k2", "svc_a", &[]);
+        let keyed_again = NewJob {
+            key: key("fp-b"),
+            ..new_job("t4", &again)
+        };
         assert_eq!(
             store
-                .insert_keyed_job("t4", &again, std::slice::from_ref(&ev), "key-1", "fp-b")
+                .insert_job(keyed_again, vec![event("job_k2", EventKind::Status)])
+                .await
                 .unwrap(),
-            Keyed::Taken(record)
+            Inserted::KeyTaken(record)
         );
-        assert!(store.get_job("t4", "job_k2").unwrap().is_none());
+        assert!(store.get_job("t4", "job_k2").await.unwrap().is_none());
         // Another tenant has keys of its own.
-        assert!(matches!(
-            store
-                .insert_keyed_job("t5", &again, &[ev], "key-1", "fp-b")
-                .unwrap(),
-            Keyed::Inserted(_)
-        ));
-        store.set_key_status("t4", "key-1", 202).unwrap();
+        let other = NewJob {
+            key: key("fp-b"),
+            ..new_job("t5", &again)
+        };
+        insert(store, other, vec![]).await;
+        store.set_key_status("t4", "key-1", 202).await.unwrap();
         assert_eq!(
-            store.find_key("t4", "key-1").unwrap().unwrap().status,
+            store.find_key("t4", "key-1").await.unwrap().unwrap().status,
             Some(202)
         );
-        assert!(store.find_key("t4", "nope").unwrap().is_none());
+        assert!(store.find_key("t4", "nope").await.unwrap().is_none());
         // Keys go after their window, measured from when they were recorded.
         let pruned = store
             .prune("1970-01-01T00:00:00.000000Z", "9999-01-01T00:00:00.000000Z")
+            .await
             .unwrap();
         assert_eq!(pruned.keys, 2);
-        assert!(store.find_key("t4", "key-1").unwrap().is_none());
+        assert!(store.find_key("t4", "key-1").await.unwrap().is_none());
         // The jobs stay.
-        assert!(store.get_job("t4", "job_k1").unwrap().is_some());
+        assert!(store.get_job("t4", "job_k1").await.unwrap().is_some());
     }
 
-    fn services(store: &dyn Store) {
-        store.upsert_service(None, &service("svc_a", "a")).unwrap();
-        store.upsert_service(None, &service("svc_b", "b")).unwrap();
+    async fn services(store: &dyn Store) {
+        store
+            .upsert_service(None, &service("svc_a", "a"))
+            .await
+            .unwrap();
+        store
+            .upsert_service(None, &service("svc_b", "b"))
+            .await
+            .unwrap();
         store
             .upsert_service(Some("t2"), &service("svc_t2", "mine"))
+            .await
             .unwrap();
         // Replacing keeps the position.
         let mut a2 = service("svc_a", "a");
         a2.description = "new".into();
-        store.upsert_service(None, &a2).unwrap();
+        store.upsert_service(None, &a2).await.unwrap();
 
-        assert_eq!(
-            store.find_service("t1", "a").unwrap().unwrap().description,
-            "new"
-        );
-        assert_eq!(
-            store.find_service("t1", "svc_b").unwrap().unwrap().name,
-            "b"
-        );
-        assert!(store.find_service("t1", "mine").unwrap().is_none());
-        assert!(store.find_service("t2", "mine").unwrap().is_some());
-        assert!(store.find_service("t1", "zzz").unwrap().is_none());
+        let find = |tenant: &'static str, name: &'static str| async move {
+            store.find_service(tenant, name).await.unwrap()
+        };
+        assert_eq!(find("t1", "a").await.unwrap().description, "new");
+        assert_eq!(find("t1", "svc_b").await.unwrap().name, "b");
+        assert!(find("t1", "mine").await.is_none());
+        assert!(find("t2", "mine").await.is_some());
+        assert!(find("t1", "zzz").await.is_none());
 
-        let all = store
-            .list_services(
-                "t1",
-                &ServiceQuery {
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let list = |tenant: &'static str, query: ServiceQuery| async move {
+            store
+                .list_services(tenant, &ServiceQuery { limit: 10, ..query })
+                .await
+                .unwrap()
+        };
+        let all = list("t1", ServiceQuery::default()).await;
         let names: Vec<_> = all.iter().map(|(_, s)| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
-        let after_first = store
-            .list_services(
-                "t1",
-                &ServiceQuery {
-                    after: Some(all[0].0),
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let after_first = list(
+            "t1",
+            ServiceQuery {
+                after: Some(all[0].0),
+                ..Default::default()
+            },
+        )
+        .await;
         assert_eq!(after_first.len(), 1);
         assert_eq!(after_first[0].1.name, "b");
-        let by_name = store
-            .list_services(
-                "t2",
-                &ServiceQuery {
-                    name: Some("mine".into()),
-                    limit: 10,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let by_name = list(
+            "t2",
+            ServiceQuery {
+                name: Some("mine".into()),
+                ..Default::default()
+            },
+        )
+        .await;
         assert_eq!(by_name.len(), 1);
     }
 
-    fn jobs(store: &dyn Store) {
-        let s1 = store
-            .insert_job("t1", &job("job_1", "svc_a", &[("env", "dev")]), &[])
-            .unwrap()
-            .0;
-        let s2 = store
-            .insert_job("t1", &job("job_2", "svc_b", &[("env", "prod")]), &[])
-            .unwrap()
-            .0;
-        let s3 = store
-            .insert_job("t2", &job("job_3", "svc_a", &[]), &[])
-            .unwrap()
-            .0;
-        assert!(s1 < s2 && s2 < s3);
+    async fn jobs(store: &dyn Store) {
+        let j1 = job("job_1", "svc_a", &[("env", "dev")]);
+        let j2 = job("job_2", "svc_b", &[("env", "prod")]);
+        let j3 = job("job_3", "svc_a", &[]);
+        insert(store, new_job("t1", &j1), vec![]).await;
+        insert(store, new_job("t1", &j2), vec![]).await;
+        insert(store, new_job("t2", &j3), vec![]).await;
 
         assert!(
-            store.get_job("t2", "job_1").unwrap().is_none(),
+            store.get_job("t2", "job_1").await.unwrap().is_none(),
             "tenant isolation"
         );
-        let mut j1 = store.get_job("t1", "job_1").unwrap().unwrap();
+        let (mut j1, _) = store.get_job("t1", "job_1").await.unwrap().unwrap();
         assert_eq!(j1.labels.get("env").map(String::as_str), Some("dev"));
         j1.status = JobStatus::Running;
-        store.update_job("t1", &j1, &[]).unwrap();
+        update(store, "t1", &j1, JobStatus::Queued, vec![]).await;
         assert_eq!(
-            store.get_job("t1", "job_1").unwrap().unwrap().status,
+            store
+                .get_job("t1", "job_1")
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .status,
             JobStatus::Running
         );
 
-        let q = |f: JobQuery| -> Vec<String> {
+        let q = |f: JobQuery| async move {
             store
                 .list_jobs("t1", &JobQuery { limit: 10, ..f })
+                .await
                 .unwrap()
-                .into_iter()
-                .map(|(_, j)| j.id)
-                .collect()
         };
-        assert_eq!(q(JobQuery::default()), ["job_2", "job_1"]);
-        assert_eq!(
-            q(JobQuery {
-                before: Some(s2),
-                ..Default::default()
-            }),
-            ["job_1"]
-        );
-        assert_eq!(
-            q(JobQuery {
-                service_id: Some("svc_b".into()),
-                ..Default::default()
-            }),
-            ["job_2"]
-        );
-        assert_eq!(
-            q(JobQuery {
-                status: Some("running".into()),
-                ..Default::default()
-            }),
-            ["job_1"]
-        );
-        assert_eq!(
-            q(JobQuery {
-                labels: vec![("env".into(), "prod".into())],
-                ..Default::default()
-            }),
-            ["job_2"]
-        );
-        assert!(q(JobQuery {
+        let ids = |rows: Vec<(i64, Job)>| rows.into_iter().map(|(_, j)| j.id).collect::<Vec<_>>();
+        let all = q(JobQuery::default()).await;
+        assert!(all[0].0 > all[1].0, "sequence numbers grow");
+        assert_eq!(ids(all.clone()), ["job_2", "job_1"]);
+        let before = JobQuery {
+            before: Some(all[0].0),
+            ..Default::default()
+        };
+        assert_eq!(ids(q(before).await), ["job_1"]);
+        let by_service = JobQuery {
+            service_id: Some("svc_b".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(q(by_service).await), ["job_2"]);
+        let by_status = JobQuery {
+            status: Some("running".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(q(by_status).await), ["job_1"]);
+        let by_label = JobQuery {
+            labels: vec![("env".into(), "prod".into())],
+            ..Default::default()
+        };
+        assert_eq!(ids(q(by_label).await), ["job_2"]);
+        let no_label = JobQuery {
             labels: vec![("env".into(), "x".into())],
             ..Default::default()
-        })
-        .is_empty());
-        assert_eq!(
-            store
-                .list_jobs(
-                    "t1",
-                    &JobQuery {
-                        limit: 1,
-                        ..Default::default()
-                    }
-                )
-                .unwrap()
-                .len(),
-            1
-        );
-
-        let mut unfinished: Vec<_> = store
-            .unfinished_jobs()
-            .unwrap()
-            .into_iter()
-            .map(|(t, j)| (t, j.id))
-            .collect();
-        unfinished.sort();
-        assert_eq!(
-            unfinished,
-            [
-                ("t1".to_string(), "job_1".to_string()),
-                ("t1".to_string(), "job_2".to_string()),
-                ("t2".to_string(), "job_3".to_string())
-            ]
-        );
-    }
-
-    fn all_events(store: &dyn Store, tenant: &str, after: i64) -> Vec<Event> {
-        store
-            .events(
-                tenant,
-                &EventQuery {
-                    after,
-                    limit: 1000,
+        };
+        assert!(q(no_label).await.is_empty());
+        let one = store
+            .list_jobs(
+                "t1",
+                &JobQuery {
+                    limit: 1,
                     ..Default::default()
                 },
             )
-            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
     }
 
-    fn events(store: &dyn Store) {
-        let before = store.last_event_seq().unwrap();
+    async fn all_events(store: &dyn Store, tenant: &str, after: i64) -> Vec<Event> {
+        let query = EventQuery {
+            after,
+            limit: 1000,
+            ..Default::default()
+        };
+        store.events(tenant, &query).await.unwrap()
+    }
+
+    /// Ids grow in commit order, reads filter, and every committed event is published on
+    /// the bus, in id order.
+    async fn events(store: &dyn Store, bus: &EventBus) {
+        let mut live = bus.subscribe("t1");
+        let before = bus.latest();
         let mut j = job("job_e", "svc_a", &[]);
-        let (_, first) = store
-            .insert_job("t1", &j, &[event("job_e", EventKind::Status)])
-            .unwrap();
+        let first = insert(
+            store,
+            new_job("t1", &j),
+            vec![event("job_e", EventKind::Status)],
+        )
+        .await;
         let appended = store
             .append_events(
                 "t1",
-                &[
+                vec![
                     event("job_e", EventKind::Log),
                     event("job_e", EventKind::Output),
                 ],
             )
+            .await
             .unwrap();
         j.status = JobStatus::Succeeded;
-        let updated = store
-            .update_job(
-                "t1",
-                &j,
-                &[
-                    event("job_e", EventKind::Status),
-                    event("job_e", EventKind::Done),
-                ],
-            )
-            .unwrap();
+        let updated = update(
+            store,
+            "t1",
+            &j,
+            JobStatus::Queued,
+            vec![
+                event("job_e", EventKind::Status),
+                event("job_e", EventKind::Done),
+            ],
+        )
+        .await;
         let mut other = event("job_x", EventKind::Log);
         other.service_id = "svc_b".into();
-        let x = store.append_events("t2", &[other]).unwrap();
+        let x = store.append_events("t2", vec![other]).await.unwrap();
         // The returned ids are the stored ones, increasing in commit order.
         let given: Vec<i64> = [first, appended, updated, x].concat();
         assert_eq!(given.len(), 6);
         assert!(given.windows(2).all(|w| w[0] < w[1]));
         assert!(given[0] > before);
-        assert_eq!(store.last_event_seq().unwrap(), given[5]);
 
-        let all = all_events(store, "t1", before);
+        let all = all_events(store, "t1", before).await;
         let kinds: Vec<_> = all.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["status", "log", "output", "status", "done"]);
         assert_eq!(
@@ -627,99 +738,324 @@ pub(crate) mod contract {
         );
         assert_eq!(all[0].data["job_id"], "job_e");
         assert_eq!(all[0].service_id, "svc_a");
-        assert_eq!(all_events(store, "t1", all[2].seq).len(), 2);
-        let q = |query: EventQuery| store.events("t1", &query).unwrap().len();
+        assert_eq!(all_events(store, "t1", all[2].seq).await.len(), 2);
+
+        // Published, in order, to the tenant's subscribers only; the bus knows the last.
+        let mut published = Vec::new();
+        while published.len() < 5 {
+            let got = tokio::time::timeout(Duration::from_secs(10), live.recv())
+                .await
+                .expect("published within 10 s")
+                .unwrap();
+            published.push(got.seq);
+        }
+        assert_eq!(published, given[..5].to_vec());
+        for _ in 0..1000 {
+            if bus.latest() >= given[5] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(bus.latest(), given[5]);
+
+        // A job's position: every change of the job is at or below it.
+        let (_, position) = store.get_job("t1", "job_e").await.unwrap().unwrap();
+        assert!(position >= given[4], "{position} < {}", given[4]);
+
+        let q = |query: EventQuery| async move { store.events("t1", &query).await.unwrap().len() };
+        let limited = EventQuery {
+            after: before,
+            limit: 2,
+            ..Default::default()
+        };
+        assert_eq!(q(limited).await, 2);
+        let by_job = EventQuery {
+            after: before,
+            jobs: vec!["job_e".into(), "job_zz".into()],
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(q(by_job).await, 5);
+        let theirs = EventQuery {
+            after: before,
+            jobs: vec!["job_x".into()],
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(q(theirs).await, 0, "another tenant's job");
+        let by_service = EventQuery {
+            after: before,
+            service_id: Some("svc_b".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(q(by_service).await, 0);
+        assert_eq!(all_events(store, "t2", before).await.len(), 1);
+    }
+
+    /// An update names the state it expects; when the stored job has moved on, or
+    /// another server holds it, nothing is written.
+    async fn compare_and_set(store: &dyn Store) {
+        let mut j = job("job_cas", "svc_a", &[]);
+        insert(store, new_job("t6", &j), vec![]).await;
+        j.status = JobStatus::Running;
+        let stale = Expected {
+            status: &JobStatus::Running,
+            owner: Some(OWNER),
+        };
+        let written = store
+            .update_job("t6", &j, stale, vec![event("job_cas", EventKind::Status)])
+            .await
+            .unwrap();
+        assert_eq!(written, None, "the stored job is queued, not running");
+        let not_mine = Expected {
+            status: &JobStatus::Queued,
+            owner: Some("srv_other"),
+        };
         assert_eq!(
-            q(EventQuery {
-                after: before,
-                limit: 2,
-                ..Default::default()
-            }),
-            2
+            store.update_job("t6", &j, not_mine, vec![]).await.unwrap(),
+            None
         );
         assert_eq!(
-            q(EventQuery {
-                after: before,
-                jobs: vec!["job_e".into(), "job_zz".into()],
-                limit: 100,
-                ..Default::default()
-            }),
-            5
-        );
-        assert_eq!(
-            q(EventQuery {
-                after: before,
-                jobs: vec!["job_x".into()],
-                limit: 100,
-                ..Default::default()
-            }),
-            0,
+            store.update_job("t7", &j, stale, vec![]).await.unwrap(),
+            None,
             "another tenant's job"
         );
         assert_eq!(
-            q(EventQuery {
-                after: before,
-                service_id: Some("svc_b".into()),
-                limit: 100,
-                ..Default::default()
-            }),
-            0
+            store
+                .get_job("t6", "job_cas")
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+                .status,
+            JobStatus::Queued
         );
-        assert_eq!(all_events(store, "t2", before).len(), 1);
+        update(store, "t6", &j, JobStatus::Queued, vec![]).await;
+        // Without an owner, whichever server holds the job: the status alone decides.
+        j.status = JobStatus::Cancelled;
+        let any_owner = |status| Expected {
+            status,
+            owner: None,
+        };
+        assert_eq!(
+            store
+                .update_job("t6", &j, any_owner(&JobStatus::Queued), vec![])
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store
+            .update_job("t6", &j, any_owner(&JobStatus::Running), vec![])
+            .await
+            .unwrap()
+            .is_some());
+        let kinds: Vec<String> = all_events(store, "t6", 0)
+            .await
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(kinds.is_empty(), "a refused update records no event");
+    }
+
+    /// Leases: renewed by their holder, claimed by one other server once they ran out,
+    /// released at once on request.
+    async fn leases(store: &dyn Store) {
+        let mut queued = job("job_l1", "svc_a", &[]);
+        let mut running = job("job_l2", "svc_a", &[]);
+        let finished = job("job_l3", "svc_a", &[]);
+        let short = |job| NewJob {
+            owner: "srv_gone",
+            lease: Duration::ZERO,
+            ..new_job("t8", job)
+        };
+        insert(store, short(&queued), vec![]).await;
+        insert(store, short(&running), vec![]).await;
+        insert(store, short(&finished), vec![]).await;
+        running.status = JobStatus::Running;
+        let gone = |status| Expected {
+            status,
+            owner: Some("srv_gone"),
+        };
+        let written = store
+            .update_job("t8", &running, gone(&JobStatus::Queued), vec![])
+            .await
+            .unwrap();
+        assert!(written.is_some());
+        let mut done = finished.clone();
+        done.status = JobStatus::Succeeded;
+        done.finished_at = Some("2026-01-01T00:00:01.000000Z".into());
+        let written = store
+            .update_job("t8", &done, gone(&JobStatus::Queued), vec![])
+            .await
+            .unwrap();
+        assert!(written.is_some());
+
+        // A live server's jobs are never claimed.
+        let live = job("job_l4", "svc_a", &[]);
+        let live_job = NewJob {
+            owner: "srv_live",
+            ..new_job("t8", &live)
+        };
+        insert(store, live_job, vec![]).await;
+        assert_eq!(store.renew_leases("srv_live", LONG).await.unwrap(), 1);
+
+        let claimed = store.claim_orphans("srv_b", LONG, 10).await.unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|(_, j)| j.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["job_l1", "job_l2"],
+            "unfinished orphans, oldest first"
+        );
+        assert!(claimed.iter().all(|(tenant, _)| tenant == "t8"));
+        assert_eq!(claimed[1].1.status, JobStatus::Running);
+        assert!(
+            store
+                .claim_orphans("srv_c", LONG, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "claimed once"
+        );
+        // The claimer now holds them: its updates pass, the old owner's do not.
+        queued.status = JobStatus::Cancelled;
+        let theirs = store
+            .update_job("t8", &queued, gone(&JobStatus::Queued), vec![])
+            .await
+            .unwrap();
+        assert_eq!(theirs, None);
+        let mine = Expected {
+            status: &JobStatus::Queued,
+            owner: Some("srv_b"),
+        };
+        assert!(store
+            .update_job("t8", &queued, mine, vec![])
+            .await
+            .unwrap()
+            .is_some());
+        // Released leases are claimable at once; a limit is honoured.
+        assert_eq!(store.release_leases("srv_b").await.unwrap(), 1);
+        assert_eq!(store.release_leases("srv_live").await.unwrap(), 1);
+        let first = store.claim_orphans("srv_d", LONG, 1).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].1.id, "job_l2");
+        let second = store.claim_orphans("srv_d", LONG, 10).await.unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].1.id, "job_l4");
+        assert_eq!(store.renew_leases("srv_d", LONG).await.unwrap(), 2);
+    }
+
+    /// The limit on a tenant's unfinished jobs is checked in the insert.
+    async fn limits(store: &dyn Store) {
+        let limited = |job| NewJob {
+            max_in_flight: 2,
+            ..new_job("t9", job)
+        };
+        let (a, b, c) = (
+            job("job_m1", "svc_a", &[]),
+            job("job_m2", "svc_a", &[]),
+            job("job_m3", "svc_a", &[]),
+        );
+        insert(store, limited(&a), vec![]).await;
+        insert(store, limited(&b), vec![]).await;
+        assert_eq!(
+            store.insert_job(limited(&c), vec![]).await.unwrap(),
+            Inserted::AtLimit
+        );
+        assert!(store.get_job("t9", "job_m3").await.unwrap().is_none());
+        let mut done = a.clone();
+        done.status = JobStatus::Failed;
+        update(store, "t9", &done, JobStatus::Queued, vec![]).await;
+        insert(store, limited(&c), vec![]).await;
+        assert_eq!(
+            store.insert_job(limited(&a), vec![]).await.unwrap(),
+            Inserted::AtLimit,
+            "two unfinished again"
+        );
+        // Other tenants are counted apart.
+        let theirs = job("job_m4", "svc_a", &[]);
+        let other_tenant = NewJob {
+            max_in_flight: 2,
+            ..new_job("t10", &theirs)
+        };
+        insert(store, other_tenant, vec![]).await;
     }
 
     /// Events of jobs finished before the cutoff go, the rest stay, and the floor says
     /// from where a stream can no longer resume.
-    fn retention(store: &dyn Store) {
-        let before = store.last_event_seq().unwrap();
+    async fn retention(store: &dyn Store, bus: &EventBus) {
         let mut old = job("job_old", "svc_a", &[]);
-        store
-            .insert_job("t3", &old, &[event("job_old", EventKind::Status)])
-            .unwrap();
+        insert(
+            store,
+            new_job("t3", &old),
+            vec![event("job_old", EventKind::Status)],
+        )
+        .await;
         old.status = JobStatus::Succeeded;
         old.finished_at = Some("2026-01-01T00:00:00.000Z".into());
-        let old_done = store
-            .update_job("t3", &old, &[event("job_old", EventKind::Done)])
-            .unwrap();
+        let old_done = update(
+            store,
+            "t3",
+            &old,
+            JobStatus::Queued,
+            vec![event("job_old", EventKind::Done)],
+        )
+        .await;
         let mut recent = job("job_recent", "svc_a", &[]);
-        store
-            .insert_job("t3", &recent, &[event("job_recent", EventKind::Status)])
-            .unwrap();
+        insert(
+            store,
+            new_job("t3", &recent),
+            vec![event("job_recent", EventKind::Status)],
+        )
+        .await;
         recent.status = JobStatus::Failed;
         recent.finished_at = Some("2026-06-01T00:00:00.000Z".into());
-        store
-            .update_job("t3", &recent, &[event("job_recent", EventKind::Done)])
-            .unwrap();
+        update(
+            store,
+            "t3",
+            &recent,
+            JobStatus::Queued,
+            vec![event("job_recent", EventKind::Done)],
+        )
+        .await;
         let running = job("job_running", "svc_a", &[]);
-        store
-            .insert_job("t3", &running, &[event("job_running", EventKind::Status)])
-            .unwrap();
+        insert(
+            store,
+            new_job("t3", &running),
+            vec![event("job_running", EventKind::Status)],
+        )
+        .await;
 
-        assert_eq!(store.event_floor("t3").unwrap(), 0);
+        assert_eq!(store.event_floor("t3").await.unwrap(), 0);
         let pruned = store
             .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+            .await
             .unwrap();
         assert_eq!(pruned.events, 2);
-        let left: Vec<String> = all_events(store, "t3", before)
+        let left: Vec<String> = all_events(store, "t3", 0)
+            .await
             .into_iter()
             .map(|e| e.job_id)
             .collect();
         assert_eq!(left, ["job_recent", "job_recent", "job_running"]);
-        assert_eq!(store.event_floor("t3").unwrap(), old_done[0]);
-        assert_eq!(store.event_floor("t1").unwrap(), 0, "floors are per tenant");
-        // The job itself stays readable.
-        assert!(store.get_job("t3", "job_old").unwrap().is_some());
-        // A second pass finds nothing more; ids are never reused after a prune.
+        assert_eq!(store.event_floor("t3").await.unwrap(), old_done[0]);
         assert_eq!(
-            store
-                .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
-                .unwrap()
-                .events,
-            0
+            store.event_floor("t1").await.unwrap(),
+            0,
+            "floors are per tenant"
         );
-        let last = store.last_event_seq().unwrap();
+        // The job itself stays readable.
+        assert!(store.get_job("t3", "job_old").await.unwrap().is_some());
+        // A second pass finds nothing more; ids are never reused after a prune.
+        let again = store
+            .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+            .await
+            .unwrap();
+        assert_eq!(again.events, 0);
+        let last = bus.latest();
         let next = store
-            .append_events("t3", &[event("job_running", EventKind::Log)])
+            .append_events("t3", vec![event("job_running", EventKind::Log)])
+            .await
             .unwrap();
         assert!(next[0] > last);
     }

@@ -1,18 +1,35 @@
 //! [`SqliteStore`]: the durable embedded store, one SQLite database in WAL mode.
+//!
+//! Writes go to one writer thread, which owns the only writing connection. It takes every
+//! write that arrived while its last commit ran and commits them together: one
+//! transaction, one fsync (`synchronous=FULL`), however many jobs (group commit). Each
+//! write runs in a savepoint of its own, so one failing write does not undo the others.
+//! A write's future resolves only after the commit, so an answer sent after it never
+//! speaks of anything a crash or a power cut could take back. After each commit the
+//! thread publishes the batch's events on the bus, in id order.
+//!
+//! Reads run on tokio's blocking pool over a few read-only connections, which WAL lets
+//! read while the writer writes.
 
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use jobwire_core::{Job, Service};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
 
 use super::{
-    Event, EventQuery, JobQuery, KeyRecord, Keyed, NewEvent, Pruned, ServiceQuery, Store,
-    StoreError,
+    Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
+    ServiceQuery, Store, StoreError,
 };
-use crate::util::lock;
+use crate::bus::EventBus;
+use crate::clock::{lease_end, unix_millis};
+use crate::locking::lock;
 
 /// The database file inside the data directory.
 pub(crate) const DB_FILE: &str = "jobwire.db";
@@ -89,7 +106,202 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 ",
+    // Leases: the server that runs an unfinished job, and until when (Unix ms); and the
+    // per-tenant count of unfinished jobs the insert checks.
+    "
+ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_unfinished ON jobs (tenant, seq) WHERE status IN ('queued', 'running');
+",
 ];
+
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 1024;
+/// Read-only connections kept open between reads.
+const MAX_IDLE_READERS: usize = 8;
+
+/// A store in one SQLite database file, WAL mode, `synchronous=FULL`, written by one
+/// thread with group commit; see the module docs.
+///
+/// One server process per data directory: opening the store ends the leases of jobs a
+/// previous process left unfinished, so the crash rule deals with them at once.
+pub(crate) struct SqliteStore {
+    writer: mpsc::Sender<Command>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<Readers>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// What the writer thread is asked to do.
+enum Command {
+    /// Run a write in the next transaction.
+    Write(WriteOp),
+    /// Finish the pending writes, checkpoint the WAL, and stop.
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// A write: runs inside the batch's transaction (in a savepoint of its own) and says
+/// what to publish and whom to tell once the batch is committed; `None` when it failed
+/// (it has told its caller already, and its savepoint is rolled back).
+type WriteOp = Box<dyn FnOnce(&Connection) -> Option<Staged> + Send>;
+
+/// A write that succeeded inside an uncommitted transaction.
+struct Staged {
+    /// Its events, to publish after the commit.
+    events: Vec<(String, Event)>,
+    /// Tells the caller how the commit went.
+    reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+/// Read-only connections, opened on demand.
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = lock(&self.idle).pop() {
+            return Ok(conn);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(err("opening a read connection"))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(err("setting the busy timeout"))?;
+        Ok(conn)
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| StoreError::with_source(context, e)
+}
+
+fn closed() -> StoreError {
+    StoreError::new("the SQLite store is closed")
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::with_source("encoding a row", e))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::with_source("decoding a row", e))
+}
+
+/// The connection the writer thread owns, set up.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)
+        .map_err(|e| StoreError::with_source(format!("opening {}", path.display()), e))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(err("setting the busy timeout"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(err("switching to WAL mode"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::new(format!(
+            "the database stayed in journal mode {mode}, not WAL"
+        )));
+    }
+    // FULL: a commit is on disk before its writes' futures resolve. Group commit pays
+    // the fsync once per batch, not once per job.
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        .map_err(err("setting pragmas"))?;
+    migrate(&mut conn)?;
+    // The previous process is gone (one process per data directory): its leases end now.
+    conn.execute(
+        "UPDATE jobs SET lease_until = 0 WHERE status IN ('queued', 'running')",
+        [],
+    )
+    .map_err(err("ending a previous process's leases"))?;
+    Ok(conn)
+}
+
+/// The writer thread: commits batches until closed or every sender is gone.
+fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>, bus: Arc<EventBus>) {
+    let mut closing = None;
+    while closing.is_none() {
+        let Ok(first) = commands.recv() else { break };
+        let mut batch = Vec::new();
+        match first {
+            Command::Write(op) => batch.push(op),
+            Command::Close(done) => closing = Some(done),
+        }
+        while closing.is_none() && batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(Command::Write(op)) => batch.push(op),
+                Ok(Command::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, batch, &bus);
+        }
+    }
+    let checkpointed = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(err("checkpointing the WAL"))
+        .and_then(|()| {
+            conn.execute_batch("PRAGMA optimize;")
+                .map_err(err("optimizing"))
+        });
+    if let Some(done) = closing {
+        let _ = done.send(checkpointed);
+    }
+}
+
+/// Runs `batch` in one transaction, each write in its own savepoint, commits, publishes
+/// the events in id order and answers every write.
+fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>, bus: &EventBus) {
+    let mut staged = Vec::with_capacity(batch.len());
+    let committed = (|| {
+        let mut tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err("starting a transaction"))?;
+        for op in batch {
+            let savepoint = tx.savepoint().map_err(err("starting a savepoint"))?;
+            match op(&savepoint) {
+                Some(done) => {
+                    savepoint.commit().map_err(err("releasing a savepoint"))?;
+                    staged.push(done);
+                }
+                // Dropping the savepoint rolls the failed write back.
+                None => drop(savepoint),
+            }
+        }
+        tx.commit().map_err(err("committing"))
+    })();
+    match committed {
+        Ok(()) => {
+            bus.publish(
+                staged
+                    .iter_mut()
+                    .flat_map(|s| std::mem::take(&mut s.events)),
+            );
+            for done in staged {
+                (done.reply)(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "a group commit failed");
+            for done in staged {
+                (done.reply)(Err(StoreError::new(format!("the commit failed: {e}"))));
+            }
+        }
+    }
+}
 
 /// Applies the migrations `conn` has not seen yet, each in its own transaction.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -119,88 +331,101 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A store in one SQLite database file, WAL mode, `synchronous=NORMAL`.
-///
-/// One connection behind a mutex: SQLite serialises writers anyway, and every call is one
-/// short transaction. With `synchronous=NORMAL` in WAL mode a commit survives a process
-/// crash; a power cut may lose the last commits but never corrupts the database.
-pub(crate) struct SqliteStore {
-    conn: Mutex<Connection>,
-}
-
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
-}
-
-fn err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
-    move |e| StoreError::with_source(context, e)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::with_source("encoding a row", e))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::with_source("decoding a row", e))
-}
-
 impl SqliteStore {
-    /// Opens (creating if needed) `dir/jobwire.db` and its schema.
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) `dir/jobwire.db` and its schema, and starts the writer
+    /// thread, which publishes committed events on `bus`.
+    pub(crate) fn open(dir: &Path, bus: Arc<EventBus>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::with_source(format!("creating data directory {}", dir.display()), e)
         })?;
         let path = dir.join(DB_FILE);
-        let mut conn = Connection::open(&path)
-            .map_err(|e| StoreError::with_source(format!("opening {}", path.display()), e))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(err("setting the busy timeout"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(err("switching to WAL mode"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::new(format!(
-                "the database stayed in journal mode {mode}, not WAL"
-            )));
-        }
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(err("setting pragmas"))?;
-        migrate(&mut conn)?;
+        let conn = open_writer(&path)?;
+        bus.advance(last_event_seq(&conn)?);
+        let (writer, commands) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("jobwire-sqlite-writer".into())
+            .spawn(move || write_loop(conn, commands, bus))
+            .map_err(|e| StoreError::with_source("starting the writer thread", e))?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            writer,
+            thread: Mutex::new(Some(thread)),
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
-    fn in_transaction<T>(
+    /// Runs `f` in the writer's next transaction; resolves once that is committed. `f`
+    /// returns its value and the events it recorded (published after the commit).
+    async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<(T, Vec<(String, Event)>), StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let mut conn = lock(&self.conn);
-        let tx = conn.transaction().map_err(err("starting a transaction"))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(err("committing"))?;
-        Ok(out)
+        let (tx, rx) = oneshot::channel();
+        let op: WriteOp = Box::new(move |conn| match f(conn) {
+            Ok((value, events)) => Some(Staged {
+                events,
+                reply: Box::new(move |committed| {
+                    let _ = tx.send(committed.map(|()| value));
+                }),
+            }),
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                None
+            }
+        });
+        self.writer.send(Command::Write(op)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Runs `f` on a read connection, on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let out = f(&conn);
+            readers.put(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::with_source("a read task failed", e))?
     }
 }
 
-/// Inserts events; returns the sequence ids SQLite gave them.
+/// The highest event id ever given: `sqlite_sequence` remembers it after those rows are
+/// deleted.
+fn last_event_seq(conn: &Connection) -> Result<i64, StoreError> {
+    let seq: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(err("reading the last event id"))?;
+    Ok(seq.unwrap_or(0))
+}
+
+/// Inserts events; returns them as recorded, with the ids SQLite gave them.
 fn insert_events(
-    tx: &Transaction<'_>,
+    conn: &Connection,
     tenant: &str,
-    events: &[NewEvent],
-) -> Result<Vec<i64>, StoreError> {
+    events: Vec<NewEvent>,
+) -> Result<Vec<(String, Event)>, StoreError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let mut stmt = tx
+    let mut stmt = conn
         .prepare_cached(
             "INSERT INTO events (tenant, job_id, service_id, kind, data, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(err("preparing an event insert"))?;
-    let mut seqs = Vec::with_capacity(events.len());
+    let mut recorded = Vec::with_capacity(events.len());
     for e in events {
         stmt.execute(params![
             tenant,
@@ -211,44 +436,13 @@ fn insert_events(
             e.created_at
         ])
         .map_err(err("inserting an event"))?;
-        seqs.push(tx.last_insert_rowid());
+        recorded.push((tenant.to_owned(), e.recorded(conn.last_insert_rowid())));
     }
-    Ok(seqs)
+    Ok(recorded)
 }
 
-/// Inserts a job (its row, labels and first events); returns its sequence number and
-/// the events' ids.
-fn insert_job_row(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    job: &Job,
-    body: &str,
-    events: &[NewEvent],
-) -> Result<(i64, Vec<i64>), StoreError> {
-    tx.execute(
-        "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            job.id,
-            tenant,
-            job.service_id,
-            job.status.as_str(),
-            body,
-            finished_at(job)
-        ],
-    )
-    .map_err(err("inserting a job"))?;
-    let seq = tx.last_insert_rowid();
-    if !job.labels.is_empty() {
-        let mut stmt = tx
-            .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
-            .map_err(err("inserting labels"))?;
-        for (k, v) in &job.labels {
-            stmt.execute(params![seq, k, v])
-                .map_err(err("inserting labels"))?;
-        }
-    }
-    Ok((seq, insert_events(tx, tenant, events)?))
+fn seqs(events: &[(String, Event)]) -> Vec<i64> {
+    events.iter().map(|(_, e)| e.seq).collect()
 }
 
 /// What a tenant's idempotency key was first used for.
@@ -274,158 +468,287 @@ fn finished_at(job: &Job) -> Option<&str> {
     job.finished_at.as_deref().filter(|_| job.is_finished())
 }
 
+/// A job insert, owned so it can travel to the writer thread.
+struct JobInsert {
+    tenant: String,
+    job: Job,
+    body: String,
+    key: Option<(String, String)>,
+    max_in_flight: i64,
+    owner: String,
+    lease_until: i64,
+}
+
+/// The insert of [`Store::insert_job`], inside the writer's transaction.
+fn insert_job_row(
+    conn: &Connection,
+    new: JobInsert,
+    events: Vec<NewEvent>,
+) -> Result<(Inserted, Vec<(String, Event)>), StoreError> {
+    let JobInsert {
+        tenant,
+        job,
+        body,
+        key,
+        max_in_flight,
+        owner,
+        lease_until,
+    } = new;
+    if let Some((key, _)) = &key {
+        if let Some(record) = read_key(conn, &tenant, key)? {
+            return Ok((Inserted::KeyTaken(record), Vec::new()));
+        }
+    }
+    // Counts no further than the limit.
+    let unfinished: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs
+             WHERE tenant = ?1 AND status IN ('queued', 'running') LIMIT ?2)",
+        )
+        .and_then(|mut stmt| stmt.query_row(params![tenant, max_in_flight], |row| row.get(0)))
+        .map_err(err("counting unfinished jobs"))?;
+    if unfinished >= max_in_flight {
+        return Ok((Inserted::AtLimit, Vec::new()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at, owner, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            job.id,
+            tenant,
+            job.service_id,
+            job.status.as_str(),
+            body,
+            finished_at(&job),
+            owner,
+            lease_until
+        ])
+    })
+    .map_err(err("inserting a job"))?;
+    let seq = conn.last_insert_rowid();
+    if !job.labels.is_empty() {
+        let mut stmt = conn
+            .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
+            .map_err(err("inserting labels"))?;
+        for (k, v) in &job.labels {
+            stmt.execute(params![seq, k, v])
+                .map_err(err("inserting labels"))?;
+        }
+    }
+    if let Some((key, fingerprint)) = &key {
+        conn.prepare_cached(
+            "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![tenant, key, fingerprint, job.id, job.created_at])
+        })
+        .map_err(err("recording an idempotency key"))?;
+    }
+    let recorded = insert_events(conn, &tenant, events)?;
+    Ok((Inserted::Stored(seqs(&recorded)), recorded))
+}
+
+/// Rows of `(seq, body)` decoded.
+fn decode_rows<T: serde::de::DeserializeOwned>(
+    rows: Vec<(i64, String)>,
+) -> Result<Vec<(i64, T)>, StoreError> {
+    rows.into_iter()
+        .map(|(seq, body)| Ok((seq, from_json(&body)?)))
+        .collect()
+}
+
+#[async_trait]
 impl Store for SqliteStore {
-    fn upsert_service(&self, tenant: Option<&str>, service: &Service) -> Result<(), StoreError> {
+    async fn upsert_service(
+        &self,
+        tenant: Option<&str>,
+        service: &Service,
+    ) -> Result<(), StoreError> {
         let body = to_json(service)?;
-        self.in_transaction(|tx| {
-            tx.execute(
+        let (id, name) = (service.id.clone(), service.name.clone());
+        let tenant = tenant.map(str::to_owned);
+        self.write(move |conn| {
+            conn.execute(
                 "INSERT INTO services (id, tenant, name, body) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant,
                      name = excluded.name, body = excluded.body",
-                params![service.id, tenant, service.name, body],
+                params![id, tenant, name, body],
             )
             .map_err(err("saving a service"))?;
-            Ok(())
+            Ok(((), Vec::new()))
         })
+        .await
     }
 
-    fn find_service(&self, tenant: &str, id_or_name: &str) -> Result<Option<Service>, StoreError> {
-        let conn = lock(&self.conn);
-        let body: Option<String> = conn
-            .prepare_cached(
-                "SELECT body FROM services
-                 WHERE (tenant IS NULL OR tenant = ?1) AND (id = ?2 OR name = ?2)
-                 ORDER BY (id = ?2) DESC, seq LIMIT 1",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![tenant, id_or_name], |row| row.get(0))
-                    .optional()
+    async fn find_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Service>, StoreError> {
+        let (tenant, wanted) = (tenant.to_owned(), id_or_name.to_owned());
+        let body: Option<String> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT body FROM services
+                     WHERE (tenant IS NULL OR tenant = ?1) AND (id = ?2 OR name = ?2)
+                     ORDER BY (id = ?2) DESC, seq LIMIT 1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![tenant, wanted], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(err("reading a service"))
             })
-            .map_err(err("reading a service"))?;
+            .await?;
         body.as_deref().map(from_json).transpose()
     }
 
-    fn list_services(
+    async fn list_services(
         &self,
         tenant: &str,
         query: &ServiceQuery,
     ) -> Result<Vec<(i64, Service)>, StoreError> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT seq, body FROM services
-                 WHERE (tenant IS NULL OR tenant = ?1) AND seq > ?2 AND (?3 IS NULL OR name = ?3)
-                 ORDER BY seq LIMIT ?4",
-            )
-            .map_err(err("listing services"))?;
-        let rows = stmt
-            .query_map(
-                params![
-                    tenant,
-                    query.after.unwrap_or(0),
-                    query.name,
-                    i64::try_from(query.limit).unwrap_or(i64::MAX)
-                ],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )
-            .map_err(err("listing services"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, body) = row.map_err(err("listing services"))?;
-            out.push((seq, from_json(&body)?));
-        }
-        Ok(out)
+        let (tenant, query) = (tenant.to_owned(), query.clone());
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT seq, body FROM services
+                         WHERE (tenant IS NULL OR tenant = ?1) AND seq > ?2
+                             AND (?3 IS NULL OR name = ?3)
+                         ORDER BY seq LIMIT ?4",
+                    )
+                    .map_err(err("listing services"))?;
+                let rows = stmt
+                    .query_map(
+                        params![
+                            tenant,
+                            query.after.unwrap_or(0),
+                            query.name,
+                            i64::try_from(query.limit).unwrap_or(i64::MAX)
+                        ],
+                        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+                    )
+                    .map_err(err("listing services"))?;
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(err("listing services"))
+            })
+            .await?;
+        decode_rows(rows)
     }
 
-    fn insert_job(
+    async fn insert_job(
         &self,
-        tenant: &str,
-        job: &Job,
-        events: &[NewEvent],
-    ) -> Result<(i64, Vec<i64>), StoreError> {
-        let body = to_json(job)?;
-        self.in_transaction(|tx| insert_job_row(tx, tenant, job, &body, events))
+        new: NewJob<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Inserted, StoreError> {
+        let insert = JobInsert {
+            tenant: new.tenant.to_owned(),
+            job: new.job.clone(),
+            body: to_json(new.job)?,
+            key: new
+                .key
+                .map(|k| (k.key.to_owned(), k.fingerprint.to_owned())),
+            max_in_flight: i64::try_from(new.max_in_flight).unwrap_or(i64::MAX),
+            owner: new.owner.to_owned(),
+            lease_until: lease_end(SystemTime::now(), new.lease),
+        };
+        self.write(move |conn| insert_job_row(conn, insert, events))
+            .await
     }
 
-    fn insert_keyed_job(
-        &self,
-        tenant: &str,
-        job: &Job,
-        events: &[NewEvent],
-        key: &str,
-        fingerprint: &str,
-    ) -> Result<Keyed, StoreError> {
-        let body = to_json(job)?;
-        self.in_transaction(|tx| {
-            if let Some(record) = read_key(tx, tenant, key)? {
-                return Ok(Keyed::Taken(record));
-            }
-            tx.execute(
-                "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![tenant, key, fingerprint, job.id, job.created_at],
-            )
-            .map_err(err("recording an idempotency key"))?;
-            let (_, seqs) = insert_job_row(tx, tenant, job, &body, events)?;
-            Ok(Keyed::Inserted(seqs))
-        })
+    async fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let (tenant, key) = (tenant.to_owned(), key.to_owned());
+        self.read(move |conn| read_key(conn, &tenant, &key)).await
     }
 
-    fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let conn = lock(&self.conn);
-        read_key(&conn, tenant, key)
-    }
-
-    fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
-        self.in_transaction(|tx| {
-            tx.execute(
+    async fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
+        let (tenant, key) = (tenant.to_owned(), key.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached(
                 "UPDATE idempotency_keys SET status = ?1 WHERE tenant = ?2 AND key = ?3",
-                params![status, tenant, key],
             )
+            .and_then(|mut stmt| stmt.execute(params![status, tenant, key]))
             .map_err(err("recording an answer's status"))?;
-            Ok(())
+            Ok(((), Vec::new()))
         })
+        .await
     }
 
-    fn update_job(
+    async fn update_job(
         &self,
         tenant: &str,
         job: &Job,
-        events: &[NewEvent],
-    ) -> Result<Vec<i64>, StoreError> {
+        expected: Expected<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<Vec<i64>>, StoreError> {
         let body = to_json(job)?;
-        self.in_transaction(|tx| {
-            let changed = tx
-                .execute(
+        let tenant = tenant.to_owned();
+        let (id, status) = (job.id.clone(), job.status.as_str().to_owned());
+        let finished = finished_at(job).map(str::to_owned);
+        let was = expected.status.as_str().to_owned();
+        let owner = expected.owner.map(str::to_owned);
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
                     "UPDATE jobs SET status = ?1, body = ?2, finished_at = ?3
-                     WHERE id = ?4 AND tenant = ?5",
-                    params![job.status.as_str(), body, finished_at(job), job.id, tenant],
+                     WHERE id = ?4 AND tenant = ?5 AND status = ?6
+                         AND (?7 IS NULL OR owner = ?7)",
                 )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![status, body, finished, id, tenant, was, owner])
+                })
                 .map_err(err("updating a job"))?;
             if changed != 1 {
-                return Err(StoreError::new(format!("no job {} to update", job.id)));
+                return Ok((None, Vec::new()));
             }
-            insert_events(tx, tenant, events)
+            let recorded = insert_events(conn, &tenant, events)?;
+            Ok((Some(seqs(&recorded)), recorded))
         })
+        .await
     }
 
-    fn append_events(&self, tenant: &str, events: &[NewEvent]) -> Result<Vec<i64>, StoreError> {
-        self.in_transaction(|tx| insert_events(tx, tenant, events))
+    async fn append_events(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let tenant = tenant.to_owned();
+        self.write(move |conn| {
+            let recorded = insert_events(conn, &tenant, events)?;
+            Ok((seqs(&recorded), recorded))
+        })
+        .await
     }
 
-    fn get_job(&self, tenant: &str, id: &str) -> Result<Option<Job>, StoreError> {
-        let conn = lock(&self.conn);
-        let body: Option<String> = conn
-            .prepare_cached("SELECT body FROM jobs WHERE id = ?1 AND tenant = ?2")
-            .and_then(|mut stmt| {
-                stmt.query_row(params![id, tenant], |row| row.get(0))
-                    .optional()
+    async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        // One statement, one snapshot: the position is the last id as of this state.
+        let row: Option<(String, Option<i64>)> = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT body, (SELECT seq FROM sqlite_sequence WHERE name = 'events')
+                     FROM jobs WHERE id = ?1 AND tenant = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![id, tenant], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(err("reading a job"))
             })
-            .map_err(err("reading a job"))?;
-        body.as_deref().map(from_json).transpose()
+            .await?;
+        row.map(|(body, position)| Ok((from_json(&body)?, position.unwrap_or(0))))
+            .transpose()
     }
 
-    fn list_jobs(&self, tenant: &str, query: &JobQuery) -> Result<Vec<(i64, Job)>, StoreError> {
+    async fn list_jobs(
+        &self,
+        tenant: &str,
+        query: &JobQuery,
+    ) -> Result<Vec<(i64, Job)>, StoreError> {
         let mut sql = String::from(
             "SELECT seq, body FROM jobs WHERE tenant = ?1 AND seq < ?2
              AND (?3 IS NULL OR service_id = ?3) AND (?4 IS NULL OR status = ?4)",
@@ -453,43 +776,95 @@ impl Store for SqliteStore {
         args.push(SqlValue::Integer(
             i64::try_from(query.limit).unwrap_or(i64::MAX),
         ));
-
-        let conn = lock(&self.conn);
-        let mut stmt = conn.prepare_cached(&sql).map_err(err("listing jobs"))?;
-        let rows = stmt
-            .query_map(params_from_iter(args), |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(err("listing jobs"))?;
+                let rows = stmt
+                    .query_map(params_from_iter(args), |row| {
+                        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                    })
+                    .map_err(err("listing jobs"))?;
+                rows.collect::<Result<Vec<_>, _>>()
+                    .map_err(err("listing jobs"))
             })
-            .map_err(err("listing jobs"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, body) = row.map_err(err("listing jobs"))?;
-            out.push((seq, from_json(&body)?));
-        }
-        Ok(out)
+            .await?;
+        decode_rows(rows)
     }
 
-    fn unfinished_jobs(&self) -> Result<Vec<(String, Job)>, StoreError> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare(
-                "SELECT tenant, body FROM jobs WHERE status IN ('queued', 'running') ORDER BY seq",
-            )
-            .map_err(err("listing unfinished jobs"))?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(err("listing unfinished jobs"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (tenant, body) = row.map_err(err("listing unfinished jobs"))?;
-            out.push((tenant, from_json(&body)?));
-        }
-        Ok(out)
+    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
+        let until = lease_end(SystemTime::now(), lease);
+        self.write(move |conn| {
+            let held = conn
+                .execute(
+                    "UPDATE jobs SET lease_until = ?1
+                     WHERE owner = ?2 AND status IN ('queued', 'running')",
+                    params![until, owner],
+                )
+                .map_err(err("renewing leases"))?;
+            Ok((held, Vec::new()))
+        })
+        .await
     }
 
-    fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(String, Job)>, StoreError> {
+        let owner = owner.to_owned();
+        let now = unix_millis(SystemTime::now());
+        let until = lease_end(SystemTime::now(), lease);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The one writer makes select-then-update a claim no one else can make.
+        let rows = self
+            .write(move |conn| {
+                let rows = conn
+                    .prepare_cached(
+                        "UPDATE jobs SET owner = ?1, lease_until = ?2
+                         WHERE seq IN (SELECT seq FROM jobs
+                             WHERE status IN ('queued', 'running') AND lease_until <= ?3
+                             ORDER BY seq LIMIT ?4)
+                         RETURNING seq, tenant, body",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_map(params![owner, until, now, limit], |row| {
+                            Ok((
+                                row.get::<_, i64>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                            ))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(err("claiming orphaned jobs"))?;
+                Ok((rows, Vec::new()))
+            })
+            .await?;
+        let mut rows = rows;
+        rows.sort_by_key(|(seq, _, _)| *seq);
+        rows.into_iter()
+            .map(|(_, tenant, body)| Ok((tenant, from_json(&body)?)))
+            .collect()
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<usize, StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |conn| {
+            let released = conn
+                .execute(
+                    "UPDATE jobs SET lease_until = 0
+                     WHERE owner = ?1 AND status IN ('queued', 'running')",
+                    [owner],
+                )
+                .map_err(err("releasing leases"))?;
+            Ok((released, Vec::new()))
+        })
+        .await
+    }
+
+    async fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let mut sql = String::from(
             "SELECT seq, job_id, service_id, kind, data, created_at FROM events
              WHERE tenant = ?1 AND seq > ?2 AND (?3 IS NULL OR service_id = ?3)",
@@ -513,62 +888,53 @@ impl Store for SqliteStore {
         args.push(SqlValue::Integer(
             i64::try_from(query.limit).unwrap_or(i64::MAX),
         ));
-
-        let conn = lock(&self.conn);
-        let mut stmt = conn.prepare_cached(&sql).map_err(err("reading events"))?;
-        let rows = stmt
-            .query_map(params_from_iter(args), |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })
-            .map_err(err("reading events"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, job_id, service_id, kind, data, created_at) =
-                row.map_err(err("reading events"))?;
-            out.push(Event {
-                seq,
-                job_id,
-                service_id,
-                kind,
-                data: from_json(&data)?,
-                created_at,
-            });
-        }
-        Ok(out)
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(err("reading events"))?;
+            let rows = stmt
+                .query_map(params_from_iter(args), |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                })
+                .map_err(err("reading events"))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, job_id, service_id, kind, data, created_at) =
+                    row.map_err(err("reading events"))?;
+                out.push(Event {
+                    seq,
+                    job_id,
+                    service_id,
+                    kind,
+                    data: from_json(&data)?,
+                    created_at,
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
-        let conn = lock(&self.conn);
-        let floor: Option<i64> = conn
-            .prepare_cached("SELECT seq FROM event_floors WHERE tenant = ?1")
-            .and_then(|mut stmt| stmt.query_row([tenant], |row| row.get(0)).optional())
-            .map_err(err("reading an event floor"))?;
+    async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
+        let tenant = tenant.to_owned();
+        let floor: Option<i64> = self
+            .read(move |conn| {
+                conn.prepare_cached("SELECT seq FROM event_floors WHERE tenant = ?1")
+                    .and_then(|mut stmt| stmt.query_row([tenant], |row| row.get(0)).optional())
+                    .map_err(err("reading an event floor"))
+            })
+            .await?;
         Ok(floor.unwrap_or(0))
     }
 
-    fn last_event_seq(&self) -> Result<i64, StoreError> {
-        // sqlite_sequence remembers the highest id even after those rows are deleted.
-        let conn = lock(&self.conn);
-        let seq: Option<i64> = conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(err("reading the last event id"))?;
-        Ok(seq.unwrap_or(0))
-    }
-
-    fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
-        self.in_transaction(|tx| {
+    async fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
+        let (cutoff, keys_before) = (cutoff.to_owned(), keys_before.to_owned());
+        self.write(move |tx| {
             let keys = tx
                 .execute(
                     "DELETE FROM idempotency_keys WHERE created_at < ?1",
@@ -606,26 +972,34 @@ impl Store for SqliteStore {
                 [],
             )
             .map_err(err("marking pruned jobs"))?;
-            Ok(Pruned {
+            let pruned = Pruned {
                 events,
                 keys,
                 jobs: 0,
-            })
+            };
+            Ok((pruned, Vec::new()))
         })
+        .await
     }
 
-    fn close(&self) -> Result<(), StoreError> {
-        let conn = lock(&self.conn);
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .map_err(err("checkpointing the WAL"))?;
-        conn.execute_batch("PRAGMA optimize;")
-            .map_err(err("optimizing"))
+    async fn close(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.writer.send(Command::Close(tx)).map_err(|_| closed())?;
+        let flushed = rx.await.map_err(|_| closed())?;
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            // The thread has answered and is about to return.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        flushed
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{EventKind, KeyUse};
+    use jobwire_core::JobStatus;
 
     /// A unique temporary directory, removed on drop.
     pub(crate) struct TempDir(pub std::path::PathBuf);
@@ -635,7 +1009,7 @@ mod tests {
             let dir = std::env::temp_dir().join(format!(
                 "jobwire-{tag}-{}-{}",
                 std::process::id(),
-                crate::util::random_id("", 8).unwrap()
+                crate::ids::random_id("", 8).unwrap()
             ));
             TempDir(dir)
         }
@@ -647,49 +1021,147 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sqlite_store_keeps_the_contract() {
-        let dir = TempDir::new("store-contract");
-        let store = SqliteStore::open(&dir.0).unwrap();
-        super::super::contract::run(&store);
-        store.close().unwrap();
+    fn open(dir: &TempDir) -> (SqliteStore, Arc<EventBus>) {
+        let bus = Arc::new(EventBus::new(4096));
+        (SqliteStore::open(&dir.0, bus.clone()).unwrap(), bus)
     }
 
-    #[test]
-    fn sqlite_store_is_durable_and_in_wal_mode() {
+    fn new_job(job: &Job) -> NewJob<'_> {
+        NewJob {
+            tenant: "t",
+            job,
+            key: None,
+            max_in_flight: 100_000,
+            owner: "srv",
+            lease: Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_keeps_the_contract() {
+        let dir = TempDir::new("store-contract");
+        let (store, bus) = open(&dir);
+        super::super::contract::run(&store, &bus).await;
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_is_durable_and_in_wal_mode() {
         let dir = TempDir::new("store-durable");
         {
-            let store = SqliteStore::open(&dir.0).unwrap();
-            let job = Job::new("job_1", "svc_a", jobwire_core::JobStatus::Queued);
-            store.insert_job("t", &job, &[]).unwrap();
-            store.close().unwrap();
+            let (store, _) = open(&dir);
+            let job = Job::new("job_1", "svc_a", JobStatus::Queued);
+            store.insert_job(new_job(&job), vec![]).await.unwrap();
+            store.close().await.unwrap();
         }
-        let store = SqliteStore::open(&dir.0).unwrap();
-        assert!(store.get_job("t", "job_1").unwrap().is_some());
-        let mode: String = lock(&store.conn)
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        let (store, _) = open(&dir);
+        assert!(store.get_job("t", "job_1").await.unwrap().is_some());
+        let mode: String = store
+            .read(|conn| {
+                conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(err("reading the journal mode"))
+            })
+            .await
             .unwrap();
         assert_eq!(mode, "wal");
         // Sequence numbers continue after a restart instead of starting over.
-        let seq = store
-            .insert_job(
+        let job = Job::new("job_2", "svc_a", JobStatus::Queued);
+        store.insert_job(new_job(&job), vec![]).await.unwrap();
+        let rows = store
+            .list_jobs(
                 "t",
-                &Job::new("job_2", "svc_a", jobwire_core::JobStatus::Queued),
-                &[],
+                &JobQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
             )
-            .unwrap()
-            .0;
-        assert_eq!(seq, 2);
+            .await
+            .unwrap();
+        assert_eq!(rows.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(), [2, 1]);
+        // The restart ended the first process's lease: its job is claimable at once.
+        let claimed = store
+            .claim_orphans("srv_next", Duration::from_secs(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].1.id, "job_1");
     }
 
-    #[test]
-    fn a_database_from_before_versioning_is_migrated() {
+    /// Writes that arrive together are committed together, each in its own savepoint:
+    /// one that fails leaves the others in, and every caller hears how its write went.
+    #[tokio::test]
+    async fn concurrent_writes_share_commits_and_fail_alone() {
+        let dir = TempDir::new("store-group");
+        let (store, bus) = open(&dir);
+        let store = Arc::new(store);
+        let mut live = bus.subscribe("t");
+        let mut tasks = Vec::new();
+        // Job 0 twice: the second insert fails on the unique index, in whatever batch
+        // it lands; its neighbours are unharmed.
+        for i in (0..200).chain([0]) {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let job = Job::new(format!("job_{i}"), "svc_a", JobStatus::Queued);
+                let event = NewEvent {
+                    job_id: job.id.clone(),
+                    service_id: "svc_a".into(),
+                    kind: EventKind::Status,
+                    data: serde_json::json!({ "job_id": job.id }),
+                    created_at: String::new(),
+                };
+                store.insert_job(new_job(&job), vec![event]).await
+            }));
+        }
+        let (mut ids, mut failed) = (Vec::new(), 0);
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(Inserted::Stored(seqs)) => ids.extend(seqs),
+                Ok(other) => panic!("{other:?}"),
+                Err(_) => failed += 1,
+            }
+        }
+        assert_eq!(failed, 1);
+        ids.sort_unstable();
+        assert_eq!(ids.len(), 200);
+        let mut published = Vec::new();
+        while let Ok(event) = live.try_recv() {
+            published.push(event.seq);
+        }
+        assert_eq!(
+            published, ids,
+            "every committed event, published in id order"
+        );
+        let stored = store
+            .list_jobs(
+                "t",
+                &JobQuery {
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 200);
+        let keyed = Job::new("job_keyed", "svc_a", JobStatus::Queued);
+        let with_key = NewJob {
+            key: Some(KeyUse {
+                key: "k",
+                fingerprint: "f",
+            }),
+            ..new_job(&keyed)
+        };
+        store.insert_job(with_key, vec![]).await.unwrap();
+        assert!(store.find_key("t", "k").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_versioning_is_migrated() {
         let dir = TempDir::new("store-migrate");
         std::fs::create_dir_all(&dir.0).unwrap();
         {
             let conn = Connection::open(dir.0.join(DB_FILE)).unwrap();
             conn.execute_batch(MIGRATIONS[0]).unwrap();
-            let mut job = Job::new("job_old", "svc_a", jobwire_core::JobStatus::Succeeded);
+            let mut job = Job::new("job_old", "svc_a", JobStatus::Succeeded);
             job.finished_at = Some("2026-01-01T00:00:00.000Z".into());
             conn.execute(
                 "INSERT INTO jobs (id, tenant, service_id, status, body) VALUES (?1, 't', 'svc_a', 'succeeded', ?2)",
@@ -702,9 +1174,14 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(&dir.0).unwrap();
-        let version: i64 = lock(&store.conn)
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        let (store, bus) = open(&dir);
+        assert_eq!(bus.latest(), 1, "the bus starts after the events there are");
+        let version: i64 = store
+            .read(|conn| {
+                conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .map_err(err("reading the version"))
+            })
+            .await
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
         let events = store
@@ -715,15 +1192,18 @@ mod tests {
                     ..Default::default()
                 },
             )
+            .await
             .unwrap();
         assert_eq!(events[0].service_id, "svc_a", "service ids are filled in");
         // The finished time was copied out of the body, so retention finds the job.
         let pruned = store
             .prune("2026-02-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+            .await
             .unwrap();
         assert_eq!(pruned.events, 1);
+        store.close().await.unwrap();
         drop(store);
         // Opening again applies nothing twice.
-        SqliteStore::open(&dir.0).unwrap();
+        open(&dir).0.close().await.unwrap();
     }
 }

@@ -1,0 +1,97 @@
+//! Admission: turning a submit into a stored, leased, running job — or a clear refusal.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use jobwire_core::{Job, Service};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::{lifecycle, new_events, ActiveJob, Runner};
+use crate::ids::random_id;
+use crate::locking::lock;
+use crate::services::Handler;
+use crate::store::{Inserted, KeyRecord, KeyUse, NewJob, StoreError};
+
+/// Why a job could not be submitted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubmitError {
+    /// The tenant has too many unfinished jobs.
+    #[error("too many unfinished jobs (at most {0} per tenant)")]
+    RateLimited(usize),
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The job could not be stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No random id could be made.
+    #[error("cannot generate a job id: {0}")]
+    Random(getrandom::Error),
+    /// The tenant already used the idempotency key; nothing was created.
+    #[error("the idempotency key was used before")]
+    KeyTaken(KeyRecord),
+}
+
+impl Runner {
+    /// Accepts a job: stores it `queued` and leased to this server (with its key, within
+    /// the tenant's limit, atomically), starts its supervisor, and returns a receiver that
+    /// sees every change of the job.
+    pub(crate) async fn submit(
+        &self,
+        tenant: &str,
+        service: &Service,
+        handler: Handler,
+        input: Value,
+        labels: BTreeMap<String, String>,
+        key: Option<KeyUse<'_>>,
+    ) -> Result<watch::Receiver<Job>, SubmitError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let id = random_id("job_", 12).map_err(SubmitError::Random)?;
+        let now = inner.clock.now_rfc3339();
+        let handler_input = input.clone();
+        let (job, events) =
+            lifecycle::submitted(id, &service.id, &service.name, input, labels, &now);
+        let (active, rx, reports) = ActiveJob::new(tenant, &job);
+        {
+            // Held until the job is stored: nothing (a cancel, a shutdown) may change it
+            // before.
+            let _state = active.state.lock().await;
+            {
+                let mut table = lock(&inner.active);
+                // Checked under the lock `abort_all` takes, so no job slips past a shutdown.
+                if inner.closed.load(Ordering::Acquire) {
+                    return Err(SubmitError::ShuttingDown);
+                }
+                table.insert(job.id.clone(), active.clone());
+            }
+            let new = NewJob {
+                tenant,
+                job: &job,
+                key,
+                max_in_flight: inner.limits.max_in_flight,
+                owner: &inner.server_id,
+                lease: inner.limits.lease,
+            };
+            let events = new_events(&job.id, &job.service_id, events, &now);
+            let refused = match inner.store.insert_job(new, events).await {
+                Ok(Inserted::Stored(_)) => None,
+                Ok(Inserted::KeyTaken(record)) => Some(SubmitError::KeyTaken(record)),
+                Ok(Inserted::AtLimit) => Some(SubmitError::RateLimited(inner.limits.max_in_flight)),
+                Err(e) => Some(SubmitError::Store(e)),
+            };
+            if let Some(e) = refused {
+                lock(&inner.active).remove(&job.id);
+                return Err(e);
+            }
+        }
+        tokio::spawn(
+            self.clone()
+                .supervise(active, handler, handler_input, reports),
+        );
+        Ok(rx)
+    }
+}

@@ -1,0 +1,203 @@
+//! Supervision: the life of each job's handler, the leases that say this server is
+//! still running its jobs, and the crash rule for jobs whose server is gone.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobwire_core::{Job, JobError, JobStatus};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::sync::watch;
+
+use super::lifecycle::Happening;
+use super::{ActiveJob, Applied, JobContext, Runner};
+use crate::locking::lock;
+use crate::services::Handler;
+use crate::store::StoreError;
+
+/// Orphaned jobs claimed per store call.
+const CLAIM_BATCH: usize = 256;
+/// The longest pause between two attempts to record a job's outcome.
+const MAX_FINISH_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How the jobs of a server that is gone were dealt with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Accepted but never started: running here now.
+    pub resumed: usize,
+    /// Running when their server stopped: failed as `interrupted`.
+    pub interrupted: usize,
+}
+
+impl Runner {
+    /// The life of one job: mark it running, run the handler in its own task (so a panic
+    /// or an abort cannot take the bookkeeping down with it), record its reports in
+    /// order while it runs, then record how it ended.
+    pub(super) async fn supervise(
+        self,
+        job: Arc<ActiveJob>,
+        handler: Handler,
+        input: Value,
+        mut reports: mpsc::UnboundedReceiver<Happening>,
+    ) {
+        if self.apply(&job, Happening::Start).await != Applied::Done {
+            return;
+        }
+        let ctx = JobContext::new(self.clone(), job.clone());
+        let mut task = match handler {
+            Handler::Async(f) => tokio::spawn(f(input, ctx)),
+            Handler::Blocking(f) => tokio::task::spawn_blocking(move || f(input, ctx)),
+        };
+        {
+            let mut state = job.state.lock().await;
+            if state.job.status.is_terminal() || job.cancelled.load(Ordering::Acquire) {
+                // Cancelled (or lost) between "running" and here.
+                task.abort();
+                return;
+            }
+            state.abort = Some(task.abort_handle());
+        }
+        let joined = loop {
+            tokio::select! {
+                Some(report) = reports.recv() => {
+                    self.apply(&job, report).await;
+                }
+                joined = &mut task => break joined,
+            }
+        };
+        // Reports made before the handler returned go first.
+        while let Ok(report) = reports.try_recv() {
+            self.apply(&job, report).await;
+        }
+        let outcome = match joined {
+            Ok(Ok(output)) => Happening::Succeed(output),
+            Ok(Err(error)) => Happening::Fail(error),
+            Err(e) if e.is_panic() => {
+                tracing::error!(job_id = %job.id, "job handler panicked");
+                let mut error = JobError::new("the service's handler panicked");
+                error.code = Some("internal".into());
+                Happening::Fail(error)
+            }
+            // Aborted: whoever aborted it has recorded the outcome.
+            Err(_) => return,
+        };
+        self.finish(&job, outcome).await;
+    }
+
+    /// Records a job's outcome; while the store refuses, tries again (the job stays
+    /// unfinished and leased meanwhile, so nothing else takes it).
+    async fn finish(&self, job: &ActiveJob, outcome: Happening) {
+        let mut pause = Duration::from_millis(50);
+        while self.apply(job, outcome.clone()).await == Applied::Failed {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_FINISH_BACKOFF);
+        }
+    }
+
+    /// The crash rule, for jobs whose server is gone (it crashed, was killed, or its
+    /// shutdown grace ran out; on a shared database, its leases ran out):
+    ///
+    /// - `queued` — accepted, never started: run here now, once;
+    /// - `running` — its handler may have done part of its work: not run again, but
+    ///   `failed` with code `interrupted`, and its `done` event recorded.
+    ///
+    /// Claims every such job there is now; so no job runs twice, and every accepted job
+    /// ends.
+    pub(crate) async fn recover(&self) -> Result<Recovered, StoreError> {
+        let inner = &self.inner;
+        let mut recovered = Recovered::default();
+        loop {
+            if inner.closed.load(Ordering::Acquire) {
+                return Ok(recovered);
+            }
+            let claimed = inner
+                .store
+                .claim_orphans(&inner.server_id, inner.limits.lease, CLAIM_BATCH)
+                .await?;
+            let n = claimed.len();
+            for (tenant, job) in claimed {
+                let handler = inner.handlers.handler(&job.service_id);
+                match (job.status == JobStatus::Running, handler) {
+                    (false, Some(handler)) => {
+                        self.resume(&tenant, job, handler);
+                        recovered.resumed += 1;
+                    }
+                    (false, None) => {
+                        let why = "its service has no handler in this server process";
+                        self.fail_orphan(&tenant, &job, why).await;
+                        recovered.interrupted += 1;
+                    }
+                    (true, _) => {
+                        let why = "the server stopped while the job was running";
+                        self.fail_orphan(&tenant, &job, why).await;
+                        recovered.interrupted += 1;
+                    }
+                }
+            }
+            if n < CLAIM_BATCH {
+                return Ok(recovered);
+            }
+        }
+    }
+
+    /// Runs a `queued` job this server just claimed.
+    fn resume(&self, tenant: &str, job: Job, handler: Handler) {
+        let input = job.input.clone();
+        let (active, _, reports) = ActiveJob::new(tenant, &job);
+        lock(&self.inner.active).insert(job.id.clone(), active.clone());
+        tokio::spawn(self.clone().supervise(active, handler, input, reports));
+    }
+
+    /// Ends a claimed job as `failed` (`interrupted`).
+    async fn fail_orphan(&self, tenant: &str, job: &Job, why: &str) {
+        let (orphan, _, _) = ActiveJob::new(tenant, job);
+        self.finish(&orphan, Happening::Interrupt(why.to_owned()))
+            .await;
+    }
+
+    /// Keeps this server's leases alive and takes over the jobs of servers that are gone,
+    /// every third of a lease, until `closed` turns true.
+    pub(crate) async fn maintain(self, mut closed: watch::Receiver<bool>) {
+        let every = self.inner.limits.lease / 3;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = closed.wait_for(|closed| *closed) => return,
+            }
+            let inner = &self.inner;
+            if let Err(e) = inner
+                .store
+                .renew_leases(&inner.server_id, inner.limits.lease)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot renew this server's leases");
+            }
+            match self.recover().await {
+                Ok(r) if r.resumed + r.interrupted > 0 => tracing::warn!(
+                    resumed = r.resumed,
+                    interrupted = r.interrupted,
+                    "took over the jobs of a server that is gone"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot claim orphaned jobs"),
+            }
+        }
+    }
+
+    /// Fails every unfinished job as `interrupted` (the crash rule's answer for a job
+    /// whose handler may have done part of its work), aborts its handler, and gives up
+    /// this server's leases. Returns how many jobs there were.
+    pub(crate) async fn abort_all(&self) -> usize {
+        let jobs: Vec<Arc<ActiveJob>> = lock(&self.inner.active).values().cloned().collect();
+        for job in &jobs {
+            let why = "the server shut down before the job finished";
+            self.apply(job, Happening::Interrupt(why.to_owned())).await;
+        }
+        let inner = &self.inner;
+        if let Err(e) = inner.store.release_leases(&inner.server_id).await {
+            tracing::warn!(error = %e, "cannot release this server's leases");
+        }
+        jobs.len()
+    }
+}

@@ -1,0 +1,1408 @@
+//! [`PgStore`]: the store in a PostgreSQL database, which several server processes may
+//! share.
+//!
+//! Rows keep the model as JSON text in `body` and copy out the columns that queries
+//! filter on, like the SQLite store. What differs is what several processes need:
+//!
+//! - **Event ids in commit order.** A sequence hands out ids at insert time, so a
+//!   transaction that took id 7 may commit after one that took id 8, and a reader could
+//!   see 8 without 7 and later skip 7. Ids come instead from the one row of
+//!   `event_counter`, updated as the last statement before commit: its row lock queues
+//!   event-writing transactions until the previous one has committed, so ids grow in
+//!   commit order and every snapshot sees a prefix of them.
+//! - **Publication from the database.** A transaction that records events also sends
+//!   `NOTIFY jobwire_events` (delivered at commit). Every process runs a listener that,
+//!   on a notification or once a second, reads the events after the last one it
+//!   published, in id order, and publishes them on its [`EventBus`]. A process publishes
+//!   its own events the same way, never straight after its commit, which would race
+//!   with the listener and break id order.
+//! - **Leases on the database clock.** `lease_until` is a `timestamptz` compared with
+//!   `now()`, so the servers' clocks may disagree.
+//! - **Checks inside the insert.** Idempotency keys and the per-tenant limit on
+//!   unfinished jobs are checked under transaction-scoped advisory locks, so two servers
+//!   cannot both pass the check.
+//!
+//! Times other than leases are RFC 3339 text as the server writes them, compared as text
+//! under the `C` collation (bytewise, whatever the database's locale).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, Pool, Runtime, Transaction};
+use futures_util::StreamExt;
+use jobwire_core::{Job, Service};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+
+use super::{
+    Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
+    ServiceQuery, Store, StoreError,
+};
+use crate::bus::EventBus;
+
+#[cfg(test)]
+#[path = "../../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+
+/// Connections in the pool (the listener has one more of its own).
+const POOL_SIZE: usize = 16;
+/// How long a store call waits for a free pooled connection before failing.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+/// How long opening a connection may take, unless the URL says otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The channel of `NOTIFY`, sent by every transaction that records events (spelled out
+/// in [`RECORD_EVENTS`] as well).
+const CHANNEL: &str = "jobwire_events";
+/// The listener reads new events in batches of this many.
+const PUBLISH_BATCH: i64 = 1000;
+/// The listener also looks for new events this often, in case a notification was lost.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// The first and the longest pause before reconnecting the `LISTEN` connection.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long the listener may take to publish what is left when the store closes.
+const FINAL_PUBLISH: Duration = Duration::from_secs(2);
+/// How long `close` waits for the listener to stop.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The schema as a list of migrations; `jobwire_schema.version` counts those applied.
+///
+/// Never edit a migration that has shipped: append a new one.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE services (
+    seq    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id     text NOT NULL UNIQUE,
+    tenant text,
+    name   text NOT NULL,
+    body   text NOT NULL
+);
+CREATE INDEX services_name ON services (name);
+
+CREATE TABLE jobs (
+    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id          text NOT NULL UNIQUE,
+    tenant      text NOT NULL,
+    service_id  text NOT NULL,
+    status      text NOT NULL,
+    labels      jsonb NOT NULL DEFAULT '{}',
+    body        text NOT NULL,
+    finished_at text COLLATE \"C\",
+    events_kept boolean NOT NULL DEFAULT true,
+    owner       text NOT NULL,
+    lease_until timestamptz NOT NULL
+);
+CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
+CREATE INDEX jobs_labels ON jobs USING gin (labels jsonb_path_ops);
+-- The per-tenant limit counts these; lease renewal and orphan claims scan them.
+CREATE INDEX jobs_unfinished_tenant ON jobs (tenant) WHERE status IN ('queued', 'running');
+CREATE INDEX jobs_unfinished_owner ON jobs (owner) WHERE status IN ('queued', 'running');
+CREATE INDEX jobs_unfinished_lease ON jobs (lease_until, seq)
+    WHERE status IN ('queued', 'running');
+CREATE INDEX jobs_prunable ON jobs (finished_at) WHERE events_kept;
+
+CREATE TABLE events (
+    seq        bigint PRIMARY KEY,
+    tenant     text NOT NULL,
+    job_id     text NOT NULL,
+    service_id text NOT NULL,
+    kind       text NOT NULL,
+    data       text NOT NULL,
+    created_at text COLLATE \"C\" NOT NULL
+);
+CREATE INDEX events_tenant_seq ON events (tenant, seq);
+CREATE INDEX events_job_seq ON events (job_id, seq);
+
+-- The last event id given out; only grows (pruning never touches it).
+CREATE TABLE event_counter (
+    id   boolean PRIMARY KEY DEFAULT true CHECK (id),
+    last bigint NOT NULL
+);
+INSERT INTO event_counter (last) VALUES (0);
+
+CREATE TABLE event_floors (
+    tenant text PRIMARY KEY,
+    seq    bigint NOT NULL
+);
+
+CREATE TABLE idempotency_keys (
+    tenant      text NOT NULL,
+    key         text NOT NULL,
+    fingerprint text NOT NULL,
+    job_id      text NOT NULL,
+    status      integer,
+    created_at  text COLLATE \"C\" NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+"];
+
+/// Takes ids for `$1` events from the counter, records the events (arrays of their
+/// fields, in order) and notifies the listeners at commit; returns the last id.
+///
+/// Must be the last statement of its transaction: the counter row stays locked until
+/// commit, which is what puts ids in commit order.
+const RECORD_EVENTS: &str = "
+WITH counter AS (
+    UPDATE event_counter SET last = last + $1::bigint RETURNING last
+), recorded AS (
+    INSERT INTO events (seq, tenant, job_id, service_id, kind, data, created_at)
+    SELECT counter.last - $1::bigint + e.ord, $2::text, e.job_id, e.service_id, e.kind,
+           e.data, e.created_at
+    FROM counter,
+         unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+             WITH ORDINALITY AS e (job_id, service_id, kind, data, created_at, ord)
+)
+SELECT counter.last, pg_notify('jobwire_events', counter.last::text) FROM counter";
+
+/// Every event after `$1`, whichever tenant's, oldest first: what the listener
+/// publishes.
+const UNPUBLISHED: &str = "
+SELECT tenant, seq, job_id, service_id, kind, data, created_at FROM events
+WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/// A store in a PostgreSQL database; see the module docs.
+pub(crate) struct PgStore {
+    pool: Pool,
+    /// Set (or dropped with the store) to stop the listener.
+    stop: watch::Sender<bool>,
+    /// The listener task, until `close` waits for it.
+    listener: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// Wraps a driver or pool error with what was being done.
+fn err<E>(context: &'static str) -> impl FnOnce(E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| StoreError::with_source(context, e)
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::with_source("encoding a row", e))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::with_source("decoding a row", e))
+}
+
+/// A `LIMIT` parameter.
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A row count as the trait reports it.
+fn count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// The `finished_at` column of a job: set once it is terminal.
+fn finished_at(job: &Job) -> Option<&str> {
+    job.finished_at.as_deref().filter(|_| job.is_finished())
+}
+
+/// Prepares `sql` (once per pooled connection) and runs it; returns its rows.
+async fn query(
+    client: &impl GenericClient,
+    what: &'static str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(err(what))?;
+    client.query(&statement, params).await.map_err(err(what))
+}
+
+/// Prepares `sql` (once per pooled connection) and runs it; returns how many rows it
+/// changed.
+async fn execute(
+    client: &impl GenericClient,
+    what: &'static str,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(err(what))?;
+    client.execute(&statement, params).await.map_err(err(what))
+}
+
+/// Column `index` of a row.
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    what: &'static str,
+) -> Result<T, StoreError> {
+    row.try_get(index).map_err(err(what))
+}
+
+/// A `(seq, body)` row as a sequence number and a decoded model.
+fn seq_and_body<T: serde::de::DeserializeOwned>(
+    row: &Row,
+    what: &'static str,
+) -> Result<(i64, T), StoreError> {
+    let seq = get(row, 0, what)?;
+    let body: &str = get(row, 1, what)?;
+    Ok((seq, from_json(body)?))
+}
+
+/// An event row, from column `first` on: seq, job_id, service_id, kind, data,
+/// created_at.
+fn event_from(row: &Row, first: usize) -> Result<Event, StoreError> {
+    const WHAT: &str = "reading an event";
+    let data: &str = get(row, first + 4, WHAT)?;
+    Ok(Event {
+        seq: get(row, first, WHAT)?,
+        job_id: get(row, first + 1, WHAT)?,
+        service_id: get(row, first + 2, WHAT)?,
+        kind: get(row, first + 3, WHAT)?,
+        data: from_json::<Value>(data)?,
+        created_at: get(row, first + 5, WHAT)?,
+    })
+}
+
+/// Records `events` of `tenant` as the last statement of `tx`; returns their ids.
+async fn record_events(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    events: Vec<NewEvent>,
+) -> Result<Vec<i64>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n =
+        i64::try_from(events.len()).map_err(|e| StoreError::with_source("too many events", e))?;
+    let mut job_ids = Vec::with_capacity(events.len());
+    let mut service_ids = Vec::with_capacity(events.len());
+    let mut kinds = Vec::with_capacity(events.len());
+    let mut data = Vec::with_capacity(events.len());
+    let mut created_at = Vec::with_capacity(events.len());
+    for e in events {
+        data.push(to_json(&e.data)?);
+        kinds.push(e.kind.as_str());
+        job_ids.push(e.job_id);
+        service_ids.push(e.service_id);
+        created_at.push(e.created_at);
+    }
+    let rows = query(
+        tx,
+        "recording events",
+        RECORD_EVENTS,
+        &[
+            &n,
+            &tenant,
+            &job_ids,
+            &service_ids,
+            &kinds,
+            &data,
+            &created_at,
+        ],
+    )
+    .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::new("recording events: the counter row is missing"))?;
+    let last: i64 = get(row, 0, "recording events")?;
+    Ok((last - n + 1..=last).collect())
+}
+
+/// What a tenant's idempotency key was first used for.
+async fn read_key(
+    client: &impl GenericClient,
+    tenant: &str,
+    key: &str,
+) -> Result<Option<KeyRecord>, StoreError> {
+    const WHAT: &str = "reading an idempotency key";
+    let rows = query(
+        client,
+        WHAT,
+        "SELECT fingerprint, job_id, status FROM idempotency_keys
+         WHERE tenant = $1 AND key = $2",
+        &[&tenant, &key],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let status: Option<i32> = get(row, 2, WHAT)?;
+    Ok(Some(KeyRecord {
+        fingerprint: get(row, 0, WHAT)?,
+        job_id: get(row, 1, WHAT)?,
+        status: status.map(u16::try_from).transpose().map_err(err(WHAT))?,
+    }))
+}
+
+/// Applies the migrations the database has not seen yet, each in its own transaction,
+/// under an advisory lock so that servers starting together migrate one at a time.
+async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
+    loop {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(err("starting a migration"))?;
+        // Its own statement, so the next ones (and their view of the catalog) come after
+        // whichever server migrated first has committed.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('jobwire-migrations'))",
+            &[],
+        )
+        .await
+        .map_err(err("locking the schema"))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS jobwire_schema (
+                 id      boolean PRIMARY KEY DEFAULT true CHECK (id),
+                 version integer NOT NULL
+             );
+             INSERT INTO jobwire_schema (version) VALUES (0) ON CONFLICT (id) DO NOTHING;",
+        )
+        .await
+        .map_err(err("creating the schema version table"))?;
+        let row = tx
+            .query_one("SELECT version FROM jobwire_schema", &[])
+            .await
+            .map_err(err("reading the schema version"))?;
+        let applied: i32 = get(&row, 0, "reading the schema version")?;
+        let applied = usize::try_from(applied)
+            .map_err(|e| StoreError::with_source("reading the schema version", e))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::new(format!(
+                "the database has schema version {applied}, newer than this server knows ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(applied) else {
+            tx.commit()
+                .await
+                .map_err(err("committing the schema check"))?;
+            return Ok(());
+        };
+        tx.batch_execute(sql).await.map_err(|e| {
+            StoreError::with_source(format!("migrating to version {}", applied + 1), e)
+        })?;
+        let version = i32::try_from(applied + 1)
+            .map_err(|e| StoreError::with_source("recording the schema version", e))?;
+        tx.execute("UPDATE jobwire_schema SET version = $1", &[&version])
+            .await
+            .map_err(err("recording the schema version"))?;
+        tx.commit().await.map_err(err("committing a migration"))?;
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (a `postgres://` URL or key=value string, no
+    /// TLS), brings its schema up to date, tells `bus` where the recorded events end and
+    /// starts publishing every event committed from now on, by any server, on `bus`.
+    pub(crate) async fn connect(url: &str, bus: Arc<EventBus>) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(err("parsing the PostgreSQL connection string"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let pool = Pool::builder(Manager::new(config.clone(), NoTls))
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(err("building the connection pool"))?;
+        let mut client = pool.get().await.map_err(err("connecting to PostgreSQL"))?;
+        migrate(&mut client).await?;
+        let row = client
+            .query_one("SELECT last FROM event_counter", &[])
+            .await
+            .map_err(err("reading the last event id"))?;
+        let last: i64 = get(&row, 0, "reading the last event id")?;
+        drop(client);
+        bus.advance(last);
+
+        let (stop, stopped) = watch::channel(false);
+        let listener = Listener {
+            pool: pool.clone(),
+            config,
+            closed: bus.closed(),
+            bus,
+            published: last,
+            stop: stopped,
+        };
+        let listener = tokio::spawn(listener.run());
+        Ok(PgStore {
+            pool,
+            stop,
+            listener: Mutex::new(Some(listener)),
+        })
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(err("taking a connection from the pool"))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn upsert_service(
+        &self,
+        tenant: Option<&str>,
+        service: &Service,
+    ) -> Result<(), StoreError> {
+        let body = to_json(service)?;
+        let client = self.client().await?;
+        execute(
+            &client,
+            "saving a service",
+            "INSERT INTO services (id, tenant, name, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant,
+                 name = excluded.name, body = excluded.body",
+            &[&service.id, &tenant, &service.name, &body],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn find_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Service>, StoreError> {
+        const WHAT: &str = "reading a service";
+        let client = self.client().await?;
+        // An id match wins over a name match; among names, the oldest service.
+        let rows = query(
+            &client,
+            WHAT,
+            "SELECT body FROM services
+             WHERE (tenant IS NULL OR tenant = $1) AND (id = $2 OR name = $2)
+             ORDER BY (id = $2) DESC, seq LIMIT 1",
+            &[&tenant, &id_or_name],
+        )
+        .await?;
+        rows.first()
+            .map(|row| from_json(get(row, 0, WHAT)?))
+            .transpose()
+    }
+
+    async fn list_services(
+        &self,
+        tenant: &str,
+        query: &ServiceQuery,
+    ) -> Result<Vec<(i64, Service)>, StoreError> {
+        const WHAT: &str = "listing services";
+        let client = self.client().await?;
+        let rows = self::query(
+            &client,
+            WHAT,
+            "SELECT seq, body FROM services
+             WHERE (tenant IS NULL OR tenant = $1) AND seq > $2
+               AND ($3::text IS NULL OR name = $3)
+             ORDER BY seq LIMIT $4",
+            &[
+                &tenant,
+                &query.after.unwrap_or(0),
+                &query.name,
+                &limit(query.limit),
+            ],
+        )
+        .await?;
+        rows.iter().map(|row| seq_and_body(row, WHAT)).collect()
+    }
+
+    async fn insert_job(
+        &self,
+        new: NewJob<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Inserted, StoreError> {
+        let job = new.job;
+        let tenant = new.tenant;
+        let body = to_json(job)?;
+        let labels = to_json(&job.labels)?;
+        let lease = new.lease.as_secs_f64();
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(err("starting a transaction"))?;
+
+        if let Some(key) = new.key {
+            // Inserts with the same key queue here, so the second sees the first's key
+            // (instead of failing on the primary key). The tenant's length keeps
+            // ("a:b", "c") apart from ("a", "b:c").
+            let slot = format!("jobwire-key:{}:{tenant}:{}", tenant.len(), key.key);
+            execute(
+                &tx,
+                "locking an idempotency key",
+                "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
+                &[&slot],
+            )
+            .await?;
+            if let Some(record) = read_key(&tx, tenant, key.key).await? {
+                tx.rollback().await.map_err(err("rolling back"))?;
+                return Ok(Inserted::KeyTaken(record));
+            }
+        }
+
+        // The tenant's inserts queue here, so two servers cannot both pass the count.
+        // (Finishing a job only lowers it, so updates need not take the lock.)
+        execute(
+            &tx,
+            "locking the tenant's limit",
+            "SELECT pg_advisory_xact_lock(hashtext('jobwire-tenant:' || $1::text))",
+            &[&tenant],
+        )
+        .await?;
+        let rows = query(
+            &tx,
+            "counting unfinished jobs",
+            "SELECT count(*) FROM jobs
+             WHERE tenant = $1 AND status IN ('queued', 'running')",
+            &[&tenant],
+        )
+        .await?;
+        let unfinished: i64 = match rows.first() {
+            Some(row) => get(row, 0, "counting unfinished jobs")?,
+            None => 0,
+        };
+        if unfinished >= limit(new.max_in_flight) {
+            tx.rollback().await.map_err(err("rolling back"))?;
+            return Ok(Inserted::AtLimit);
+        }
+
+        execute(
+            &tx,
+            "inserting a job",
+            "INSERT INTO jobs (id, tenant, service_id, status, labels, body, finished_at,
+                               owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8,
+                     now() + $9::float8 * interval '1 second')",
+            &[
+                &job.id,
+                &tenant,
+                &job.service_id,
+                &job.status.as_str(),
+                &labels,
+                &body,
+                &finished_at(job),
+                &new.owner,
+                &lease,
+            ],
+        )
+        .await?;
+        if let Some(key) = new.key {
+            execute(
+                &tx,
+                "recording an idempotency key",
+                "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &tenant,
+                    &key.key,
+                    &key.fingerprint,
+                    &job.id,
+                    &job.created_at,
+                ],
+            )
+            .await?;
+        }
+        let ids = record_events(&tx, tenant, events).await?;
+        tx.commit().await.map_err(err("committing a new job"))?;
+        Ok(Inserted::Stored(ids))
+    }
+
+    async fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let client = self.client().await?;
+        read_key(&client, tenant, key).await
+    }
+
+    async fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        execute(
+            &client,
+            "recording an answer's status",
+            "UPDATE idempotency_keys SET status = $1 WHERE tenant = $2 AND key = $3",
+            &[&i32::from(status), &tenant, &key],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update_job(
+        &self,
+        tenant: &str,
+        job: &Job,
+        expected: Expected<'_>,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        let body = to_json(job)?;
+        let labels = to_json(&job.labels)?;
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(err("starting a transaction"))?;
+        // Compare-and-set on the status and, when given, the lease holder (no owner: a
+        // cancel through another server). The row lock it takes also holds off a
+        // concurrent claim until we commit.
+        let changed = execute(
+            &tx,
+            "updating a job",
+            "UPDATE jobs SET status = $1, body = $2, finished_at = $3, labels = $4::text::jsonb
+             WHERE id = $5 AND tenant = $6 AND status = $7
+               AND ($8::text IS NULL OR owner = $8)",
+            &[
+                &job.status.as_str(),
+                &body,
+                &finished_at(job),
+                &labels,
+                &job.id,
+                &tenant,
+                &expected.status.as_str(),
+                &expected.owner,
+            ],
+        )
+        .await?;
+        if changed == 0 {
+            tx.rollback().await.map_err(err("rolling back"))?;
+            return Ok(None);
+        }
+        let ids = record_events(&tx, tenant, events).await?;
+        tx.commit().await.map_err(err("committing a job update"))?;
+        Ok(Some(ids))
+    }
+
+    async fn append_events(
+        &self,
+        tenant: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(err("starting a transaction"))?;
+        let ids = record_events(&tx, tenant, events).await?;
+        tx.commit().await.map_err(err("committing events"))?;
+        Ok(ids)
+    }
+
+    async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
+        const WHAT: &str = "reading a job";
+        let client = self.client().await?;
+        // One statement, one snapshot: the position is the last id committed when the
+        // job was read.
+        let rows = query(
+            &client,
+            WHAT,
+            "SELECT body, (SELECT last FROM event_counter) FROM jobs
+             WHERE id = $1 AND tenant = $2",
+            &[&id, &tenant],
+        )
+        .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let body: &str = get(row, 0, WHAT)?;
+        Ok(Some((from_json(body)?, get(row, 1, WHAT)?)))
+    }
+
+    async fn list_jobs(
+        &self,
+        tenant: &str,
+        query: &JobQuery,
+    ) -> Result<Vec<(i64, Job)>, StoreError> {
+        const WHAT: &str = "listing jobs";
+        // One containment test per wanted label (an object would merge repeated keys).
+        let labels: Vec<String> = query
+            .labels
+            .iter()
+            .map(|(k, v)| {
+                let one: std::collections::BTreeMap<&str, &str> = [(k.as_str(), v.as_str())].into();
+                to_json(&one)
+            })
+            .collect::<Result<_, _>>()?;
+        let client = self.client().await?;
+        let rows = self::query(
+            &client,
+            WHAT,
+            "SELECT seq, body FROM jobs
+             WHERE tenant = $1 AND seq < $2
+               AND ($3::text IS NULL OR service_id = $3)
+               AND ($4::text IS NULL OR status = $4)
+               AND labels @> ALL ($5::text[]::jsonb[])
+             ORDER BY seq DESC LIMIT $6",
+            &[
+                &tenant,
+                &query.before.unwrap_or(i64::MAX),
+                &query.service_id,
+                &query.status,
+                &labels,
+                &limit(query.limit),
+            ],
+        )
+        .await?;
+        rows.iter().map(|row| seq_and_body(row, WHAT)).collect()
+    }
+
+    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let renewed = execute(
+            &client,
+            "renewing leases",
+            "UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
+             WHERE owner = $1 AND status IN ('queued', 'running')",
+            &[&owner, &lease.as_secs_f64()],
+        )
+        .await?;
+        Ok(count(renewed))
+    }
+
+    async fn claim_orphans(
+        &self,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(String, Job)>, StoreError> {
+        const WHAT: &str = "claiming orphaned jobs";
+        let client = self.client().await?;
+        // SKIP LOCKED: servers claiming at once take different jobs instead of queueing;
+        // a row updated meanwhile is re-checked against the lease condition when locked.
+        let rows = query(
+            &client,
+            WHAT,
+            "WITH orphans AS MATERIALIZED (
+                 SELECT seq FROM jobs
+                 WHERE status IN ('queued', 'running') AND lease_until <= now()
+                 ORDER BY seq LIMIT $3
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE jobs SET owner = $1, lease_until = now() + $2::float8 * interval '1 second'
+             FROM orphans WHERE jobs.seq = orphans.seq
+             RETURNING jobs.seq, jobs.tenant, jobs.body",
+            &[&owner, &lease.as_secs_f64(), &self::limit(limit)],
+        )
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let seq: i64 = get(row, 0, WHAT)?;
+                let tenant: String = get(row, 1, WHAT)?;
+                let body: &str = get(row, 2, WHAT)?;
+                Ok((seq, tenant, from_json::<Job>(body)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // RETURNING has no order.
+        claimed.sort_by_key(|(seq, _, _)| *seq);
+        Ok(claimed
+            .into_iter()
+            .map(|(_, tenant, job)| (tenant, job))
+            .collect())
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let released = execute(
+            &client,
+            "releasing leases",
+            "UPDATE jobs SET lease_until = '-infinity'
+             WHERE owner = $1 AND status IN ('queued', 'running')",
+            &[&owner],
+        )
+        .await?;
+        Ok(count(released))
+    }
+
+    async fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let client = self.client().await?;
+        let rows = self::query(
+            &client,
+            "reading events",
+            "SELECT seq, job_id, service_id, kind, data, created_at FROM events
+             WHERE tenant = $1 AND seq > $2
+               AND ($3::text IS NULL OR service_id = $3)
+               AND (cardinality($4::text[]) = 0 OR job_id = ANY ($4::text[]))
+             ORDER BY seq LIMIT $5",
+            &[
+                &tenant,
+                &query.after,
+                &query.service_id,
+                &query.jobs,
+                &limit(query.limit),
+            ],
+        )
+        .await?;
+        rows.iter().map(|row| event_from(row, 0)).collect()
+    }
+
+    async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            "reading an event floor",
+            "SELECT seq FROM event_floors WHERE tenant = $1",
+            &[&tenant],
+        )
+        .await?;
+        match rows.first() {
+            Some(row) => get(row, 0, "reading an event floor"),
+            None => Ok(0),
+        }
+    }
+
+    async fn prune(&self, events_before: &str, keys_before: &str) -> Result<Pruned, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(err("starting a transaction"))?;
+        // One pass at a time across servers: two would only wait on each other's rows.
+        execute(
+            &tx,
+            "locking the retention pass",
+            "SELECT pg_advisory_xact_lock(hashtext('jobwire-prune'))",
+            &[],
+        )
+        .await?;
+        let keys = execute(
+            &tx,
+            "pruning idempotency keys",
+            "DELETE FROM idempotency_keys WHERE created_at < $1",
+            &[&keys_before],
+        )
+        .await?;
+        // Each job is pruned once (events_kept), and its tenant's floor rises to the
+        // highest id removed.
+        let rows = query(
+            &tx,
+            "pruning events",
+            "WITH prunable AS (
+                 UPDATE jobs SET events_kept = false
+                 WHERE events_kept AND finished_at < $1
+                 RETURNING id, tenant
+             ), removed AS (
+                 DELETE FROM events USING prunable
+                 WHERE events.job_id = prunable.id AND events.tenant = prunable.tenant
+                 RETURNING events.tenant, events.seq
+             ), floors AS (
+                 INSERT INTO event_floors (tenant, seq)
+                 SELECT tenant, max(seq) FROM removed GROUP BY tenant
+                 ON CONFLICT (tenant) DO UPDATE
+                     SET seq = greatest(event_floors.seq, excluded.seq)
+             )
+             SELECT count(*) FROM removed",
+            &[&events_before],
+        )
+        .await?;
+        let events: i64 = match rows.first() {
+            Some(row) => get(row, 0, "pruning events")?,
+            None => 0,
+        };
+        tx.commit()
+            .await
+            .map_err(err("committing a retention pass"))?;
+        Ok(Pruned {
+            events: usize::try_from(events).unwrap_or(0),
+            keys: count(keys),
+            jobs: 0,
+        })
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Everything is committed already; only the listener has work in flight.
+        self.stop.send_replace(true);
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut listener) = listener {
+            // It stops at once unless a read is stuck on an unreachable database.
+            match tokio::time::timeout(CLOSE_WAIT, &mut listener).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "the PostgreSQL event listener failed"),
+                Err(_) => {
+                    tracing::warn!("the PostgreSQL event listener did not stop; aborting it");
+                    listener.abort();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The task that publishes committed events on the bus; see the module docs.
+struct Listener {
+    pool: Pool,
+    /// Where to open the `LISTEN` connection (outside the pool: it stays subscribed).
+    config: tokio_postgres::Config,
+    bus: Arc<EventBus>,
+    /// The server is stopping.
+    closed: watch::Receiver<bool>,
+    /// The highest id published on the bus.
+    published: i64,
+    /// `true` (or the store dropped): stop.
+    stop: watch::Receiver<bool>,
+}
+
+/// A `LISTEN` connection: its client, the task driving it, and a wake-up per burst of
+/// notifications. The channel closes when the connection is lost.
+struct Subscription {
+    client: tokio_postgres::Client,
+    driver: JoinHandle<()>,
+    notified: mpsc::Receiver<()>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Why the listener stopped following notifications.
+enum Followed {
+    /// The store was closed or dropped, or the server is stopping.
+    Stopped,
+    /// The `LISTEN` connection was lost.
+    Lost,
+}
+
+impl Listener {
+    /// Publishes until stopped, reconnecting (with backoff) when the `LISTEN` connection
+    /// drops; polls once a second all along.
+    async fn run(mut self) {
+        let mut backoff = MIN_BACKOFF;
+        'run: loop {
+            let subscribed = tokio::select! {
+                subscribed = subscribe(&self.config) => subscribed,
+                () = stopped(&mut self.stop, &mut self.closed) => break,
+            };
+            match subscribed {
+                Ok(mut subscription) => {
+                    backoff = MIN_BACKOFF;
+                    if let Followed::Stopped = self.follow(&mut subscription).await {
+                        break;
+                    }
+                    tracing::warn!("the PostgreSQL LISTEN connection was lost");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen for PostgreSQL events"),
+            }
+            // Disconnected: keep polling until the next attempt.
+            let retry_at = tokio::time::Instant::now() + backoff;
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= retry_at {
+                    break;
+                }
+                let stop = tokio::select! {
+                    () = tokio::time::sleep(POLL_EVERY.min(retry_at - now)) => false,
+                    () = stopped(&mut self.stop, &mut self.closed) => true,
+                };
+                if stop {
+                    break 'run;
+                }
+                self.catch_up().await;
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        self.finish().await;
+    }
+
+    /// Publishes on every notification and every second until stopped or disconnected.
+    async fn follow(&mut self, subscription: &mut Subscription) -> Followed {
+        // What was committed before LISTEN took effect has sent its notification already.
+        self.catch_up().await;
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                woke = subscription.notified.recv() => {
+                    if woke.is_none() {
+                        return Followed::Lost;
+                    }
+                }
+                _ = poll.tick() => {}
+                () = stopped(&mut self.stop, &mut self.closed) => return Followed::Stopped,
+            }
+            self.catch_up().await;
+        }
+    }
+
+    /// Publishes what is new, logging a failure (the next wake-up or poll retries).
+    async fn catch_up(&mut self) {
+        if let Err(e) = self.publish_new().await {
+            tracing::warn!(error = %e, "cannot publish new events");
+        }
+    }
+
+    /// On an orderly close (not when the server is stopping: its streams are ending),
+    /// publishes what this process committed last, briefly.
+    async fn finish(&mut self) {
+        if *self.closed.borrow() {
+            return;
+        }
+        if tokio::time::timeout(FINAL_PUBLISH, self.catch_up())
+            .await
+            .is_err()
+        {
+            tracing::warn!("gave up publishing the last events");
+        }
+    }
+
+    /// Reads the events after the last one published, oldest first, and publishes
+    /// them in batches.
+    async fn publish_new(&mut self) -> Result<(), StoreError> {
+        const WHAT: &str = "reading new events";
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(err("taking a connection from the pool"))?;
+        loop {
+            let rows = query(
+                &client,
+                WHAT,
+                UNPUBLISHED,
+                &[&self.published, &PUBLISH_BATCH],
+            )
+            .await?;
+            let mut batch = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let tenant_event = get::<String>(row, 0, WHAT)
+                    .and_then(|tenant| event_from(row, 1).map(|event| (tenant, event)));
+                // A row that cannot be read is skipped, not retried forever.
+                match tenant_event {
+                    Ok(tenant_event) => batch.push(tenant_event),
+                    Err(e) => tracing::warn!(error = %e, "skipping an unreadable event"),
+                }
+            }
+            if let Some(row) = rows.last() {
+                self.published = self.published.max(get(row, 1, WHAT)?);
+            }
+            self.bus.publish(batch);
+            if limit(rows.len()) < PUBLISH_BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Opens a connection and starts `LISTEN` on it.
+async fn subscribe(config: &tokio_postgres::Config) -> Result<Subscription, StoreError> {
+    let (client, mut connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(err("opening the LISTEN connection"))?;
+    let (wake, notified) = mpsc::channel(1);
+    let driver = tokio::spawn(async move {
+        // poll_message drives the connection and yields what the server sends unasked:
+        // notifications and notices.
+        let mut messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                // Full: a wake-up is pending already, which covers this one too.
+                Ok(AsyncMessage::Notification(_)) => {
+                    let _ = wake.try_send(());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the PostgreSQL LISTEN connection failed");
+                    break;
+                }
+            }
+        }
+    });
+    // From here on, dropping the subscription stops the driver.
+    let subscription = Subscription {
+        client,
+        driver,
+        notified,
+    };
+    subscription
+        .client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(err("subscribing to event notifications"))?;
+    Ok(subscription)
+}
+
+/// Resolves when the store is closed or dropped, or the server is stopping.
+async fn stopped(stop: &mut watch::Receiver<bool>, closed: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone (the store was dropped): stop as well.
+    tokio::select! {
+        _ = stop.wait_for(|stop| *stop) => {}
+        _ = closed.wait_for(|closed| *closed) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pg_cluster::PgCluster;
+    use super::*;
+    use crate::store::EventKind;
+    use jobwire_core::JobStatus;
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    fn new_bus() -> Arc<EventBus> {
+        Arc::new(EventBus::new(4096))
+    }
+
+    fn log(job_id: &str) -> NewEvent {
+        NewEvent {
+            job_id: job_id.into(),
+            service_id: "svc_a".into(),
+            kind: EventKind::Log,
+            data: serde_json::json!({ "job_id": job_id, "line": "x" }),
+            created_at: "2026-01-01T00:00:00.000000Z".into(),
+        }
+    }
+
+    /// The ids of every stored event of `tenant`, oldest first.
+    async fn stored_ids(store: &PgStore, tenant: &str) -> Vec<i64> {
+        let query = EventQuery {
+            limit: 100_000,
+            ..Default::default()
+        };
+        let events = store.events(tenant, &query).await.unwrap();
+        events.into_iter().map(|e| e.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn postgres_store_keeps_the_contract() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("contract");
+        let bus = new_bus();
+        let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
+        super::super::contract::run(&store, &bus).await;
+        store.close().await.unwrap();
+        // Opening again migrates nothing and starts from the recorded events.
+        let again = new_bus();
+        let reopened = PgStore::connect(&url, Arc::clone(&again)).await.unwrap();
+        assert_eq!(again.latest(), bus.latest());
+        reopened.close().await.unwrap();
+    }
+
+    /// Two servers on one database: concurrent writes from both get ids in commit
+    /// order, and each server publishes every event, its own and the other's, in id
+    /// order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_servers_publish_every_event_in_commit_order() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("shared");
+        let (bus_a, bus_b) = (new_bus(), new_bus());
+        // Started together: the migration lock lets one of them create the schema.
+        let (a, b) = tokio::join!(
+            PgStore::connect(&url, Arc::clone(&bus_a)),
+            PgStore::connect(&url, Arc::clone(&bus_b))
+        );
+        let (a, b) = (Arc::new(a.unwrap()), Arc::new(b.unwrap()));
+        let mut live_a = bus_a.subscribe("tp");
+        let mut live_b = bus_b.subscribe("tp");
+
+        // Meanwhile every snapshot must see a prefix of the ids: were ids not in commit
+        // order, a reader would at some point see a later id without an earlier one.
+        let writing = Arc::new(AtomicBool::new(true));
+        let reader = tokio::spawn({
+            let (a, writing) = (Arc::clone(&a), Arc::clone(&writing));
+            async move {
+                let mut reads = 0;
+                while writing.load(Ordering::Acquire) {
+                    let ids = stored_ids(&a, "tp").await;
+                    if let Some(first) = ids.first() {
+                        assert_eq!(*first, 1);
+                    }
+                    assert!(
+                        ids.windows(2).all(|w| w[1] == w[0] + 1),
+                        "a snapshot saw a later id without an earlier one: {ids:?}"
+                    );
+                    reads += 1;
+                }
+                reads
+            }
+        });
+
+        let writers: Vec<_> = (0..200)
+            .map(|i| {
+                let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                tokio::spawn(async move {
+                    let job = format!("job_{i}");
+                    let events = (0..1 + i % 3).map(|_| log(&job)).collect();
+                    store.append_events("tp", events).await.unwrap()
+                })
+            })
+            .collect();
+        let mut given = Vec::new();
+        for writer in writers {
+            let ids = writer.await.unwrap();
+            assert!(
+                ids.windows(2).all(|w| w[1] == w[0] + 1),
+                "one call, one run"
+            );
+            given.extend(ids);
+        }
+        writing.store(false, Ordering::Release);
+        assert!(reader.await.unwrap() > 0);
+
+        given.sort_unstable();
+        let stored = stored_ids(&a, "tp").await;
+        assert_eq!(given, stored);
+        let expected: Vec<i64> = (1..=stored.len() as i64).collect();
+        assert_eq!(stored, expected, "no gaps");
+
+        for (name, live) in [("a", &mut live_a), ("b", &mut live_b)] {
+            let mut published = Vec::new();
+            while published.len() < stored.len() {
+                let event = tokio::time::timeout(Duration::from_secs(10), live.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("server {name}: published within 10 s"))
+                    .unwrap();
+                published.push(event.seq);
+            }
+            assert_eq!(published, stored, "server {name} publishes in id order");
+        }
+        assert_eq!(bus_a.latest(), *stored.last().unwrap());
+        assert_eq!(bus_b.latest(), bus_a.latest());
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+
+    /// The pid of the backend serving the listener's `LISTEN`, other than `not`.
+    async fn listen_backend(store: &PgStore, not: i32) -> i32 {
+        let client = store.client().await.unwrap();
+        for _ in 0..100 {
+            let row = client
+                .query_opt(
+                    "SELECT pid FROM pg_stat_activity
+                     WHERE query = 'LISTEN jobwire_events' AND pid <> $1",
+                    &[&not],
+                )
+                .await
+                .unwrap();
+            if let Some(row) = row {
+                return row.get(0);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no LISTEN connection within 10 s");
+    }
+
+    /// The id of the next event `live` receives, within 10 s.
+    async fn next(live: &mut tokio::sync::broadcast::Receiver<crate::bus::LiveEvent>) -> i64 {
+        tokio::time::timeout(Duration::from_secs(10), live.recv())
+            .await
+            .expect("published within 10 s")
+            .unwrap()
+            .seq
+    }
+
+    /// A lost `LISTEN` connection costs no event: polling covers the gap and the
+    /// listener reconnects.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_publishing_when_the_listen_connection_drops() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("reconnect");
+        let bus = new_bus();
+        let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
+        let mut live = bus.subscribe("tr");
+        let first = listen_backend(&store, 0).await;
+        let client = store.client().await.unwrap();
+        client
+            .execute("SELECT pg_terminate_backend($1)", &[&first])
+            .await
+            .unwrap();
+        let ids = store.append_events("tr", vec![log("job_r")]).await.unwrap();
+        assert_eq!(next(&mut live).await, ids[0]);
+
+        let second = listen_backend(&store, first).await;
+        assert_ne!(second, first);
+        let ids = store.append_events("tr", vec![log("job_r")]).await.unwrap();
+        assert_eq!(next(&mut live).await, ids[0]);
+        drop(client);
+        store.close().await.unwrap();
+    }
+
+    /// Servers claiming orphans at once never get the same job; a database newer than
+    /// the code is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_never_overlap() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("claims");
+        let a = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
+        let b = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
+        const JOBS: usize = 60;
+        for i in 0..JOBS {
+            let mut job = Job::new(format!("job_{i}"), "svc_a", JobStatus::Queued);
+            job.created_at = "2026-01-01T00:00:00.000000Z".into();
+            let new = NewJob {
+                tenant: ["t1", "t2", "t3"][i % 3],
+                job: &job,
+                key: None,
+                max_in_flight: 1000,
+                owner: "srv_gone",
+                lease: Duration::ZERO,
+            };
+            let stored = a.insert_job(new, vec![]).await.unwrap();
+            assert!(matches!(stored, Inserted::Stored(_)));
+        }
+
+        let claimers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                tokio::spawn(async move {
+                    let owner = format!("srv_{i}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let claimed = store.claim_orphans(&owner, LONG, 3).await.unwrap();
+                        if claimed.is_empty() {
+                            break;
+                        }
+                        mine.extend(claimed.into_iter().map(|(_, job)| job.id));
+                    }
+                    let held = store.renew_leases(&owner, LONG).await.unwrap();
+                    assert_eq!(held, mine.len(), "{owner} holds what it claimed");
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for claimer in claimers {
+            all.extend(claimer.await.unwrap());
+        }
+        let distinct: HashSet<&String> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "a job was claimed twice");
+        assert_eq!(all.len(), JOBS, "every orphan was claimed");
+
+        // A database migrated by a newer server is refused.
+        let client = a.client().await.unwrap();
+        client
+            .execute("UPDATE jobwire_schema SET version = version + 1", &[])
+            .await
+            .unwrap();
+        drop(client);
+        let refused = PgStore::connect(&url, new_bus()).await.unwrap_err();
+        assert!(refused.to_string().contains("newer"), "{refused}");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+}
