@@ -184,6 +184,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let app = Arc::new(http::App {
         tokens: http::Tokens::new(&tokens),
         runner: runner.clone(),
+        services: services::ServiceCache::new(),
         max_body_bytes: config.max_body_bytes,
         max_wait: config.max_wait,
         heartbeat: config.heartbeat,

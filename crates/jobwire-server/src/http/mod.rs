@@ -28,6 +28,7 @@ pub(crate) use problem::ApiError;
 
 use crate::ids::random_id;
 use crate::runner::Runner;
+use crate::services::ServiceCache;
 
 /// The request header (and response header) carrying the request id.
 const REQUEST_ID: &str = "x-request-id";
@@ -38,7 +39,8 @@ pub(crate) struct App {
     pub tokens: Tokens,
     /// Runs and tracks jobs; owns the store.
     pub runner: Runner,
-    /// Handlers by service id.
+    /// Services recently found, for submits.
+    pub services: ServiceCache,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Cap for `Prefer: wait`.

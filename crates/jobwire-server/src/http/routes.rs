@@ -257,9 +257,8 @@ pub(super) async fn submit(
     let wait = prefer::wait_seconds(&headers).map_err(ApiError::bad_request)?;
     let key = idempotency::key_of(&headers)?;
     let service = app
-        .runner
-        .store()
-        .find_service(tenant.as_str(), &id)
+        .services
+        .find(app.runner.store().as_ref(), tenant.as_str(), &id)
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!("there is no service with id or name {id:?}"))

@@ -31,19 +31,29 @@ pub(crate) struct Recovered {
 }
 
 impl Runner {
-    /// The life of one job: mark it running, run the handler in its own task (so a panic
-    /// or an abort cannot take the bookkeeping down with it), record its reports in
-    /// order while it runs, then record how it ended.
-    pub(super) async fn supervise(
+    /// The life of a `queued` job: mark it running, then [`run_handler`](Self::run_handler).
+    async fn start_and_run(
+        self,
+        job: Arc<ActiveJob>,
+        handler: Handler,
+        input: Value,
+        reports: mpsc::UnboundedReceiver<Happening>,
+    ) {
+        if self.apply(&job, Happening::Start).await == Applied::Done {
+            self.run_handler(job, handler, input, reports).await;
+        }
+    }
+
+    /// The life of a `running` job: run the handler in its own task (so a panic or an
+    /// abort cannot take the bookkeeping down with it), record its reports in order while
+    /// it runs, then record how it ended.
+    pub(super) async fn run_handler(
         self,
         job: Arc<ActiveJob>,
         handler: Handler,
         input: Value,
         mut reports: mpsc::UnboundedReceiver<Happening>,
     ) {
-        if self.apply(&job, Happening::Start).await != Applied::Done {
-            return;
-        }
         let ctx = JobContext::new(self.clone(), job.clone());
         let mut task = match handler {
             Handler::Async(f) => tokio::spawn(f(input, ctx)),
@@ -146,7 +156,7 @@ impl Runner {
         let input = job.input.clone();
         let (active, _, reports) = ActiveJob::new(tenant, &job);
         lock(&self.inner.active).insert(job.id.clone(), active.clone());
-        tokio::spawn(self.clone().supervise(active, handler, input, reports));
+        tokio::spawn(self.clone().start_and_run(active, handler, input, reports));
     }
 
     /// Ends a claimed job as `failed` (`interrupted`).

@@ -10,12 +10,14 @@ mod builtins;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use jobwire_core::{JobError, Service};
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
+use crate::locking::lock;
 pub(crate) use crate::runner::JobContext;
 use crate::store::{Store, StoreError};
 
@@ -116,5 +118,82 @@ impl Registry {
             store.upsert_service(None, &service).await?;
         }
         Ok(())
+    }
+}
+
+/// Services recently found, so a submit does not read the store for its service each
+/// time (services change rarely; jobs are submitted all the time).
+///
+/// Only services found are kept, for [`SERVICE_TTL`]: a service created anywhere is seen
+/// at once, a change or removal made through another server within that time.
+pub(crate) struct ServiceCache {
+    found: Mutex<HashMap<(String, String), (Service, Instant)>>,
+}
+
+/// How long a found service is answered from memory.
+pub(crate) const SERVICE_TTL: Duration = Duration::from_secs(1);
+/// Most entries kept; past it the cache starts over (tenants × names is unbounded).
+const MAX_CACHED_SERVICES: usize = 10_000;
+
+impl ServiceCache {
+    /// An empty cache.
+    pub(crate) fn new() -> Self {
+        ServiceCache {
+            found: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The service with this id or name that `tenant` can see, from memory when it was
+    /// found less than [`SERVICE_TTL`] ago, else from `store`.
+    pub(crate) async fn find(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Service>, StoreError> {
+        let key = (tenant.to_owned(), id_or_name.to_owned());
+        let now = Instant::now();
+        if let Some((service, at)) = lock(&self.found).get(&key) {
+            if now.duration_since(*at) < SERVICE_TTL {
+                return Ok(Some(service.clone()));
+            }
+        }
+        let found = store.find_service(tenant, id_or_name).await?;
+        if let Some(service) = &found {
+            let mut cached = lock(&self.found);
+            if cached.len() >= MAX_CACHED_SERVICES {
+                cached.clear();
+            }
+            cached.insert(key, (service.clone(), now));
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::EventBus;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn found_services_are_kept_for_a_moment_and_misses_never() {
+        let store = MemoryStore::new(10, Arc::new(EventBus::new(16)));
+        let cache = ServiceCache::new();
+        assert!(cache.find(&store, "t", "mine").await.unwrap().is_none());
+        let service = Service::new("svc_m", "mine", serde_json::json!({}), "now");
+        store.upsert_service(Some("t"), &service).await.unwrap();
+        // A miss was not kept: the new service is found at once.
+        let found = cache.find(&store, "t", "mine").await.unwrap().unwrap();
+        assert_eq!(found.description, "");
+        let mut changed = service.clone();
+        changed.description = "changed".into();
+        store.upsert_service(Some("t"), &changed).await.unwrap();
+        let cached = cache.find(&store, "t", "mine").await.unwrap().unwrap();
+        assert_eq!(cached.description, "", "kept for a moment");
+        tokio::time::sleep(SERVICE_TTL).await;
+        let fresh = cache.find(&store, "t", "mine").await.unwrap().unwrap();
+        assert_eq!(fresh.description, "changed");
+        assert!(cache.find(&store, "other", "mine").await.unwrap().is_none());
     }
 }

@@ -56,6 +56,9 @@ struct Inner {
     floors: HashMap<String, i64>,
     /// (tenant, key) -> (what it was used for, when it was recorded).
     keys: HashMap<(String, String), (KeyRecord, String)>,
+    /// Unfinished jobs per tenant (kept, not counted per insert: the limit check is on
+    /// every submit).
+    unfinished: HashMap<String, usize>,
     next_service: i64,
     next_job: i64,
     next_event: i64,
@@ -107,10 +110,24 @@ impl Inner {
     }
 
     fn unfinished_of(&self, tenant: &str) -> usize {
-        self.jobs
-            .values()
-            .filter(|row| row.tenant == tenant && !row.job.status.is_terminal())
-            .count()
+        self.unfinished.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// Keeps the per-tenant count of unfinished jobs as a job goes from `was` to `now`
+    /// being terminal.
+    fn count_unfinished(&mut self, tenant: &str, was_terminal: bool, now_terminal: bool) {
+        match (was_terminal, now_terminal) {
+            (false, true) => {
+                if let Some(n) = self.unfinished.get_mut(tenant) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.unfinished.remove(tenant);
+                    }
+                }
+            }
+            (true, false) => *self.unfinished.entry(tenant.to_owned()).or_insert(0) += 1,
+            _ => {}
+        }
     }
 }
 
@@ -206,6 +223,8 @@ impl Store for MemoryStore {
         };
         inner.jobs.insert(seq, row);
         inner.job_seq.insert(new.job.id.clone(), seq);
+        let terminal = new.job.status.is_terminal();
+        inner.count_unfinished(new.tenant, true, terminal);
         if let (Some(slot), Some(key)) = (slot, new.key) {
             let record = KeyRecord {
                 fingerprint: key.fingerprint.to_owned(),
@@ -245,16 +264,19 @@ impl Store for MemoryStore {
     ) -> Result<Option<Vec<i64>>, StoreError> {
         let mut inner = lock(&self.inner);
         let seq = inner.job_seq.get(&job.id).copied();
-        match seq.and_then(|seq| inner.jobs.get_mut(&seq)) {
+        let was_terminal = match seq.and_then(|seq| inner.jobs.get_mut(&seq)) {
             Some(row)
                 if row.tenant == tenant
                     && row.job.status == *expected.status
                     && expected.owner.map_or(true, |owner| row.owner == owner) =>
             {
+                let was = row.job.status.is_terminal();
                 row.job = job.clone();
+                was
             }
             _ => return Ok(None),
-        }
+        };
+        inner.count_unfinished(tenant, was_terminal, job.status.is_terminal());
         Ok(Some(inner.push_events(&self.bus, tenant, events)))
     }
 
