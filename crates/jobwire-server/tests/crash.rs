@@ -5,80 +5,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::Server;
 use common::{Client, TempDir};
 use jobwire_core::{Job, JobStatus};
 use serde_json::json;
 
-const TOKEN: &str = "crash-token";
-
-/// A server process, killed if the test ends first.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(dir: &TempDir, grace: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jobwire-server"))
-            .args(["--addr", "127.0.0.1:0", "--token", TOKEN, "--grace", grace])
-            .arg("--data-dir")
-            .arg(&dir.0)
-            .env("JOBWIRE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server binary starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the server says where it listens")
-                .expect("readable stdout");
-            if let Some(url) = line.split("listening on http://").nth(1) {
-                break url.trim().parse().expect("an address");
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
-    }
-
-    fn client(&self) -> Client {
-        Client::new(self.addr, TOKEN)
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-
-    /// SIGTERM, then the exit status within `limit`.
-    fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(started.elapsed() < limit, "no exit within {limit:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server on `dir`, letting running jobs finish `grace` seconds on SIGTERM.
+fn start(dir: &TempDir, grace: &str) -> Server {
+    let args = [
+        "--grace".as_ref(),
+        grace.as_ref(),
+        "--data-dir".as_ref(),
+        dir.0.as_os_str(),
+    ];
+    Server::start(env!("CARGO_BIN_EXE_jobwire-server"), &args)
 }
 
 /// Waits for a job to be terminal.
@@ -109,7 +51,7 @@ async fn runs_and_dones(client: &Client, id: &str) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_ends_every_accepted_job_by_the_crash_rule() {
     let dir = TempDir::new("crash");
-    let server = Server::start(&dir, "0");
+    let server = start(&dir, "0");
     let client = server.client();
     let mut ids = Vec::new();
     for i in 0..24 {
@@ -122,7 +64,7 @@ async fn a_killed_server_ends_every_accepted_job_by_the_crash_rule() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     server.kill();
 
-    let server = Server::start(&dir, "0");
+    let server = start(&dir, "0");
     let client = server.client();
     let (mut succeeded, mut interrupted) = (0, 0);
     for id in &ids {
@@ -150,7 +92,7 @@ async fn a_killed_server_ends_every_accepted_job_by_the_crash_rule() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_running_jobs_finish_within_the_grace() {
     let dir = TempDir::new("graceful");
-    let server = Server::start(&dir, "1");
+    let server = start(&dir, "1");
     let client = server.client();
     let mut short = Vec::new();
     for _ in 0..5 {
@@ -172,7 +114,7 @@ async fn sigterm_lets_running_jobs_finish_within_the_grace() {
     // The grace (1 s) bounded the wait for the long job.
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    let server = Server::start(&dir, "0");
+    let server = start(&dir, "0");
     let client = server.client();
     for id in &short {
         assert_eq!(finished(&client, id).await.status, JobStatus::Succeeded);

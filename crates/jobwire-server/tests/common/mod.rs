@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+pub mod sse;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -84,6 +87,20 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Resp {
+        self.try_send(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`send`](Self::send) to a server that may be gone: an error when it cannot be
+    /// reached or closes without an answer.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Resp> {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
             self.addr
@@ -99,8 +116,8 @@ impl Client {
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        stream.write_all(head.as_bytes()).await.expect("write head");
+        let mut stream = TcpStream::connect(self.addr).await?;
+        stream.write_all(head.as_bytes()).await?;
         if let Some(body) = body {
             // The server may answer (413) and close before reading it all.
             let _ = stream.write_all(body).await;
@@ -115,11 +132,17 @@ impl Client {
                     eprintln!("read error after {} bytes: {e}", raw.len());
                     break;
                 }
-                Ok(Err(e)) => panic!("read: {e}"),
+                Ok(Err(e)) => return Err(e),
                 Err(_) => panic!("no answer within 120 s"),
             }
         }
-        parse(&raw)
+        if raw.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed without an answer",
+            ));
+        }
+        Ok(parse(&raw))
     }
 
     pub async fn get(&self, path: &str) -> Resp {
