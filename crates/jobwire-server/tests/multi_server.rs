@@ -103,7 +103,6 @@ async fn two_servers_on_one_database_end_every_job_once_when_one_is_killed() {
             let client = clients[i % 2].clone();
             let (first, answered) = (first.clone(), answered.clone());
             let restarted = restarted.clone();
-            let args = args.clone();
             async move {
                 let input = json!({"duration_seconds": 0.02 * (i % 5) as f64});
                 let body = serde_json::to_vec(&json!({ "input": input })).unwrap();
