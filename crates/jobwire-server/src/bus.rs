@@ -25,6 +25,8 @@ pub(crate) type LiveEvent = Arc<Event>;
 /// Publishes recorded events to subscribers; see the module docs.
 pub(crate) struct EventBus {
     channels: Mutex<HashMap<String, broadcast::Sender<LiveEvent>>>,
+    /// Every tenant's events, for the runner's watch on jobs changed by other servers.
+    all: broadcast::Sender<LiveEvent>,
     capacity: usize,
     /// The highest sequence id recorded so far.
     latest: AtomicI64,
@@ -36,6 +38,7 @@ impl EventBus {
     pub(crate) fn new(capacity: usize) -> Self {
         EventBus {
             channels: Mutex::new(HashMap::new()),
+            all: broadcast::Sender::new(capacity.max(1)),
             capacity: capacity.max(1),
             latest: AtomicI64::new(0),
             closed: watch::Sender::new(false),
@@ -46,16 +49,25 @@ impl EventBus {
     /// place, in id order.
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = (String, Event)>) {
         let mut channels = lock(&self.channels);
+        let to_all = self.all.receiver_count() > 0;
         for (tenant, event) in events {
             self.latest.fetch_max(event.seq, Ordering::AcqRel);
-            let Some(tx) = channels.get(&tenant) else {
+            let tenant_tx = channels.get(&tenant);
+            if !to_all && tenant_tx.is_none() {
+                continue;
+            }
+            let event = Arc::new(event);
+            if to_all {
+                let _ = self.all.send(event.clone());
+            }
+            let Some(tx) = tenant_tx else {
                 continue;
             };
             if tx.receiver_count() == 0 {
                 channels.remove(&tenant);
             } else {
                 // Err only means every receiver left meanwhile.
-                let _ = tx.send(Arc::new(event));
+                let _ = tx.send(event);
             }
         }
     }
@@ -73,6 +85,11 @@ impl EventBus {
             .entry(tenant.to_owned())
             .or_insert_with(|| broadcast::Sender::new(self.capacity));
         tx.subscribe()
+    }
+
+    /// Receives every tenant's events published from now on.
+    pub(crate) fn subscribe_all(&self) -> broadcast::Receiver<LiveEvent> {
+        self.all.subscribe()
     }
 
     /// The highest event id published so far. Every event committed after it was read
@@ -119,8 +136,11 @@ mod tests {
         assert_eq!(mine.try_recv().unwrap().seq, 11);
         assert_eq!(mine.try_recv().unwrap().job_id, "b");
         assert!(theirs.try_recv().is_err());
-        // Events of a tenant nobody follows still move the position.
+        // Events of a tenant nobody follows still move the position, and reach those
+        // who follow every tenant.
+        let mut all = bus.subscribe_all();
         bus.publish([("t3".into(), event(13, "c"))]);
+        assert_eq!(all.try_recv().unwrap().job_id, "c");
         assert_eq!(bus.latest(), 13);
         bus.advance(5);
         assert_eq!(bus.latest(), 13, "never back");

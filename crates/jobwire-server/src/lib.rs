@@ -176,6 +176,9 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         );
     }
     tokio::spawn(runner.clone().maintain(bus.closed()));
+    if store.shared() {
+        tokio::spawn(runner.clone().follow_peers(bus.closed()));
+    }
 
     let listener = TcpListener::bind(config.addr)
         .await
@@ -368,7 +371,9 @@ impl ServerHandle {
 }
 
 /// Fails the unfinished jobs as interrupted, gives up the leases, then ends the event
-/// streams (after the last `done`, so their connections can close).
+/// streams, which first send what is already published, so their connections can close.
+/// (On PostgreSQL the last `done`s may not be published here before that; a client
+/// resumes from another server and gets them there.)
 async fn end_jobs(runner: Runner) {
     let aborted = runner.abort_all().await;
     if aborted > 0 {

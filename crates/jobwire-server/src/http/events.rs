@@ -232,9 +232,11 @@ impl Feed {
                 continue;
             }
             let received = tokio::select! {
+                // Live events first: at shutdown, the last `done`s already published
+                // still go out before the stream ends.
                 biased;
-                _ = self.closed.wait_for(|closed| *closed) => return None,
                 received = self.live.recv() => received,
+                _ = self.closed.wait_for(|closed| *closed) => return None,
                 _ = self.heartbeat.tick() => return Some(Bytes::from_static(KEEP_ALIVE_FRAME)),
             };
             match received {

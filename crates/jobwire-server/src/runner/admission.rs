@@ -13,7 +13,7 @@ use crate::clock::{rfc3339_at, unix_millis};
 use crate::ids::sortable_id;
 use crate::locking::lock;
 use crate::services::Handler;
-use crate::store::{Inserted, KeyRecord, KeyUse, NewJob, StoreError};
+use crate::store::{Inserted, KeyRecord, KeyUse, NewEvent, NewJob, StoreError};
 
 /// Why a job could not be submitted.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +74,35 @@ impl Runner {
             )));
         };
         events.extend(start_events);
-        let (active, rx, reports) = ActiveJob::new(tenant, &job);
+        let events = new_events(&job.id, &job.service_id, events, &now);
+        let key = key.map(|k| (k.key.to_owned(), k.fingerprint.to_owned()));
+        let admission = Admission {
+            tenant: tenant.to_owned(),
+            job,
+            events,
+            key,
+            handler,
+            input: handler_input,
+        };
+        // In a task of its own: a client that goes away mid-submit cannot leave a job
+        // stored as running with no handler.
+        tokio::spawn(self.clone().admit(admission))
+            .await
+            .map_err(|e| StoreError::with_source("the submit did not complete", e))?
+    }
+
+    /// Stores the job and starts its handler; see [`submit`](Self::submit).
+    async fn admit(self, admission: Admission) -> Result<watch::Receiver<Job>, SubmitError> {
+        let Admission {
+            tenant,
+            job,
+            events,
+            key,
+            handler,
+            input,
+        } = admission;
+        let inner = &self.inner;
+        let (active, rx, reports) = ActiveJob::new(&tenant, &job);
         {
             // Held until the job is stored: nothing (a cancel, a shutdown) may change it
             // before.
@@ -88,14 +116,15 @@ impl Runner {
                 table.insert(job.id.clone(), active.clone());
             }
             let new = NewJob {
-                tenant,
+                tenant: &tenant,
                 job: &job,
-                key,
+                key: key
+                    .as_ref()
+                    .map(|(key, fingerprint)| KeyUse { key, fingerprint }),
                 max_in_flight: inner.limits.max_in_flight,
                 owner: &inner.server_id,
                 lease: inner.limits.lease,
             };
-            let events = new_events(&job.id, &job.service_id, events, &now);
             let refused = match inner.store.insert_job(new, events).await {
                 Ok(Inserted::Stored(_)) => None,
                 Ok(Inserted::KeyTaken(record)) => Some(SubmitError::KeyTaken(record)),
@@ -107,10 +136,18 @@ impl Runner {
                 return Err(e);
             }
         }
-        tokio::spawn(
-            self.clone()
-                .run_handler(active, handler, handler_input, reports),
-        );
+        tokio::spawn(self.clone().run_handler(active, handler, input, reports));
         Ok(rx)
     }
+}
+
+/// A submit, checked and owned, on its way to the store.
+struct Admission {
+    tenant: String,
+    job: Job,
+    events: Vec<NewEvent>,
+    /// The `Idempotency-Key` and the request's fingerprint.
+    key: Option<(String, String)>,
+    handler: Handler,
+    input: Value,
 }

@@ -10,10 +10,13 @@
 //! While a job is unfinished on this server it has an [`ActiveJob`] entry, which holds
 //! the job as last stored. Every change goes through [`Runner::apply`], under that
 //! entry's lock, in this order: ask the lifecycle what the happening does, write it to
-//! the store as a compare-and-set (the status it had, this server as the lease holder),
-//! then take the new state and publish it on the watch channel. So terminal states never
-//! change again, `done` is always a job's last event, a waiter never sees a state the
-//! store has not committed, and a server that lost a job to a peer stops running it.
+//! the store as a compare-and-set (the status it had, this server as the lease holder —
+//! events alone too), then take the new state and publish it on the watch channel. So
+//! terminal states never change again, `done` is always a job's last event, and a waiter
+//! never sees a state the store has not committed. A job another server changed (a cancel
+//! through it, a takeover) is lost here at this server's next write, or at once when the
+//! store is shared ([`Runner::follow_peers`] watches for peers' `done`s): its handler is
+//! aborted. Reads ([`Runner::get`]) always go to the store.
 
 mod admission;
 mod context;
@@ -27,7 +30,7 @@ use std::time::Duration;
 
 use jobwire_core::Job;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 
 pub(crate) use admission::SubmitError;
@@ -210,22 +213,23 @@ impl Runner {
             return Applied::Refused;
         };
         let events = new_events(&job.id, &job.service_id, change.events, &now);
+        let expected = Expected {
+            status: &state.job.status,
+            owner: Some(&inner.server_id),
+        };
         let written = match &change.job {
             Some(next) => {
-                let expected = Expected {
-                    status: &state.job.status,
-                    owner: Some(&inner.server_id),
-                };
                 inner
                     .store
                     .update_job(&job.tenant, next, expected, events)
                     .await
             }
-            None => inner
-                .store
-                .append_events(&job.tenant, events)
-                .await
-                .map(Some),
+            None => {
+                inner
+                    .store
+                    .append_events(&job.tenant, &job.id, expected, events)
+                    .await
+            }
         };
         match (written, change.job) {
             (Err(e), _) => {
@@ -233,17 +237,7 @@ impl Runner {
                 Applied::Failed
             }
             (Ok(None), _) => {
-                tracing::warn!(
-                    job_id = %job.id,
-                    "the job changed elsewhere (cancelled through another server, or taken \
-                     over after this server's lease ran out); no longer running it here"
-                );
-                self.retire(job, &mut state);
-                // Waiters here see what the store has.
-                if let Ok(Some((stored, _))) = inner.store.get_job(&job.tenant, &job.id).await {
-                    state.job = stored.clone();
-                    job.watch.send_replace(stored);
-                }
+                self.lose(job, &mut state).await;
                 Applied::Lost
             }
             (Ok(Some(_)), Some(next)) => {
@@ -255,6 +249,60 @@ impl Runner {
                 Applied::Done
             }
             (Ok(Some(_)), None) => Applied::Done,
+        }
+    }
+
+    /// The job changed elsewhere (cancelled through another server, or taken over after
+    /// this server's lease ran out): stop running it here, and let waiters here see what
+    /// the store has.
+    async fn lose(&self, job: &ActiveJob, state: &mut ActiveState) {
+        tracing::warn!(
+            job_id = %job.id,
+            "the job changed elsewhere; no longer running it here"
+        );
+        self.retire(job, state);
+        if let Ok(Some((stored, _))) = self.inner.store.get_job(&job.tenant, &job.id).await {
+            state.job = stored.clone();
+            job.watch.send_replace(stored);
+        }
+    }
+
+    /// Follows every event from every server, for the `done`s other servers record for
+    /// jobs this one runs (a cancel through a peer, a takeover): such a job stops here at
+    /// once, and its waiters here wake. Only a store shared with other servers needs it.
+    pub(crate) async fn follow_peers(self, mut closed: watch::Receiver<bool>) {
+        let mut events = self.inner.bus.subscribe_all();
+        loop {
+            let received = tokio::select! {
+                received = events.recv() => received,
+                _ = closed.wait_for(|closed| *closed) => return,
+            };
+            let suspects: Vec<Arc<ActiveJob>> = match received {
+                Ok(event) if event.kind == "done" => lock(&self.inner.active)
+                    .get(&event.job_id)
+                    .cloned()
+                    .into_iter()
+                    .collect(),
+                Ok(_) => continue,
+                // Missed some: look at every job.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    lock(&self.inner.active).values().cloned().collect()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            for job in suspects {
+                let mut state = job.state.lock().await;
+                // Its own `done` (recorded under this lock) left it terminal and retired.
+                if state.job.status.is_terminal() || job.cancelled.load(Ordering::Acquire) {
+                    continue;
+                }
+                if let Ok(Some((stored, _))) = self.inner.store.get_job(&job.tenant, &job.id).await
+                {
+                    if stored.status != state.job.status {
+                        self.lose(&job, &mut state).await;
+                    }
+                }
+            }
         }
     }
 
@@ -287,12 +335,8 @@ impl Runner {
         tenant: &str,
         id: &str,
     ) -> Result<Option<(Job, i64)>, StoreError> {
-        if let Some(job) = self.active(tenant, id) {
-            // Under the job's lock, which every change holds until it is committed and
-            // published: the position and the state agree.
-            let state = job.state.lock().await;
-            return Ok(Some((state.job.clone(), self.inner.bus.latest())));
-        }
+        // The store, not this server's copy: another server may have changed the job,
+        // and the store reads the state and its position in one snapshot.
         self.inner.store.get_job(tenant, id).await
     }
 
@@ -317,8 +361,19 @@ impl Runner {
         tenant: &str,
         id: &str,
     ) -> Result<Option<(Job, i64)>, StoreError> {
+        // In a task of its own: a client that goes away mid-cancel cannot leave the job
+        // cancelled in the store but running here.
+        let (runner, tenant, id) = (self.clone(), tenant.to_owned(), id.to_owned());
+        tokio::spawn(async move { runner.cancel_now(&tenant, &id).await })
+            .await
+            .map_err(|e| StoreError::with_source("the cancel did not complete", e))?
+    }
+
+    async fn cancel_now(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
         if let Some(job) = self.active(tenant, id) {
-            self.apply(&job, Happening::Cancel).await;
+            if self.apply(&job, Happening::Cancel).await == Applied::Failed {
+                return Err(StoreError::new("the cancel could not be recorded"));
+            }
             return self.get(tenant, id).await;
         }
         // Another server's job (or a finished one): cancelled in the store, whoever
@@ -530,6 +585,28 @@ mod tests {
             .collect();
         assert_eq!(kinds.iter().filter(|k| *k == "done").count(), 1);
         assert_eq!(kinds.last().map(String::as_str), Some("done"));
+    }
+
+    /// On a shared store, a job that reports nothing is lost at once when a peer
+    /// cancels it: the runner follows the peers' `done`s.
+    #[tokio::test]
+    async fn a_peer_cancel_of_a_silent_job_stops_it_at_once_when_peers_are_followed() {
+        let shared = shared_store().await;
+        let (a, b) = (
+            runner_on(&shared, "srv_a", 10),
+            runner_on(&shared, "srv_b", 10),
+        );
+        let (_stop, closed) = watch::channel(false);
+        tokio::spawn(a.clone().follow_peers(closed));
+        let rx = submit(&a, "t", "sleep", json!({"duration_seconds": 60}))
+            .await
+            .unwrap();
+        let id = rx.borrow().id.clone();
+        let started = std::time::Instant::now();
+        b.cancel("t", &id).await.unwrap().unwrap();
+        assert_eq!(finished(rx).await.status, JobStatus::Cancelled);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(a.unfinished(), 0, "a stopped running it");
     }
 
     #[tokio::test]

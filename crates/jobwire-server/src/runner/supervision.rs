@@ -39,7 +39,7 @@ impl Runner {
         input: Value,
         reports: mpsc::UnboundedReceiver<Happening>,
     ) {
-        if self.apply(&job, Happening::Start).await == Applied::Done {
+        if self.record(&job, Happening::Start).await == Applied::Done {
             self.run_handler(job, handler, input, reports).await;
         }
     }
@@ -92,16 +92,22 @@ impl Runner {
             // Aborted: whoever aborted it has recorded the outcome.
             Err(_) => return,
         };
-        self.finish(&job, outcome).await;
+        self.record(&job, outcome).await;
     }
 
-    /// Records a job's outcome; while the store refuses, tries again (the job stays
-    /// unfinished and leased meanwhile, so nothing else takes it).
-    async fn finish(&self, job: &ActiveJob, outcome: Happening) {
+    /// Applies a change that must not be dropped (a start, an outcome): while the store
+    /// fails, tries again with a growing pause (the job stays unfinished and leased
+    /// meanwhile, so nothing else takes it).
+    async fn record(&self, job: &ActiveJob, happening: Happening) -> Applied {
         let mut pause = Duration::from_millis(50);
-        while self.apply(job, outcome.clone()).await == Applied::Failed {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(MAX_FINISH_BACKOFF);
+        loop {
+            match self.apply(job, happening.clone()).await {
+                Applied::Failed => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_FINISH_BACKOFF);
+                }
+                applied => return applied,
+            }
         }
     }
 
@@ -127,6 +133,11 @@ impl Runner {
                 .await?;
             let n = claimed.len();
             for (tenant, job) in claimed {
+                if self.active(&tenant, &job.id).is_some() {
+                    // Its own job, whose lease ran out while a renewal failed: the claim
+                    // renewed it, and it keeps running here.
+                    continue;
+                }
                 let handler = inner.handlers.handler(&job.service_id);
                 match (job.status == JobStatus::Running, handler) {
                     (false, Some(handler)) => {
@@ -155,19 +166,27 @@ impl Runner {
     fn resume(&self, tenant: &str, job: Job, handler: Handler) {
         let input = job.input.clone();
         let (active, _, reports) = ActiveJob::new(tenant, &job);
-        lock(&self.inner.active).insert(job.id.clone(), active.clone());
+        {
+            let mut table = lock(&self.inner.active);
+            // Checked under the lock `abort_all` takes: nothing starts after a shutdown
+            // began (the job's lease runs out, and a live server takes it).
+            if self.inner.closed.load(Ordering::Acquire) {
+                return;
+            }
+            table.insert(job.id.clone(), active.clone());
+        }
         tokio::spawn(self.clone().start_and_run(active, handler, input, reports));
     }
 
     /// Ends a claimed job as `failed` (`interrupted`).
     async fn fail_orphan(&self, tenant: &str, job: &Job, why: &str) {
         let (orphan, _, _) = ActiveJob::new(tenant, job);
-        self.finish(&orphan, Happening::Interrupt(why.to_owned()))
+        self.record(&orphan, Happening::Interrupt(why.to_owned()))
             .await;
     }
 
-    /// Keeps this server's leases alive and takes over the jobs of servers that are gone,
-    /// every third of a lease, until `closed` turns true.
+    /// Keeps the leases of the jobs this server runs alive and takes over the jobs of
+    /// servers that are gone, every third of a lease, until `closed` turns true.
     pub(crate) async fn maintain(self, mut closed: watch::Receiver<bool>) {
         let every = self.inner.limits.lease / 3;
         loop {
@@ -176,9 +195,10 @@ impl Runner {
                 _ = closed.wait_for(|closed| *closed) => return,
             }
             let inner = &self.inner;
+            let running: Vec<String> = lock(&inner.active).keys().cloned().collect();
             if let Err(e) = inner
                 .store
-                .renew_leases(&inner.server_id, inner.limits.lease)
+                .renew_leases(&inner.server_id, &running, inner.limits.lease)
                 .await
             {
                 tracing::warn!(error = %e, "cannot renew this server's leases");

@@ -265,11 +265,7 @@ impl Store for MemoryStore {
         let mut inner = lock(&self.inner);
         let seq = inner.job_seq.get(&job.id).copied();
         let was_terminal = match seq.and_then(|seq| inner.jobs.get_mut(&seq)) {
-            Some(row)
-                if row.tenant == tenant
-                    && row.job.status == *expected.status
-                    && expected.owner.map_or(true, |owner| row.owner == owner) =>
-            {
+            Some(row) if row.tenant == tenant && expected.holds(&row.job, &row.owner) => {
                 let was = row.job.status.is_terminal();
                 row.job = job.clone();
                 was
@@ -283,9 +279,17 @@ impl Store for MemoryStore {
     async fn append_events(
         &self,
         tenant: &str,
+        job_id: &str,
+        expected: Expected<'_>,
         events: Vec<NewEvent>,
-    ) -> Result<Vec<i64>, StoreError> {
-        Ok(lock(&self.inner).push_events(&self.bus, tenant, events))
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        let mut inner = lock(&self.inner);
+        let seq = inner.job_seq.get(job_id).copied();
+        let row = seq.and_then(|seq| inner.jobs.get(&seq));
+        if !row.is_some_and(|row| row.tenant == tenant && expected.holds(&row.job, &row.owner)) {
+            return Ok(None);
+        }
+        Ok(Some(inner.push_events(&self.bus, tenant, events)))
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
@@ -327,17 +331,27 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError> {
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        jobs: &[String],
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
         let until = lease_end(SystemTime::now(), lease);
         let mut inner = lock(&self.inner);
-        let mut held = 0;
-        for row in inner.jobs.values_mut() {
-            if row.owner == owner && !row.job.status.is_terminal() {
-                row.lease_until = until;
-                held += 1;
+        let mut renewed = 0;
+        for id in jobs {
+            let Some(seq) = inner.job_seq.get(id).copied() else {
+                continue;
+            };
+            if let Some(row) = inner.jobs.get_mut(&seq) {
+                if row.owner == owner && !row.job.status.is_terminal() {
+                    row.lease_until = until;
+                    renewed += 1;
+                }
             }
         }
-        Ok(held)
+        Ok(renewed)
     }
 
     async fn claim_orphans(

@@ -10,9 +10,10 @@
 //! What makes several processes on one database safe is in the trait, not in any one
 //! process's locks:
 //!
-//! - a job's state changes by compare-and-set ([`Store::update_job`] names the status it
-//!   expects and the server that must hold the job), so a server that lost a job to a
-//!   peer cannot overwrite it;
+//! - a job changes by compare-and-set ([`Store::update_job`] and
+//!   [`Store::append_events`] name the status they expect and the server that must hold
+//!   the job), so a server that lost a job to a peer can neither overwrite it nor record
+//!   anything after its `done`;
 //! - every unfinished job is leased to one server, which renews its leases; a job whose
 //!   lease ran out is claimed by another server ([`Store::claim_orphans`]) and dealt with
 //!   by the crash rule;
@@ -261,6 +262,13 @@ pub(crate) struct Expected<'a> {
     pub owner: Option<&'a str>,
 }
 
+impl Expected<'_> {
+    /// Whether a stored job held by `owner` is in this state.
+    pub(crate) fn holds(&self, job: &Job, owner: &str) -> bool {
+        job.status == *self.status && self.owner.map_or(true, |o| o == owner)
+    }
+}
+
 /// What one retention pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Pruned {
@@ -327,13 +335,16 @@ pub(crate) trait Store: Send + Sync + 'static {
         events: Vec<NewEvent>,
     ) -> Result<Option<Vec<i64>>, StoreError>;
 
-    /// Records events (for example log lines) without changing the job; returns their
-    /// ids.
+    /// Records events of job `job_id` (log lines, output chunks) without changing the
+    /// job, if it is still in the `expected` state (so nothing lands after a `done` a
+    /// peer recorded); returns their ids, or `None` (nothing written) when it is not.
     async fn append_events(
         &self,
         tenant: &str,
+        job_id: &str,
+        expected: Expected<'_>,
         events: Vec<NewEvent>,
-    ) -> Result<Vec<i64>, StoreError>;
+    ) -> Result<Option<Vec<i64>>, StoreError>;
 
     /// One job of `tenant`, with its event position: the highest event id committed
     /// when it was read, so every later change of the job has a higher id.
@@ -346,9 +357,15 @@ pub(crate) trait Store: Send + Sync + 'static {
         query: &JobQuery,
     ) -> Result<Vec<(i64, Job)>, StoreError>;
 
-    /// Extends the lease of every unfinished job `owner` holds by `lease` from now;
-    /// returns how many it holds.
-    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError>;
+    /// Extends the leases `owner` holds on the unfinished jobs `jobs` (those it runs) by
+    /// `lease` from now; returns how many it renewed. A job it holds but no longer runs
+    /// is left to run out, and to be claimed.
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        jobs: &[String],
+        lease: Duration,
+    ) -> Result<usize, StoreError>;
 
     /// Claims up to `limit` unfinished jobs whose lease ran out (their server is gone):
     /// each becomes `owner`'s, leased for `lease`, and no other server gets it. Returns
@@ -379,6 +396,12 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Flushes what needs flushing before the process exits.
     async fn close(&self) -> Result<(), StoreError>;
+
+    /// Whether other server processes may write to this store too (so jobs this one
+    /// runs may be changed by them).
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Whether a job with these labels passes the label filter.
@@ -443,6 +466,14 @@ pub(crate) mod contract {
         match store.insert_job(new, events).await.unwrap() {
             Inserted::Stored(ids) => ids,
             other => panic!("not stored: {other:?}"),
+        }
+    }
+
+    /// A job in `status`, held by `OWNER`.
+    fn expected(status: &JobStatus) -> Expected<'_> {
+        Expected {
+            status,
+            owner: Some(OWNER),
         }
     }
 
@@ -701,12 +732,15 @@ pub(crate) mod contract {
         let appended = store
             .append_events(
                 "t1",
+                "job_e",
+                expected(&JobStatus::Queued),
                 vec![
                     event("job_e", EventKind::Log),
                     event("job_e", EventKind::Output),
                 ],
             )
             .await
+            .unwrap()
             .unwrap();
         j.status = JobStatus::Succeeded;
         let updated = update(
@@ -722,7 +756,14 @@ pub(crate) mod contract {
         .await;
         let mut other = event("job_x", EventKind::Log);
         other.service_id = "svc_b".into();
-        let x = store.append_events("t2", vec![other]).await.unwrap();
+        insert(
+            store,
+            new_job("t2", &job("job_x", "svc_b", &[])),
+            vec![other],
+        )
+        .await;
+        let x = all_events(store, "t2", before).await;
+        let x: Vec<i64> = x.iter().map(|e| e.seq).collect();
         // The returned ids are the stored ones, increasing in commit order.
         let given: Vec<i64> = [first, appended, updated, x].concat();
         assert_eq!(given.len(), 6);
@@ -850,6 +891,27 @@ pub(crate) mod contract {
             .await
             .unwrap()
             .is_some());
+        // Nothing lands after a job's done: appends name the state they expect too.
+        let late = store
+            .append_events(
+                "t6",
+                "job_cas",
+                expected(&JobStatus::Running),
+                vec![event("job_cas", EventKind::Log)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(late, None, "the job is cancelled");
+        let unknown = store
+            .append_events(
+                "t6",
+                "job_nope",
+                expected(&JobStatus::Running),
+                vec![event("job_nope", EventKind::Log)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(unknown, None);
         let kinds: Vec<String> = all_events(store, "t6", 0)
             .await
             .into_iter()
@@ -898,7 +960,23 @@ pub(crate) mod contract {
             ..new_job("t8", &live)
         };
         insert(store, live_job, vec![]).await;
-        assert_eq!(store.renew_leases("srv_live", LONG).await.unwrap(), 1);
+        let live_ids = ["job_l4".to_owned()];
+        assert_eq!(
+            store
+                .renew_leases("srv_live", &live_ids, LONG)
+                .await
+                .unwrap(),
+            1
+        );
+        // Only the jobs named, and only the owner's.
+        assert_eq!(store.renew_leases("srv_live", &[], LONG).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .renew_leases("srv_other", &live_ids, LONG)
+                .await
+                .unwrap(),
+            0
+        );
 
         let claimed = store.claim_orphans("srv_b", LONG, 10).await.unwrap();
         let ids: Vec<&str> = claimed.iter().map(|(_, j)| j.id.as_str()).collect();
@@ -942,7 +1020,12 @@ pub(crate) mod contract {
         let second = store.claim_orphans("srv_d", LONG, 10).await.unwrap();
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].1.id, "job_l4");
-        assert_eq!(store.renew_leases("srv_d", LONG).await.unwrap(), 2);
+        let ids = [
+            "job_l2".to_owned(),
+            "job_l4".to_owned(),
+            "job_l1".to_owned(),
+        ];
+        assert_eq!(store.renew_leases("srv_d", &ids, LONG).await.unwrap(), 2);
     }
 
     /// The limit on a tenant's unfinished jobs is checked in the insert.
@@ -1054,8 +1137,14 @@ pub(crate) mod contract {
         assert_eq!(again.events, 0);
         let last = bus.latest();
         let next = store
-            .append_events("t3", vec![event("job_running", EventKind::Log)])
+            .append_events(
+                "t3",
+                "job_running",
+                expected(&JobStatus::Queued),
+                vec![event("job_running", EventKind::Log)],
+            )
             .await
+            .unwrap()
             .unwrap();
         assert!(next[0] > last);
     }

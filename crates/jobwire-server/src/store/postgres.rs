@@ -681,19 +681,32 @@ impl Store for PgStore {
     async fn append_events(
         &self,
         tenant: &str,
+        job_id: &str,
+        expected: Expected<'_>,
         events: Vec<NewEvent>,
-    ) -> Result<Vec<i64>, StoreError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
+    ) -> Result<Option<Vec<i64>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client
             .transaction()
             .await
             .map_err(err("starting a transaction"))?;
+        // FOR SHARE: a peer's change of the job (a cancel) waits for this commit, so
+        // nothing is recorded after the `done` it records.
+        let rows = query(
+            &tx,
+            "checking a job's state",
+            "SELECT 1 FROM jobs WHERE id = $1 AND tenant = $2 AND status = $3
+                 AND ($4::text IS NULL OR owner = $4) FOR SHARE",
+            &[&job_id, &tenant, &expected.status.as_str(), &expected.owner],
+        )
+        .await?;
+        if rows.is_empty() {
+            tx.rollback().await.map_err(err("rolling back"))?;
+            return Ok(None);
+        }
         let ids = record_events(&tx, tenant, events).await?;
         tx.commit().await.map_err(err("committing events"))?;
-        Ok(ids)
+        Ok(Some(ids))
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
@@ -754,14 +767,22 @@ impl Store for PgStore {
         rows.iter().map(|row| seq_and_body(row, WHAT)).collect()
     }
 
-    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError> {
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        jobs: &[String],
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
         let client = self.client().await?;
         let renewed = execute(
             &client,
             "renewing leases",
             "UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
-             WHERE owner = $1 AND status IN ('queued', 'running')",
-            &[&owner, &lease.as_secs_f64()],
+             WHERE owner = $1 AND id = ANY($3) AND status IN ('queued', 'running')",
+            &[&owner, &lease.as_secs_f64(), &jobs],
         )
         .await?;
         Ok(count(renewed))
@@ -915,6 +936,10 @@ impl Store for PgStore {
             keys: count(keys),
             jobs: 0,
         })
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -1170,6 +1195,36 @@ mod tests {
         }
     }
 
+    /// Stores a queued job `id` of `tenant` held by `srv`, with no events.
+    async fn job(store: &PgStore, tenant: &str, id: &str) {
+        let job = Job::new(id, "svc_a", JobStatus::Queued);
+        let new = NewJob {
+            tenant,
+            job: &job,
+            key: None,
+            max_in_flight: 100_000,
+            owner: "srv",
+            lease: LONG,
+        };
+        assert!(matches!(
+            store.insert_job(new, vec![]).await.unwrap(),
+            Inserted::Stored(_)
+        ));
+    }
+
+    /// Appends to a queued job held by `srv`.
+    async fn append(store: &PgStore, tenant: &str, id: &str, events: Vec<NewEvent>) -> Vec<i64> {
+        let queued = Expected {
+            status: &JobStatus::Queued,
+            owner: Some("srv"),
+        };
+        store
+            .append_events(tenant, id, queued, events)
+            .await
+            .unwrap()
+            .expect("the job is queued")
+    }
+
     /// The ids of every stored event of `tenant`, oldest first.
     async fn stored_ids(store: &PgStore, tenant: &str) -> Vec<i64> {
         let query = EventQuery {
@@ -1238,13 +1293,16 @@ mod tests {
             }
         });
 
+        for i in 0..200 {
+            job(&a, "tp", &format!("job_{i}")).await;
+        }
         let writers: Vec<_> = (0..200)
             .map(|i| {
                 let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
                 tokio::spawn(async move {
                     let job = format!("job_{i}");
                     let events = (0..1 + i % 3).map(|_| log(&job)).collect();
-                    store.append_events("tp", events).await.unwrap()
+                    append(&store, "tp", &job, events).await
                 })
             })
             .collect();
@@ -1329,12 +1387,13 @@ mod tests {
             .execute("SELECT pg_terminate_backend($1)", &[&first])
             .await
             .unwrap();
-        let ids = store.append_events("tr", vec![log("job_r")]).await.unwrap();
+        job(&store, "tr", "job_r").await;
+        let ids = append(&store, "tr", "job_r", vec![log("job_r")]).await;
         assert_eq!(next(&mut live).await, ids[0]);
 
         let second = listen_backend(&store, first).await;
         assert_ne!(second, first);
-        let ids = store.append_events("tr", vec![log("job_r")]).await.unwrap();
+        let ids = append(&store, "tr", "job_r", vec![log("job_r")]).await;
         assert_eq!(next(&mut live).await, ids[0]);
         drop(client);
         store.close().await.unwrap();
@@ -1379,7 +1438,7 @@ mod tests {
                         }
                         mine.extend(claimed.into_iter().map(|(_, job)| job.id));
                     }
-                    let held = store.renew_leases(&owner, LONG).await.unwrap();
+                    let held = store.renew_leases(&owner, &mine, LONG).await.unwrap();
                     assert_eq!(held, mine.len(), "{owner} holds what it claimed");
                     mine
                 })

@@ -10,9 +10,10 @@
 //! A batch commits whole or not at all. Writes check what they depend on (a key, a
 //! limit, the state a compare-and-set expects) with reads before they change anything,
 //! so a write fails only on a database error — disk full, I/O — which would fail the
-//! commit anyway; then the batch is rolled back and every write in it fails, and the
-//! next batch starts afresh. (A savepoint per write would isolate them, but costs every
-//! write a copy of each page the batch touched before it: a fifth of the throughput.)
+//! commit anyway. At the first failure the batch stops: it is rolled back, every write
+//! in it (run or not) fails, and the next batch starts afresh. (A savepoint per write
+//! would isolate them, but costs every write a copy of each page the batch touched
+//! before it: a fifth of the throughput.)
 //!
 //! Reads run on tokio's blocking pool over a few read-only connections, which WAL lets
 //! read while the writer writes.
@@ -183,10 +184,10 @@ enum Command {
     Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
-/// A write: runs inside the batch's transaction and says what to publish and whom to tell
-/// once the batch is committed; `None` when it failed (it has told its caller already,
-/// and the batch will be rolled back).
-type WriteOp = Box<dyn FnOnce(&Connection) -> Option<Staged> + Send>;
+/// A write: given the batch's transaction, it runs and says what to publish and whom to
+/// tell once the batch is committed, or returns `None` when it failed (having told its
+/// caller). Given the error that stopped its batch before it ran, it tells its caller.
+type WriteOp = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Option<Staged> + Send>;
 
 /// A write that succeeded inside an uncommitted transaction.
 struct Staged {
@@ -313,18 +314,23 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>, bus: &EventBus) {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err("starting a transaction"))?;
-        let mut failed = 0;
-        for op in batch {
-            match op(&tx) {
+        let mut ops = batch.into_iter();
+        for op in ops.by_ref() {
+            match op(Ok(&tx)) {
                 Some(done) => staged.push(done),
-                None => failed += 1,
+                None => {
+                    // Stop here: a failed statement may have ended the transaction, and
+                    // later writes must not commit on their own.
+                    let stopped = StoreError::new(
+                        "rolled back with the rest of its group commit: a write in it failed",
+                    );
+                    for unrun in ops {
+                        unrun(Err(&stopped));
+                    }
+                    // Dropping the transaction rolls it back.
+                    return Err(stopped);
+                }
             }
-        }
-        if failed > 0 {
-            // Dropping the transaction rolls it back.
-            return Err(StoreError::new(format!(
-                "rolled back with the rest of its group commit: {failed} of its writes failed"
-            )));
         }
         tx.commit().map_err(err("committing"))
     })();
@@ -416,15 +422,19 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<(T, Vec<(String, Event)>), StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        let op: WriteOp = Box::new(move |conn| match f(conn) {
-            Ok((value, events)) => Some(Staged {
+        let op: WriteOp = Box::new(move |conn| match conn.map(f) {
+            Ok(Ok((value, events))) => Some(Staged {
                 events,
                 reply: Box::new(move |committed| {
                     let _ = tx.send(committed.map(|()| value));
                 }),
             }),
-            Err(e) => {
+            Ok(Err(e)) => {
                 let _ = tx.send(Err(e));
+                None
+            }
+            Err(stopped) => {
+                let _ = tx.send(Err(StoreError::new(stopped.to_string())));
                 None
             }
         });
@@ -787,13 +797,28 @@ impl Store for SqliteStore {
     async fn append_events(
         &self,
         tenant: &str,
+        job_id: &str,
+        expected: Expected<'_>,
         events: Vec<NewEvent>,
-    ) -> Result<Vec<i64>, StoreError> {
-        let tenant = tenant.to_owned();
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), job_id.to_owned());
+        let was = expected.status.as_str().to_owned();
+        let owner = expected.owner.map(str::to_owned);
         let events = encode(events)?;
         self.write(move |conn| {
+            // The one writer makes check-then-insert atomic.
+            let holds = conn
+                .prepare_cached(
+                    "SELECT 1 FROM jobs WHERE id = ?1 AND tenant = ?2 AND status = ?3
+                         AND (?4 IS NULL OR owner = ?4)",
+                )
+                .and_then(|mut stmt| stmt.exists(params![id, tenant, was, owner]))
+                .map_err(err("checking a job's state"))?;
+            if !holds {
+                return Ok((None, Vec::new()));
+            }
             let recorded = insert_events(conn, &tenant, events)?;
-            Ok((seqs(&recorded), recorded))
+            Ok((Some(seqs(&recorded)), recorded))
         })
         .await
     }
@@ -865,18 +890,31 @@ impl Store for SqliteStore {
         decode_rows(rows)
     }
 
-    async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<usize, StoreError> {
-        let owner = owner.to_owned();
+    async fn renew_leases(
+        &self,
+        owner: &str,
+        jobs: &[String],
+        lease: Duration,
+    ) -> Result<usize, StoreError> {
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let (owner, jobs) = (owner.to_owned(), jobs.to_vec());
         let until = lease_end(SystemTime::now(), lease);
         self.write(move |conn| {
-            let held = conn
-                .execute(
+            let mut stmt = conn
+                .prepare_cached(
                     "UPDATE jobs SET lease_until = ?1
-                     WHERE owner = ?2 AND status IN ('queued', 'running')",
-                    params![until, owner],
+                     WHERE id = ?2 AND owner = ?3 AND status IN ('queued', 'running')",
                 )
                 .map_err(err("renewing leases"))?;
-            Ok((held, Vec::new()))
+            let mut renewed = 0;
+            for id in &jobs {
+                renewed += stmt
+                    .execute(params![until, id, owner])
+                    .map_err(err("renewing leases"))?;
+            }
+            Ok((renewed, Vec::new()))
         })
         .await
     }
