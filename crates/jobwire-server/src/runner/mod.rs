@@ -454,6 +454,15 @@ mod tests {
         )
     }
 
+    /// Two runners ("servers") on one store.
+    async fn two_servers() -> (Runner, Runner) {
+        let shared = shared_store().await;
+        (
+            runner_on(&shared, "srv_a", 10),
+            runner_on(&shared, "srv_b", 10),
+        )
+    }
+
     async fn setup(max_in_flight: usize) -> Runner {
         runner_on(&shared_store().await, "srv_test", max_in_flight)
     }
@@ -559,14 +568,11 @@ mod tests {
     }
 
     /// A cancel that reaches another server than the one running the job: written in
-    /// the store; the running server notices at its next write and stops the handler.
+    /// the store; the running server notices at its next write (here, without following
+    /// its peers) and stops the handler, and nothing lands after the `done`.
     #[tokio::test]
     async fn a_cancel_through_another_server_stops_the_job_where_it_runs() {
-        let shared = shared_store().await;
-        let (a, b) = (
-            runner_on(&shared, "srv_a", 10),
-            runner_on(&shared, "srv_b", 10),
-        );
+        let (a, b) = two_servers().await;
         let rx = submit(&a, "t", "steps", json!({"steps": 1000, "interval_ms": 20}))
             .await
             .unwrap();
@@ -591,11 +597,7 @@ mod tests {
     /// cancels it: the runner follows the peers' `done`s.
     #[tokio::test]
     async fn a_peer_cancel_of_a_silent_job_stops_it_at_once_when_peers_are_followed() {
-        let shared = shared_store().await;
-        let (a, b) = (
-            runner_on(&shared, "srv_a", 10),
-            runner_on(&shared, "srv_b", 10),
-        );
+        let (a, b) = two_servers().await;
         let (_stop, closed) = watch::channel(false);
         tokio::spawn(a.clone().follow_peers(closed));
         let rx = submit(&a, "t", "sleep", json!({"duration_seconds": 60}))
