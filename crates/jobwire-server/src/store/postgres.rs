@@ -21,6 +21,10 @@
 //! - **Checks inside the insert.** Idempotency keys and the per-tenant limit on
 //!   unfinished jobs are checked under transaction-scoped advisory locks, so two servers
 //!   cannot both pass the check.
+//! - **One round trip per write.** Inserting a job, changing one and recording its events
+//!   are each one call of a function of the schema (`jobwire_insert_job`, …, migration
+//!   2) in a transaction of its own, so the locks above are held for the function and
+//!   its commit, not across round trips between this process and the database.
 //!
 //! Times other than leases are RFC 3339 text as the server writes them, compared as text
 //! under the `C` collation (bytewise, whatever the database's locale).
@@ -29,7 +33,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, Pool, Runtime, Transaction};
+use deadpool_postgres::{GenericClient, Manager, Pool, Runtime};
 use futures_util::StreamExt;
 use jobwire_core::{Job, Service};
 use serde_json::Value;
@@ -55,7 +59,7 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 /// How long opening a connection may take, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The channel of `NOTIFY`, sent by every transaction that records events (spelled out
-/// in [`RECORD_EVENTS`] as well).
+/// in `jobwire_record_events`, migration 2, as well).
 const CHANNEL: &str = "jobwire_events";
 /// The listener reads new events in batches of this many.
 const PUBLISH_BATCH: i64 = 1000;
@@ -72,7 +76,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The schema as a list of migrations; `jobwire_schema.version` counts those applied.
 ///
 /// Never edit a migration that has shipped: append a new one.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE services (
     seq    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id     text NOT NULL UNIQUE,
@@ -138,25 +143,124 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (tenant, key)
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
-"];
+",
+    "
+-- Every write of a job is one statement in its own transaction, one round trip: the
+-- locks it takes (the key's, the tenant's, the event counter's row) are held for the
+-- function and its commit only, not across round trips.
 
-/// Takes ids for `$1` events from the counter, records the events (arrays of their
-/// fields, in order) and notifies the listeners at commit; returns the last id.
-///
-/// Must be the last statement of its transaction: the counter row stays locked until
-/// commit, which is what puts ids in commit order.
-const RECORD_EVENTS: &str = "
-WITH counter AS (
-    UPDATE event_counter SET last = last + $1::bigint RETURNING last
-), recorded AS (
+-- Takes ids for the events from the counter, records them and notifies the listeners at
+-- commit; returns the last id (NULL for no events). Called last in its transaction: the
+-- counter row stays locked until commit, which is what puts ids in commit order.
+CREATE FUNCTION jobwire_record_events(
+    p_tenant text, p_job_ids text[], p_service_ids text[], p_kinds text[], p_data text[],
+    p_created_at text[]
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := coalesce(array_length(p_kinds, 1), 0);
+    v_last bigint;
+BEGIN
+    IF n = 0 THEN
+        RETURN NULL;
+    END IF;
+    UPDATE event_counter SET last = last + n RETURNING last INTO v_last;
     INSERT INTO events (seq, tenant, job_id, service_id, kind, data, created_at)
-    SELECT counter.last - $1::bigint + e.ord, $2::text, e.job_id, e.service_id, e.kind,
-           e.data, e.created_at
-    FROM counter,
-         unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-             WITH ORDINALITY AS e (job_id, service_id, kind, data, created_at, ord)
-)
-SELECT counter.last, pg_notify('jobwire_events', counter.last::text) FROM counter";
+    SELECT v_last - n + e.ord, p_tenant, e.job_id, e.service_id, e.kind, e.data, e.created_at
+    FROM unnest(p_job_ids, p_service_ids, p_kinds, p_data, p_created_at)
+        WITH ORDINALITY AS e (job_id, service_id, kind, data, created_at, ord);
+    PERFORM pg_notify('jobwire_events', v_last::text);
+    RETURN v_last;
+END $$;
+
+-- A new job, its key and its events, or nothing: 'key_taken' (with what the key was
+-- used for) or 'at_limit'.
+CREATE FUNCTION jobwire_insert_job(
+    p_tenant text, p_id text, p_service_id text, p_status text, p_labels text, p_body text,
+    p_finished_at text, p_owner text, p_lease float8, p_max bigint, p_key text,
+    p_fingerprint text, p_created_at text, p_job_ids text[], p_service_ids text[],
+    p_kinds text[], p_data text[], p_event_times text[]
+) RETURNS TABLE (o_outcome text, o_last bigint, o_fingerprint text, o_job_id text,
+                 o_status integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_unfinished bigint;
+BEGIN
+    IF p_key IS NOT NULL THEN
+        -- Inserts with the same key queue here, so the second sees the first's key.
+        PERFORM pg_advisory_xact_lock(hashtextextended(
+            'jobwire-key:' || length(p_tenant) || ':' || p_tenant || ':' || p_key, 0));
+        RETURN QUERY SELECT 'key_taken', NULL::bigint, k.fingerprint, k.job_id, k.status
+            FROM idempotency_keys k WHERE k.tenant = p_tenant AND k.key = p_key;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- The tenant's inserts queue here, so two servers cannot both pass the count.
+    -- (Finishing a job only lowers it, so updates need not take the lock.)
+    PERFORM pg_advisory_xact_lock(hashtext('jobwire-tenant:' || p_tenant));
+    SELECT count(*) INTO v_unfinished FROM (
+        SELECT 1 FROM jobs j
+        WHERE j.tenant = p_tenant AND j.status IN ('queued', 'running') LIMIT p_max) u;
+    IF v_unfinished >= p_max THEN
+        RETURN QUERY SELECT 'at_limit', NULL::bigint, NULL::text, NULL::text, NULL::integer;
+        RETURN;
+    END IF;
+    INSERT INTO jobs (id, tenant, service_id, status, labels, body, finished_at, owner,
+                      lease_until)
+    VALUES (p_id, p_tenant, p_service_id, p_status, p_labels::jsonb, p_body, p_finished_at,
+            p_owner, now() + p_lease * interval '1 second');
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
+        VALUES (p_tenant, p_key, p_fingerprint, p_id, p_created_at);
+    END IF;
+    RETURN QUERY SELECT 'stored',
+        jobwire_record_events(p_tenant, p_job_ids, p_service_ids, p_kinds, p_data,
+                              p_event_times),
+        NULL::text, NULL::text, NULL::integer;
+END $$;
+
+-- Compare-and-set of a job and its events: false (nothing written) when the job is not
+-- in the expected state, or (no owner given) held by anyone.
+CREATE FUNCTION jobwire_update_job(
+    p_tenant text, p_id text, p_status text, p_body text, p_finished_at text,
+    p_labels text, p_expected text, p_owner text, p_job_ids text[], p_service_ids text[],
+    p_kinds text[], p_data text[], p_event_times text[]
+) RETURNS TABLE (o_changed boolean, o_last bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    -- The row lock it takes also holds off a concurrent claim until commit.
+    UPDATE jobs j SET status = p_status, body = p_body, finished_at = p_finished_at,
+                      labels = p_labels::jsonb
+    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
+      AND (p_owner IS NULL OR j.owner = p_owner);
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
+                                                    p_kinds, p_data, p_event_times);
+END $$;
+
+-- Events of a job still in the expected state; false (nothing written) otherwise. FOR
+-- SHARE: a peer's change of the job (a cancel) waits for this commit, so nothing is
+-- recorded after the `done` it records.
+CREATE FUNCTION jobwire_append_events(
+    p_tenant text, p_id text, p_expected text, p_owner text, p_job_ids text[],
+    p_service_ids text[], p_kinds text[], p_data text[], p_event_times text[]
+) RETURNS TABLE (o_held boolean, o_last bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM jobs j
+    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
+      AND (p_owner IS NULL OR j.owner = p_owner)
+    FOR SHARE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
+                                                    p_kinds, p_data, p_event_times);
+END $$;
+",
+];
 
 /// Every event after `$1`, whichever tenant's, oldest first: what the listener
 /// publishes.
@@ -267,49 +371,62 @@ fn event_from(row: &Row, first: usize) -> Result<Event, StoreError> {
     })
 }
 
-/// Records `events` of `tenant` as the last statement of `tx`; returns their ids.
-async fn record_events(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    events: Vec<NewEvent>,
-) -> Result<Vec<i64>, StoreError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
+/// Events as the columns `jobwire_record_events` takes, one array each.
+struct EventColumns {
+    n: i64,
+    job_ids: Vec<String>,
+    service_ids: Vec<String>,
+    kinds: Vec<&'static str>,
+    data: Vec<String>,
+    created_at: Vec<String>,
+}
+
+impl EventColumns {
+    fn new(events: Vec<NewEvent>) -> Result<Self, StoreError> {
+        let n = i64::try_from(events.len())
+            .map_err(|e| StoreError::with_source("too many events", e))?;
+        let mut columns = EventColumns {
+            n,
+            job_ids: Vec::with_capacity(events.len()),
+            service_ids: Vec::with_capacity(events.len()),
+            kinds: Vec::with_capacity(events.len()),
+            data: Vec::with_capacity(events.len()),
+            created_at: Vec::with_capacity(events.len()),
+        };
+        for e in events {
+            columns.data.push(to_json(&e.data)?);
+            columns.kinds.push(e.kind.as_str());
+            columns.job_ids.push(e.job_id);
+            columns.service_ids.push(e.service_id);
+            columns.created_at.push(e.created_at);
+        }
+        Ok(columns)
     }
-    let n =
-        i64::try_from(events.len()).map_err(|e| StoreError::with_source("too many events", e))?;
-    let mut job_ids = Vec::with_capacity(events.len());
-    let mut service_ids = Vec::with_capacity(events.len());
-    let mut kinds = Vec::with_capacity(events.len());
-    let mut data = Vec::with_capacity(events.len());
-    let mut created_at = Vec::with_capacity(events.len());
-    for e in events {
-        data.push(to_json(&e.data)?);
-        kinds.push(e.kind.as_str());
-        job_ids.push(e.job_id);
-        service_ids.push(e.service_id);
-        created_at.push(e.created_at);
+
+    /// The ids the events got, from the last one (`None` when there were none).
+    fn ids(&self, last: Option<i64>) -> Vec<i64> {
+        match last {
+            Some(last) => (last - self.n + 1..=last).collect(),
+            None => Vec::new(),
+        }
     }
-    let rows = query(
-        tx,
-        "recording events",
-        RECORD_EVENTS,
-        &[
-            &n,
-            &tenant,
-            &job_ids,
-            &service_ids,
-            &kinds,
-            &data,
-            &created_at,
-        ],
-    )
-    .await?;
+}
+
+/// The answer of `jobwire_update_job` or `jobwire_append_events`: the events' ids, or
+/// `None` when the job was not in the expected state.
+fn changed_and_ids(
+    rows: &[Row],
+    events: &EventColumns,
+    what: &'static str,
+) -> Result<Option<Vec<i64>>, StoreError> {
     let row = rows
         .first()
-        .ok_or_else(|| StoreError::new("recording events: the counter row is missing"))?;
-    let last: i64 = get(row, 0, "recording events")?;
-    Ok((last - n + 1..=last).collect())
+        .ok_or_else(|| StoreError::new(format!("{what}: no outcome")))?;
+    let changed: bool = get(row, 0, what)?;
+    if !changed {
+        return Ok(None);
+    }
+    Ok(Some(events.ids(get(row, 1, what)?)))
 }
 
 /// What a tenant's idempotency key was first used for.
@@ -521,100 +638,58 @@ impl Store for PgStore {
         new: NewJob<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Inserted, StoreError> {
+        const WHAT: &str = "inserting a job";
         let job = new.job;
-        let tenant = new.tenant;
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
-        let lease = new.lease.as_secs_f64();
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(err("starting a transaction"))?;
-
-        if let Some(key) = new.key {
-            // Inserts with the same key queue here, so the second sees the first's key
-            // (instead of failing on the primary key). The tenant's length keeps
-            // ("a:b", "c") apart from ("a", "b:c").
-            let slot = format!("jobwire-key:{}:{tenant}:{}", tenant.len(), key.key);
-            execute(
-                &tx,
-                "locking an idempotency key",
-                "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
-                &[&slot],
-            )
-            .await?;
-            if let Some(record) = read_key(&tx, tenant, key.key).await? {
-                tx.rollback().await.map_err(err("rolling back"))?;
-                return Ok(Inserted::KeyTaken(record));
-            }
-        }
-
-        // The tenant's inserts queue here, so two servers cannot both pass the count.
-        // (Finishing a job only lowers it, so updates need not take the lock.)
-        execute(
-            &tx,
-            "locking the tenant's limit",
-            "SELECT pg_advisory_xact_lock(hashtext('jobwire-tenant:' || $1::text))",
-            &[&tenant],
-        )
-        .await?;
+        let events = EventColumns::new(events)?;
+        let client = self.client().await?;
         let rows = query(
-            &tx,
-            "counting unfinished jobs",
-            "SELECT count(*) FROM jobs
-             WHERE tenant = $1 AND status IN ('queued', 'running')",
-            &[&tenant],
-        )
-        .await?;
-        let unfinished: i64 = match rows.first() {
-            Some(row) => get(row, 0, "counting unfinished jobs")?,
-            None => 0,
-        };
-        if unfinished >= limit(new.max_in_flight) {
-            tx.rollback().await.map_err(err("rolling back"))?;
-            return Ok(Inserted::AtLimit);
-        }
-
-        execute(
-            &tx,
-            "inserting a job",
-            "INSERT INTO jobs (id, tenant, service_id, status, labels, body, finished_at,
-                               owner, lease_until)
-             VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8,
-                     now() + $9::float8 * interval '1 second')",
+            &client,
+            WHAT,
+            "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13, $14, $15, $16, $17, $18)",
             &[
+                &new.tenant,
                 &job.id,
-                &tenant,
                 &job.service_id,
                 &job.status.as_str(),
                 &labels,
                 &body,
                 &finished_at(job),
                 &new.owner,
-                &lease,
+                &new.lease.as_secs_f64(),
+                &limit(new.max_in_flight),
+                &new.key.map(|k| k.key),
+                &new.key.map(|k| k.fingerprint),
+                &job.created_at,
+                &events.job_ids,
+                &events.service_ids,
+                &events.kinds,
+                &events.data,
+                &events.created_at,
             ],
         )
         .await?;
-        if let Some(key) = new.key {
-            execute(
-                &tx,
-                "recording an idempotency key",
-                "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &tenant,
-                    &key.key,
-                    &key.fingerprint,
-                    &job.id,
-                    &job.created_at,
-                ],
-            )
-            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::new("inserting a job: no outcome"))?;
+        let outcome: &str = get(row, 0, WHAT)?;
+        match outcome {
+            "stored" => Ok(Inserted::Stored(events.ids(get(row, 1, WHAT)?))),
+            "at_limit" => Ok(Inserted::AtLimit),
+            "key_taken" => {
+                let status: Option<i32> = get(row, 4, WHAT)?;
+                Ok(Inserted::KeyTaken(KeyRecord {
+                    fingerprint: get(row, 2, WHAT)?,
+                    job_id: get(row, 3, WHAT)?,
+                    status: status.map(u16::try_from).transpose().map_err(err(WHAT))?,
+                }))
+            }
+            other => Err(StoreError::new(format!(
+                "inserting a job: unknown outcome {other:?}"
+            ))),
         }
-        let ids = record_events(&tx, tenant, events).await?;
-        tx.commit().await.map_err(err("committing a new job"))?;
-        Ok(Inserted::Stored(ids))
     }
 
     async fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -641,41 +716,34 @@ impl Store for PgStore {
         expected: Expected<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Option<Vec<i64>>, StoreError> {
+        const WHAT: &str = "updating a job";
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(err("starting a transaction"))?;
-        // Compare-and-set on the status and, when given, the lease holder (no owner: a
-        // cancel through another server). The row lock it takes also holds off a
-        // concurrent claim until we commit.
-        let changed = execute(
-            &tx,
-            "updating a job",
-            "UPDATE jobs SET status = $1, body = $2, finished_at = $3, labels = $4::text::jsonb
-             WHERE id = $5 AND tenant = $6 AND status = $7
-               AND ($8::text IS NULL OR owner = $8)",
+        let events = EventColumns::new(events)?;
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            WHAT,
+            "SELECT * FROM jobwire_update_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13)",
             &[
+                &tenant,
+                &job.id,
                 &job.status.as_str(),
                 &body,
                 &finished_at(job),
                 &labels,
-                &job.id,
-                &tenant,
                 &expected.status.as_str(),
                 &expected.owner,
+                &events.job_ids,
+                &events.service_ids,
+                &events.kinds,
+                &events.data,
+                &events.created_at,
             ],
         )
         .await?;
-        if changed == 0 {
-            tx.rollback().await.map_err(err("rolling back"))?;
-            return Ok(None);
-        }
-        let ids = record_events(&tx, tenant, events).await?;
-        tx.commit().await.map_err(err("committing a job update"))?;
-        Ok(Some(ids))
+        changed_and_ids(&rows, &events, WHAT)
     }
 
     async fn append_events(
@@ -685,28 +753,27 @@ impl Store for PgStore {
         expected: Expected<'_>,
         events: Vec<NewEvent>,
     ) -> Result<Option<Vec<i64>>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(err("starting a transaction"))?;
-        // FOR SHARE: a peer's change of the job (a cancel) waits for this commit, so
-        // nothing is recorded after the `done` it records.
+        const WHAT: &str = "recording events";
+        let events = EventColumns::new(events)?;
+        let client = self.client().await?;
         let rows = query(
-            &tx,
-            "checking a job's state",
-            "SELECT 1 FROM jobs WHERE id = $1 AND tenant = $2 AND status = $3
-                 AND ($4::text IS NULL OR owner = $4) FOR SHARE",
-            &[&job_id, &tenant, &expected.status.as_str(), &expected.owner],
+            &client,
+            WHAT,
+            "SELECT * FROM jobwire_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &tenant,
+                &job_id,
+                &expected.status.as_str(),
+                &expected.owner,
+                &events.job_ids,
+                &events.service_ids,
+                &events.kinds,
+                &events.data,
+                &events.created_at,
+            ],
         )
         .await?;
-        if rows.is_empty() {
-            tx.rollback().await.map_err(err("rolling back"))?;
-            return Ok(None);
-        }
-        let ids = record_events(&tx, tenant, events).await?;
-        tx.commit().await.map_err(err("committing events"))?;
-        Ok(Some(ids))
+        changed_and_ids(&rows, &events, WHAT)
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
