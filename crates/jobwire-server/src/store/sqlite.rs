@@ -256,10 +256,11 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     // FULL: a commit is on disk before its writes' futures resolve. Group commit pays
     // the fsync once per batch, not once per job.
-    // A big page cache and memory-mapped reads keep the writer off pread; checkpoints are
-    // the checkpointer's (see `checkpoint_loop`).
+    // An 8 MiB page cache and memory-mapped reads keep the writer off pread (a much
+    // bigger cache costs more to reset than it saves); checkpoints are the
+    // checkpointer's (see `checkpoint_loop`).
     conn.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;
          PRAGMA mmap_size=268435456; PRAGMA wal_autocheckpoint=50000;",
     )
     .map_err(err("setting pragmas"))?;
