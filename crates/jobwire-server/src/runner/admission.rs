@@ -7,6 +7,7 @@ use jobwire_core::{Job, Service};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::completion::to_completion;
 use super::lifecycle::{self, Happening, Transition};
 use super::{new_events, ActiveJob, Runner};
 use crate::clock::{rfc3339_at, unix_millis};
@@ -84,11 +85,9 @@ impl Runner {
             handler,
             input: handler_input,
         };
-        // In a task of its own: a client that goes away mid-submit cannot leave a job
-        // stored as running with no handler.
-        tokio::spawn(self.clone().admit(admission))
-            .await
-            .map_err(|e| StoreError::with_source("the submit did not complete", e))?
+        // To completion: a client that goes away mid-submit cannot leave a job stored as
+        // running with no handler.
+        to_completion(self.clone().admit(admission)).await
     }
 
     /// Stores the job and starts its handler; see [`submit`](Self::submit).

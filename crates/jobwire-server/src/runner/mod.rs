@@ -5,7 +5,8 @@
 //!   + events to record);
 //! - [`admission`]: submit — id, first state, the atomic insert with key and limit;
 //! - [`supervision`]: each job's handler task, leases, the crash rule, shutdown;
-//! - [`context`]: what a handler gets to report with.
+//! - [`context`]: what a handler gets to report with;
+//! - [`completion`]: submits and cancels that finish even when their caller goes away.
 //!
 //! While a job is unfinished on this server it has an [`ActiveJob`] entry, which holds
 //! the job as last stored. Every change goes through [`Runner::apply`], under that
@@ -19,6 +20,7 @@
 //! aborted. Reads ([`Runner::get`]) always go to the store.
 
 mod admission;
+mod completion;
 mod context;
 mod lifecycle;
 mod supervision;
@@ -34,6 +36,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 
 pub(crate) use admission::SubmitError;
+use completion::to_completion;
 pub(crate) use context::JobContext;
 use lifecycle::Happening;
 
@@ -361,12 +364,10 @@ impl Runner {
         tenant: &str,
         id: &str,
     ) -> Result<Option<(Job, i64)>, StoreError> {
-        // In a task of its own: a client that goes away mid-cancel cannot leave the job
+        // To completion: a client that goes away mid-cancel cannot leave the job
         // cancelled in the store but running here.
         let (runner, tenant, id) = (self.clone(), tenant.to_owned(), id.to_owned());
-        tokio::spawn(async move { runner.cancel_now(&tenant, &id).await })
-            .await
-            .map_err(|e| StoreError::with_source("the cancel did not complete", e))?
+        to_completion(async move { runner.cancel_now(&tenant, &id).await }).await
     }
 
     async fn cancel_now(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
