@@ -40,7 +40,7 @@ use completion::to_completion;
 pub(crate) use context::JobContext;
 use lifecycle::Happening;
 
-use crate::bus::EventBus;
+use crate::bus::{self, EventBus};
 use crate::clock::Clock;
 use crate::locking::lock;
 use crate::services::Registry;
@@ -273,8 +273,22 @@ impl Runner {
     /// Follows every event from every server, for the `done`s other servers record for
     /// jobs this one runs (a cancel through a peer, a takeover): such a job stops here at
     /// once, and its waiters here wake. Only a store shared with other servers needs it.
-    pub(crate) async fn follow_peers(self, mut closed: watch::Receiver<bool>) {
-        let mut events = self.inner.bus.subscribe_all();
+    ///
+    /// Subscribes when called, so nothing published after the call is missed; the
+    /// returned future does the following.
+    pub(crate) fn follow_peers(
+        self,
+        closed: watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        let events = self.inner.bus.subscribe_all();
+        self.follow(events, closed)
+    }
+
+    async fn follow(
+        self,
+        mut events: broadcast::Receiver<bus::LiveEvent>,
+        mut closed: watch::Receiver<bool>,
+    ) {
         loop {
             let received = tokio::select! {
                 received = events.recv() => received,
