@@ -75,6 +75,7 @@ pub struct ServerConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) lease: Duration,
     pub(crate) faults: crate::Faults,
+    pub(crate) services: Vec<crate::ServiceSpec>,
 }
 
 impl ServerConfig {
@@ -101,6 +102,7 @@ impl ServerConfig {
             shutdown_grace: Duration::ZERO,
             lease: Duration::from_secs(15),
             faults: crate::Faults::default(),
+            services: Vec::new(),
         }
     }
 
@@ -237,6 +239,14 @@ impl ServerConfig {
         self
     }
 
+    /// Serves `spec`, a service of the embedding program's own, beside the built-ins (see
+    /// [`ServiceSpec`](crate::ServiceSpec)). May be called several times; names must be
+    /// unique and differ from the built-ins'.
+    pub fn service(mut self, spec: crate::ServiceSpec) -> Self {
+        self.services.push(spec);
+        self
+    }
+
     /// Misbehaves on purpose (see [`Faults`](crate::Faults)): drops answers, turns
     /// requests away, stalls, cuts streams — to test retry and timeout handling against.
     pub fn faults(mut self, faults: crate::Faults) -> Self {
@@ -317,6 +327,7 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("lease", &self.lease)
             .field("faults", &self.faults)
+            .field("services", &self.services)
             .finish()
     }
 }

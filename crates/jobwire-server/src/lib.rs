@@ -86,6 +86,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, DEFAULT_TENANT};
 pub use faults::{Fault, Faults};
+pub use services::{JobContext, ServiceSpec};
 pub use store::StoreError;
 
 use bus::EventBus;
@@ -148,7 +149,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         Storage::Dir(dir) => Arc::new(SqliteStore::open(dir, bus.clone())?),
         Storage::Postgres(url) => Arc::new(PgStore::connect(&url.0, bus.clone()).await?),
     };
-    let registry = Arc::new(Registry::builtin());
+    let registry = Arc::new(Registry::new(&config.services).map_err(ServerError::Config)?);
     registry.seed(store.as_ref()).await?;
     let limits = Limits {
         max_in_flight: config.max_jobs_in_flight,

@@ -6,16 +6,46 @@ use std::sync::Arc;
 use super::lifecycle::Happening;
 use super::{ActiveJob, Runner};
 
-/// The way a handler reports progress, log lines and partial output, and notices that
-/// its job was cancelled.
+/// What a handler gets besides its input: the way to report progress, log lines and
+/// partial output (each becomes an event clients see on the job's event stream), and to
+/// notice that its job was cancelled.
 ///
-/// Reports are queued (never blocking the handler) and recorded in order by the job's
-/// supervisor, before its outcome; reports made after the job became terminal are
-/// dropped, so a job's `done` event stays its last.
+/// Reports never block the handler: they are queued and recorded in order, before the
+/// job's outcome. Reports made after the job ended (it was cancelled, say) are dropped,
+/// so a job's `done` event stays its last; past the server's cap per job
+/// ([`ServerConfig::max_events_per_job`](crate::ServerConfig::max_events_per_job)) one
+/// log line says so and later reports are dropped.
+///
+/// ```
+/// use jobwire_server::ServiceSpec;
+/// use serde_json::json;
+///
+/// let spec = ServiceSpec::blocking_fn("lines", |input, ctx| {
+///     let n = input["n"].as_u64().unwrap_or(3);
+///     for i in 1..=n {
+///         if ctx.is_cancelled() {
+///             break;
+///         }
+///         ctx.log(format!("line {i}"));
+///         ctx.output(format!("{i} "));
+///         ctx.progress(i as f64 / n as f64, format!("{i} of {n}"));
+///     }
+///     Ok(json!({ "lines": n, "job": ctx.job_id() }))
+/// });
+/// # let _ = spec;
+/// ```
 #[derive(Clone)]
-pub(crate) struct JobContext {
+pub struct JobContext {
     runner: Runner,
     job: Arc<ActiveJob>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job_id", &self.job.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
@@ -23,27 +53,32 @@ impl JobContext {
         JobContext { runner, job }
     }
 
+    /// The id of the job being run.
+    pub fn job_id(&self) -> &str {
+        &self.job.id
+    }
+
     /// Records progress (`fraction` clamped to 0..=1): updates the job's `progress` and
     /// records a `progress` event.
-    pub(crate) fn progress(&self, fraction: f64, message: impl Into<String>) {
+    pub fn progress(&self, fraction: f64, message: impl Into<String>) {
         let message = message.into();
         self.report(Happening::Progress { fraction, message });
     }
 
     /// Records a `log` event with one line of text.
-    pub(crate) fn log(&self, line: impl Into<String>) {
+    pub fn log(&self, line: impl Into<String>) {
         self.report(Happening::Log(line.into()));
     }
 
     /// Records an `output` event with a partial output chunk.
-    pub(crate) fn output(&self, chunk: impl Into<String>) {
+    pub fn output(&self, chunk: impl Into<String>) {
         self.report(Happening::Output(chunk.into()));
     }
 
-    /// Whether the job is already terminal (cancelled, or the server is shutting down).
-    /// Async handlers are simply dropped; blocking handlers should check this now and then
-    /// and return early.
-    pub(crate) fn is_cancelled(&self) -> bool {
+    /// Whether the job already ended without this handler (cancelled, or failed as
+    /// `interrupted` by a shutdown). Async handlers are simply dropped at their next
+    /// `.await`; blocking handlers should check this now and then and return early.
+    pub fn is_cancelled(&self) -> bool {
         self.job.cancelled.load(Ordering::Acquire)
     }
 

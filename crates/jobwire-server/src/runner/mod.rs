@@ -37,7 +37,7 @@ use tokio::task::AbortHandle;
 
 pub(crate) use admission::SubmitError;
 use completion::to_completion;
-pub(crate) use context::JobContext;
+pub use context::JobContext;
 use lifecycle::Happening;
 
 use crate::bus::{self, EventBus};
@@ -449,7 +449,7 @@ mod tests {
     async fn shared_store() -> (Arc<dyn Store>, Arc<EventBus>, Arc<Registry>) {
         let bus = Arc::new(EventBus::new(4096));
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000, bus.clone()));
-        let registry = Arc::new(Registry::builtin());
+        let registry = Arc::new(Registry::new(&[]).unwrap());
         registry.seed(store.as_ref()).await.unwrap();
         (store, bus, registry)
     }

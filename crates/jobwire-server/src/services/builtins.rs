@@ -26,6 +26,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
             description: "Answers with its input.".into(),
             input_schema: json!({}),
             handler: Handler::from_async(|input, _ctx| async move { Ok(input) }),
+            kind: "builtin",
         },
         ServiceDef {
             id: "svc_sleep".into(),
@@ -40,6 +41,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
                 "additionalProperties": false
             }),
             handler: Handler::from_async(sleep),
+            kind: "builtin",
         },
         ServiceDef {
             id: "svc_fail".into(),
@@ -51,6 +53,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
                 "required": ["message"]
             }),
             handler: Handler::from_async(fail),
+            kind: "builtin",
         },
         ServiceDef {
             id: "svc_steps".into(),
@@ -66,6 +69,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
                 "additionalProperties": false
             }),
             handler: Handler::from_async(steps),
+            kind: "builtin",
         },
         ServiceDef {
             id: "svc_digest".into(),
@@ -81,6 +85,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
                 "additionalProperties": false
             }),
             handler: Handler::from_blocking(digest),
+            kind: "builtin",
         },
     ]
 }

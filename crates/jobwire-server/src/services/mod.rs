@@ -6,6 +6,7 @@
 //! services users register with their own handlers will be added to the same registry.
 
 mod builtins;
+mod spec;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,8 +19,9 @@ use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
 use crate::locking::lock;
-pub(crate) use crate::runner::JobContext;
+pub use crate::runner::JobContext;
 use crate::store::{Store, StoreError};
+pub use spec::ServiceSpec;
 
 /// What a handler returns: the job's output, or why it failed.
 pub(crate) type HandlerResult = Result<Value, JobError>;
@@ -70,6 +72,8 @@ pub(crate) struct ServiceDef {
     pub input_schema: Value,
     /// Runs the jobs.
     pub handler: Handler,
+    /// `builtin`, or `embedded` for a service of the embedding program.
+    pub kind: &'static str,
 }
 
 /// The handlers this server can run, by service id.
@@ -79,9 +83,31 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// The built-in services: `echo`, `sleep`, `fail`, `steps` and `digest`.
-    pub(crate) fn builtin() -> Self {
-        let defs = builtins::all();
+    /// The built-in services (`echo`, `sleep`, `fail`, `steps` and `digest`) and the
+    /// embedding program's own `specs`; refused when a spec is not servable or two
+    /// services share a name.
+    pub(crate) fn new(specs: &[ServiceSpec]) -> Result<Self, String> {
+        let mut defs = builtins::all();
+        for spec in specs {
+            if let Some(problem) = spec.problem() {
+                return Err(problem);
+            }
+            if defs.iter().any(|d| d.name == spec.name) {
+                return Err(format!("two services are named {:?}", spec.name));
+            }
+            defs.push(ServiceDef {
+                id: format!("svc_{}", spec.name),
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                input_schema: spec.input_schema.clone(),
+                handler: spec.handler.clone(),
+                kind: "embedded",
+            });
+        }
+        Ok(Registry::with(defs))
+    }
+
+    fn with(defs: Vec<ServiceDef>) -> Self {
         let by_id = defs
             .iter()
             .enumerate()
@@ -114,7 +140,7 @@ impl Registry {
                 created_at,
             );
             service.description = def.description.clone();
-            service.kind = "builtin".into();
+            service.kind = def.kind.into();
             store.upsert_service(None, &service).await?;
         }
         Ok(())

@@ -1,0 +1,132 @@
+//! [`ServiceSpec`]: a service of the embedding program's own, with its handler.
+
+use std::future::Future;
+
+use jobwire_core::JobError;
+use serde_json::Value;
+
+use super::{Handler, JobContext};
+
+/// A service a program embedding the server brings: a name, an input schema, and the
+/// code that runs its jobs. Register it with
+/// [`ServerConfig::service`](crate::ServerConfig::service); every tenant can see it and
+/// submit to it, like the built-ins.
+///
+/// An async handler runs on the server's event loop and must not block; cancelling its
+/// job drops its future at its next `.await`. A blocking handler runs on tokio's blocking
+/// pool and may take the CPU as long as it needs; it should look at
+/// [`JobContext::is_cancelled`] now and then and return early. Either one reports
+/// progress, log lines and output chunks through its [`JobContext`], and returns the
+/// job's output or a [`JobError`](jobwire_core::JobError).
+///
+/// ```
+/// use jobwire_server::{ServerConfig, ServiceSpec};
+/// use serde_json::json;
+///
+/// let greet = ServiceSpec::async_fn("greet", |input, ctx| async move {
+///     ctx.progress(0.5, "thinking");
+///     let name = input["name"].as_str().unwrap_or("world").to_owned();
+///     Ok(json!({ "greeting": format!("hello, {name}") }))
+/// })
+/// .description("Greets someone.")
+/// .input_schema(json!({
+///     "type": "object",
+///     "properties": {"name": {"type": "string"}},
+///     "required": ["name"]
+/// }));
+/// let count = ServiceSpec::blocking_fn("count", |input, ctx| {
+///     let n = input["n"].as_u64().unwrap_or(0);
+///     let mut i = 0;
+///     while i < n && !ctx.is_cancelled() {
+///         i += 1;
+///     }
+///     Ok(json!(i))
+/// });
+/// let config = ServerConfig::new().service(greet).service(count);
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct ServiceSpec {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) input_schema: Value,
+    pub(crate) handler: Handler,
+}
+
+impl std::fmt::Debug for ServiceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSpec")
+            .field("name", &self.name)
+            .field("input_schema", &self.input_schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceSpec {
+    /// A service named `name` whose jobs run `f(input, ctx)` on the event loop. The input
+    /// schema starts as `{}` (anything).
+    pub fn async_fn<F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Value, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, JobError>> + Send + 'static,
+    {
+        ServiceSpec::with_handler(name.into(), Handler::from_async(f))
+    }
+
+    /// A service named `name` whose jobs run `f(input, ctx)` on the blocking pool. The
+    /// input schema starts as `{}` (anything).
+    pub fn blocking_fn<F>(name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(Value, JobContext) -> Result<Value, JobError> + Send + Sync + 'static,
+    {
+        ServiceSpec::with_handler(name.into(), Handler::from_blocking(f))
+    }
+
+    fn with_handler(name: String, handler: Handler) -> Self {
+        ServiceSpec {
+            name,
+            description: String::new(),
+            input_schema: Value::Object(Default::default()),
+            handler,
+        }
+    }
+
+    /// What the service does, for people (shown by `GET /v1/services`).
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+
+    /// The JSON Schema every input must match; a submit whose input does not is refused
+    /// with 422 and each failing field.
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = schema;
+        self
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Why this spec cannot be served, if it cannot.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let name = &self.name;
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Some(format!(
+                "service name {name:?} must be 1 to 64 of a-z, 0-9, '_' and '-'"
+            ));
+        }
+        if !(self.input_schema.is_object() || self.input_schema.is_boolean()) {
+            return Some(format!(
+                "the input schema of {name} must be a JSON Schema (an object or a boolean)"
+            ));
+        }
+        None
+    }
+}

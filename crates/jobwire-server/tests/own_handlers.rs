@@ -1,0 +1,152 @@
+//! Services the embedding program brings (`ServiceSpec`), over real sockets: listed and
+//! run like the built-ins, their schemas enforced, their reports recorded as events, and
+//! a cancel that really stops them — an async handler's future is dropped, a blocking
+//! handler sees its flag.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Client;
+use jobwire_core::JobStatus;
+use jobwire_server::{spawn, ServerConfig, ServerError, ServerHandle, ServiceSpec};
+use serde_json::{json, Value};
+
+/// What the handlers let the test see from outside.
+#[derive(Default)]
+struct Probes {
+    /// Ticks the async handler made.
+    ticks: AtomicUsize,
+    /// The blocking handler is spinning.
+    spinning: AtomicBool,
+    /// The blocking handler returned after seeing its job cancelled.
+    saw_cancel: AtomicBool,
+}
+
+async fn start(probes: &Arc<Probes>) -> (ServerHandle, Client) {
+    let ticks = probes.clone();
+    let ticker = ServiceSpec::async_fn("ticker", move |input, ctx| {
+        let probes = ticks.clone();
+        async move {
+            let n = input["n"].as_u64().unwrap_or(1);
+            for i in 1..=n {
+                probes.ticks.fetch_add(1, Ordering::SeqCst);
+                ctx.progress(i as f64 / n as f64, format!("tick {i}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(json!({ "ticks": n, "job": ctx.job_id() }))
+        }
+    })
+    .description("ticks n times")
+    .input_schema(json!({
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 1}},
+        "required": ["n"]
+    }));
+    let spins = probes.clone();
+    let spinner = ServiceSpec::blocking_fn("spinner", move |_input, ctx| {
+        spins.spinning.store(true, Ordering::SeqCst);
+        while !ctx.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        spins.saw_cancel.store(true, Ordering::SeqCst);
+        Ok(Value::Null)
+    });
+    let config = ServerConfig::new().service(ticker).service(spinner);
+    let server = spawn(config).await.expect("the server starts");
+    let client = Client::new(server.addr(), server.token());
+    (server, client)
+}
+
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_services_are_listed_checked_and_run() {
+    let probes = Arc::default();
+    let (server, client) = start(&probes).await;
+    let listed = client.get("/v1/services?name=ticker").await.json();
+    assert_eq!(listed["items"][0]["kind"], "embedded");
+    assert_eq!(listed["items"][0]["description"], "ticks n times");
+
+    let refused = client.submit("ticker", json!({"n": 0}), None).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.problem().errors[0].pointer, "/n");
+
+    let done = client.submit("ticker", json!({"n": 3}), Some(10)).await;
+    assert_eq!(done.status, 200);
+    let job = done.job();
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.output.as_ref().unwrap()["job"], job.id.as_str());
+    let history = client.get(&format!("/v1/jobs/{}/events", job.id)).await;
+    let text = String::from_utf8(history.body).unwrap();
+    assert_eq!(text.matches("event: progress").count(), 3);
+    assert!(text.contains(r#""message":"tick 3""#));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_an_async_handler_and_a_blocking_one() {
+    let probes: Arc<Probes> = Arc::default();
+    let (server, client) = start(&probes).await;
+
+    // Async: its future is dropped, so it ticks no more.
+    let id = client
+        .submit("ticker", json!({"n": 100_000}), None)
+        .await
+        .job()
+        .id;
+    until("ticking", || probes.ticks.load(Ordering::SeqCst) >= 3).await;
+    let cancelled = client
+        .post(&format!("/v1/jobs/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled.job().status, JobStatus::Cancelled);
+    let at_cancel = probes.ticks.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = probes.ticks.load(Ordering::SeqCst);
+    assert!(after <= at_cancel + 1, "{at_cancel} ticks, then {after}");
+
+    // Blocking: it sees its flag and returns.
+    let id = client.submit("spinner", json!(null), None).await.job().id;
+    until("spinning", || probes.spinning.load(Ordering::SeqCst)).await;
+    let cancelled = client
+        .post(&format!("/v1/jobs/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(cancelled.job().status, JobStatus::Cancelled);
+    until("the blocking handler returned", || {
+        probes.saw_cancel.load(Ordering::SeqCst)
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unservable_specs_are_refused_at_start() {
+    let noop = |name: &str| ServiceSpec::async_fn(name, |input, _ctx| async move { Ok(input) });
+    for (config, why) in [
+        (ServerConfig::new().service(noop("echo")), "named"),
+        (
+            ServerConfig::new()
+                .service(noop("twice"))
+                .service(noop("twice")),
+            "named",
+        ),
+        (ServerConfig::new().service(noop("Bad Name")), "must be"),
+        (
+            ServerConfig::new().service(noop("s").input_schema(json!(3))),
+            "JSON Schema",
+        ),
+    ] {
+        match spawn(config).await {
+            Err(ServerError::Config(message)) => assert!(message.contains(why), "{message}"),
+            other => panic!("{:?}", other.map(|s| s.url())),
+        }
+    }
+}
