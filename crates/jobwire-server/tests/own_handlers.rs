@@ -150,3 +150,54 @@ async fn unservable_specs_are_refused_at_start() {
         }
     }
 }
+
+/// The input of the `resize` test service: a schema derived from it checks nested
+/// fields too.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Resize {
+    url: String,
+    size: Size,
+    quality: Option<u8>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Size {
+    width: u32,
+    height: u32,
+}
+
+#[tokio::test]
+async fn schemas_derived_from_rust_types_check_nested_fields() {
+    let resize = ServiceSpec::async_fn("resize", |input, _ctx| async move {
+        let resize: Resize = serde_json::from_value(input)
+            .map_err(|e| jobwire_core::JobError::new(e.to_string()))?;
+        Ok(json!({ "pixels": resize.size.width * resize.size.height }))
+    })
+    .input_schema_for::<Resize>();
+    let server = spawn(ServerConfig::new().service(resize)).await.unwrap();
+    let client = Client::new(server.addr(), server.token());
+
+    let ok = json!({"url": "u", "size": {"width": 2, "height": 3}, "quality": null});
+    let done = client.submit("resize", ok, Some(5)).await;
+    assert_eq!(done.status, 200);
+    assert_eq!(done.job().output, Some(json!({"pixels": 6})));
+
+    let bad = json!({"url": 1, "size": {"width": -2}});
+    let refused = client.submit("resize", bad, None).await;
+    assert_eq!(refused.status, 422);
+    let mut pointers: Vec<String> = refused
+        .problem()
+        .errors
+        .into_iter()
+        .map(|e| e.pointer)
+        .collect();
+    pointers.sort();
+    assert_eq!(
+        pointers,
+        ["/size/height", "/size/width", "/url"],
+        "each failing field, nested ones too"
+    );
+    server.shutdown().await;
+}

@@ -104,6 +104,38 @@ impl ServiceSpec {
         self
     }
 
+    /// The input schema derived from the Rust type the handler reads its input as, with
+    /// `schemars` (`#[derive(JsonSchema)]`); nested types are inlined, so every part of
+    /// the input is checked.
+    ///
+    /// ```
+    /// use jobwire_server::ServiceSpec;
+    /// use schemars::JsonSchema;
+    /// use serde::Deserialize;
+    ///
+    /// #[derive(Deserialize, JsonSchema)]
+    /// struct Resize {
+    ///     url: String,
+    ///     width: u32,
+    ///     height: Option<u32>,
+    /// }
+    ///
+    /// let spec = ServiceSpec::async_fn("resize", |input, _ctx| async move {
+    ///     let resize: Resize = serde_json::from_value(input)
+    ///         .map_err(|e| jobwire_core::JobError::new(e.to_string()))?;
+    ///     Ok(serde_json::json!({ "url": resize.url, "width": resize.width }))
+    /// })
+    /// .input_schema_for::<Resize>();
+    /// # let _ = spec;
+    /// ```
+    pub fn input_schema_for<T: schemars::JsonSchema>(self) -> Self {
+        let generator = schemars::generate::SchemaSettings::draft2020_12()
+            .with(|settings| settings.inline_subschemas = true)
+            .into_generator();
+        let schema = generator.into_root_schema_for::<T>();
+        self.input_schema(schema.to_value())
+    }
+
     /// The service's name.
     pub fn name(&self) -> &str {
         &self.name
