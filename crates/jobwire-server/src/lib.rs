@@ -86,7 +86,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, DEFAULT_TENANT};
 pub use faults::{Fault, Faults};
-pub use services::{JobContext, ServiceSpec};
+pub use services::{Command, JobContext, ServiceSpec, PROGRESS_PREFIX};
 pub use store::StoreError;
 
 use bus::EventBus;

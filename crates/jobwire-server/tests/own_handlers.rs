@@ -201,3 +201,132 @@ async fn schemas_derived_from_rust_types_check_nested_fields() {
     );
     server.shutdown().await;
 }
+
+/// Programs as services: the stdin/stdout/stderr protocol, exit statuses, timeouts, and
+/// a cancel that stops the process.
+#[cfg(unix)]
+mod commands {
+    use super::*;
+    use jobwire_server::Command;
+
+    fn sh(script: &str) -> Command {
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", "/usr/bin:/bin")
+            .timeout(Duration::from_secs(10))
+            .grace(Duration::from_millis(300))
+    }
+
+    fn error_of(resp: &common::Resp) -> (String, String) {
+        let job = resp.job();
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        let error = job.error.unwrap();
+        (error.code.unwrap_or_default(), error.message)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn programs_run_as_jobs_by_the_documented_protocol() {
+        let services = [
+            ServiceSpec::command("copy", sh("cat")),
+            ServiceSpec::command(
+                "chatty",
+                sh("echo '@progress 0.5 half way'; echo 'working hard' >&2; cat"),
+            ),
+            ServiceSpec::command("broken", sh("echo 'oops: no input' >&2; exit 3")),
+            ServiceSpec::command("garbled", sh("echo 'not json'")),
+            ServiceSpec::command("stuck", sh("sleep 30").timeout(Duration::from_millis(300))),
+            ServiceSpec::command("missing", Command::new("/nonexistent/program")),
+        ];
+        let config = services
+            .into_iter()
+            .fold(ServerConfig::new(), |config, spec| config.service(spec));
+        let server = spawn(config).await.unwrap();
+        let client = Client::new(server.addr(), server.token());
+
+        let copied = client.submit("copy", json!({"a": [1, 2]}), Some(10)).await;
+        assert_eq!(copied.job().output, Some(json!({"a": [1, 2]})));
+
+        let chatty = client.submit("chatty", json!("in"), Some(10)).await.job();
+        assert_eq!(
+            chatty.output,
+            Some(json!("in")),
+            "progress lines are not output"
+        );
+        let history = client.get(&format!("/v1/jobs/{}/events", chatty.id)).await;
+        let text = String::from_utf8(history.body).unwrap();
+        assert!(text.contains(r#""fraction":0.5"#), "{text}");
+        assert!(text.contains(r#""message":"half way""#), "{text}");
+        assert!(text.contains(r#""line":"working hard""#), "{text}");
+
+        let (code, message) = error_of(&client.submit("broken", json!(1), Some(10)).await);
+        assert_eq!(code, "exit_status");
+        assert!(
+            message.contains("exited with 3") && message.contains("oops"),
+            "{message}"
+        );
+        let (code, _) = error_of(&client.submit("garbled", json!(1), Some(10)).await);
+        assert_eq!(code, "bad_output");
+        let started = Instant::now();
+        let (code, _) = error_of(&client.submit("stuck", json!(1), Some(10)).await);
+        assert_eq!(code, "timeout");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let (code, message) = error_of(&client.submit("missing", json!(1), Some(10)).await);
+        assert_eq!(code, "spawn", "{message}");
+        server.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancel_stops_the_program_and_its_children() {
+        // The shell says its pid, starts a child, and waits.
+        let config = ServerConfig::new().service(ServiceSpec::command(
+            "waiter",
+            sh("echo $$ >&2; sleep 30 & echo $! >&2; wait"),
+        ));
+        let server = spawn(config).await.unwrap();
+        let client = Client::new(server.addr(), server.token());
+        let id = client.submit("waiter", json!(null), None).await.job().id;
+        // Its log lines, as they come.
+        let path = format!("/v1/jobs/{id}/events");
+        let mut stream =
+            common::sse::open_on(server.addr(), server.token(), &path, None, None).await;
+        let mut pids = Vec::new();
+        while pids.len() < 2 {
+            let event = stream.next().await.expect("the stream stays open");
+            if event.event == "log" {
+                let line = common::sse::data(&event)["line"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                pids.push(line.trim().parse::<u32>().expect("a pid"));
+            }
+        }
+        for pid in &pids {
+            assert!(alive(*pid), "{pid} runs");
+        }
+        let cancelled = client
+            .post(&format!("/v1/jobs/{id}/cancel"), &json!({}))
+            .await;
+        assert_eq!(cancelled.job().status, JobStatus::Cancelled);
+        let started = Instant::now();
+        while pids.iter().any(|pid| alive(*pid)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "still running: {pids:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.shutdown().await;
+    }
+
+    fn alive(pid: u32) -> bool {
+        // Gone, or a zombie waiting to be reaped, is not running.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat
+                .split(") ")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! services users register with their own handlers will be added to the same registry.
 
 mod builtins;
+mod command;
 mod spec;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::locking::lock;
 pub use crate::runner::JobContext;
 use crate::store::{Store, StoreError};
+pub use command::{Command, PROGRESS_PREFIX};
 pub use spec::ServiceSpec;
 
 /// What a handler returns: the job's output, or why it failed.

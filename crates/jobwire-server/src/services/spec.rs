@@ -82,6 +82,18 @@ impl ServiceSpec {
         ServiceSpec::with_handler(name.into(), Handler::from_blocking(f))
     }
 
+    /// A service named `name` whose jobs each run `command`, a program: the input on its
+    /// stdin, the output from its stdout, its stderr lines as log events (see
+    /// [`Command`](crate::Command) for the whole protocol). A cancel stops the program's
+    /// process group.
+    pub fn command(name: impl Into<String>, command: crate::Command) -> Self {
+        let handler = Handler::from_async(move |input, ctx| {
+            let command = command.clone();
+            async move { command.run(input, ctx).await }
+        });
+        ServiceSpec::with_handler(name.into(), handler)
+    }
+
     fn with_handler(name: String, handler: Handler) -> Self {
         ServiceSpec {
             name,
