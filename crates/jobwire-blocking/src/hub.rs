@@ -128,27 +128,12 @@ impl Client {
     }
 }
 
-/// Tells the hub if the reader ends without `Stop` (a panic), so no wait is left
-/// without anyone to wake it.
-struct Abandon<'a> {
-    hub: &'a Hub,
-    armed: bool,
-}
-
-impl Drop for Abandon<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.hub.lock().driver_failed();
-        }
-    }
-}
-
 /// The reader thread: follows the stream while anyone waits. A blocked read cannot be
 /// interrupted, so after the last wait ends the thread stops at the next byte (a
 /// keep-alive at the latest).
 fn read_events(client: Client) {
     let hub = client.hub();
-    let mut abandon = Abandon { hub, armed: true };
+    let mut abandon = push::DriverGuard::new(&hub.state);
     let mut body: Option<Body> = None;
     let mut buf = vec![0u8; CHUNK];
     loop {
@@ -183,7 +168,7 @@ fn read_events(client: Client) {
                 body = None;
             }
             _ => {
-                abandon.armed = false;
+                abandon.disarm();
                 return;
             }
         }

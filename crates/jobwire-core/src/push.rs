@@ -516,6 +516,40 @@ impl<W: Waker> Hub<W> {
     }
 }
 
+/// Held by a facade's driver while it follows the stream: dropped without
+/// [`disarm`](Self::disarm) — the driver panicked, or its runtime shut down under it — it
+/// tells the hub ([`Hub::driver_failed`]), so no wait is left without anyone to wake it.
+#[derive(Debug)]
+pub struct DriverGuard<'a, W: Waker> {
+    hub: &'a std::sync::Mutex<Hub<W>>,
+    armed: bool,
+}
+
+impl<'a, W: Waker> DriverGuard<'a, W> {
+    /// Guards the driver of `hub`.
+    pub fn new(hub: &'a std::sync::Mutex<Hub<W>>) -> Self {
+        DriverGuard { hub, armed: true }
+    }
+
+    /// The driver stops as the hub told it to: nothing to report.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl<W: Waker> Drop for DriverGuard<'_, W> {
+    fn drop(&mut self) {
+        if self.armed {
+            // The hub is consistent between statements; a panic elsewhere changes nothing.
+            let mut hub = self
+                .hub
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            hub.driver_failed();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -789,5 +823,26 @@ mod tests {
         assert!(again);
         hub.driver_failed();
         assert_eq!(c_woken.try_recv(), Ok(Wake::LongPoll));
+    }
+
+    #[test]
+    fn a_driver_guard_dropped_armed_sends_waits_to_long_polls() {
+        let t0 = Instant::now();
+        let hub = std::sync::Mutex::new(Hub::new(S(45), 1));
+        let join = || match hub
+            .lock()
+            .unwrap()
+            .join(t0, "a", Some(1), std::sync::mpsc::channel)
+        {
+            Joined::Waiting { woken, .. } => woken,
+            other => panic!("{other:?}"),
+        };
+        let woken = join();
+        let mut guard = DriverGuard::new(&hub);
+        guard.disarm();
+        drop(guard);
+        assert!(woken.try_recv().is_err(), "a disarmed guard says nothing");
+        drop(DriverGuard::new(&hub));
+        assert_eq!(woken.try_recv(), Ok(Wake::LongPoll));
     }
 }

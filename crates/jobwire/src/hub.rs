@@ -124,25 +124,10 @@ impl Client {
     }
 }
 
-/// Tells the hub if the driver ends without `Stop` (a panic, or its runtime shutting
-/// down under it), so no wait is left without anyone to wake it.
-struct Abandon<'a> {
-    hub: &'a Hub,
-    armed: bool,
-}
-
-impl Drop for Abandon<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.hub.lock().driver_failed();
-        }
-    }
-}
-
 /// The driver: follows the stream while anyone waits.
 async fn drive(client: Client) {
     let hub = client.hub();
-    let mut abandon = Abandon { hub, armed: true };
+    let mut abandon = push::DriverGuard::new(&hub.state);
     let mut body: Option<AsyncBody> = None;
     loop {
         let step = hub.lock().step(Instant::now());
@@ -182,7 +167,7 @@ async fn drive(client: Client) {
                 body = None;
             }
             _ => {
-                abandon.armed = false;
+                abandon.disarm();
                 return;
             }
         }
