@@ -159,15 +159,15 @@ fn errors_match_by_variant() {
         Err(Error::NotFound { .. })
     ));
     match client.submit("sleep", &json!({"duration_seconds": "long"})) {
-        Err(Error::Api { status, problem }) => {
-            assert_eq!(status, 422);
+        Err(Error::Validation { problem }) => {
+            assert_eq!(problem.status, 422);
             assert_eq!(problem.code, "validation_failed");
             assert!(problem
                 .errors
                 .iter()
                 .any(|e| e.pointer == "/duration_seconds"));
         }
-        other => panic!("expected Api 422, got {other:?}"),
+        other => panic!("expected Validation, got {other:?}"),
     }
     match client.run::<_, Value>("fail", &json!({"message": "boom"})) {
         Err(Error::JobFailed { error, .. }) => assert_eq!(error.message, "boom"),

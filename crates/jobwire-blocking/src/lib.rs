@@ -45,8 +45,9 @@ pub use service::ServiceHandle;
 
 pub use jobwire_core::event::{EventKind, JobEvent};
 pub use jobwire_core::{
-    ClientConfig, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot, JobStatus, Page,
-    Problem, Progress, Service, ServiceQuery, SubmitOptions, TransportError, TransportErrorKind,
+    ClientConfig, CommandSpec, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot,
+    JobStatus, Page, Problem, Progress, Service, ServiceQuery, ServiceSpec, SubmitOptions,
+    TransportError, TransportErrorKind,
 };
 
 /// Transports: the trait to implement for your own, and the default ureq one.

@@ -38,6 +38,30 @@ pub enum Error {
         /// The server's explanation.
         problem: Box<Problem>,
     },
+    /// The token is valid, but the server refuses this caller the operation (a server
+    /// that does not run programs asked to register a command service; deleting a
+    /// built-in service).
+    #[error("forbidden: {problem}")]
+    Forbidden {
+        /// The server's explanation.
+        problem: Box<Problem>,
+    },
+    /// The request conflicts with what the server holds: a service name already taken,
+    /// an idempotency key still being answered.
+    #[error("conflict: {problem}")]
+    Conflict {
+        /// The server's explanation.
+        problem: Box<Problem>,
+    },
+    /// The server refused what the request says (422): `problem.errors` names each
+    /// failing field by JSON pointer — an input that does not match its service's
+    /// schema, a service spec with an invalid part.
+    #[error("rejected: {problem}")]
+    Validation {
+        /// The server's explanation, with one [`FieldError`](crate::FieldError) per
+        /// failing field.
+        problem: Box<Problem>,
+    },
     /// The server asks the client to slow down.
     #[error("rate limited (retry after {retry_after:?}): {problem}")]
     RateLimited {
@@ -122,7 +146,10 @@ impl Error {
         let problem = Box::new(problem);
         match crate::problem::status_meaning(status.as_u16()).kind {
             StatusKind::Unauthorized => Error::Unauthorized { problem },
+            StatusKind::Forbidden => Error::Forbidden { problem },
             StatusKind::NotFound => Error::NotFound { problem },
+            StatusKind::Conflict => Error::Conflict { problem },
+            StatusKind::Validation => Error::Validation { problem },
             StatusKind::RateLimited => Error::RateLimited {
                 retry_after,
                 problem,
@@ -143,6 +170,9 @@ impl Error {
         match self {
             Error::NotFound { problem }
             | Error::Unauthorized { problem }
+            | Error::Forbidden { problem }
+            | Error::Conflict { problem }
+            | Error::Validation { problem }
             | Error::RateLimited { problem, .. }
             | Error::Api { problem, .. } => Some(problem),
             _ => None,
@@ -155,6 +185,9 @@ impl Error {
             Error::Decode { status, .. } | Error::Api { status, .. } => Some(*status),
             Error::NotFound { .. } => Some(http::StatusCode::NOT_FOUND),
             Error::Unauthorized { .. } => Some(http::StatusCode::UNAUTHORIZED),
+            Error::Forbidden { .. } => Some(http::StatusCode::FORBIDDEN),
+            Error::Conflict { .. } => Some(http::StatusCode::CONFLICT),
+            Error::Validation { .. } => Some(http::StatusCode::UNPROCESSABLE_ENTITY),
             Error::RateLimited { .. } => Some(http::StatusCode::TOO_MANY_REQUESTS),
             _ => None,
         }

@@ -67,6 +67,39 @@ macro_rules! __facade_methods {
                 Ok(ServiceHandle { client: self.clone(), service })
             }
 
+            /// Registers a command service (see [`ServiceSpec`]($crate::ServiceSpec)) and
+            /// returns its handle. [`Error::Forbidden`]($crate::Error::Forbidden) when the
+            /// server runs no programs (it was started without `--allow-commands`),
+            /// [`Error::Conflict`]($crate::Error::Conflict) when a service the caller can
+            /// see has the name, [`Error::Validation`]($crate::Error::Validation) with each
+            /// invalid field otherwise.
+            pub $($async)* fn create_service(&self, spec: &$crate::ServiceSpec) -> Result<ServiceHandle, $crate::Error> {
+                let endpoint = $crate::endpoint::CreateService::new(spec.clone());
+                let service = self.execute(&endpoint) $($await)* ?;
+                Ok(ServiceHandle { client: self.clone(), service })
+            }
+
+            /// The service named `spec.name`: created from `spec` if there is none, else
+            /// the one there is (as it is: its spec is not compared with `spec`). Safe
+            /// when several callers race: one creates it, every one gets that service.
+            pub $($async)* fn create_or_get_service(&self, spec: &$crate::ServiceSpec) -> Result<ServiceHandle, $crate::Error> {
+                // A name may be deleted between our create (409) and our read (404): then
+                // the create is tried again, a few times.
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    match self.create_service(spec) $($await)* {
+                        Err($crate::Error::Conflict { problem }) => match self.service(&spec.name) $($await)* {
+                            Err($crate::Error::NotFound { .. }) if tries < 3 => continue,
+                            // Not a name clash after all (an idempotency conflict, say).
+                            Err($crate::Error::NotFound { .. }) => return Err($crate::Error::Conflict { problem }),
+                            found => return found,
+                        },
+                        created => return created,
+                    }
+                }
+            }
+
             /// The services this client can use: `.items()` walks them all, page by
             /// page; `.page()` fetches one page.
             pub fn services(&self) -> ServiceList {
@@ -189,6 +222,13 @@ macro_rules! __facade_methods {
                 input: &I,
             ) -> Result<O, $crate::Error> {
                 self.client.run(&self.service.id, input) $($await)*
+            }
+
+            /// Retires the service (one this client's tenant registered): it is no longer
+            /// listed, a submit to it answers 410, its name is free again, and its jobs
+            /// stay readable; jobs already running finish. Deleting it twice is fine.
+            pub $($async)* fn delete(&self) -> Result<(), $crate::Error> {
+                self.client.execute(&$crate::endpoint::DeleteService::new(&self.service.id)) $($await)*
             }
         }
 

@@ -61,5 +61,7 @@ pub mod wait;
 pub use config::ClientConfig;
 pub use endpoint::{JobQuery, JobSnapshot, ServiceQuery, SubmitOptions};
 pub use error::{BoxError, Error, TransportError, TransportErrorKind};
-pub use model::{Health, Job, JobError, JobStatus, Page, Progress, Service, SubmitBody};
+pub use model::{
+    CommandSpec, Health, Job, JobError, JobStatus, Page, Progress, Service, ServiceSpec, SubmitBody,
+};
 pub use problem::{FieldError, Problem};

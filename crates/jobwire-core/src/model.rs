@@ -36,6 +36,9 @@ pub struct Service {
     /// RFC 3339 UTC creation time.
     #[serde(default)]
     pub created_at: String,
+    /// The program and limits of a `command` service; `None` for other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSpec>,
 }
 
 impl Service {
@@ -54,7 +57,168 @@ impl Service {
             kind: String::new(),
             input_schema,
             created_at: created_at.into(),
+            command: None,
         }
+    }
+}
+
+/// A service to register with `POST /v1/services`: its name, what it is for, the JSON
+/// Schema of its input, and the program that runs its jobs. The facades'
+/// `client.create_service(&spec)` and `client.create_or_get_service(&spec)` send it.
+///
+/// The server refuses it with 403 unless it was started with `--allow-commands`, with
+/// 409 when the name is taken, and with 422 (one field error per mistake) when a part
+/// is not valid.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobwire_core::{CommandSpec, ServiceSpec};
+///
+/// let spec = ServiceSpec::command(
+///     "word-count",
+///     CommandSpec::new("python3")
+///         .arg("-c")
+///         .arg("import json,sys; print(json.dumps(len(json.load(sys.stdin)['text'].split())))")
+///         .env("LANG", "C.UTF-8")
+///         .timeout(Duration::from_secs(30))
+///         .max_concurrency(4),
+/// )
+/// .description("Counts the words of a text.")
+/// .input_schema(serde_json::json!({
+///     "type": "object",
+///     "properties": {"text": {"type": "string"}},
+///     "required": ["text"]
+/// }));
+/// let body = serde_json::to_value(&spec).unwrap();
+/// assert_eq!(body["command"]["timeout_seconds"], 30.0);
+/// assert_eq!(body["command"]["max_concurrency"], 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ServiceSpec {
+    /// Unique among the services the caller can see: 1 to 64 of `a-z`, `0-9`, `_`, `-`.
+    pub name: String,
+    /// What the service does, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The JSON Schema every input must match (`{}` takes anything).
+    #[serde(default = "any_input")]
+    pub input_schema: Value,
+    /// The program that runs each job.
+    pub command: CommandSpec,
+}
+
+fn any_input() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+impl ServiceSpec {
+    /// A service named `name` whose jobs each run `command`; its input schema starts as
+    /// `{}` (anything) and its description empty.
+    pub fn command(name: impl Into<String>, command: CommandSpec) -> Self {
+        ServiceSpec {
+            name: name.into(),
+            description: String::new(),
+            input_schema: any_input(),
+            command,
+        }
+    }
+
+    /// What the service does, for people.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+
+    /// The JSON Schema every input must match; a submit that does not is refused with
+    /// 422 and each failing field.
+    pub fn input_schema(mut self, schema: Value) -> Self {
+        self.input_schema = schema;
+        self
+    }
+}
+
+/// A program that runs a service's jobs, one process per job: the job's input as JSON on
+/// its stdin, its output as JSON from its stdout, each stderr line a `log` event, each
+/// stdout line `@progress FRACTION MESSAGE` a `progress` event; a non-zero exit fails
+/// the job. See `docs/api.md` for the whole protocol.
+///
+/// ```
+/// use std::time::Duration;
+/// let cmd = jobwire_core::CommandSpec::new("/usr/bin/jq")
+///     .arg("-c")
+///     .arg("{n: (.n * 2)}")
+///     .timeout(Duration::from_millis(2500));
+/// assert_eq!(cmd.timeout_seconds, Some(2.5));
+/// assert_eq!(cmd.args, ["-c", "{n: (.n * 2)}"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CommandSpec {
+    /// An absolute path, or a name the server looks up on its `PATH` when the service is
+    /// registered (the service then shows the absolute path).
+    pub program: String,
+    /// The program's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The program's environment: these variables and no others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// How long one job may run before it is stopped and fails with code `timeout`
+    /// (the server's default when `None`: 60 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// Most jobs of the service running at once on one server; more wait `queued`.
+    /// `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+impl CommandSpec {
+    /// Runs `program` with no arguments, no environment, the server's default timeout
+    /// and no concurrency limit.
+    pub fn new(program: impl Into<String>) -> Self {
+        CommandSpec {
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            timeout_seconds: None,
+            max_concurrency: None,
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Passes an environment variable.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// How long one job may run before it is stopped and fails with code `timeout`.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout_seconds = Some(timeout.as_secs_f64());
+        self
+    }
+
+    /// Most jobs of the service running at once on one server; the rest wait `queued`.
+    pub fn max_concurrency(mut self, n: u32) -> Self {
+        self.max_concurrency = Some(n);
+        self
     }
 }
 

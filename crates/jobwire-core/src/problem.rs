@@ -150,11 +150,15 @@ impl fmt::Display for FieldError {
         write!(f, "{}: {}", self.pointer, self.message)
     }
 }
+
 /// Which [`Error`](crate::Error) variant an error status becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StatusKind {
     Unauthorized,
+    Forbidden,
     NotFound,
+    Conflict,
+    Validation,
     RateLimited,
     Other,
 }
@@ -176,13 +180,13 @@ pub(crate) fn status_meaning(status: u16) -> StatusMeaning {
     use StatusKind::*;
     let (code, retryable, kind) = match status {
         401 => ("unauthorized", false, Unauthorized),
-        403 => ("forbidden", false, Other),
+        403 => ("forbidden", false, Forbidden),
         404 => ("not_found", false, NotFound),
         408 => ("bad_request", true, Other),
-        409 => ("conflict", false, Other),
+        409 => ("conflict", false, Conflict),
         410 => ("gone", false, Other),
         413 => ("payload_too_large", false, Other),
-        422 => ("validation_failed", false, Other),
+        422 => ("validation_failed", false, Validation),
         429 => ("rate_limited", true, RateLimited),
         // A gateway that failed or timed out: the service behind it is unavailable.
         502..=504 => ("unavailable", true, Other),

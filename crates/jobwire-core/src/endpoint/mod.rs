@@ -40,7 +40,7 @@ use crate::transport::RequestTimeout;
 
 pub use health::GetHealth;
 pub use jobs::{CancelJob, GetJob, JobQuery, JobSnapshot, ListJobs, SubmitJob, SubmitOptions};
-pub use services::{GetService, ListServices, ServiceQuery};
+pub use services::{CreateService, DeleteService, GetService, ListServices, ServiceQuery};
 pub use url::encode_component;
 
 /// One API operation: how to ask, and how to read the answer.
@@ -226,7 +226,10 @@ mod tests {
             (answer(404, &[], problem), "NotFound"),
             (answer(401, &[], problem), "Unauthorized"),
             (answer(429, &[("retry-after", "3")], problem), "RateLimited"),
-            (answer(422, &[], problem), "Api"),
+            (answer(422, &[], problem), "Validation"),
+            (answer(409, &[], problem), "Conflict"),
+            (answer(403, &[], problem), "Forbidden"),
+            (answer(410, &[], problem), "Api"),
             (answer(502, &[], "<html>bad gateway</html>"), "Api"),
             (answer(503, &[], ""), "Api"),
         ];
@@ -237,6 +240,9 @@ mod tests {
                 Error::NotFound { .. } => "NotFound",
                 Error::Unauthorized { .. } => "Unauthorized",
                 Error::RateLimited { .. } => "RateLimited",
+                Error::Forbidden { .. } => "Forbidden",
+                Error::Conflict { .. } => "Conflict",
+                Error::Validation { .. } => "Validation",
                 Error::Api { .. } => "Api",
                 _ => "other",
             };

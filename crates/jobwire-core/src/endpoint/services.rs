@@ -1,8 +1,8 @@
 use bytes::Bytes;
 
 use super::url::{encode_component, Query};
-use super::{decode_json, finish, start_request, Endpoint};
-use crate::{ClientConfig, Error, Page, Service};
+use super::{decode_json, finish, json_body, start_request, Endpoint};
+use crate::{ClientConfig, Error, Page, Service, ServiceSpec};
 
 /// Filters and position for listing services; the same setters appear on the
 /// facades' `client.services()` lists.
@@ -147,4 +147,88 @@ pub(crate) fn non_empty_segment(what: &'static str, value: &str) -> Result<Strin
         return Err(Error::invalid(what, "must not be empty"));
     }
     Ok(encode_component(value))
+}
+
+/// `POST /v1/services`: registers a command service (201 with the service); 403 when
+/// the server runs no programs, 409 when the name is taken, 422 with each invalid field.
+///
+/// Not repeated after a lost answer: a second create would meet the first one's name
+/// (409). `create_or_get_service` in the facades takes that case in its stride.
+///
+/// ```
+/// use jobwire_core::endpoint::{CreateService, Endpoint};
+/// use jobwire_core::{ClientConfig, CommandSpec, ServiceSpec};
+/// let spec = ServiceSpec::command("true", CommandSpec::new("/bin/true"));
+/// let req = CreateService::new(spec).request(&ClientConfig::default()).unwrap();
+/// assert_eq!((req.method().as_str(), req.uri().path()), ("POST", "/v1/services"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct CreateService {
+    spec: ServiceSpec,
+}
+
+impl CreateService {
+    /// Registers `spec`.
+    pub fn new(spec: ServiceSpec) -> Self {
+        CreateService { spec }
+    }
+}
+
+impl Endpoint for CreateService {
+    type Output = Service;
+
+    fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
+        if self.spec.name.trim().is_empty() {
+            return Err(Error::invalid("service name", "must not be empty"));
+        }
+        json_body(
+            start_request(config, http::Method::POST, "/v1/services"),
+            &self.spec,
+        )
+    }
+
+    fn parse(&self, response: http::Response<Bytes>) -> Result<Service, Error> {
+        decode_json(response)
+    }
+}
+
+/// `DELETE /v1/services/{id}`: retires one of the caller's services (204). Its jobs stay
+/// readable; a submit to it then answers 410. Deleting a retired service again is 204
+/// too, so the request may be repeated.
+///
+/// ```
+/// use jobwire_core::endpoint::{DeleteService, Endpoint};
+/// let req = DeleteService::new("svc_1").request(&jobwire_core::ClientConfig::default()).unwrap();
+/// assert_eq!((req.method().as_str(), req.uri().path()), ("DELETE", "/v1/services/svc_1"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct DeleteService {
+    id: String,
+}
+
+impl DeleteService {
+    /// Retires the service with this id (`svc_…`).
+    pub fn new(id: impl Into<String>) -> Self {
+        DeleteService { id: id.into() }
+    }
+}
+
+impl Endpoint for DeleteService {
+    type Output = ();
+
+    fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
+        let segment = non_empty_segment("service id", &self.id)?;
+        let path = format!("/v1/services/{segment}");
+        let builder = start_request(config, http::Method::DELETE, &path)
+            .extension(crate::retry::Repeatable);
+        finish(builder, Bytes::new())
+    }
+
+    fn parse(&self, response: http::Response<Bytes>) -> Result<(), Error> {
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(super::error_from_response(&response))
+        }
+    }
 }
