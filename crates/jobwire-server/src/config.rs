@@ -76,6 +76,7 @@ pub struct ServerConfig {
     pub(crate) lease: Duration,
     pub(crate) faults: crate::Faults,
     pub(crate) services: Vec<crate::ServiceSpec>,
+    pub(crate) allow_commands: bool,
 }
 
 impl ServerConfig {
@@ -103,6 +104,7 @@ impl ServerConfig {
             lease: Duration::from_secs(15),
             faults: crate::Faults::default(),
             services: Vec::new(),
+            allow_commands: false,
         }
     }
 
@@ -247,6 +249,15 @@ impl ServerConfig {
         self
     }
 
+    /// Lets tenants register command services over the API (`POST /v1/services`), whose
+    /// jobs run programs on this machine with the server's rights; off by default, when
+    /// such a registration answers 403. Turn it on only where every token holder may
+    /// run programs here.
+    pub fn allow_commands(mut self, allow: bool) -> Self {
+        self.allow_commands = allow;
+        self
+    }
+
     /// Misbehaves on purpose (see [`Faults`](crate::Faults)): drops answers, turns
     /// requests away, stalls, cuts streams — to test retry and timeout handling against.
     pub fn faults(mut self, faults: crate::Faults) -> Self {
@@ -328,6 +339,7 @@ impl fmt::Debug for ServerConfig {
             .field("lease", &self.lease)
             .field("faults", &self.faults)
             .field("services", &self.services)
+            .field("allow_commands", &self.allow_commands)
             .finish()
     }
 }

@@ -149,7 +149,9 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         Storage::Dir(dir) => Arc::new(SqliteStore::open(dir, bus.clone())?),
         Storage::Postgres(url) => Arc::new(PgStore::connect(&url.0, bus.clone()).await?),
     };
-    let registry = Arc::new(Registry::new(&config.services).map_err(ServerError::Config)?);
+    let registry = Arc::new(
+        Registry::new(&config.services, config.allow_commands).map_err(ServerError::Config)?,
+    );
     registry.seed(store.as_ref()).await?;
     let limits = Limits {
         max_in_flight: config.max_jobs_in_flight,

@@ -35,6 +35,8 @@ OPTIONS:
                            keep a finished job's events this long (default 3600)
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
+    --allow-commands       let tenants register command services (POST /v1/services),
+                           whose jobs run programs here with this server's rights
     --fault SPEC           misbehave on purpose, to test clients' retries; repeatable.
                            SPEC is KIND[=ARG]:PROBABILITY[:METHOD[:PATH]], KIND one of
                            drop-answer, unavailable=SECONDS, rate-limited=SECONDS,
@@ -65,6 +67,7 @@ struct Cli {
     event_retention: Option<Duration>,
     grace: Duration,
     faults: Faults,
+    allow_commands: bool,
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -106,6 +109,7 @@ fn parse(
     let mut grace = Duration::from_secs(30);
     let mut fault_specs = Vec::new();
     let mut fault_seed = 0u64;
+    let mut allow_commands = false;
 
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -126,6 +130,7 @@ fn parse(
             "--addr" => addr = Some(value("--addr")?),
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--memory" if inline.is_none() => memory = true,
+            "--allow-commands" if inline.is_none() => allow_commands = true,
             "--database-url" => database_url = Some(value("--database-url")?),
             "--lease" => lease = Some(seconds(&flag, &value("--lease")?)?),
             "--token" => tokens.push(parse_token(&value("--token")?)?),
@@ -196,6 +201,7 @@ fn parse(
         event_retention,
         grace,
         faults,
+        allow_commands,
     }))
 }
 
@@ -242,7 +248,9 @@ macro_rules! say {
 async fn run(cli: Cli) -> ExitCode {
     let generated_token = cli.tokens.is_empty();
     let cli_grace = cli.grace;
-    let mut config = ServerConfig::new().addr(cli.addr);
+    let mut config = ServerConfig::new()
+        .addr(cli.addr)
+        .allow_commands(cli.allow_commands);
     config = match &cli.store {
         Store::Memory => config.memory(),
         Store::Dir(dir) => config.data_dir(dir.clone()),
@@ -357,6 +365,7 @@ mod tests {
                 event_retention: None,
                 grace: Duration::from_secs(30),
                 faults: Faults::new(0),
+                allow_commands: false,
             }
         );
     }
@@ -413,6 +422,7 @@ mod tests {
         assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
         let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
         assert_eq!(grace.grace, Duration::ZERO);
+        assert!(cli(&["--allow-commands"], &[]).unwrap().unwrap().allow_commands);
     }
 
     #[test]
@@ -429,6 +439,7 @@ mod tests {
             &["--token", "=tenant"],
             &["--token", "tok="],
             &["--memory=yes"],
+            &["--allow-commands=yes"],
             &["--heartbeat", "0"],
             &["--fault", "explode:1"],
             &["--fault", "drop-answer:2"],

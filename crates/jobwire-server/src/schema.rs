@@ -20,6 +20,92 @@ pub(crate) fn validate(schema: &Value, value: &Value) -> Vec<FieldError> {
     errors
 }
 
+/// What is wrong with `schema` as a schema of the subset above, each mistake a
+/// [`FieldError`] whose pointer is `at` followed by the path into the schema; an empty
+/// list means it is well-formed. Unknown keywords are not mistakes.
+pub(crate) fn malformed(schema: &Value, at: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_schema(schema, &mut at.to_owned(), &mut errors);
+    errors
+}
+
+const TYPE_NAMES: [&str; 7] = [
+    "object", "string", "number", "integer", "boolean", "array", "null",
+];
+
+fn check_schema(schema: &Value, pointer: &mut String, errors: &mut Vec<FieldError>) {
+    let map = match schema {
+        Value::Bool(_) => return,
+        Value::Object(map) => map,
+        _ => {
+            errors.push(FieldError::new(
+                pointer.clone(),
+                "must be a schema: an object or a boolean",
+            ));
+            return;
+        }
+    };
+    for (keyword, value) in map {
+        let len = pointer.len();
+        push_token(pointer, keyword);
+        let problem = match keyword.as_str() {
+            "type" => type_problem(value),
+            "properties" => match value.as_object() {
+                Some(members) => {
+                    for (name, member) in members {
+                        let len = pointer.len();
+                        push_token(pointer, name);
+                        check_schema(member, pointer, errors);
+                        pointer.truncate(len);
+                    }
+                    None
+                }
+                None => Some("must be an object of schemas"),
+            },
+            "additionalProperties" | "items" => {
+                check_schema(value, pointer, errors);
+                None
+            }
+            "required" => match value.as_array() {
+                Some(names) if names.iter().all(Value::is_string) && all_unique(names) => None,
+                _ => Some("must be a list of distinct strings"),
+            },
+            "enum" => (!value.is_array()).then_some("must be a list"),
+            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                (!value.is_number()).then_some("must be a number")
+            }
+            "minLength" | "maxLength" => {
+                (value.as_u64().is_none()).then_some("must be a non-negative integer")
+            }
+            _ => None,
+        };
+        if let Some(message) = problem {
+            errors.push(FieldError::new(pointer.clone(), message));
+        }
+        pointer.truncate(len);
+    }
+}
+
+fn type_problem(value: &Value) -> Option<&'static str> {
+    let known = |v: &Value| v.as_str().is_some_and(|name| TYPE_NAMES.contains(&name));
+    let fine = match value {
+        Value::String(_) => known(value),
+        Value::Array(names) => !names.is_empty() && names.iter().all(known) && all_unique(names),
+        _ => false,
+    };
+    (!fine).then_some(
+        "must be a type name (object, string, number, integer, boolean, array, null) \
+         or a list of distinct ones",
+    )
+}
+
+fn all_unique(values: &[Value]) -> bool {
+    values
+        .iter()
+        .enumerate()
+        .all(|(i, v)| !values[..i].contains(v))
+}
+
 /// Appends `token` to a JSON pointer, escaped as RFC 6901 says.
 fn push_token(pointer: &mut String, token: &str) {
     pointer.push('/');
@@ -229,6 +315,37 @@ fn check_object(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn malformed_schemas_table() {
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({}), vec![]),
+            (json!(true), vec![]),
+            (json!({"type": "object", "x-unknown": 3}), vec![]),
+            (
+                json!({"type": ["string", "null"], "enum": ["a", null], "maxLength": 3}),
+                vec![],
+            ),
+            (json!(3), vec!["/s"]),
+            (json!({"type": "text"}), vec!["/s/type"]),
+            (json!({"type": []}), vec!["/s/type"]),
+            (json!({"type": ["string", "string"]}), vec!["/s/type"]),
+            (
+                json!({"properties": {"a": {"type": 1}, "b/c": 7}}),
+                vec!["/s/properties/a/type", "/s/properties/b~1c"],
+            ),
+            (json!({"properties": []}), vec!["/s/properties"]),
+            (json!({"required": ["a", "a"]}), vec!["/s/required"]),
+            (json!({"required": "a"}), vec!["/s/required"]),
+            (json!({"items": {"minLength": -1}}), vec!["/s/items/minLength"]),
+            (json!({"additionalProperties": "no"}), vec!["/s/additionalProperties"]),
+            (json!({"enum": 1, "minimum": "0"}), vec!["/s/enum", "/s/minimum"]),
+        ];
+        for (schema, want) in cases {
+            let got: Vec<String> = malformed(&schema, "/s").into_iter().map(|e| e.pointer).collect();
+            assert_eq!(got, want, "{schema}");
+        }
+    }
 
     fn errors(schema: Value, value: Value) -> Vec<(String, String)> {
         validate(&schema, &value)

@@ -65,8 +65,14 @@ pub(crate) fn router(app: Arc<App>, faults: Option<Arc<crate::faults::Injector>>
     let routes = Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/openapi.json", get(routes::openapi))
-        .route("/v1/services", get(routes::list_services))
-        .route("/v1/services/{id}", get(routes::get_service))
+        .route(
+            "/v1/services",
+            get(routes::list_services).post(routes::create_service),
+        )
+        .route(
+            "/v1/services/{id}",
+            get(routes::get_service).delete(routes::delete_service),
+        )
         .route("/v1/services/{id}/jobs", post(routes::submit))
         .route("/v1/jobs", get(routes::list_jobs))
         .route("/v1/jobs/{id}", get(routes::get_job))

@@ -49,6 +49,11 @@ impl ApiError {
         e
     }
 
+    /// 403 `forbidden`: the caller may not do this here.
+    pub(crate) fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
     /// 404 `not_found`.
     pub(crate) fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)

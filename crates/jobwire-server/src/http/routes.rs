@@ -22,9 +22,12 @@ use super::prefer;
 use super::problem::ApiError;
 use super::query::{decode_cursor, encode_cursor, CursorKind, Query};
 use super::App;
+use crate::clock::{rfc3339_at, unix_millis, Clock, SystemClock};
+use crate::ids::sortable_id;
 use crate::runner::SubmitError;
 use crate::schema;
-use crate::store::{JobQuery, KeyRecord, KeyUse, ServiceQuery};
+use crate::services::registration;
+use crate::store::{Created, JobQuery, KeyRecord, KeyUse, Retired, ServiceQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -171,6 +174,82 @@ pub(super) async fn get_service(
     json_response(StatusCode::OK, &service)
 }
 
+/// `POST /v1/services`: registers a command service of the caller's tenant.
+pub(super) async fn create_service(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    if !app.runner.handlers().allows_commands() {
+        return Err(ApiError::forbidden(
+            "this server does not run programs for its tenants (it was started without \
+             --allow-commands)",
+        ));
+    }
+    let bytes = read_body(body, &headers, app.max_body_bytes).await?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object: {\"name\": …, \"command\": {\"program\": …}}",
+        ));
+    };
+    let registration = registration::check(&body, registration::resolve_program)
+        .map_err(|errors| ApiError::validation("the service spec is not valid", errors))?;
+    let at = SystemClock.now();
+    let id = sortable_id("svc_", unix_millis(at)).map_err(|e| {
+        tracing::error!(error = %e, "cannot generate a service id");
+        ApiError::internal()
+    })?;
+    let service = registration.into_service(id, rfc3339_at(at));
+    match app
+        .runner
+        .store()
+        .create_service(tenant.as_str(), &service)
+        .await?
+    {
+        Created::Stored => {}
+        Created::NameTaken(taken) => {
+            return Err(ApiError::conflict(format!(
+                "there is a service named {:?} already ({})",
+                taken.name, taken.id
+            )))
+        }
+    }
+    let mut response = json_response(StatusCode::CREATED, &service)?;
+    if let Ok(value) = HeaderValue::from_str(&format!("/v1/services/{}", service.id)) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// `DELETE /v1/services/{id-or-name}`: retires one of the caller's services.
+pub(super) async fn delete_service(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let retired = app
+        .runner
+        .store()
+        .retire_service(tenant.as_str(), &id)
+        .await?;
+    match retired {
+        Retired::Done(service) => {
+            app.services.forget(&service.id);
+            app.runner.handlers().forget(&service.id);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Retired::Global => Err(ApiError::forbidden(format!(
+            "{id:?} is a service of the server itself, not one to delete"
+        ))),
+        Retired::Missing => Err(ApiError::not_found(format!(
+            "there is no service with id or name {id:?}"
+        ))),
+    }
+}
+
 /// Reads a request body of at most `limit` bytes; 413 beyond.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
     let declared = headers
@@ -256,18 +335,25 @@ pub(super) async fn submit(
 ) -> Result<Response> {
     let wait = prefer::wait_seconds(&headers).map_err(ApiError::bad_request)?;
     let key = idempotency::key_of(&headers)?;
-    let service = app
+    let store = app.runner.store();
+    let Some(service) = app
         .services
-        .find(app.runner.store().as_ref(), tenant.as_str(), &id)
+        .find(store.as_ref(), tenant.as_str(), &id)
         .await?
-        .ok_or_else(|| {
+    else {
+        return Err(if store.is_retired(tenant.as_str(), &id).await? {
+            ApiError::gone(format!("service {id} was deleted"))
+        } else {
             ApiError::not_found(format!("there is no service with id or name {id:?}"))
-        })?;
-    let handler = app.runner.handlers().handler(&service.id).ok_or_else(|| {
-        ApiError::unavailable(format!(
-            "service {} has no handler in this server process",
-            service.name
-        ))
+        });
+    };
+    let handler = app.runner.handlers().handler(&service).ok_or_else(|| {
+        let why = if service.command.is_some() {
+            "it runs a program, and this server was started without --allow-commands"
+        } else {
+            "this server process has no handler for it"
+        };
+        ApiError::unavailable(format!("service {} cannot run here: {why}", service.name))
     })?;
     let bytes = read_body(body, &headers, app.max_body_bytes).await?;
     let (input, labels) = parse_submit(&bytes)?;

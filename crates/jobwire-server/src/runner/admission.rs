@@ -41,10 +41,12 @@ impl Runner {
     /// limit, atomically), starts its handler, and returns a receiver that sees every
     /// change of the job.
     ///
-    /// This server starts every job it accepts at once, so the job is stored already
-    /// `running`, with both its `queued` and its `running` events: one write instead of
-    /// two, on the path every job takes. (By the crash rule that is right: its handler
-    /// starts as soon as the write is committed.)
+    /// This server starts a job it accepts at once unless its service limits how many
+    /// of its jobs run at once, so such a job is stored already `running`, with both
+    /// its `queued` and its `running` events: one write instead of two, on the path most
+    /// jobs take. (By the crash rule that is right: its handler starts as soon as the
+    /// write is committed.) A job of a limited service is stored `queued` and started
+    /// when a slot frees.
     pub(crate) async fn submit(
         &self,
         tenant: &str,
@@ -64,17 +66,24 @@ impl Runner {
         let handler_input = input.clone();
         let (queued, mut events) =
             lifecycle::submitted(id, &service.id, &service.name, input, labels, &now);
-        let started = lifecycle::transition(&queued, Happening::Start, &now);
-        let Some(Transition {
-            job: Some(job),
-            events: start_events,
-        }) = started
-        else {
-            return Err(SubmitError::Store(StoreError::new(
-                "a queued job refused to start",
-            )));
+        // A job that may have to wait for a slot is stored queued and started when it
+        // gets one; any other starts at once.
+        let job = if handler.slots().is_some() {
+            queued
+        } else {
+            let started = lifecycle::transition(&queued, Happening::Start, &now);
+            let Some(Transition {
+                job: Some(job),
+                events: start_events,
+            }) = started
+            else {
+                return Err(SubmitError::Store(StoreError::new(
+                    "a queued job refused to start",
+                )));
+            };
+            events.extend(start_events);
+            job
         };
-        events.extend(start_events);
         let events = new_events(&job.id, &job.service_id, events, &now);
         let key = key.map(|k| (k.key.to_owned(), k.fingerprint.to_owned()));
         let admission = Admission {
@@ -135,7 +144,11 @@ impl Runner {
                 return Err(e);
             }
         }
-        tokio::spawn(self.clone().run_handler(active, handler, input, reports));
+        if handler.slots().is_some() {
+            tokio::spawn(self.clone().start_and_run(active, handler, input, reports));
+        } else {
+            tokio::spawn(self.clone().run_handler(active, handler, input, reports));
+        }
         Ok(rx)
     }
 }

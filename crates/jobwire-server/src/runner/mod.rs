@@ -449,7 +449,7 @@ mod tests {
     async fn shared_store() -> (Arc<dyn Store>, Arc<EventBus>, Arc<Registry>) {
         let bus = Arc::new(EventBus::new(4096));
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000, bus.clone()));
-        let registry = Arc::new(Registry::new(&[]).unwrap());
+        let registry = Arc::new(Registry::new(&[], false).unwrap());
         registry.seed(store.as_ref()).await.unwrap();
         (store, bus, registry)
     }
@@ -502,7 +502,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let handler = runner.handlers().handler(&service.id).unwrap();
+        let handler = runner.handlers().handler(&service).unwrap();
         runner
             .submit(tenant, &service, handler, input, BTreeMap::new(), None)
             .await

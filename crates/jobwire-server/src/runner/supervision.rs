@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::lifecycle::Happening;
 use super::{ActiveJob, Applied, JobContext, Runner};
 use crate::locking::lock;
-use crate::services::Handler;
+use crate::services::{Handler, Run};
 use crate::store::StoreError;
 
 /// Orphaned jobs claimed per store call.
@@ -31,14 +31,24 @@ pub(crate) struct Recovered {
 }
 
 impl Runner {
-    /// The life of a `queued` job: mark it running, then [`run_handler`](Self::run_handler).
-    async fn start_and_run(
+    /// The life of a `queued` job: wait for a slot of its handler (if its service limits
+    /// how many of its jobs run at once), mark it running, then
+    /// [`run_handler`](Self::run_handler). The slot is held until the job ends.
+    pub(super) async fn start_and_run(
         self,
         job: Arc<ActiveJob>,
         handler: Handler,
         input: Value,
         reports: mpsc::UnboundedReceiver<Happening>,
     ) {
+        let _slot = match handler.slots() {
+            Some(slots) => match slots.clone().acquire_owned().await {
+                Ok(slot) => Some(slot),
+                Err(_) => return,
+            },
+            None => None,
+        };
+        // Cancelled (or lost) while it waited: the lifecycle refuses the start.
         if self.record(&job, Happening::Start).await == Applied::Done {
             self.run_handler(job, handler, input, reports).await;
         }
@@ -55,9 +65,9 @@ impl Runner {
         mut reports: mpsc::UnboundedReceiver<Happening>,
     ) {
         let ctx = JobContext::new(self.clone(), job.clone());
-        let mut task = match handler {
-            Handler::Async(f) => tokio::spawn(f(input, ctx)),
-            Handler::Blocking(f) => tokio::task::spawn_blocking(move || f(input, ctx)),
+        let mut task = match handler.run {
+            Run::Async(f) => tokio::spawn(f(input, ctx)),
+            Run::Blocking(f) => tokio::task::spawn_blocking(move || f(input, ctx)),
         };
         {
             let mut state = job.state.lock().await;
@@ -138,7 +148,10 @@ impl Runner {
                     // renewed it, and it keeps running here.
                     continue;
                 }
-                let handler = inner.handlers.handler(&job.service_id);
+                let handler = match job.status {
+                    JobStatus::Running => None,
+                    _ => self.handler_of(&tenant, &job.service_id).await,
+                };
                 match (job.status == JobStatus::Running, handler) {
                     (false, Some(handler)) => {
                         self.resume(&tenant, job, handler);
@@ -158,6 +171,18 @@ impl Runner {
             }
             if n < CLAIM_BATCH {
                 return Ok(recovered);
+            }
+        }
+    }
+
+    /// The handler of a tenant's service, if this server runs it.
+    async fn handler_of(&self, tenant: &str, service_id: &str) -> Option<Handler> {
+        match self.inner.store.find_service(tenant, service_id).await {
+            Ok(Some(service)) => self.inner.handlers.handler(&service),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, service_id, "cannot read a service");
+                None
             }
         }
     }

@@ -73,6 +73,19 @@ impl Command {
         }
     }
 
+    /// The program of a command service's spec (its timeout, or the 60-second
+    /// default), with the default grace.
+    pub(crate) fn from_spec(spec: &jobwire_core::CommandSpec) -> Self {
+        let timeout = spec
+            .timeout_seconds
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .unwrap_or(Duration::from_secs(60));
+        let mut command = Command::new(&spec.program).timeout(timeout);
+        command.args.clone_from(&spec.args);
+        command.env = spec.env.clone().into_iter().collect();
+        command
+    }
+
     /// Adds an argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());

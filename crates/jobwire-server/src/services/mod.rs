@@ -2,11 +2,13 @@
 //!
 //! A [`Handler`] is either async (runs on the event loop; right for waiting on timers or
 //! I/O) or blocking (a plain `fn`, run on tokio's blocking pool; right for CPU-bound
-//! work). The [`Registry`] maps service ids to handlers. Today it holds the built-ins;
-//! services users register with their own handlers will be added to the same registry.
+//! work), with an optional limit on how many of its jobs run at once. The [`Registry`]
+//! finds the handler of a service: the built-ins and the embedding program's own by id,
+//! and the command services tenants register ([`registration`]) from their stored spec.
 
 mod builtins;
 mod command;
+pub(crate) mod registration;
 mod spec;
 
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use jobwire_core::{JobError, Service};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::locking::lock;
@@ -34,13 +37,22 @@ pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Sen
 type AsyncFn = dyn Fn(Value, JobContext) -> HandlerFuture + Send + Sync;
 type BlockingFn = dyn Fn(Value, JobContext) -> HandlerResult + Send + Sync;
 
-/// The code that runs a service's jobs. Cheap to clone.
+/// How a handler's code runs.
 #[derive(Clone)]
-pub(crate) enum Handler {
-    /// Runs as a task on the event loop; must not block.
+pub(crate) enum Run {
+    /// As a task on the event loop; must not block.
     Async(Arc<AsyncFn>),
-    /// Runs on the blocking pool; may take the CPU for as long as it needs.
+    /// On the blocking pool; may take the CPU for as long as it needs.
     Blocking(Arc<BlockingFn>),
+}
+
+/// The code that runs a service's jobs, and how many may run at once. Cheap to clone
+/// (clones share the limit).
+#[derive(Clone)]
+pub(crate) struct Handler {
+    pub(crate) run: Run,
+    /// One permit per job that may run at once; `None`: no limit.
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl Handler {
@@ -50,7 +62,10 @@ impl Handler {
         F: Fn(Value, JobContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        Handler::Async(Arc::new(move |input, ctx| Box::pin(f(input, ctx))))
+        Handler {
+            run: Run::Async(Arc::new(move |input, ctx| Box::pin(f(input, ctx)))),
+            slots: None,
+        }
     }
 
     /// A blocking handler: `f(input, ctx)` computes the output on the blocking pool.
@@ -58,7 +73,34 @@ impl Handler {
     where
         F: Fn(Value, JobContext) -> HandlerResult + Send + Sync + 'static,
     {
-        Handler::Blocking(Arc::new(f))
+        Handler {
+            run: Run::Blocking(Arc::new(f)),
+            slots: None,
+        }
+    }
+
+    /// The same code, with at most `n` jobs running at once (on this server).
+    pub(crate) fn at_most(mut self, n: usize) -> Self {
+        self.slots = Some(Arc::new(Semaphore::new(n)));
+        self
+    }
+
+    /// The permits of a limited handler: a job runs while it holds one.
+    pub(crate) fn slots(&self) -> Option<&Arc<Semaphore>> {
+        self.slots.as_ref()
+    }
+
+    /// The handler of a command service: runs `spec`'s program per job.
+    fn for_command(spec: &jobwire_core::CommandSpec) -> Self {
+        let command = Command::from_spec(spec);
+        let handler = Handler::from_async(move |input, ctx| {
+            let command = command.clone();
+            async move { command.run(input, ctx).await }
+        });
+        match spec.max_concurrency {
+            Some(n) => handler.at_most(n as usize),
+            None => handler,
+        }
     }
 }
 
@@ -82,13 +124,19 @@ pub(crate) struct ServiceDef {
 pub(crate) struct Registry {
     defs: Vec<ServiceDef>,
     by_id: HashMap<String, usize>,
+    /// Whether this server runs the programs of command services tenants register.
+    allow_commands: bool,
+    /// The handlers of command services made so far, so each keeps one concurrency
+    /// limit (a service's spec never changes: a new spec is a new service).
+    commands: Mutex<HashMap<String, Handler>>,
 }
 
 impl Registry {
     /// The built-in services (`echo`, `sleep`, `fail`, `steps` and `digest`) and the
     /// embedding program's own `specs`; refused when a spec is not servable or two
-    /// services share a name.
-    pub(crate) fn new(specs: &[ServiceSpec]) -> Result<Self, String> {
+    /// services share a name. With `allow_commands`, the command services tenants
+    /// register run here too.
+    pub(crate) fn new(specs: &[ServiceSpec], allow_commands: bool) -> Result<Self, String> {
         let mut defs = builtins::all();
         for spec in specs {
             if let Some(problem) = spec.problem() {
@@ -102,28 +150,49 @@ impl Registry {
                 name: spec.name.clone(),
                 description: spec.description.clone(),
                 input_schema: spec.input_schema.clone(),
-                handler: spec.handler.clone(),
+                handler: spec.handler(),
                 kind: "embedded",
             });
         }
-        Ok(Registry::with(defs))
+        Ok(Registry::with(defs, allow_commands))
     }
 
-    fn with(defs: Vec<ServiceDef>) -> Self {
+    fn with(defs: Vec<ServiceDef>, allow_commands: bool) -> Self {
         let by_id = defs
             .iter()
             .enumerate()
             .map(|(i, d)| (d.id.clone(), i))
             .collect();
-        Registry { defs, by_id }
+        Registry {
+            defs,
+            by_id,
+            allow_commands,
+            commands: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// The handler of a service, if this server has one.
-    pub(crate) fn handler(&self, service_id: &str) -> Option<Handler> {
-        self.by_id
-            .get(service_id)
-            .and_then(|&i| self.defs.get(i))
-            .map(|d| d.handler.clone())
+    /// Whether this server runs command services' programs.
+    pub(crate) fn allows_commands(&self) -> bool {
+        self.allow_commands
+    }
+
+    /// The handler of `service`, if this server runs it: its own services by id, a
+    /// command service from its spec when commands are allowed.
+    pub(crate) fn handler(&self, service: &Service) -> Option<Handler> {
+        if let Some(def) = self.by_id.get(&service.id).and_then(|&i| self.defs.get(i)) {
+            return Some(def.handler.clone());
+        }
+        let spec = service.command.as_ref().filter(|_| self.allow_commands)?;
+        let mut commands = lock(&self.commands);
+        let handler = commands
+            .entry(service.id.clone())
+            .or_insert_with(|| Handler::for_command(spec));
+        Some(handler.clone())
+    }
+
+    /// Drops what it made for a retired command service.
+    pub(crate) fn forget(&self, service_id: &str) {
+        lock(&self.commands).remove(service_id);
     }
 
     /// Saves the registered services to the store as global services, keeping the
@@ -195,6 +264,11 @@ impl ServiceCache {
             cached.insert(key, (service.clone(), now));
         }
         Ok(found)
+    }
+
+    /// Forgets `service_id` (retired through this server): found no more from now on.
+    pub(crate) fn forget(&self, service_id: &str) {
+        lock(&self.found).retain(|_, (service, _)| service.id != service_id);
     }
 }
 

@@ -50,7 +50,8 @@ pub struct ServiceSpec {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) input_schema: Value,
-    pub(crate) handler: Handler,
+    handler: Handler,
+    max_concurrency: Option<usize>,
 }
 
 impl std::fmt::Debug for ServiceSpec {
@@ -58,6 +59,7 @@ impl std::fmt::Debug for ServiceSpec {
         f.debug_struct("ServiceSpec")
             .field("name", &self.name)
             .field("input_schema", &self.input_schema)
+            .field("max_concurrency", &self.max_concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +102,7 @@ impl ServiceSpec {
             description: String::new(),
             input_schema: Value::Object(Default::default()),
             handler,
+            max_concurrency: None,
         }
     }
 
@@ -153,23 +156,43 @@ impl ServiceSpec {
         &self.name
     }
 
+    /// Runs at most `n` of the service's jobs at once; the others wait `queued` for
+    /// one to end. Refused at start when `n` is 0.
+    ///
+    /// ```
+    /// use jobwire_server::ServiceSpec;
+    /// let gpu = ServiceSpec::blocking_fn("render", |input, _ctx| Ok(input)).max_concurrency(1);
+    /// # let _ = gpu;
+    /// ```
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+
+    /// The handler the server runs the jobs with.
+    pub(crate) fn handler(&self) -> Handler {
+        match self.max_concurrency {
+            Some(n) => self.handler.clone().at_most(n),
+            None => self.handler.clone(),
+        }
+    }
+
     /// Why this spec cannot be served, if it cannot.
     pub(crate) fn problem(&self) -> Option<String> {
         let name = &self.name;
-        let valid = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !valid {
+        if !super::registration::is_valid_name(name) {
             return Some(format!(
                 "service name {name:?} must be 1 to 64 of a-z, 0-9, '_' and '-'"
             ));
         }
-        if !(self.input_schema.is_object() || self.input_schema.is_boolean()) {
+        if let Some(e) = crate::schema::malformed(&self.input_schema, "").first() {
             return Some(format!(
-                "the input schema of {name} must be a JSON Schema (an object or a boolean)"
+                "the input schema of {name} is not a valid JSON Schema: at {:?}, {}",
+                e.pointer, e.message
             ));
+        }
+        if self.max_concurrency == Some(0) {
+            return Some(format!("the concurrency limit of {name} must be at least 1"));
         }
         None
     }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use jobwire_core::{Job, Service};
 
 use super::{
-    labels_match, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob,
-    Pruned, ServiceQuery, Store, StoreError,
+    labels_match, Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent,
+    NewJob, Pruned, Retired, ServiceQuery, Store, StoreError,
 };
 use crate::bus::EventBus;
 use crate::clock::{lease_end, unix_millis};
@@ -46,6 +46,8 @@ struct Row {
 struct Inner {
     /// seq -> (owner, service); `None` owner = global.
     services: BTreeMap<i64, (Option<String>, Service)>,
+    /// Ids of retired services.
+    retired: HashSet<String>,
     /// seq -> job.
     jobs: BTreeMap<i64, Row>,
     /// job id -> seq.
@@ -77,6 +79,19 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// The live service named `name` that `tenant` can see, with its owner (the oldest,
+    /// should a global and a tenant's share a name).
+    fn live_service_entry(&self, tenant: &str, name: &str) -> Option<&(Option<String>, Service)> {
+        self.services.values().find(|(owner, s)| {
+            visible(owner, tenant) && s.name == name && !self.retired.contains(&s.id)
+        })
+    }
+
+    /// The live service named `name` that `tenant` can see.
+    fn live_service(&self, tenant: &str, name: &str) -> Option<&Service> {
+        self.live_service_entry(tenant, name).map(|(_, s)| s)
+    }
+
     /// Records events and publishes them, still under the store's lock: id order is
     /// publish order.
     fn push_events(&mut self, bus: &EventBus, tenant: &str, events: Vec<NewEvent>) -> Vec<i64> {
@@ -160,22 +175,67 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn create_service(
+        &self,
+        tenant: &str,
+        service: &Service,
+    ) -> Result<Created, StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(taken) = inner.live_service(tenant, &service.name) {
+            return Ok(Created::NameTaken(taken.clone()));
+        }
+        inner.next_service += 1;
+        let seq = inner.next_service;
+        inner
+            .services
+            .insert(seq, (Some(tenant.to_owned()), service.clone()));
+        Ok(Created::Stored)
+    }
+
+    async fn retire_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Retired, StoreError> {
+        let mut inner = lock(&self.inner);
+        let by_id = inner
+            .services
+            .values()
+            .find(|(owner, s)| visible(owner, tenant) && s.id == id_or_name);
+        let found = match by_id {
+            Some(found) => Some(found),
+            None => inner.live_service_entry(tenant, id_or_name),
+        };
+        let Some((owner, service)) = found else {
+            return Ok(Retired::Missing);
+        };
+        if owner.is_none() {
+            return Ok(Retired::Global);
+        }
+        let service = service.clone();
+        inner.retired.insert(service.id.clone());
+        Ok(Retired::Done(service))
+    }
+
+    async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner.retired.contains(id)
+            && inner
+                .services
+                .values()
+                .any(|(owner, s)| owner.as_deref() == Some(tenant) && s.id == id))
+    }
+
     async fn find_service(
         &self,
         tenant: &str,
         id_or_name: &str,
     ) -> Result<Option<Service>, StoreError> {
         let inner = lock(&self.inner);
-        let by_id = inner
-            .services
-            .values()
-            .find(|(owner, s)| visible(owner, tenant) && s.id == id_or_name);
-        let found = by_id.or_else(|| {
-            inner
-                .services
-                .values()
-                .find(|(owner, s)| visible(owner, tenant) && s.name == id_or_name)
+        let by_id = inner.services.values().find(|(owner, s)| {
+            visible(owner, tenant) && s.id == id_or_name && !inner.retired.contains(&s.id)
         });
+        let found = by_id.or_else(|| inner.live_service_entry(tenant, id_or_name));
         Ok(found.map(|(_, s)| s.clone()))
     }
 
@@ -190,7 +250,9 @@ impl Store for MemoryStore {
             .services
             .range(start..)
             .filter(|(_, (owner, s))| {
-                visible(owner, tenant) && query.name.as_ref().map_or(true, |n| &s.name == n)
+                visible(owner, tenant)
+                    && !inner.retired.contains(&s.id)
+                    && query.name.as_ref().map_or(true, |n| &s.name == n)
             })
             .take(query.limit)
             .map(|(seq, (_, s))| (*seq, s.clone()))

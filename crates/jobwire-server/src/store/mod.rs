@@ -252,6 +252,28 @@ pub(crate) enum Inserted {
     AtLimit,
 }
 
+/// How registering a tenant's service went.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Created {
+    /// Stored.
+    Stored,
+    /// A live service the tenant can see (its own, or a global one) has the name:
+    /// nothing was stored.
+    NameTaken(Service),
+}
+
+/// How retiring a service went.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Retired {
+    /// The tenant's service is retired (now, or it was already).
+    Done(Service),
+    /// The service is global (a built-in, or the embedding program's): not the tenant's
+    /// to retire.
+    Global,
+    /// The tenant can see no such service.
+    Missing,
+}
+
 /// The state a compare-and-set update expects the stored job to be in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Expected<'a> {
@@ -295,14 +317,27 @@ pub(crate) trait Store: Send + Sync + 'static {
         service: &Service,
     ) -> Result<(), StoreError>;
 
-    /// The service with this id or name that `tenant` can see.
+    /// Stores `tenant`'s new service, unless a live service `tenant` can see has its
+    /// name (checked and stored in one transaction).
+    async fn create_service(&self, tenant: &str, service: &Service)
+        -> Result<Created, StoreError>;
+
+    /// Retires `tenant`'s service with this id, or the live one with this name: no
+    /// longer found or listed, its name free; its jobs stay.
+    async fn retire_service(&self, tenant: &str, id_or_name: &str)
+        -> Result<Retired, StoreError>;
+
+    /// Whether `tenant` had a service with this id that is now retired.
+    async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// The live service with this id or name that `tenant` can see.
     async fn find_service(
         &self,
         tenant: &str,
         id_or_name: &str,
     ) -> Result<Option<Service>, StoreError>;
 
-    /// Services `tenant` can see, oldest first, with their sequence numbers.
+    /// Live services `tenant` can see, oldest first, with their sequence numbers.
     async fn list_services(
         &self,
         tenant: &str,
@@ -500,6 +535,7 @@ pub(crate) mod contract {
     /// `bus`. Each part uses tenants of its own.
     pub(crate) async fn run(store: &dyn Store, bus: &EventBus) {
         services(store).await;
+        tenant_services(store).await;
         jobs(store).await;
         events(store, bus).await;
         compare_and_set(store).await;
@@ -507,6 +543,82 @@ pub(crate) mod contract {
         limits(store).await;
         retention(store, bus).await;
         idempotency(store).await;
+    }
+
+    /// A tenant's own services: names unique among what the tenant sees, retired ones
+    /// gone from reads but known as retired, their names free again.
+    async fn tenant_services(store: &dyn Store) {
+        store
+            .upsert_service(None, &service("svc_g", "global"))
+            .await
+            .unwrap();
+        let mine = service("svc_m1", "mine");
+        assert_eq!(
+            store.create_service("ts1", &mine).await.unwrap(),
+            Created::Stored
+        );
+        let taken = store
+            .create_service("ts1", &service("svc_m2", "mine"))
+            .await
+            .unwrap();
+        assert_eq!(taken, Created::NameTaken(mine.clone()));
+        let global = store
+            .create_service("ts1", &service("svc_m3", "global"))
+            .await
+            .unwrap();
+        assert!(matches!(global, Created::NameTaken(s) if s.id == "svc_g"));
+        // Another tenant may use the name.
+        let theirs = service("svc_o1", "mine");
+        assert_eq!(
+            store.create_service("ts2", &theirs).await.unwrap(),
+            Created::Stored
+        );
+        assert_eq!(
+            store.find_service("ts2", "mine").await.unwrap().unwrap().id,
+            "svc_o1"
+        );
+        // Only the owner retires it; globals are no one's.
+        assert_eq!(
+            store.retire_service("ts2", "svc_m1").await.unwrap(),
+            Retired::Missing
+        );
+        assert_eq!(
+            store.retire_service("ts1", "svc_g").await.unwrap(),
+            Retired::Global
+        );
+        assert!(!store.is_retired("ts1", "svc_m1").await.unwrap());
+        assert_eq!(
+            store.retire_service("ts1", "mine").await.unwrap(),
+            Retired::Done(mine.clone())
+        );
+        assert!(store.is_retired("ts1", "svc_m1").await.unwrap());
+        assert!(!store.is_retired("ts2", "svc_m1").await.unwrap());
+        // Retiring again by id is fine; by name there is nothing left.
+        assert_eq!(
+            store.retire_service("ts1", "svc_m1").await.unwrap(),
+            Retired::Done(mine)
+        );
+        assert_eq!(
+            store.retire_service("ts1", "mine").await.unwrap(),
+            Retired::Missing
+        );
+        assert!(store.find_service("ts1", "svc_m1").await.unwrap().is_none());
+        assert!(store.find_service("ts1", "mine").await.unwrap().is_none());
+        let listed = store
+            .list_services("ts1", &ServiceQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+        assert!(listed.iter().all(|(_, s)| s.id != "svc_m1"));
+        // The name is free again.
+        let again = service("svc_m4", "mine");
+        assert_eq!(
+            store.create_service("ts1", &again).await.unwrap(),
+            Created::Stored
+        );
+        assert_eq!(
+            store.find_service("ts1", "mine").await.unwrap().unwrap().id,
+            "svc_m4"
+        );
     }
 
     /// Keys are per tenant, checked and stored with their job atomically, and pruned

@@ -43,8 +43,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use super::{
-    Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
-    ServiceQuery, Store, StoreError,
+    Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
+    Retired, ServiceQuery, Store, StoreError,
 };
 use crate::bus::EventBus;
 
@@ -259,6 +259,13 @@ BEGIN
     RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
                                                     p_kinds, p_data, p_event_times);
 END $$;
+",
+    // Services tenants register and retire: a retired service stays (its jobs name it)
+    // but is no longer found; a tenant's live names are unique.
+    "
+ALTER TABLE services ADD COLUMN retired boolean NOT NULL DEFAULT false;
+CREATE UNIQUE INDEX services_live_name ON services (tenant, name)
+    WHERE tenant IS NOT NULL AND NOT retired;
 ",
 ];
 
@@ -586,6 +593,97 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn create_service(
+        &self,
+        tenant: &str,
+        service: &Service,
+    ) -> Result<Created, StoreError> {
+        const WHAT: &str = "saving a service";
+        let body = to_json(service)?;
+        let client = self.client().await?;
+        // A global name is checked in the statement; a tenant's own by the unique index,
+        // which also settles two creates racing on different servers.
+        let rows = query(
+            &client,
+            WHAT,
+            "WITH taken AS (
+                 SELECT body FROM services
+                 WHERE (tenant IS NULL OR tenant = $2) AND name = $3 AND NOT retired
+                 ORDER BY seq LIMIT 1
+             ), inserted AS (
+                 INSERT INTO services (id, tenant, name, body)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM taken)
+                 ON CONFLICT (tenant, name) WHERE tenant IS NOT NULL AND NOT retired
+                 DO NOTHING
+                 RETURNING id
+             )
+             SELECT (SELECT count(*) FROM inserted), (SELECT body FROM taken)",
+            &[&service.id, &tenant, &service.name, &body],
+        )
+        .await?;
+        let row = rows.first().ok_or_else(|| StoreError::new("no answer to an insert"))?;
+        let inserted: i64 = get(row, 0, WHAT)?;
+        let taken: Option<&str> = get(row, 1, WHAT)?;
+        match (inserted, taken) {
+            (1, _) => Ok(Created::Stored),
+            (_, Some(body)) => Ok(Created::NameTaken(from_json(body)?)),
+            // Lost a race to a create that committed meanwhile: that one has the name.
+            _ => self
+                .find_service(tenant, &service.name)
+                .await?
+                .map(Created::NameTaken)
+                .ok_or_else(|| StoreError::new("a service name is taken by no service")),
+        }
+    }
+
+    async fn retire_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Retired, StoreError> {
+        const WHAT: &str = "retiring a service";
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            WHAT,
+            "SELECT tenant, body FROM services
+             WHERE (tenant IS NULL OR tenant = $1)
+               AND (id = $2 OR (name = $2 AND NOT retired))
+             ORDER BY (id = $2) DESC, seq LIMIT 1",
+            &[&tenant, &id_or_name],
+        )
+        .await?;
+        let Some(row) = rows.first() else {
+            return Ok(Retired::Missing);
+        };
+        let owner: Option<&str> = get(row, 0, WHAT)?;
+        if owner.is_none() {
+            return Ok(Retired::Global);
+        }
+        let service: Service = from_json(get(row, 1, WHAT)?)?;
+        execute(
+            &client,
+            WHAT,
+            "UPDATE services SET retired = true WHERE id = $1",
+            &[&service.id],
+        )
+        .await?;
+        Ok(Retired::Done(service))
+    }
+
+    async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        const WHAT: &str = "reading a service";
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            WHAT,
+            "SELECT 1 FROM services WHERE tenant = $1 AND id = $2 AND retired",
+            &[&tenant, &id],
+        )
+        .await?;
+        Ok(!rows.is_empty())
+    }
+
     async fn find_service(
         &self,
         tenant: &str,
@@ -598,7 +696,7 @@ impl Store for PgStore {
             &client,
             WHAT,
             "SELECT body FROM services
-             WHERE (tenant IS NULL OR tenant = $1) AND (id = $2 OR name = $2)
+             WHERE (tenant IS NULL OR tenant = $1) AND (id = $2 OR name = $2) AND NOT retired
              ORDER BY (id = $2) DESC, seq LIMIT 1",
             &[&tenant, &id_or_name],
         )
@@ -620,7 +718,7 @@ impl Store for PgStore {
             WHAT,
             "SELECT seq, body FROM services
              WHERE (tenant IS NULL OR tenant = $1) AND seq > $2
-               AND ($3::text IS NULL OR name = $3)
+               AND ($3::text IS NULL OR name = $3) AND NOT retired
              ORDER BY seq LIMIT $4",
             &[
                 &tenant,

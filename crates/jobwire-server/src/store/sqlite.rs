@@ -31,8 +31,8 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use tokio::sync::oneshot;
 
 use super::{
-    Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
-    ServiceQuery, Store, StoreError,
+    Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
+    Retired, ServiceQuery, Store, StoreError,
 };
 use crate::bus::EventBus;
 use crate::clock::{lease_end, unix_millis};
@@ -124,6 +124,13 @@ CREATE INDEX jobs_unfinished ON jobs (tenant, seq) WHERE status IN ('queued', 'r
     // index of unfinished jobs and the per-tenant index do not.
     "
 DROP INDEX IF EXISTS jobs_status;
+",
+    // Services tenants register and retire: a retired service stays (its jobs name it)
+    // but is no longer found; a tenant's live names are unique.
+    "
+ALTER TABLE services ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
+CREATE UNIQUE INDEX services_live_name ON services (tenant, name)
+    WHERE tenant IS NOT NULL AND retired = 0;
 ",
 ];
 
@@ -665,6 +672,87 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_service(
+        &self,
+        tenant: &str,
+        service: &Service,
+    ) -> Result<Created, StoreError> {
+        let body = to_json(service)?;
+        let (id, name) = (service.id.clone(), service.name.clone());
+        let tenant = tenant.to_owned();
+        self.write(move |conn| {
+            // The writer is the only one: nothing can take the name between the two.
+            let taken: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM services
+                     WHERE (tenant IS NULL OR tenant = ?1) AND name = ?2 AND retired = 0
+                     ORDER BY seq LIMIT 1",
+                    params![tenant, name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(err("reading a service"))?;
+            if let Some(body) = taken {
+                return Ok((Created::NameTaken(from_json(&body)?), Vec::new()));
+            }
+            conn.execute(
+                "INSERT INTO services (id, tenant, name, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id, tenant, name, body],
+            )
+            .map_err(err("saving a service"))?;
+            Ok((Created::Stored, Vec::new()))
+        })
+        .await
+    }
+
+    async fn retire_service(
+        &self,
+        tenant: &str,
+        id_or_name: &str,
+    ) -> Result<Retired, StoreError> {
+        let (tenant, wanted) = (tenant.to_owned(), id_or_name.to_owned());
+        self.write(move |conn| {
+            let found: Option<(Option<String>, String)> = conn
+                .query_row(
+                    "SELECT tenant, body FROM services
+                     WHERE (tenant IS NULL OR tenant = ?1)
+                         AND (id = ?2 OR (name = ?2 AND retired = 0))
+                     ORDER BY (id = ?2) DESC, seq LIMIT 1",
+                    params![tenant, wanted],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(err("reading a service"))?;
+            let retired = match found {
+                None => Retired::Missing,
+                Some((None, _)) => Retired::Global,
+                Some((Some(_), body)) => {
+                    let service: Service = from_json(&body)?;
+                    conn.execute(
+                        "UPDATE services SET retired = 1 WHERE id = ?1",
+                        params![service.id],
+                    )
+                    .map_err(err("retiring a service"))?;
+                    Retired::Done(service)
+                }
+            };
+            Ok((retired, Vec::new()))
+        })
+        .await
+    }
+
+    async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT 1 FROM services WHERE tenant = ?1 AND id = ?2 AND retired = 1",
+            )
+            .and_then(|mut stmt| stmt.exists(params![tenant, id]))
+            .map_err(err("reading a service"))
+        })
+        .await
+    }
+
     async fn find_service(
         &self,
         tenant: &str,
@@ -676,6 +764,7 @@ impl Store for SqliteStore {
                 conn.prepare_cached(
                     "SELECT body FROM services
                      WHERE (tenant IS NULL OR tenant = ?1) AND (id = ?2 OR name = ?2)
+                         AND retired = 0
                      ORDER BY (id = ?2) DESC, seq LIMIT 1",
                 )
                 .and_then(|mut stmt| {
@@ -700,7 +789,7 @@ impl Store for SqliteStore {
                     .prepare_cached(
                         "SELECT seq, body FROM services
                          WHERE (tenant IS NULL OR tenant = ?1) AND seq > ?2
-                             AND (?3 IS NULL OR name = ?3)
+                             AND (?3 IS NULL OR name = ?3) AND retired = 0
                          ORDER BY seq LIMIT ?4",
                     )
                     .map_err(err("listing services"))?;
