@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 #[test]
 fn every_documented_operation_is_served() {
-    let server =
-        jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new()).unwrap();
+    let config = jobwire_server::ServerConfig::new().allow_commands(true);
+    let server = jobwire_server::spawn_blocking_server(config).unwrap();
     let transport = UreqTransport::new();
     let send = |method: &str, path: &str, body: Option<Value>| {
         let mut req = http::Request::builder()
@@ -28,8 +28,11 @@ fn every_documented_operation_is_served() {
             .get("content-type")
             .is_some_and(|v| v == "text/event-stream");
         // An event stream does not end by itself: its status and type are the answer.
+        // A 204 has no body to read.
         let body = if is_stream {
             Bytes::from_static(b"(event stream)")
+        } else if head.status == http::StatusCode::NO_CONTENT {
+            Bytes::new()
         } else {
             body.read_to_bytes(1 << 20).unwrap()
         };
@@ -56,10 +59,26 @@ fn every_documented_operation_is_served() {
             let Some(responses) = op.get("responses").and_then(Value::as_object) else {
                 continue;
             };
-            let path = template
-                .replace("{id_or_name}", "echo")
-                .replace("{id}", job.id());
-            let body = (method == "post" && path.ends_with("/jobs")).then(|| json!({"input": {}}));
+            let path = match (method.as_str(), template.as_str()) {
+                // A service of its own to delete, whichever operation comes first.
+                ("delete", "/v1/services/{id_or_name}") => {
+                    let spec = json!({"name": "doomed", "command": {"program": "/bin/true"}});
+                    let (status, created) = send("POST", "/v1/services", Some(spec));
+                    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&created));
+                    let created: Value = serde_json::from_slice(&created).unwrap();
+                    format!("/v1/services/{}", created["id"].as_str().unwrap())
+                }
+                _ => template
+                    .replace("{id_or_name}", "echo")
+                    .replace("{id}", job.id()),
+            };
+            let body = match method.as_str() {
+                "post" if path == "/v1/services" => {
+                    Some(json!({"name": "true-cmd", "command": {"program": "/bin/true"}}))
+                }
+                "post" if path.ends_with("/jobs") => Some(json!({"input": {}})),
+                _ => None,
+            };
             let (status, answer) = send(&method.to_uppercase(), &path, body);
             assert!(
                 status.is_success() && responses.contains_key(status.as_str()),
@@ -71,8 +90,8 @@ fn every_documented_operation_is_served() {
         }
     }
     assert_eq!(
-        checked, 10,
-        "the document lists the ten operations of this version"
+        checked, 12,
+        "the document lists the twelve operations of this version"
     );
     server.shutdown();
 }

@@ -27,7 +27,8 @@ pub struct Service {
     /// What the service does, for people.
     #[serde(default)]
     pub description: String,
-    /// How the service runs: `builtin`, `handler` or `command`.
+    /// How the service runs: `builtin`, `embedded` (a handler of the program that embeds
+    /// the server) or `command` (a program; see [`command`](Self::command)).
     #[serde(default)]
     pub kind: String,
     /// JSON Schema that every job input is validated against.

@@ -422,7 +422,12 @@ mod tests {
         assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
         let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
         assert_eq!(grace.grace, Duration::ZERO);
-        assert!(cli(&["--allow-commands"], &[]).unwrap().unwrap().allow_commands);
+        assert!(
+            cli(&["--allow-commands"], &[])
+                .unwrap()
+                .unwrap()
+                .allow_commands
+        );
     }
 
     #[test]

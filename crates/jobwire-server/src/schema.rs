@@ -337,12 +337,24 @@ mod tests {
             (json!({"properties": []}), vec!["/s/properties"]),
             (json!({"required": ["a", "a"]}), vec!["/s/required"]),
             (json!({"required": "a"}), vec!["/s/required"]),
-            (json!({"items": {"minLength": -1}}), vec!["/s/items/minLength"]),
-            (json!({"additionalProperties": "no"}), vec!["/s/additionalProperties"]),
-            (json!({"enum": 1, "minimum": "0"}), vec!["/s/enum", "/s/minimum"]),
+            (
+                json!({"items": {"minLength": -1}}),
+                vec!["/s/items/minLength"],
+            ),
+            (
+                json!({"additionalProperties": "no"}),
+                vec!["/s/additionalProperties"],
+            ),
+            (
+                json!({"enum": 1, "minimum": "0"}),
+                vec!["/s/enum", "/s/minimum"],
+            ),
         ];
         for (schema, want) in cases {
-            let got: Vec<String> = malformed(&schema, "/s").into_iter().map(|e| e.pointer).collect();
+            let got: Vec<String> = malformed(&schema, "/s")
+                .into_iter()
+                .map(|e| e.pointer)
+                .collect();
             assert_eq!(got, want, "{schema}");
         }
     }

@@ -237,6 +237,7 @@ mod commands {
             ServiceSpec::command("garbled", sh("echo 'not json'")),
             ServiceSpec::command("stuck", sh("sleep 30").timeout(Duration::from_millis(300))),
             ServiceSpec::command("missing", Command::new("/nonexistent/program")),
+            ServiceSpec::command("flood", sh("head -c 17000000 /dev/zero")),
         ];
         let config = services
             .into_iter()
@@ -273,6 +274,9 @@ mod commands {
         assert!(started.elapsed() < Duration::from_secs(5));
         let (code, message) = error_of(&client.submit("missing", json!(1), Some(10)).await);
         assert_eq!(code, "spawn", "{message}");
+        // Too much output is refused as such, not left blocked on a full pipe.
+        let (code, message) = error_of(&client.submit("flood", json!(1), Some(10)).await);
+        assert_eq!(code, "bad_output", "{message}");
         server.shutdown().await;
     }
 

@@ -219,8 +219,8 @@ impl Endpoint for DeleteService {
     fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
         let segment = non_empty_segment("service id", &self.id)?;
         let path = format!("/v1/services/{segment}");
-        let builder = start_request(config, http::Method::DELETE, &path)
-            .extension(crate::retry::Repeatable);
+        let builder =
+            start_request(config, http::Method::DELETE, &path).extension(crate::retry::Repeatable);
         finish(builder, Bytes::new())
     }
 

@@ -180,6 +180,10 @@ impl Command {
                     }
                 }
             }
+            // Past the limit, the rest is read and dropped: a program blocked on a full
+            // pipe would otherwise end as a timeout, not as too much output.
+            let mut rest = lines.into_inner().into_inner().into_inner();
+            let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
             kept
         };
         let run = async { tokio::join!(feed, logs, output, child.wait()) };

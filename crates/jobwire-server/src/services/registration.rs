@@ -122,11 +122,21 @@ fn check_command(
     resolve: &impl Fn(&str) -> Result<PathBuf, String>,
     errors: &mut Vec<FieldError>,
 ) -> Option<CommandSpec> {
-    let mut fail = |pointer: String, message: String| errors.push(FieldError::new(pointer, message));
-    let known = ["program", "args", "env", "timeout_seconds", "max_concurrency"];
+    let mut fail =
+        |pointer: String, message: String| errors.push(FieldError::new(pointer, message));
+    let known = [
+        "program",
+        "args",
+        "env",
+        "timeout_seconds",
+        "max_concurrency",
+    ];
     for member in command.keys() {
         if !known.contains(&member.as_str()) {
-            fail(pointer_to("/command", member), "is not an allowed member".into());
+            fail(
+                pointer_to("/command", member),
+                "is not an allowed member".into(),
+            );
         }
     }
     let program = match command.get("program") {
@@ -309,17 +319,29 @@ mod tests {
         assert_eq!(reg.command.timeout_seconds, Some(DEFAULT_TIMEOUT_SECONDS));
         assert_eq!(reg.command.max_concurrency, None);
         let service = reg.into_service("svc_1".into(), "now".into());
-        assert_eq!((service.kind.as_str(), service.name.as_str()), ("command", "wc"));
+        assert_eq!(
+            (service.kind.as_str(), service.name.as_str()),
+            ("command", "wc")
+        );
     }
 
     #[test]
     fn every_failing_field_is_named() {
         let cases: Vec<(Value, Vec<&str>)> = vec![
             (json!({}), vec!["/name", "/command"]),
-            (json!({"name": "Bad Name", "command": {"program": "tool"}}), vec!["/name"]),
+            (
+                json!({"name": "Bad Name", "command": {"program": "tool"}}),
+                vec!["/name"],
+            ),
             (json!({"name": "a", "command": "tool"}), vec!["/command"]),
-            (json!({"name": "a", "command": {"program": "nope"}}), vec!["/command/program"]),
-            (json!({"name": "a", "command": {}}), vec!["/command/program"]),
+            (
+                json!({"name": "a", "command": {"program": "nope"}}),
+                vec!["/command/program"],
+            ),
+            (
+                json!({"name": "a", "command": {}}),
+                vec!["/command/program"],
+            ),
             (
                 json!({"name": "a", "extra": 1, "command": {"program": "tool", "x/y": 1}}),
                 vec!["/extra", "/command/x~1y"],
@@ -367,7 +389,10 @@ mod tests {
         assert!(resolve_program("/bin/sh").is_ok());
         let sh = resolve_program("sh").unwrap();
         assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
-        assert!(resolve_program("bin/sh").is_err(), "relative paths are refused");
+        assert!(
+            resolve_program("bin/sh").is_err(),
+            "relative paths are refused"
+        );
         assert!(resolve_program("/etc/passwd").is_err(), "not executable");
         assert!(resolve_program("/no/such/program").is_err());
         assert!(resolve_program("no-such-program-anywhere").is_err());

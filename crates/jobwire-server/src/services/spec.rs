@@ -192,7 +192,9 @@ impl ServiceSpec {
             ));
         }
         if self.max_concurrency == Some(0) {
-            return Some(format!("the concurrency limit of {name} must be at least 1"));
+            return Some(format!(
+                "the concurrency limit of {name} must be at least 1"
+            ));
         }
         None
     }

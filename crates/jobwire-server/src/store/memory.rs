@@ -175,11 +175,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn create_service(
-        &self,
-        tenant: &str,
-        service: &Service,
-    ) -> Result<Created, StoreError> {
+    async fn create_service(&self, tenant: &str, service: &Service) -> Result<Created, StoreError> {
         let mut inner = lock(&self.inner);
         if let Some(taken) = inner.live_service(tenant, &service.name) {
             return Ok(Created::NameTaken(taken.clone()));
@@ -192,11 +188,7 @@ impl Store for MemoryStore {
         Ok(Created::Stored)
     }
 
-    async fn retire_service(
-        &self,
-        tenant: &str,
-        id_or_name: &str,
-    ) -> Result<Retired, StoreError> {
+    async fn retire_service(&self, tenant: &str, id_or_name: &str) -> Result<Retired, StoreError> {
         let mut inner = lock(&self.inner);
         let by_id = inner
             .services

@@ -319,13 +319,11 @@ pub(crate) trait Store: Send + Sync + 'static {
 
     /// Stores `tenant`'s new service, unless a live service `tenant` can see has its
     /// name (checked and stored in one transaction).
-    async fn create_service(&self, tenant: &str, service: &Service)
-        -> Result<Created, StoreError>;
+    async fn create_service(&self, tenant: &str, service: &Service) -> Result<Created, StoreError>;
 
     /// Retires `tenant`'s service with this id, or the live one with this name: no
     /// longer found or listed, its name free; its jobs stay.
-    async fn retire_service(&self, tenant: &str, id_or_name: &str)
-        -> Result<Retired, StoreError>;
+    async fn retire_service(&self, tenant: &str, id_or_name: &str) -> Result<Retired, StoreError>;
 
     /// Whether `tenant` had a service with this id that is now retired.
     async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
@@ -605,7 +603,13 @@ pub(crate) mod contract {
         assert!(store.find_service("ts1", "svc_m1").await.unwrap().is_none());
         assert!(store.find_service("ts1", "mine").await.unwrap().is_none());
         let listed = store
-            .list_services("ts1", &ServiceQuery { limit: 100, ..Default::default() })
+            .list_services(
+                "ts1",
+                &ServiceQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
         assert!(listed.iter().all(|(_, s)| s.id != "svc_m1"));

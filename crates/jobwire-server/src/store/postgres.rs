@@ -593,11 +593,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn create_service(
-        &self,
-        tenant: &str,
-        service: &Service,
-    ) -> Result<Created, StoreError> {
+    async fn create_service(&self, tenant: &str, service: &Service) -> Result<Created, StoreError> {
         const WHAT: &str = "saving a service";
         let body = to_json(service)?;
         let client = self.client().await?;
@@ -621,7 +617,9 @@ impl Store for PgStore {
             &[&service.id, &tenant, &service.name, &body],
         )
         .await?;
-        let row = rows.first().ok_or_else(|| StoreError::new("no answer to an insert"))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::new("no answer to an insert"))?;
         let inserted: i64 = get(row, 0, WHAT)?;
         let taken: Option<&str> = get(row, 1, WHAT)?;
         match (inserted, taken) {
@@ -636,11 +634,7 @@ impl Store for PgStore {
         }
     }
 
-    async fn retire_service(
-        &self,
-        tenant: &str,
-        id_or_name: &str,
-    ) -> Result<Retired, StoreError> {
+    async fn retire_service(&self, tenant: &str, id_or_name: &str) -> Result<Retired, StoreError> {
         const WHAT: &str = "retiring a service";
         let client = self.client().await?;
         let rows = query(

@@ -672,11 +672,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_service(
-        &self,
-        tenant: &str,
-        service: &Service,
-    ) -> Result<Created, StoreError> {
+    async fn create_service(&self, tenant: &str, service: &Service) -> Result<Created, StoreError> {
         let body = to_json(service)?;
         let (id, name) = (service.id.clone(), service.name.clone());
         let tenant = tenant.to_owned();
@@ -705,11 +701,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn retire_service(
-        &self,
-        tenant: &str,
-        id_or_name: &str,
-    ) -> Result<Retired, StoreError> {
+    async fn retire_service(&self, tenant: &str, id_or_name: &str) -> Result<Retired, StoreError> {
         let (tenant, wanted) = (tenant.to_owned(), id_or_name.to_owned());
         self.write(move |conn| {
             let found: Option<(Option<String>, String)> = conn
