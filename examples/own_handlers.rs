@@ -1,6 +1,7 @@
 //! Your own services in an embedded server: one `async fn` handler (it runs on the event
 //! loop) and one plain `fn` handler (it runs on the blocking pool), both reporting
-//! progress, driven by the async client, which prints each event as it comes.
+//! progress, driven by the async client, which prints each event as it comes. Then a
+//! program registered as a service over the API (the server allows commands).
 //!
 //! ```text
 //! cargo run --example own_handlers
@@ -53,8 +54,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "required": ["below"]
     }));
 
-    let server =
-        jobwire_server::spawn(ServerConfig::new().service(countdown).service(primes)).await?;
+    let config = ServerConfig::new()
+        .service(countdown)
+        .service(primes)
+        .allow_commands(true);
+    let server = jobwire_server::spawn(config).await?;
     let client = jobwire::Client::builder()
         .base_url(server.url())
         .token(server.token())
@@ -85,6 +89,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+
+    // A program as a service: its stdout is the output, `@progress` lines are progress.
+    let shout = jobwire::ServiceSpec::command(
+        "shout",
+        jobwire::CommandSpec::new("sh")
+            .arg("-c")
+            .arg("echo '@progress 0.5 shouting' ; tr a-z A-Z")
+            .env("PATH", "/usr/bin:/bin"),
+    );
+    let shout = client.create_or_get_service(&shout).await?;
+    let out: serde_json::Value = shout.run(&json!({"say": "hello"})).await?;
+    println!("shout ({}): {out}", shout.id());
+    shout.delete().await?;
+
     server.shutdown().await;
     Ok(())
 }

@@ -236,9 +236,9 @@ pub(super) async fn delete_service(
         .retire_service(tenant.as_str(), &id)
         .await?;
     match retired {
-        Retired::Done(service) => {
-            app.services.forget(&service.id);
-            app.runner.handlers().forget(&service.id);
+        Retired::Done(service_id) => {
+            app.services.forget(&service_id);
+            app.runner.handlers().forget(&service_id);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Retired::Global => Err(ApiError::forbidden(format!(

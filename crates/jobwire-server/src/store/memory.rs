@@ -178,7 +178,7 @@ impl Store for MemoryStore {
     async fn create_service(&self, tenant: &str, service: &Service) -> Result<Created, StoreError> {
         let mut inner = lock(&self.inner);
         if let Some(taken) = inner.live_service(tenant, &service.name) {
-            return Ok(Created::NameTaken(taken.clone()));
+            return Ok(Created::NameTaken(Box::new(taken.clone())));
         }
         inner.next_service += 1;
         let seq = inner.next_service;
@@ -204,9 +204,9 @@ impl Store for MemoryStore {
         if owner.is_none() {
             return Ok(Retired::Global);
         }
-        let service = service.clone();
-        inner.retired.insert(service.id.clone());
-        Ok(Retired::Done(service))
+        let id = service.id.clone();
+        inner.retired.insert(id.clone());
+        Ok(Retired::Done(id))
     }
 
     async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {

@@ -259,14 +259,14 @@ pub(crate) enum Created {
     Stored,
     /// A live service the tenant can see (its own, or a global one) has the name:
     /// nothing was stored.
-    NameTaken(Service),
+    NameTaken(Box<Service>),
 }
 
 /// How retiring a service went.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Retired {
-    /// The tenant's service is retired (now, or it was already).
-    Done(Service),
+    /// The tenant's service with this id is retired (now, or it was already).
+    Done(String),
     /// The service is global (a built-in, or the embedding program's): not the tenant's
     /// to retire.
     Global,
@@ -559,7 +559,7 @@ pub(crate) mod contract {
             .create_service("ts1", &service("svc_m2", "mine"))
             .await
             .unwrap();
-        assert_eq!(taken, Created::NameTaken(mine.clone()));
+        assert_eq!(taken, Created::NameTaken(Box::new(mine.clone())));
         let global = store
             .create_service("ts1", &service("svc_m3", "global"))
             .await
@@ -587,14 +587,14 @@ pub(crate) mod contract {
         assert!(!store.is_retired("ts1", "svc_m1").await.unwrap());
         assert_eq!(
             store.retire_service("ts1", "mine").await.unwrap(),
-            Retired::Done(mine.clone())
+            Retired::Done(mine.id.clone())
         );
         assert!(store.is_retired("ts1", "svc_m1").await.unwrap());
         assert!(!store.is_retired("ts2", "svc_m1").await.unwrap());
         // Retiring again by id is fine; by name there is nothing left.
         assert_eq!(
             store.retire_service("ts1", "svc_m1").await.unwrap(),
-            Retired::Done(mine)
+            Retired::Done(mine.id)
         );
         assert_eq!(
             store.retire_service("ts1", "mine").await.unwrap(),

@@ -624,12 +624,12 @@ impl Store for PgStore {
         let taken: Option<&str> = get(row, 1, WHAT)?;
         match (inserted, taken) {
             (1, _) => Ok(Created::Stored),
-            (_, Some(body)) => Ok(Created::NameTaken(from_json(body)?)),
+            (_, Some(body)) => Ok(Created::NameTaken(Box::new(from_json(body)?))),
             // Lost a race to a create that committed meanwhile: that one has the name.
             _ => self
                 .find_service(tenant, &service.name)
                 .await?
-                .map(Created::NameTaken)
+                .map(|taken| Created::NameTaken(Box::new(taken)))
                 .ok_or_else(|| StoreError::new("a service name is taken by no service")),
         }
     }
@@ -640,7 +640,7 @@ impl Store for PgStore {
         let rows = query(
             &client,
             WHAT,
-            "SELECT tenant, body FROM services
+            "SELECT tenant, id FROM services
              WHERE (tenant IS NULL OR tenant = $1)
                AND (id = $2 OR (name = $2 AND NOT retired))
              ORDER BY (id = $2) DESC, seq LIMIT 1",
@@ -654,15 +654,15 @@ impl Store for PgStore {
         if owner.is_none() {
             return Ok(Retired::Global);
         }
-        let service: Service = from_json(get(row, 1, WHAT)?)?;
+        let id: String = get(row, 1, WHAT)?;
         execute(
             &client,
             WHAT,
             "UPDATE services SET retired = true WHERE id = $1",
-            &[&service.id],
+            &[&id],
         )
         .await?;
-        Ok(Retired::Done(service))
+        Ok(Retired::Done(id))
     }
 
     async fn is_retired(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {

@@ -689,7 +689,7 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(err("reading a service"))?;
             if let Some(body) = taken {
-                return Ok((Created::NameTaken(from_json(&body)?), Vec::new()));
+                return Ok((Created::NameTaken(Box::new(from_json(&body)?)), Vec::new()));
             }
             conn.execute(
                 "INSERT INTO services (id, tenant, name, body) VALUES (?1, ?2, ?3, ?4)",
@@ -706,7 +706,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let found: Option<(Option<String>, String)> = conn
                 .query_row(
-                    "SELECT tenant, body FROM services
+                    "SELECT tenant, id FROM services
                      WHERE (tenant IS NULL OR tenant = ?1)
                          AND (id = ?2 OR (name = ?2 AND retired = 0))
                      ORDER BY (id = ?2) DESC, seq LIMIT 1",
@@ -718,14 +718,10 @@ impl Store for SqliteStore {
             let retired = match found {
                 None => Retired::Missing,
                 Some((None, _)) => Retired::Global,
-                Some((Some(_), body)) => {
-                    let service: Service = from_json(&body)?;
-                    conn.execute(
-                        "UPDATE services SET retired = 1 WHERE id = ?1",
-                        params![service.id],
-                    )
-                    .map_err(err("retiring a service"))?;
-                    Retired::Done(service)
+                Some((Some(_), id)) => {
+                    conn.execute("UPDATE services SET retired = 1 WHERE id = ?1", params![id])
+                        .map_err(err("retiring a service"))?;
+                    Retired::Done(id)
                 }
             };
             Ok((retired, Vec::new()))
