@@ -2,10 +2,9 @@
 //! It mirrors `jobwire`'s client call for call; only the driving of streams differs (a
 //! thread here, a task there).
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use jobwire_core::endpoint::Endpoint;
-use jobwire_core::retry::{within_deadline, Attempt, Jitter, RetryBudget};
+use jobwire_core::throttle::Pacer;
 use jobwire_core::transport::Transport;
 use jobwire_core::{ClientConfig, Error};
 use jobwire_ureq::UreqTransport;
@@ -34,8 +33,51 @@ struct Inner {
     transport: Arc<dyn Transport>,
     /// Where waits share one event stream.
     hub: Hub,
-    /// The retry budget all clones share, and the back-off jitter.
-    retry: std::sync::Mutex<(RetryBudget, Jitter)>,
+    /// The retry budget, jitter and throttle all clones share.
+    pacer: Pacer,
+    /// The in-flight limit, when there is one.
+    in_flight: Option<Slots>,
+}
+
+/// A counting semaphore: at most `limit` slots taken at once; a thread that asks for one
+/// while all are taken sleeps until one is given back.
+struct Slots {
+    taken: Mutex<usize>,
+    given_back: Condvar,
+    limit: usize,
+}
+
+/// A taken slot, given back when dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(limit: usize) -> Self {
+        Slots {
+            taken: Mutex::new(0),
+            given_back: Condvar::new(),
+            limit,
+        }
+    }
+
+    fn take(&self) -> Slot<'_> {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        while *taken >= self.limit {
+            taken = self
+                .given_back
+                .wait(taken)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *taken += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut taken = self.0.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        *taken = taken.saturating_sub(1);
+        self.0.given_back.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -89,13 +131,11 @@ impl ClientBuilder {
         let hub = Hub::new(&config);
         Ok(Client {
             inner: Arc::new(Inner {
-                config,
                 transport,
                 hub,
-                retry: std::sync::Mutex::new((
-                    RetryBudget::default(),
-                    Jitter::new(jobwire_core::follow::jitter_seed()),
-                )),
+                pacer: Pacer::new(&config, jobwire_core::follow::jitter_seed()),
+                in_flight: config.max_in_flight_value().map(Slots::new),
+                config,
             }),
             deadline: None,
         })
@@ -136,36 +176,15 @@ impl Client {
         &self.inner.hub
     }
 
-    /// Sends one endpoint's request and parses its answer: the drive loop under every
-    /// call, public so a caller can use an endpoint the client has no method for. The
-    /// core's [`RetryPolicy`](jobwire_core::retry::RetryPolicy) decides after each attempt
-    /// whether to send it again.
-    pub fn execute<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let config = &self.inner.config;
-        let request = endpoint.request(config)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut this_attempt = request.clone();
-            within_deadline(&mut this_attempt, self.time_left())?;
-            let answer = self.send_once(this_attempt);
-            let next = {
-                let mut retry = self
-                    .inner
-                    .retry
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let (budget, jitter) = &mut *retry;
-                let left = self.time_left();
-                config
-                    .retry_value()
-                    .decide(attempt, &request, &answer, left, budget, jitter)
-            };
-            match next {
-                Attempt::Again { after } => std::thread::sleep(after),
-                _ => return endpoint.parse(answer?),
-            }
-        }
+    /// What all clones share about sending: retry budget, jitter, throttle.
+    pub(crate) fn pacer(&self) -> &Pacer {
+        &self.inner.pacer
+    }
+
+    /// A slot of the in-flight limit, held while one attempt is sent (none without a
+    /// limit).
+    fn in_flight_slot(&self) -> Option<Slot<'_>> {
+        self.inner.in_flight.as_ref().map(Slots::take)
     }
 
     /// One attempt: the answer with its whole body, or why there is none.

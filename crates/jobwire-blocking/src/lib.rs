@@ -30,6 +30,7 @@
 //! closure will do.
 #![warn(missing_docs)]
 
+mod batch;
 mod client;
 mod events;
 mod hub;
@@ -37,12 +38,14 @@ mod job;
 mod list;
 mod service;
 
+pub use batch::{JobGuard, RunAll, RunUnordered};
 pub use client::{Client, ClientBuilder};
 pub use events::EventStream;
 pub use job::JobHandle;
 pub use list::{Items, JobList, ServiceList};
 pub use service::ServiceHandle;
 
+pub use jobwire_core::batch::{BatchEvent, BatchReport, Summary};
 pub use jobwire_core::event::{EventKind, JobEvent};
 pub use jobwire_core::{
     ClientConfig, CommandSpec, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot,

@@ -20,6 +20,8 @@ pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366
 
 /// The longest single long-poll the SDK asks for: the server's cap (docs/api.md).
 pub const MAX_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+/// The highest rate limit accepted, in requests a second.
+pub const MAX_RATE: f64 = 1_000_000.0;
 
 /// Everything a client needs to know besides its transport.
 ///
@@ -52,6 +54,9 @@ pub struct ClientConfig {
     stream_idle_timeout: Duration,
     wait_by_events: bool,
     retry: crate::retry::RetryPolicy,
+    max_in_flight: Option<usize>,
+    rate_limit: Option<f64>,
+    traceparent: bool,
 }
 
 impl Default for ClientConfig {
@@ -68,6 +73,9 @@ impl Default for ClientConfig {
             stream_idle_timeout: Duration::from_secs(45),
             wait_by_events: true,
             retry: crate::retry::RetryPolicy::default(),
+            max_in_flight: None,
+            rate_limit: None,
+            traceparent: false,
         }
     }
 }
@@ -87,6 +95,9 @@ impl std::fmt::Debug for ClientConfig {
             .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("wait_by_events", &self.wait_by_events)
             .field("retry", &self.retry)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("rate_limit", &self.rate_limit)
+            .field("traceparent", &self.traceparent)
             .finish()
     }
 }
@@ -197,6 +208,28 @@ impl ClientConfig {
         self
     }
 
+    /// At most `n` requests in flight at once, across all clones of the client (default:
+    /// no limit); the others wait for a slot. Event streams do not count.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n);
+        self
+    }
+
+    /// At most `per_second` requests a second, evenly spaced, across all clones of the
+    /// client (default: no limit). A 429 answer halves it for a while (it climbs back
+    /// with each success) and holds every request for the `Retry-After` asked for.
+    pub fn rate_limit(mut self, per_second: f64) -> Self {
+        self.rate_limit = Some(per_second);
+        self
+    }
+
+    /// Sends a W3C `traceparent` header with each request (default off): one trace per
+    /// call, a fresh parent id per attempt, recorded on the call's `tracing` span.
+    pub fn traceparent(mut self, enabled: bool) -> Self {
+        self.traceparent = enabled;
+        self
+    }
+
     /// Checks the settings and normalises the base URL; nothing is sent with a bad one.
     pub fn validate(mut self) -> Result<Self, Error> {
         let trimmed = self.base_url.trim().trim_end_matches('/').to_owned();
@@ -249,11 +282,38 @@ impl ClientConfig {
                 ));
             }
         }
+        if self.max_in_flight == Some(0) {
+            return Err(Error::invalid("max in flight", "must be at least 1"));
+        }
+        if self
+            .rate_limit
+            .is_some_and(|r| !r.is_finite() || r <= 0.0 || r > MAX_RATE)
+        {
+            return Err(Error::invalid(
+                "rate limit",
+                format!("must be more than 0 and at most {MAX_RATE} requests a second"),
+            ));
+        }
         // The server caps `Prefer: wait` (docs/api.md: 60 s); asking longer would make every
         // honest answer look early to the waiter.
         self.long_poll = self.long_poll.min(MAX_LONG_POLL);
         self.base_url = trimmed;
         Ok(self)
+    }
+
+    /// The limit on requests in flight, if one is set.
+    pub fn max_in_flight_value(&self) -> Option<usize> {
+        self.max_in_flight
+    }
+
+    /// The limit on requests a second, if one is set.
+    pub fn rate_limit_value(&self) -> Option<f64> {
+        self.rate_limit
+    }
+
+    /// Whether requests carry a `traceparent`.
+    pub fn traceparent_value(&self) -> bool {
+        self.traceparent
     }
 
     /// The base URL without a trailing slash.
@@ -342,6 +402,14 @@ macro_rules! __client_config_setters {
             fn wait_by_events(enabled: bool);
             /// How requests are retried (`RetryPolicy::none()` turns retries off).
             fn retry(policy: $crate::retry::RetryPolicy);
+            /// At most `n` requests in flight at once, across all clones (default: no
+            /// limit).
+            fn max_in_flight(n: usize);
+            /// At most `per_second` requests a second, across all clones (default: no
+            /// limit); a 429 slows it down and holds requests for its `Retry-After`.
+            fn rate_limit(per_second: f64);
+            /// Send a W3C `traceparent` with each request (default off).
+            fn traceparent(enabled: bool);
         }
     };
 }

@@ -179,6 +179,32 @@ impl Error {
         }
     }
 
+    /// The variant as a short name (`not_found`, `job_failed`, `timeout`, …), for
+    /// counting failures by kind and for logs.
+    ///
+    /// ```
+    /// let e = jobwire_core::Error::Timeout { what: "a job".into() };
+    /// assert_eq!(e.kind_name(), "timeout");
+    /// ```
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::NotFound { .. } => "not_found",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::Forbidden { .. } => "forbidden",
+            Error::Conflict { .. } => "conflict",
+            Error::Validation { .. } => "validation",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Api { .. } => "api",
+            Error::Timeout { .. } => "timeout",
+            Error::Transport(_) => "transport",
+            Error::Decode { .. } => "decode",
+            Error::Protocol(_) => "protocol",
+            Error::JobFailed { .. } => "job_failed",
+            Error::JobCancelled { .. } => "job_cancelled",
+            Error::Invalid { .. } => "invalid",
+        }
+    }
+
     /// The HTTP status of the answer, when there was one.
     pub fn status(&self) -> Option<http::StatusCode> {
         match self {

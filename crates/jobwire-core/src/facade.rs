@@ -3,7 +3,8 @@
 //! `async`/`.await`, the `blocking` arm leaves them out. No feature flag picks the
 //! mode, so both facades can live in one binary.
 //!
-//! A facade defines `Client` (with `execute`, its drive loop, `config`, and `watch`, which
+//! A facade defines `Client` (with `send_once`, one attempt through its transport,
+//! `in_flight_slot`, a slot of its in-flight limit, `pacer`, `config`, and `watch`, which
 //! registers a wait with its push hub), `ServiceHandle { client, service }`,
 //! `JobHandle { client, job, position }` and `EventStream` (with `new(client, target)`),
 //! then invokes
@@ -23,6 +24,84 @@ macro_rules! __facade_methods {
     };
     (@emit [$($async:tt)*] [$($await:tt)*] [$($sleep:tt)*] [$($rare:tt)*]) => {
         impl Client {
+            /// Sends one endpoint's request and parses its answer: the drive loop under
+            /// every call, public so a caller can use an endpoint the client has no method
+            /// for. Before each attempt the client's [`Pacer`]($crate::throttle::Pacer)
+            /// says how long to wait (the rate limit, a 429's `Retry-After`) and a slot
+            /// of the in-flight limit is taken; after it, the core's
+            /// [`RetryPolicy`]($crate::retry::RetryPolicy) decides whether to send it
+            /// again. Each call is a `jobwire.call` span (method, path, trace id), each
+            /// attempt an event in it (attempt, status, request id, retry reason).
+            pub $($async)* fn execute<E: $crate::endpoint::Endpoint>(&self, endpoint: &E) -> Result<E::Output, $crate::Error> {
+                let config = self.config();
+                let request = endpoint.request(config)?;
+                let trace = config
+                    .traceparent_value()
+                    .then(|| $crate::trace::TraceContext::new($crate::follow::jitter_seed));
+                let call = tracing::debug_span!(
+                    "jobwire.call",
+                    method = %request.method(),
+                    path = request.uri().path(),
+                    trace_id = tracing::field::Empty,
+                );
+                if let Some(trace) = &trace {
+                    call.record("trace_id", trace.trace_id());
+                }
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let pause = self.pacer().reserve(std::time::Instant::now());
+                    let pause = self.time_left().map_or(pause, |left| pause.min(left));
+                    if !pause.is_zero() {
+                        $($sleep)*(pause) $($await)*;
+                    }
+                    let mut this_attempt = request.clone();
+                    if let Some(trace) = &trace {
+                        let parent = trace.traceparent($crate::follow::jitter_seed());
+                        if let Ok(value) = http::HeaderValue::from_str(&parent) {
+                            this_attempt.headers_mut().insert("traceparent", value);
+                        }
+                    }
+                    $crate::retry::within_deadline(&mut this_attempt, self.time_left())?;
+                    let answer = {
+                        let _slot = self.in_flight_slot() $($await)*;
+                        self.send_once(this_attempt) $($await)*
+                    };
+                    let next = self.pacer().after(
+                        config.retry_value(),
+                        attempt,
+                        &request,
+                        &answer,
+                        self.time_left(),
+                        std::time::Instant::now(),
+                    );
+                    let (status, request_id) = match &answer {
+                        Ok(response) => (
+                            response.status().as_u16(),
+                            response.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
+                        ),
+                        Err(_) => (0, None),
+                    };
+                    match next {
+                        $crate::retry::Attempt::Again { after } => {
+                            let reason = match &answer {
+                                Ok(response) => response.status().as_str().to_owned(),
+                                Err(e) => e.kind_name().to_owned(),
+                            };
+                            tracing::debug!(
+                                parent: &call, attempt, status, request_id, %reason,
+                                retry_in_ms = after.as_millis() as u64, "retrying"
+                            );
+                            $($sleep)*(after) $($await)*;
+                        }
+                        _ => {
+                            tracing::debug!(parent: &call, attempt, status, request_id, "answered");
+                            return endpoint.parse(answer?);
+                        }
+                    }
+                }
+            }
+
             /// A clone of this client whose every call — each request with its retries,
             /// `run` (submit and wait), event streams and paging walks — ends by `limit`
             /// from now, with [`Error::Timeout`]($crate::Error::Timeout) if it has not
@@ -162,6 +241,54 @@ macro_rules! __facade_methods {
                 service: &str,
                 input: &I,
             ) -> Result<O, $crate::Error> {
+                let (options, deadline) = self.run_plan();
+                let mut job = self.submit_with(service, input, options) $($await)* ?;
+                // The handle is free of this client's deadline; `deadline` includes it.
+                job.wait_until(deadline) $($await)* ?;
+                $crate::outcome::job_result(job.job())
+            }
+
+            /// Runs input `index` of a batch like [`run`](Self::run), telling the plan's
+            /// hook what happens. `submitted(job_id)` answers whether to cancel the job
+            /// at once (the batch stopped meanwhile).
+            pub(crate) $($async)* fn run_item<O: serde::de::DeserializeOwned>(
+                &self,
+                service: &str,
+                plan: &$crate::batch::Plan,
+                index: usize,
+                submitted: impl FnOnce(&str) -> bool,
+            ) -> Result<O, $crate::Error> {
+                use $crate::batch::BatchEvent;
+                let input = plan.input(index)?;
+                let (mut options, deadline) = self.run_plan();
+                if plan.follows_events() {
+                    // Answered at once: the job's events tell the rest.
+                    options = $crate::SubmitOptions::default();
+                }
+                let mut job = self.submit_with(service, &input, options) $($await)* ?;
+                plan.emit(BatchEvent::Submitted { index, job_id: job.id().to_owned() });
+                if submitted(job.id()) {
+                    job.cancel() $($await)* ?;
+                }
+                if plan.follows_events() && !job.job().is_finished() {
+                    let mut events = job.events();
+                    while let Some(event) = events.next() $($await)* {
+                        match event?.kind {
+                            $crate::event::EventKind::Progress { fraction, message } => {
+                                plan.emit(BatchEvent::Progress { index, fraction, message })
+                            }
+                            $crate::event::EventKind::Done(done) => return $crate::outcome::job_result(&done),
+                            _ => {}
+                        }
+                    }
+                }
+                job.wait_until(deadline) $($await)* ?;
+                $crate::outcome::job_result(job.job())
+            }
+
+            /// How [`run`](Self::run) submits — holding the answer a moment, so a quick
+            /// job costs one round trip — and when its wait must end.
+            pub(crate) fn run_plan(&self) -> ($crate::SubmitOptions, Option<std::time::Instant>) {
                 let config = self.config();
                 // One deadline covers the submit's server-side wait and the waiting after.
                 let limit = config.wait_timeout_value();
@@ -172,11 +299,7 @@ macro_rules! __facade_methods {
                     config.long_poll_value()
                 };
                 let wait = limit.map_or(hold, |t| hold.min(t));
-                let options = $crate::SubmitOptions::default().wait(wait);
-                let mut job = self.submit_with(service, input, options) $($await)* ?;
-                // The handle is free of this client's deadline; `deadline` includes it.
-                job.wait_until(deadline) $($await)* ?;
-                $crate::outcome::job_result(job.job())
+                ($crate::SubmitOptions::default().wait(wait), deadline)
             }
         }
 
@@ -308,7 +431,7 @@ macro_rules! __facade_methods {
             /// Waits by push: the client's one event stream wakes this job at its
             /// `done` (the core's [`Watchlist`]($crate::push::Watchlist) decides); by
             /// long-poll when events are off or not available.
-            $($async)* fn wait_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
+            pub(crate) $($async)* fn wait_until(&mut self, deadline: Option<std::time::Instant>) -> Result<&$crate::Job, $crate::Error> {
                 use $crate::push::{Wake, Watch};
                 let deadline = self.client.bounded(deadline);
                 // Re-reads before giving up on events for this wait: a server that sends

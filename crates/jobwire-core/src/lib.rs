@@ -8,6 +8,7 @@
 //! - [`endpoint`]: each API call as a request builder plus an answer parser;
 //! - [`transport`]: the blocking and async transport traits (closures implement them);
 //! - [`Error`]: the one error type of every call;
+//! - [`batch`]: many jobs at once (bounded concurrency, results in input order, fail-fast);
 //! - [`sse`] and [`event`]: server-sent events decoded to typed job events;
 //! - decisions as pure state machines with injected time: [`paging::Pager`],
 //!   [`wait::Waiter`] (long-poll), [`follow::Follower`] (one event stream: resume,
@@ -41,6 +42,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod config;
 pub mod endpoint;
 pub mod error;
@@ -55,6 +57,8 @@ pub mod problem;
 pub mod push;
 pub mod retry;
 pub mod sse;
+pub mod throttle;
+pub mod trace;
 pub mod transport;
 pub mod wait;
 

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use jobwire_core::endpoint::Endpoint;
-use jobwire_core::retry::{within_deadline, Attempt, Jitter, RetryBudget};
+use futures_util::StreamExt as _;
+use jobwire_core::throttle::Pacer;
 use jobwire_core::transport::AsyncTransport;
 use jobwire_core::{ClientConfig, Error};
 use jobwire_hyper::HyperTransport;
@@ -32,8 +32,10 @@ struct Inner {
     transport: Arc<dyn AsyncTransport>,
     /// Where waits share one event stream.
     hub: Hub,
-    /// The retry budget all clones share, and the back-off jitter.
-    retry: std::sync::Mutex<(RetryBudget, Jitter)>,
+    /// The retry budget, jitter and throttle all clones share.
+    pacer: Pacer,
+    /// One permit per request that may be in flight, when there is a limit.
+    in_flight: Option<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Client {
@@ -87,13 +89,13 @@ impl ClientBuilder {
         let hub = Hub::new(&config);
         Ok(Client {
             inner: Arc::new(Inner {
-                config,
                 transport,
                 hub,
-                retry: std::sync::Mutex::new((
-                    RetryBudget::default(),
-                    Jitter::new(jobwire_core::follow::jitter_seed()),
-                )),
+                pacer: Pacer::new(&config, jobwire_core::follow::jitter_seed()),
+                in_flight: config
+                    .max_in_flight_value()
+                    .map(tokio::sync::Semaphore::new),
+                config,
             }),
             deadline: None,
         })
@@ -134,35 +136,18 @@ impl Client {
         &self.inner.hub
     }
 
-    /// Sends one endpoint's request and parses its answer: the drive loop under every
-    /// call, public so a caller can use an endpoint the client has no method for. The
-    /// core's [`RetryPolicy`](jobwire_core::retry::RetryPolicy) decides after each attempt
-    /// whether to send it again.
-    pub async fn execute<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let config = &self.inner.config;
-        let request = endpoint.request(config)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut this_attempt = request.clone();
-            within_deadline(&mut this_attempt, self.time_left())?;
-            let answer = self.send_once(this_attempt).await;
-            let next = {
-                let mut retry = self
-                    .inner
-                    .retry
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let (budget, jitter) = &mut *retry;
-                let left = self.time_left();
-                config
-                    .retry_value()
-                    .decide(attempt, &request, &answer, left, budget, jitter)
-            };
-            match next {
-                Attempt::Again { after } => tokio::time::sleep(after).await,
-                _ => return endpoint.parse(answer?),
-            }
+    /// What all clones share about sending: retry budget, jitter, throttle.
+    pub(crate) fn pacer(&self) -> &Pacer {
+        &self.inner.pacer
+    }
+
+    /// A slot of the in-flight limit, held while one attempt is sent (none without a
+    /// limit).
+    async fn in_flight_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.inner.in_flight {
+            // The semaphore is never closed, so acquiring only fails if it were.
+            Some(slots) => slots.acquire().await.ok(),
+            None => None,
         }
     }
 

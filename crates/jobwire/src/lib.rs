@@ -34,6 +34,7 @@
 //! — a closure will do.
 #![warn(missing_docs)]
 
+mod batch;
 mod client;
 mod events;
 mod hub;
@@ -41,12 +42,14 @@ mod job;
 mod list;
 mod service;
 
+pub use batch::{JobGuard, RunAll, RunUnordered};
 pub use client::{Client, ClientBuilder};
 pub use events::EventStream;
 pub use job::JobHandle;
 pub use list::{JobList, ServiceList};
 pub use service::ServiceHandle;
 
+pub use jobwire_core::batch::{BatchEvent, BatchReport, Summary};
 pub use jobwire_core::event::{EventKind, JobEvent};
 pub use jobwire_core::{
     ClientConfig, CommandSpec, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot,

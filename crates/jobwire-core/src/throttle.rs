@@ -1,0 +1,198 @@
+//! How fast a client may send: an optional rate limit shared by all clones of a client,
+//! slowed down by the server's 429 answers. A pure state machine with injected time; the
+//! facades' `execute` asks it before each attempt and tells it each answer.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use jobwire_core::throttle::Throttle;
+//!
+//! let t0 = Instant::now();
+//! let mut throttle = Throttle::new(Some(10.0)); // 10 a second: one per 100 ms
+//! assert_eq!(throttle.reserve(t0), Duration::ZERO);
+//! assert_eq!(throttle.reserve(t0), Duration::from_millis(100), "the next slot");
+//! throttle.observe(t0, 429, Some(Duration::from_secs(2)));
+//! assert!(throttle.reserve(t0) >= Duration::from_secs(2), "held for Retry-After");
+//! ```
+
+use std::time::{Duration, Instant};
+
+/// How long every request is held after a 429 without `Retry-After`.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+/// The lowest a 429 brings the rate, as a fraction of the configured rate.
+const FLOOR: f64 = 1.0 / 16.0;
+/// How much of the configured rate each success gives back.
+const RECOVERY: f64 = 1.0 / 10.0;
+
+/// The send schedule of one client; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    /// The rate asked for, requests a second.
+    configured: Option<f64>,
+    /// The rate in force: the configured one, or less after 429s.
+    rate: f64,
+    /// When the next request may go, by the rate.
+    next_slot: Option<Instant>,
+    /// No request goes before this (a 429's `Retry-After`).
+    paused_until: Option<Instant>,
+}
+
+impl Throttle {
+    /// A schedule of at most `per_second` requests a second, evenly spaced (`None`: no
+    /// limit, but 429s still hold every request for their `Retry-After`).
+    pub fn new(per_second: Option<f64>) -> Self {
+        Throttle {
+            configured: per_second,
+            rate: per_second.unwrap_or(0.0),
+            next_slot: None,
+            paused_until: None,
+        }
+    }
+
+    /// Takes the next send slot at `now`: how long to wait before sending. Each call
+    /// takes a slot of its own, so callers that wait are spaced, not released at once.
+    pub fn reserve(&mut self, now: Instant) -> Duration {
+        let mut at = self.paused_until.map_or(now, |p| p.max(now));
+        if self.configured.is_some() && self.rate > 0.0 {
+            let slot = self.next_slot.map_or(at, |n| n.max(at));
+            self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / self.rate));
+            at = slot;
+        }
+        at.saturating_duration_since(now)
+    }
+
+    /// Learns from an answer at `now` with HTTP `status` (0 when there was none): a 429
+    /// holds everything for its `Retry-After` (1 s without) and halves the rate; another
+    /// answer gives some of the rate back.
+    pub fn observe(&mut self, now: Instant, status: u16, retry_after: Option<Duration>) {
+        let Some(configured) = self.configured else {
+            if status == 429 {
+                self.pause(now, retry_after);
+            }
+            return;
+        };
+        if status == 429 {
+            self.pause(now, retry_after);
+            self.rate = (self.rate / 2.0).max(configured * FLOOR);
+        } else if status != 0 {
+            self.rate = (self.rate + configured * RECOVERY).min(configured);
+        }
+    }
+
+    fn pause(&mut self, now: Instant, retry_after: Option<Duration>) {
+        let until = now + retry_after.unwrap_or(DEFAULT_PAUSE);
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// The rate in force, if there is a limit.
+    pub fn rate(&self) -> Option<f64> {
+        self.configured.map(|_| self.rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn without_a_limit_nothing_waits_but_a_429() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(None);
+        for _ in 0..100 {
+            assert_eq!(t.reserve(t0), Duration::ZERO);
+        }
+        t.observe(t0, 503, None);
+        assert_eq!(t.reserve(t0), Duration::ZERO);
+        t.observe(t0, 429, Some(3 * 1000 * MS));
+        assert_eq!(t.reserve(t0 + 1000 * MS), 2000 * MS);
+        assert_eq!(t.reserve(t0 + 3000 * MS), Duration::ZERO);
+        assert_eq!(t.rate(), None);
+    }
+
+    #[test]
+    fn slots_are_evenly_spaced_and_taken_in_turn() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(Some(20.0));
+        let waits: Vec<Duration> = (0..4).map(|_| t.reserve(t0)).collect();
+        assert_eq!(waits, [0 * MS, 50 * MS, 100 * MS, 150 * MS]);
+        // Idle time is not saved up: no burst after a quiet spell.
+        let later = t0 + 10_000 * MS;
+        assert_eq!(t.reserve(later), Duration::ZERO);
+        assert_eq!(t.reserve(later), 50 * MS);
+    }
+
+    #[test]
+    fn a_429_pauses_halves_and_success_recovers() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(Some(100.0));
+        t.observe(t0, 429, None);
+        assert_eq!(t.rate(), Some(50.0));
+        assert_eq!(t.reserve(t0), 1000 * MS, "held for the default pause");
+        for _ in 0..10 {
+            t.observe(t0, 429, Some(MS));
+        }
+        assert_eq!(t.rate(), Some(100.0 / 16.0), "never below the floor");
+        t.observe(t0, 200, None);
+        assert_eq!(t.rate(), Some(100.0 / 16.0 + 10.0));
+        for _ in 0..20 {
+            t.observe(t0, 404, None);
+        }
+        assert_eq!(t.rate(), Some(100.0), "never above the limit");
+        t.observe(t0, 0, None);
+        assert_eq!(t.rate(), Some(100.0), "no answer teaches nothing");
+    }
+}
+
+/// What every clone of a client shares about sending — the retry budget with its jitter,
+/// and the [`Throttle`] — behind locks held only for a decision.
+#[derive(Debug)]
+pub struct Pacer {
+    retry: std::sync::Mutex<(crate::retry::RetryBudget, crate::retry::Jitter)>,
+    throttle: std::sync::Mutex<Throttle>,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Pacer {
+    /// The pacing of a client with `config`, its jitter seeded with `seed`.
+    pub fn new(config: &crate::ClientConfig, seed: u64) -> Self {
+        Pacer {
+            retry: std::sync::Mutex::new((
+                crate::retry::RetryBudget::default(),
+                crate::retry::Jitter::new(seed),
+            )),
+            throttle: std::sync::Mutex::new(Throttle::new(config.rate_limit_value())),
+        }
+    }
+
+    /// How long to wait at `now` before the next attempt goes (see
+    /// [`Throttle::reserve`]).
+    pub fn reserve(&self, now: Instant) -> Duration {
+        lock(&self.throttle).reserve(now)
+    }
+
+    /// After an attempt: the throttle learns from `answer`, then `policy` decides
+    /// whether to send `request` again (see [`RetryPolicy::decide`](crate::retry::RetryPolicy::decide)).
+    pub fn after(
+        &self,
+        policy: &crate::retry::RetryPolicy,
+        attempt: u32,
+        request: &http::Request<bytes::Bytes>,
+        answer: &Result<http::Response<bytes::Bytes>, crate::Error>,
+        time_left: Option<Duration>,
+        now: Instant,
+    ) -> crate::retry::Attempt {
+        if let Ok(response) = answer {
+            let retry_after = crate::endpoint::retry_after_of(response);
+            lock(&self.throttle).observe(now, response.status().as_u16(), retry_after);
+        }
+        let mut retry = lock(&self.retry);
+        let (budget, jitter) = &mut *retry;
+        policy.decide(attempt, request, answer, time_left, budget, jitter)
+    }
+}
