@@ -59,6 +59,8 @@
 #![warn(missing_docs)]
 
 mod bus;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clock;
 mod config;
 mod faults;
