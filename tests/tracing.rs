@@ -93,18 +93,29 @@ fn calls_and_attempts_are_traced_without_the_token() {
     let log = log_text();
     assert!(log.contains("jobwire.call"), "{log}");
     assert!(log.contains("method=GET"), "{log}");
-    assert!(log.contains(&format!("path=\"/v1/jobs/{}\"", job.id())), "{log}");
-    assert!(log.contains("attempt=1 status=200 request_id=\"req_"), "{log}");
-    assert!(log.contains("status=404"), "the miss: {log}");
     assert!(
-        log.contains("retrying") && log.contains("reason=503"),
-        "a retried 503: {log}"
+        log.contains(&format!("path=\"/v1/jobs/{}\"", job.id())),
+        "{log}"
     );
-    assert!(log.contains("attempt=2"), "{log}");
+    assert!(log.contains(&format!("job=\"{}\"", job.id())), "{log}");
+    assert!(log.contains("service=\"echo\""), "{log}");
+    assert!(
+        log.contains("jobwire.attempt{attempt=1 status=200 request_id=\"req_"),
+        "{log}"
+    );
+    assert!(log.contains("status=404"), "the miss: {log}");
+    assert!(log.contains("retrying reason=503"), "a retried 503: {log}");
+    assert!(log.contains("jobwire.attempt{attempt=2"), "{log}");
     assert!(!log.contains(TOKEN), "the token leaked into the log");
     for debug in [format!("{blocking:?}"), from_async, format!("{job:?}")] {
-        assert!(!debug.contains(TOKEN), "the token leaked into Debug: {debug}");
-        assert!(debug.contains("redacted") || !debug.contains("token"), "{debug}");
+        assert!(
+            !debug.contains(TOKEN),
+            "the token leaked into Debug: {debug}"
+        );
+        assert!(
+            debug.contains("redacted") || !debug.contains("token"),
+            "{debug}"
+        );
     }
     server.shutdown();
 }
@@ -116,16 +127,17 @@ fn traceparent_is_sent_when_asked_one_trace_per_call() {
     let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
     let client = |traceparent: bool| {
         let (seen, inner) = (seen.clone(), UreqTransport::new());
-        let transport = move |req: http::Request<Bytes>| -> Result<http::Response<Body>, TransportError> {
-            let header = req
-                .headers()
-                .get("traceparent")
-                .map(|v| v.to_str().unwrap().to_owned());
-            seen.lock()
-                .unwrap()
-                .push((req.uri().path().to_owned(), header));
-            inner.send(req)
-        };
+        let transport =
+            move |req: http::Request<Bytes>| -> Result<http::Response<Body>, TransportError> {
+                let header = req
+                    .headers()
+                    .get("traceparent")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                seen.lock()
+                    .unwrap()
+                    .push((req.uri().path().to_owned(), header));
+                inner.send(req)
+            };
         jobwire_blocking::Client::builder()
             .base_url(server.url())
             .token(TOKEN)
@@ -145,7 +157,7 @@ fn traceparent_is_sent_when_asked_one_trace_per_call() {
     }
     let out: Value = traced.run("echo", &json!({"y": 2})).unwrap();
     assert_eq!(out, json!({"y": 2}));
-    let seen = seen.lock().unwrap();
+    let recorded = seen.lock().unwrap();
     let parse = |h: &str| -> (String, String) {
         let parts: Vec<&str> = h.split('-').collect();
         assert_eq!(parts.len(), 4, "{h}");
@@ -154,12 +166,16 @@ fn traceparent_is_sent_when_asked_one_trace_per_call() {
         assert!(parts[2].len() == 16 && parts[2].bytes().all(|b| b.is_ascii_hexdigit()));
         (parts[1].to_owned(), parts[2].to_owned())
     };
-    let headers: Vec<(String, String)> = seen
+    let headers: Vec<(String, String)> = recorded
         .iter()
         .map(|(_, h)| parse(h.as_deref().expect("every request carries one")))
         .collect();
     // Eight calls (some retried by the faults), then the run's submit.
-    assert!(headers.len() > 9, "some GETs were retried: {}", headers.len());
+    assert!(
+        headers.len() > 9,
+        "some GETs were retried: {}",
+        headers.len()
+    );
     let mut traces: Vec<&String> = headers.iter().map(|(t, _)| t).collect();
     traces.dedup();
     assert_eq!(traces.len(), 9, "one trace per call, its retries included");
@@ -167,5 +183,18 @@ fn traceparent_is_sent_when_asked_one_trace_per_call() {
     parents.sort();
     parents.dedup();
     assert_eq!(parents.len(), headers.len(), "a parent id per attempt");
+    drop(recorded);
+
+    // Calls on behalf of a traced request carry its trace, with parent ids of their own.
+    seen.lock().unwrap().clear();
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let inside = plain.in_trace(incoming).unwrap();
+    inside.job(job.id()).unwrap();
+    for (_, header) in seen.lock().unwrap().iter() {
+        let (trace, parent) = parse(header.as_deref().unwrap());
+        assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(parent, "00f067aa0ba902b7");
+    }
+    assert!(plain.in_trace("00-bogus").is_err());
     server.shutdown();
 }

@@ -35,24 +35,34 @@ macro_rules! __facade_methods {
             pub $($async)* fn execute<E: $crate::endpoint::Endpoint>(&self, endpoint: &E) -> Result<E::Output, $crate::Error> {
                 let config = self.config();
                 let request = endpoint.request(config)?;
-                let trace = config
-                    .traceparent_value()
-                    .then(|| $crate::trace::TraceContext::new($crate::follow::jitter_seed));
+                let trace = self.trace.clone().or_else(|| {
+                    config
+                        .traceparent_value()
+                        .then(|| $crate::trace::TraceContext::new($crate::follow::jitter_seed))
+                });
+                let (service, job) = $crate::endpoint::subject_of(request.uri().path());
                 let call = tracing::debug_span!(
                     "jobwire.call",
                     method = %request.method(),
                     path = request.uri().path(),
-                    trace_id = tracing::field::Empty,
+                    service,
+                    job,
+                    trace_id = trace.as_ref().map(|t| t.trace_id()),
                 );
-                if let Some(trace) = &trace {
-                    call.record("trace_id", trace.trace_id());
-                }
-                let mut attempt = 0;
+                let mut attempt = 0u32;
                 loop {
                     attempt += 1;
+                    let span = tracing::debug_span!(
+                        parent: &call,
+                        "jobwire.attempt",
+                        attempt,
+                        status = tracing::field::Empty,
+                        request_id = tracing::field::Empty,
+                    );
                     let pause = self.pacer().reserve(std::time::Instant::now());
                     let pause = self.time_left().map_or(pause, |left| pause.min(left));
                     if !pause.is_zero() {
+                        tracing::debug!(parent: &span, pause_ms = pause.as_millis() as u64, "held by the rate limit");
                         $($sleep)*(pause) $($await)*;
                     }
                     let mut this_attempt = request.clone();
@@ -75,31 +85,43 @@ macro_rules! __facade_methods {
                         self.time_left(),
                         std::time::Instant::now(),
                     );
-                    let (status, request_id) = match &answer {
-                        Ok(response) => (
-                            response.status().as_u16(),
-                            response.headers().get("x-request-id").and_then(|v| v.to_str().ok()),
-                        ),
-                        Err(_) => (0, None),
+                    let reason = match &answer {
+                        Ok(response) => {
+                            span.record("status", response.status().as_u16());
+                            if let Some(id) = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()) {
+                                span.record("request_id", id);
+                            }
+                            response.status().as_str().to_owned()
+                        }
+                        Err(e) => e.kind_name().to_owned(),
                     };
                     match next {
                         $crate::retry::Attempt::Again { after } => {
-                            let reason = match &answer {
-                                Ok(response) => response.status().as_str().to_owned(),
-                                Err(e) => e.kind_name().to_owned(),
-                            };
                             tracing::debug!(
-                                parent: &call, attempt, status, request_id, %reason,
-                                retry_in_ms = after.as_millis() as u64, "retrying"
+                                parent: &span, %reason, retry_in_ms = after.as_millis() as u64, "retrying"
                             );
                             $($sleep)*(after) $($await)*;
                         }
                         _ => {
-                            tracing::debug!(parent: &call, attempt, status, request_id, "answered");
+                            tracing::debug!(parent: &span, %reason, "answered");
                             return endpoint.parse(answer?);
                         }
                     }
                 }
+            }
+
+            /// A clone of this client whose calls carry the trace of `traceparent` (a W3C
+            /// `traceparent` header, say of the request being served): each attempt goes
+            /// out with that trace id and a parent id of its own. A value that is not a
+            /// `traceparent` is [`Error::Invalid`]($crate::Error::Invalid).
+            pub fn in_trace(&self, traceparent: &str) -> Result<Client, $crate::Error> {
+                let trace = $crate::trace::TraceContext::parse(traceparent).ok_or_else(|| $crate::Error::Invalid {
+                    what: "traceparent",
+                    message: format!("{traceparent:?} is not a W3C traceparent"),
+                })?;
+                let mut client = self.clone();
+                client.trace = Some(trace);
+                Ok(client)
             }
 
             /// A clone of this client whose every call — each request with its retries,

@@ -32,6 +32,37 @@ impl TraceContext {
         TraceContext { trace_id }
     }
 
+    /// The trace of a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`), for calls
+    /// made on behalf of the request that carried it; `None` when it is not one.
+    ///
+    /// ```
+    /// use jobwire_core::trace::TraceContext;
+    /// let trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert!(TraceContext::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none());
+    /// assert!(TraceContext::parse("not a traceparent").is_none());
+    /// ```
+    pub fn parse(traceparent: &str) -> Option<Self> {
+        let mut parts = traceparent.trim().split('-');
+        let (version, trace_id, parent, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let valid = hex(version, 2)
+            && version != "ff"
+            && hex(trace_id, 32)
+            && trace_id.bytes().any(|b| b != b'0')
+            && hex(parent, 16)
+            && hex(flags, 2)
+            && (version != "00" || parts.next().is_none());
+        valid.then(|| TraceContext {
+            trace_id: trace_id.to_owned(),
+        })
+    }
+
     /// The trace id, 32 lowercase hex digits.
     pub fn trace_id(&self) -> &str {
         &self.trace_id

@@ -25,6 +25,8 @@ pub struct Client {
     inner: Arc<Inner>,
     /// When every call of this clone must end ([`Client::within`]).
     pub(crate) deadline: Option<std::time::Instant>,
+    /// The trace this clone's calls belong to ([`Client::in_trace`]).
+    pub(crate) trace: Option<jobwire_core::trace::TraceContext>,
 }
 
 struct Inner {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("config", &self.inner.config)
             .field("deadline", &self.deadline)
+            .field("trace", &self.trace)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +101,7 @@ impl ClientBuilder {
                 config,
             }),
             deadline: None,
+            trace: None,
         })
     }
 }

@@ -98,6 +98,24 @@ pub(crate) fn prefer_wait(
     }
 }
 
+/// The service and the job a request's path names, for logs and spans:
+/// `/v1/services/{service}/…` and `/v1/jobs/{job}/…` (still percent-encoded).
+///
+/// ```
+/// use jobwire_core::endpoint::subject_of;
+/// assert_eq!(subject_of("/v1/services/echo/jobs"), (Some("echo"), None));
+/// assert_eq!(subject_of("/api/v1/jobs/job_1/cancel"), (None, Some("job_1")));
+/// assert_eq!(subject_of("/v1/jobs"), (None, None));
+/// ```
+pub fn subject_of(path: &str) -> (Option<&str>, Option<&str>) {
+    let mut segments = path.split('/').skip_while(|s| *s != "v1").skip(1);
+    match (segments.next(), segments.next()) {
+        (Some("services"), Some(service)) if !service.is_empty() => (Some(service), None),
+        (Some("jobs"), Some(job)) if !job.is_empty() => (None, Some(job)),
+        _ => (None, None),
+    }
+}
+
 /// Decodes a successful JSON answer, or maps an error answer to its [`Error`].
 pub fn decode_json<T: DeserializeOwned>(response: http::Response<Bytes>) -> Result<T, Error> {
     let status = response.status();
