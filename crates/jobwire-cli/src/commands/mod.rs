@@ -1,0 +1,38 @@
+//! One module per command; `dispatch` picks the one asked for.
+
+pub mod cancel;
+pub mod events;
+pub mod jobs;
+pub mod run;
+pub mod services;
+pub mod submit;
+
+use crate::args::Command;
+use crate::context::Context;
+use crate::exit::Failure;
+
+/// Runs `command` against the server of `ctx`.
+pub async fn dispatch(command: &Command, ctx: &Context) -> Result<(), Failure> {
+    match command {
+        Command::Services(_) => ctx.bounded("listing services", services::list(ctx)).await,
+        Command::Service(a) => {
+            let doing = format!("reading service {}", a.name);
+            ctx.bounded(&doing, services::show(ctx, &a.name)).await
+        }
+        // It watches the deadline itself, to say which job it left running.
+        Command::Run(a) => run::run(ctx, a).await,
+        Command::Submit(a) => ctx.bounded("submitting", submit::submit(ctx, a)).await,
+        Command::Jobs(a) => ctx.bounded("listing jobs", jobs::list(ctx, a)).await,
+        Command::Job(a) => {
+            let doing = format!("reading job {}", a.id);
+            ctx.bounded(&doing, jobs::show(ctx, &a.id)).await
+        }
+        Command::Events(a) => {
+            let doing = format!("following the events of job {}", a.id);
+            ctx.bounded(&doing, events::follow(ctx, &a.id)).await
+        }
+        Command::Cancel(a) => ctx.bounded("cancelling", cancel::cancel(ctx, &a.ids)).await,
+        // `main` runs the server before any runtime or client exists.
+        Command::Serve(_) => Ok(()),
+    }
+}
