@@ -1,5 +1,6 @@
 //! The command line as clap types: every command, its arguments and flags.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -11,7 +12,7 @@ Exit codes:
   1    a local failure (the output could not be written, the runtime would not start)
   2    usage: bad arguments, INPUT that is not JSON, a file that cannot be read
   3    not found: no such service or job
-  4    a job failed or was cancelled
+  4    a job failed or was cancelled (batch: at least one item failed)
   5    transport or timeout: no answer from the server, or not in time
   6    any other API error: unauthorized, forbidden, conflict, invalid input, rate limited, ...
   130  interrupted (Ctrl-C)";
@@ -21,7 +22,7 @@ Exit codes:
 #[command(
     name = "jobwire",
     version,
-    about = "Run jobs on jobwire services: list services, run and watch jobs, serve",
+    about = "Run jobs on jobwire services: list services, run and watch jobs, run batches, serve",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -49,6 +50,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Cancel jobs; print the status each ends up in.
     Cancel(CancelArgs),
+    /// Run one job per line of a JSON Lines file; print the results in input order.
+    Batch(BatchArgs),
     /// Run the reference server (the flags of `jobwire-server`; `jobwire serve --help`).
     // The server parses its own flags, `--help` and `--token` included.
     #[command(disable_help_flag = true)]
@@ -67,6 +70,7 @@ impl Command {
             Command::Job(a) => Some(&a.common),
             Command::Events(a) => Some(&a.common),
             Command::Cancel(a) => Some(&a.common),
+            Command::Batch(a) => Some(&a.common),
             Command::Serve(_) => None,
         }
     }
@@ -201,6 +205,22 @@ pub struct CancelArgs {
     /// The jobs' ids (`job_…`)
     #[arg(required = true)]
     pub ids: Vec<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `jobwire batch SERVICE FILE --concurrency N`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The service's name or id
+    pub service: String,
+    /// One JSON input per line (blank lines are skipped)
+    pub file: PathBuf,
+    /// How many jobs run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
     #[command(flatten)]
     pub common: Common,
 }

@@ -12,7 +12,7 @@ pub const LOCAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// No such service or job.
 pub const NOT_FOUND: u8 = 3;
-/// A job failed or was cancelled.
+/// A job failed or was cancelled; in `batch`, at least one item failed.
 pub const JOB_FAILED: u8 = 4;
 /// The server could not be reached, or did not answer in time.
 pub const TRANSPORT: u8 = 5;
@@ -28,6 +28,15 @@ pub enum Failure {
     Usage(String),
     /// An SDK call failed.
     Sdk(jobwire::Error),
+    /// Items of a batch failed; each one's error is already on stdout.
+    BatchFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many there were.
+        total: usize,
+        /// How many failed of each kind, as text (`job_failed: 2, validation: 1`).
+        kinds: String,
+    },
     /// `--timeout` ran out.
     TimedOut {
         /// The `--timeout` given.
@@ -64,6 +73,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => USAGE,
             Failure::Sdk(error) => code_of(error),
+            Failure::BatchFailed { .. } => JOB_FAILED,
             Failure::TimedOut { .. } => TRANSPORT,
             Failure::Interrupted => INTERRUPTED,
             Failure::Several(all) => all.first().map_or(OK, Failure::code),
@@ -88,6 +98,11 @@ impl Failure {
         match self {
             Failure::Usage(text) => format!("jobwire: {text}"),
             Failure::Sdk(error) => format!("jobwire: {}", describe(error)),
+            Failure::BatchFailed {
+                failed,
+                total,
+                kinds,
+            } => format!("jobwire: {failed} of {total} jobs failed ({kinds})"),
             Failure::TimedOut { after, doing } => {
                 format!("jobwire: timed out after {after:?} (--timeout) {doing}")
             }
@@ -220,6 +235,15 @@ mod tests {
         ));
         assert_eq!(code_of(&transport), TRANSPORT);
         assert_eq!(Failure::Usage("x".into()).code(), USAGE);
+        assert_eq!(
+            Failure::BatchFailed {
+                failed: 1,
+                total: 2,
+                kinds: "job_failed: 1".into(),
+            }
+            .code(),
+            JOB_FAILED
+        );
         assert_eq!(Failure::Interrupted.code(), INTERRUPTED);
         assert_eq!(
             Failure::Several(vec![Failure::Sdk(not_found), Failure::Usage("x".into())]).code(),

@@ -1,4 +1,4 @@
-//! Ctrl-C during `run`: what becomes of the jobs already submitted. They run
+//! Ctrl-C during `run` and `batch`: what becomes of the jobs already submitted. They run
 //! on the server whatever this process does, so the user decides: `--cancel-on-interrupt`
 //! cancels them, a terminal is asked, and anything else leaves them running and names them.
 

@@ -1,5 +1,5 @@
-//! `jobwire`: the jobwire command line. Lists services, runs and watches jobs, and
-//! serves the reference server, on the async SDK (`jobwire`).
+//! `jobwire`: the jobwire command line. Lists services, runs and watches jobs, runs
+//! batches, and serves the reference server, on the async SDK (`jobwire`).
 
 mod args;
 mod commands;

@@ -42,7 +42,7 @@ impl Printer {
 
     /// One line of text.
     pub fn line(&self, text: &str) -> Result<(), Failure> {
-        // Stdout is line-buffered, so streams (`events`) show each line at once.
+        // Stdout is line-buffered, so streams (`events`, `batch`) show each line at once.
         writeln!(std::io::stdout().lock(), "{text}").map_err(Failure::Output)
     }
 

@@ -10,6 +10,8 @@ pub const JOB_STEPS: u64 = 1000;
 
 /// The look of a job's bar.
 const JOB_TEMPLATE: &str = "{spinner} {prefix} [{bar:30}] {percent:>3}% {wide_msg}";
+/// The look of a batch's bar.
+const BATCH_TEMPLATE: &str = "{spinner} [{bar:30}] {pos}/{len} {wide_msg}";
 
 /// The bar of one job (`run`), driven by the fractions of its progress events.
 pub fn job_bar(label: &str) -> ProgressBar {
@@ -21,13 +23,21 @@ pub fn job_bar(label: &str) -> ProgressBar {
     bar
 }
 
+/// The bar of a batch: finished jobs out of all.
+pub fn batch_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
+    bar.set_style(style(BATCH_TEMPLATE));
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 /// Where a fraction of a job puts its bar.
 pub fn position(fraction: f64) -> u64 {
     // `as` saturates, and NaN becomes 0.
     (fraction.clamp(0.0, 1.0) * JOB_STEPS as f64).round() as u64
 }
 
-/// A bar style from the template above (a unit test checks it is valid).
+/// A bar style from one of the templates above (a unit test checks they are valid).
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -39,8 +49,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_template_is_valid() {
-        assert!(ProgressStyle::with_template(JOB_TEMPLATE).is_ok());
+    fn templates_are_valid() {
+        for t in [JOB_TEMPLATE, BATCH_TEMPLATE] {
+            assert!(ProgressStyle::with_template(t).is_ok(), "{t}");
+        }
     }
 
     #[test]

@@ -373,6 +373,122 @@ fn serve_passes_help_and_bad_flags_to_the_server() {
     assert!(bad.stderr.contains("--bogus"), "{bad:#?}");
 }
 
+/// A JSON Lines file of `lines` in a directory of its own.
+struct InputFile {
+    dir: std::path::PathBuf,
+    path: String,
+}
+
+impl InputFile {
+    fn new(name: &str, lines: &[&str]) -> InputFile {
+        let dir = std::env::temp_dir().join(format!("jobwire-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inputs.jsonl");
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let path = path.display().to_string();
+        InputFile { dir, path }
+    }
+}
+
+impl Drop for InputFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn batch_prints_results_in_input_order() {
+    let env = Env::new();
+    let lines: Vec<String> = (0..10).map(|i| format!(r#"{{"n": {i}}}"#)).collect();
+    let mut lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    lines.insert(3, "");
+    lines.insert(7, "   ");
+    let file = InputFile::new("echo", &lines);
+    let out = env.run(&["batch", "echo", &file.path, "--concurrency", "4"]);
+    out.ok();
+    assert_no_bar(&out.stderr);
+    let results = out.json_lines();
+    assert_eq!(results.len(), 10, "blank lines are skipped: {out:#?}");
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result["index"], i);
+        assert_eq!(result["ok"], json!({ "n": i }));
+    }
+    assert_eq!(results[3]["line"], 5, "line numbers count the blank lines");
+
+    // Jobs that end in the reverse order of their inputs still print in input order.
+    let sleeps = [
+        r#"{"duration_seconds":0.3}"#,
+        r#"{"duration_seconds":0.2}"#,
+        r#"{"duration_seconds":0.1}"#,
+        r#"{"duration_seconds":0}"#,
+    ];
+    let file = InputFile::new("sleep", &sleeps);
+    let results = env
+        .run(&["batch", "sleep", &file.path, "--concurrency", "4"])
+        .ok()
+        .json_lines();
+    let slept: Vec<f64> = results
+        .iter()
+        .map(|r| r["ok"]["slept"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert_eq!(slept, [0.3, 0.2, 0.1, 0.0]);
+}
+
+#[test]
+fn a_batch_with_a_failing_item_exits_4_with_that_items_error() {
+    let env = Env::new();
+    let file = InputFile::new(
+        "sleep-invalid",
+        &[
+            r#"{"duration_seconds":0}"#,
+            r#"{"duration_seconds":"soon"}"#,
+            r#"{"duration_seconds":0.01}"#,
+        ],
+    );
+    let out = env.run(&["batch", "sleep", &file.path, "--concurrency", "2"]);
+    out.expect_code(4);
+    let results = out.json_lines();
+    assert_eq!(results.len(), 3, "{out:#?}");
+    assert_eq!(results[0]["ok"], json!({"slept": 0}));
+    assert_eq!(results[1]["index"], 1);
+    assert_eq!(results[1]["error"]["kind"], "validation");
+    let message = results[1]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("/duration_seconds"), "{message}");
+    assert_eq!(results[2]["ok"], json!({"slept": 0.01}));
+    assert!(
+        out.stderr.contains("1 of 3 jobs failed (validation: 1)"),
+        "{out:#?}"
+    );
+
+    let file = InputFile::new("fail", &[r#"{"message":"boom"}"#, r#"{"message":"bang"}"#]);
+    let out = env.run(&["batch", "fail", &file.path, "--concurrency", "2"]);
+    out.expect_code(4);
+    let results = out.json_lines();
+    assert_eq!(results[0]["error"]["kind"], "job_failed");
+    let message = results[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("boom"), "{message}");
+    let id = results[1]["error"]["job_id"]
+        .as_str()
+        .expect("the failed job's id");
+    assert_eq!(env.job(id)["error"]["message"], "bang");
+}
+
+#[test]
+fn a_batch_line_that_is_not_json_is_a_usage_error_before_any_submit() {
+    let env = Env::new();
+    let file = InputFile::new("bad", &[r#"{"a":1}"#, "", "{oops", "3"]);
+    let out = env.run(&["batch", "echo", &file.path]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("line 3 is not JSON"), "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+    assert_eq!(env.run(&["jobs", "-o", "json"]).ok().json(), json!([]));
+    env.run(&["batch", "echo", "/nonexistent/inputs.jsonl"])
+        .expect_code(2);
+    // An unknown service is not found, once the file is good.
+    let good = InputFile::new("good", &["1"]);
+    env.run(&["batch", "nope", &good.path]).expect_code(3);
+}
+
 #[test]
 fn a_timeout_exits_5_and_names_the_job_left_running() {
     let env = Env::new();

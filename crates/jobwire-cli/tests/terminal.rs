@@ -96,3 +96,41 @@ fn ctrl_c_at_a_terminal_leaves_the_job_running_on_no() {
     assert_eq!(env.job(&id)["status"], "running");
     env.run(&["cancel", &id]).ok();
 }
+
+#[test]
+fn batch_draws_finished_out_of_total_and_ctrl_c_cancels_on_yes() {
+    let env = Env::new();
+    let dir = std::env::temp_dir().join(format!("jobwire-cli-pty-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("inputs.jsonl");
+    let quick = r#"{"duration_seconds":0}"#;
+    let slow = r#"{"duration_seconds":60}"#;
+    std::fs::write(&file, [quick, slow, slow, slow].join("\n")).unwrap();
+    let path = file.display().to_string();
+    let mut session = in_terminal(&env, &["batch", "sleep", &path, "--concurrency", "2"]);
+    // The quick one has finished and two slow ones run: the bar says so.
+    session
+        .expect(Regex(r"1/4 2 running"))
+        .expect("the bar: finished out of total, and the jobs running");
+    session.send(ControlCode::EndOfText).expect("Ctrl-C sent");
+    session
+        .expect("cancel 2 submitted jobs? [y/N]")
+        .expect("the question");
+    session.send_line("yes").expect("the answer");
+    session
+        .expect("cancelled 2 jobs")
+        .expect("the cancels are told");
+    session.expect(expectrl::Eof).expect("the end of output");
+    assert_eq!(exit_code(&session), 130);
+    let jobs = env.run(&["jobs", "-o", "json"]).ok().json();
+    let mut statuses: Vec<&str> = jobs
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|job| job["status"].as_str().unwrap_or_default())
+        .collect();
+    statuses.sort_unstable();
+    // The fourth input was never submitted.
+    assert_eq!(statuses, ["cancelled", "cancelled", "succeeded"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

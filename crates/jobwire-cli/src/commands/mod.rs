@@ -1,5 +1,6 @@
 //! One module per command; `dispatch` picks the one asked for.
 
+pub mod batch;
 pub mod cancel;
 pub mod events;
 pub mod jobs;
@@ -19,8 +20,9 @@ pub async fn dispatch(command: &Command, ctx: &Context) -> Result<(), Failure> {
             let doing = format!("reading service {}", a.name);
             ctx.bounded(&doing, services::show(ctx, &a.name)).await
         }
-        // It watches the deadline itself, to say which job it left running.
+        // These two watch the deadline themselves, to say which jobs it left running.
         Command::Run(a) => run::run(ctx, a).await,
+        Command::Batch(a) => batch::run(ctx, a).await,
         Command::Submit(a) => ctx.bounded("submitting", submit::submit(ctx, a)).await,
         Command::Jobs(a) => ctx.bounded("listing jobs", jobs::list(ctx, a)).await,
         Command::Job(a) => {
