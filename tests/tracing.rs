@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "sekret-token-that-must-never-show";
 
+/// A request's path and its `traceparent`, as the transport saw them.
+type Seen = (String, Option<String>);
+
 /// Everything every test of this binary logged, at every level.
 fn logged() -> &'static Mutex<Vec<u8>> {
     static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -124,7 +127,7 @@ fn calls_and_attempts_are_traced_without_the_token() {
 fn traceparent_is_sent_when_asked_one_trace_per_call() {
     logged();
     let server = server();
-    let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let client = |traceparent: bool| {
         let (seen, inner) = (seen.clone(), UreqTransport::new());
         let transport =

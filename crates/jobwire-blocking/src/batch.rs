@@ -102,7 +102,7 @@ impl RunAll {
             for _ in 0..threads {
                 scope.spawn(|| loop {
                     // A thread holds one job at most, so there is room whenever it asks.
-                    let Next::Start(index) = lock(&state).next() else {
+                    let Next::Start(index) = lock(&state).next_step() else {
                         return;
                     };
                     let submitted = |job_id: &str| lock(&state).submitted(index, job_id);

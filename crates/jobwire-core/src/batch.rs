@@ -12,16 +12,16 @@
 //! use jobwire_core::Error;
 //!
 //! let mut batch = Batch::<u32>::new(3, 2, Mode::FailFast);
-//! assert_eq!(batch.next(), Next::Start(0));
-//! assert_eq!(batch.next(), Next::Start(1));
-//! assert_eq!(batch.next(), Next::Wait, "two in flight");
+//! assert_eq!(batch.next_step(), Next::Start(0));
+//! assert_eq!(batch.next_step(), Next::Start(1));
+//! assert_eq!(batch.next_step(), Next::Wait, "two in flight");
 //! batch.submitted(0, "job_a");
 //! batch.submitted(1, "job_b");
 //! let cancel = batch.finished(1, Err(Error::Timeout { what: "job_b".into() }));
 //! assert_eq!(cancel, vec!["job_a".to_owned()], "the first error cancels the siblings");
-//! assert_eq!(batch.next(), Next::Wait, "no new starts; job_a is still winding down");
+//! assert_eq!(batch.next_step(), Next::Wait, "no new starts; job_a is still winding down");
 //! batch.finished(0, Ok(7));
-//! assert_eq!(batch.next(), Next::Done);
+//! assert_eq!(batch.next_step(), Next::Done);
 //! assert!(matches!(batch.into_first_error(), Some(Error::Timeout { .. })));
 //! ```
 
@@ -292,7 +292,7 @@ impl<O> Batch<O> {
 
     /// The next thing to do: start an input while there is room and the batch goes on,
     /// else wait while jobs are in flight.
-    pub fn next(&mut self) -> Next {
+    pub fn next_step(&mut self) -> Next {
         let stopped = self.first_error.is_some();
         if !stopped && self.started < self.total && self.in_flight.len() < self.concurrency {
             let index = self.started;
@@ -400,7 +400,7 @@ mod tests {
         let mut order = Vec::new();
         let mut in_flight = Vec::new();
         loop {
-            match batch.next() {
+            match batch.next_step() {
                 Next::Start(i) => {
                     in_flight.push(i);
                     assert!(in_flight.len() <= 2);
@@ -434,13 +434,13 @@ mod tests {
     fn fail_fast_cancels_the_siblings_and_starts_nothing_more() {
         let mut batch = Batch::<u8>::new(10, 3, Mode::FailFast);
         for i in 0..3 {
-            assert_eq!(batch.next(), Next::Start(i));
+            assert_eq!(batch.next_step(), Next::Start(i));
         }
         batch.submitted(0, "job_0");
         batch.submitted(2, "job_2");
         // Input 1 is still being submitted when input 2 fails.
         assert_eq!(batch.finished(2, Err(failed("job_2"))), ["job_0"]);
-        assert_eq!(batch.next(), Next::Wait);
+        assert_eq!(batch.next_step(), Next::Wait);
         assert!(
             batch.submitted(1, "job_1"),
             "a late submit is cancelled at once"
@@ -448,7 +448,7 @@ mod tests {
         let cancelled = |id: &str| Err(Error::JobCancelled { job_id: id.into() });
         assert!(batch.finished(0, cancelled("job_0")).is_empty());
         assert!(batch.finished(1, cancelled("job_1")).is_empty());
-        assert_eq!(batch.next(), Next::Done);
+        assert_eq!(batch.next_step(), Next::Done);
         assert_eq!(
             batch.summary().failed,
             1,
@@ -463,11 +463,11 @@ mod tests {
     #[test]
     fn a_collecting_batch_keeps_going_after_errors() {
         let mut batch = Batch::<u8>::new(2, 1, Mode::Collect);
-        assert_eq!(batch.next(), Next::Start(0));
+        assert_eq!(batch.next_step(), Next::Start(0));
         assert!(batch.finished(0, Err(failed("j"))).is_empty());
-        assert_eq!(batch.next(), Next::Start(1));
+        assert_eq!(batch.next_step(), Next::Start(1));
         batch.finished(1, Ok(1));
-        assert_eq!(batch.next(), Next::Done);
+        assert_eq!(batch.next_step(), Next::Done);
         assert!(
             batch.into_outputs().is_err(),
             "the first error in input order"

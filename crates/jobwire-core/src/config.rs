@@ -57,6 +57,15 @@ pub struct ClientConfig {
     max_in_flight: Option<usize>,
     rate_limit: Option<f64>,
     traceparent: bool,
+    /// `Authorization` and `User-Agent` as header values, made by `validate`.
+    headers: Option<Headers>,
+}
+
+/// The header values every request carries, made once.
+#[derive(Clone)]
+struct Headers {
+    authorization: Option<http::HeaderValue>,
+    user_agent: http::HeaderValue,
 }
 
 impl Default for ClientConfig {
@@ -76,6 +85,7 @@ impl Default for ClientConfig {
             max_in_flight: None,
             rate_limit: None,
             traceparent: false,
+            headers: None,
         }
     }
 }
@@ -138,6 +148,7 @@ impl ClientConfig {
     /// The bearer token sent with every request.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self.headers = None;
         self
     }
 
@@ -170,6 +181,7 @@ impl ClientConfig {
     /// The `User-Agent` header.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
+        self.headers = None;
         self
     }
 
@@ -265,9 +277,22 @@ impl ClientConfig {
                 ));
             }
         }
-        if http::HeaderValue::from_str(&self.user_agent).is_err() {
-            return Err(Error::invalid("user agent", "must be visible ASCII"));
-        }
+        let user_agent = http::HeaderValue::from_str(&self.user_agent)
+            .map_err(|_| Error::invalid("user agent", "must be visible ASCII"))?;
+        let authorization = match &self.token {
+            Some(token) => {
+                let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| Error::invalid("token", "must be visible ASCII"))?;
+                // Kept out of HTTP/2 header compression tables and of debug output.
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        self.headers = Some(Headers {
+            authorization,
+            user_agent,
+        });
         for (what, d) in [
             ("timeout", Some(self.timeout)),
             ("connect timeout", Some(self.connect_timeout)),
@@ -299,6 +324,32 @@ impl ClientConfig {
         self.long_poll = self.long_poll.min(MAX_LONG_POLL);
         self.base_url = trimmed;
         Ok(self)
+    }
+
+    /// `Authorization: Bearer <token>` (sensitive) and `User-Agent` as header values:
+    /// made by [`validate`](Self::validate), or now for settings never validated.
+    pub(crate) fn request_headers(
+        &self,
+    ) -> (
+        Option<std::borrow::Cow<'_, http::HeaderValue>>,
+        Option<std::borrow::Cow<'_, http::HeaderValue>>,
+    ) {
+        use std::borrow::Cow;
+        match &self.headers {
+            Some(h) => (
+                h.authorization.as_ref().map(Cow::Borrowed),
+                Some(Cow::Borrowed(&h.user_agent)),
+            ),
+            None => (
+                self.token
+                    .as_ref()
+                    .and_then(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).ok())
+                    .map(Cow::Owned),
+                http::HeaderValue::from_str(&self.user_agent)
+                    .ok()
+                    .map(Cow::Owned),
+            ),
+        }
     }
 
     /// The limit on requests in flight, if one is set.

@@ -34,8 +34,9 @@ pub fn input_value<T: Serialize + ?Sized>(input: &T) -> Result<Value, Error> {
 pub fn job_result<T: DeserializeOwned>(job: &Job) -> Result<T, Error> {
     match &job.status {
         JobStatus::Succeeded => {
-            let output = job.output.clone().unwrap_or(Value::Null);
-            serde_json::from_value(output).map_err(|e| Error::Decode {
+            // Read in place: decoding from a borrowed value copies only what `T` keeps.
+            let output = job.output.as_ref().unwrap_or(&Value::Null);
+            T::deserialize(output).map_err(|e| Error::Decode {
                 status: http::StatusCode::OK,
                 message: format!("output of job {}: {e}", job.id),
                 body: serde_json::to_vec(&job.output).unwrap_or_default().into(),

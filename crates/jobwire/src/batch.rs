@@ -108,7 +108,7 @@ impl RunAll {
         };
         let mut running = FuturesUnordered::new();
         loop {
-            let next = lock().next();
+            let next = lock().next_step();
             match next {
                 Next::Start(index) => {
                     let (client, service, plan) = (&client, &service, &plan);

@@ -7,7 +7,10 @@ use serde_json::Value;
 use super::services::non_empty_segment;
 use super::url::Query;
 use super::{decode_json, finish, json_body, prefer_wait, start_request, Endpoint};
-use crate::{ClientConfig, Error, Job, JobStatus, Page, SubmitBody};
+
+/// The header of a submit's idempotency key.
+const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("idempotency-key");
+use crate::{ClientConfig, Error, Job, JobStatus, Page};
 
 /// How to submit a job: server-side wait, labels, idempotency key.
 ///
@@ -149,11 +152,20 @@ impl Endpoint for SubmitJob {
             // Keyed, the submit may be sent again: the server answers a repeat with the
             // first job.
             builder = builder
-                .header("idempotency-key", key.as_str())
+                .header(IDEMPOTENCY_KEY, key.as_str())
                 .extension(crate::retry::Repeatable);
         }
-        let mut body = SubmitBody::new(self.input.clone());
-        body.labels = self.options.labels.clone();
+        // The body of `SubmitBody`, borrowed: the input is not copied to be sent.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            input: &'a serde_json::Value,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            labels: &'a BTreeMap<String, String>,
+        }
+        let body = Body {
+            input: &self.input,
+            labels: &self.options.labels,
+        };
         json_body(builder, &body)
     }
 

@@ -55,6 +55,9 @@ pub trait Endpoint {
     fn parse(&self, response: http::Response<Bytes>) -> Result<Self::Output, Error>;
 }
 
+/// RFC 7240's header.
+const PREFER: http::HeaderName = http::HeaderName::from_static("prefer");
+
 /// Starts a request to `path_and_query` (beginning with `/v1/`) with the headers every
 /// call carries: accept, user agent, authorization, and the per-request timeout.
 pub(crate) fn start_request(
@@ -65,11 +68,15 @@ pub(crate) fn start_request(
     let mut builder = http::Request::builder()
         .method(method)
         .uri(format!("{}{path_and_query}", config.base_url_value()))
-        .header(header::ACCEPT, "application/json")
-        .header(header::USER_AGENT, config.user_agent_value())
+        .header(header::ACCEPT, HeaderValue::from_static("application/json"))
         .extension(RequestTimeout(config.timeout_value()));
-    if let Some(token) = config.token_value() {
-        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    // Made once, when the settings were validated, not per request.
+    let (authorization, user_agent) = config.request_headers();
+    if let Some(user_agent) = user_agent {
+        builder = builder.header(header::USER_AGENT, user_agent.into_owned());
+    }
+    if let Some(authorization) = authorization {
+        builder = builder.header(header::AUTHORIZATION, authorization.into_owned());
     }
     builder
 }
@@ -92,7 +99,7 @@ pub(crate) fn prefer_wait(
 ) -> http::request::Builder {
     match wait {
         Some(wait) => builder
-            .header("prefer", format!("wait={}", wait.as_secs()))
+            .header(PREFER, format!("wait={}", wait.as_secs()))
             .extension(RequestTimeout(config.timeout_value().saturating_add(wait))),
         None => builder,
     }
