@@ -7,6 +7,11 @@
 //! - `cargo xtask schemathesis`: the server against its own OpenAPI document with
 //!   schemathesis (a pinned version, installed into a virtual environment under
 //!   `target/`), every check and every phase; CI runs it.
+//! - `cargo xtask bench [--quick]`: the benchmark suite (see `bench.rs`), written to
+//!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
+
+mod bench;
+mod svg;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -24,8 +29,9 @@ fn main() -> ExitCode {
         "test" => test(),
         "tree" => dependency_tree(),
         "schemathesis" => schemathesis(),
+        "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis>");
+            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|bench [--quick]>");
             return ExitCode::from(2);
         }
     };
@@ -171,15 +177,19 @@ fn schemathesis() -> Result<(), String> {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    println!("$ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .status()
-        .map_err(|e| format!("{program}: {e}"))?;
+    let mut command = Command::new(program);
+    command.args(args);
+    run_command(command)
+}
+
+fn run_command(mut command: Command) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    println!("$ {shown}");
+    let status = command.status().map_err(|e| format!("{shown}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{program} failed ({status})"))
+        Err(format!("{shown} failed ({status})"))
     }
 }
 

@@ -1,0 +1,122 @@
+//! Figures 4 and 5, waiting: `--waits N` jobs (`sleep`, `--job-seconds S`) awaited at
+//! once through the async facade, `--mode` one of
+//!
+//! - `events`: `job.wait()` on the client's one shared event stream (the default);
+//! - `long-poll`: `job.wait()` with `wait_by_events(false)`: a `Prefer: wait` GET each;
+//! - `poll=MS`: the hand-written loop other SDKs' users write: `refresh()`, then sleep MS,
+//!   until the job is done.
+//!
+//! Prints completion latency — from the moment the server marked each job done (its
+//! `finished_at`) to the moment the client had it — p50 and p99, and the peak resident
+//! memory while waiting, minus before, per wait: the client's, and the server's when
+//! `JOBWIRE_BENCH_SERVER_PID` names it. With one wait, `--samples` jobs (default 20) one
+//! after another.
+
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use jobwire_bench::{
+    arg, completion_latency, emit, ms, percentile, server_from_env, server_pid, status_kib,
+};
+use serde_json::json;
+
+/// Waits for `job` by `mode`; the moment it had the finished job.
+async fn wait_by(job: &mut jobwire::JobHandle, mode: &str) -> Result<SystemTime, String> {
+    match mode.strip_prefix("poll=") {
+        Some(every) => {
+            let every = Duration::from_millis(every.parse().map_err(|_| "poll=MS")?);
+            while !job
+                .refresh()
+                .await
+                .map_err(|e| e.to_string())?
+                .is_finished()
+            {
+                tokio::time::sleep(every).await;
+            }
+        }
+        None => {
+            job.wait().await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(SystemTime::now())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (url, token) = server_from_env()?;
+    let mode: String = arg("--mode", "events".to_owned());
+    let waits: usize = arg("--waits", 1000);
+    let job_seconds: f64 = arg("--job-seconds", 2.0);
+    let samples: usize = arg("--samples", 20);
+    let client = jobwire::Client::builder()
+        .base_url(&url)
+        .token(&token)
+        .wait_by_events(mode != "long-poll")
+        .build()?;
+    let sleep = json!({ "duration_seconds": job_seconds });
+
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let (mut client_per_wait, mut server_per_wait) = (None, None);
+    if waits == 1 {
+        let short = json!({ "duration_seconds": 0.05 });
+        for _ in 0..samples {
+            let mut job = client.submit("sleep", &short).await?;
+            let returned = wait_by(&mut job, &mode).await?;
+            latencies.extend(completion_latency(job.job(), returned));
+        }
+    } else {
+        // Submitted 64 at a time: the submits take a moment, not the waits.
+        let mut jobs: Vec<jobwire::JobHandle> = futures_util::stream::iter(0..waits)
+            .map(|_| {
+                let (client, sleep) = (client.clone(), sleep.clone());
+                async move { client.submit("sleep", &sleep).await }
+            })
+            .buffer_unordered(64)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let before = (
+            status_kib(None, "VmRSS:"),
+            status_kib(server_pid(), "VmRSS:"),
+        );
+        let mut peak = before;
+        let mode = mode.as_str();
+        let returned: Vec<Result<SystemTime, String>> = {
+            let all = futures_util::future::join_all(jobs.iter_mut().map(|j| wait_by(j, mode)));
+            tokio::pin!(all);
+            loop {
+                tokio::select! {
+                    returned = &mut all => break returned,
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {
+                        peak.0 = peak.0.max(status_kib(None, "VmRSS:"));
+                        peak.1 = peak.1.max(status_kib(server_pid(), "VmRSS:"));
+                    }
+                }
+            }
+        };
+        for (job, returned) in jobs.iter().zip(returned) {
+            match returned
+                .ok()
+                .and_then(|at| completion_latency(job.job(), at))
+            {
+                Some(latency) => latencies.push(latency),
+                None => errors += 1,
+            }
+        }
+        let per_wait =
+            |after: u64, before: u64| after.saturating_sub(before) as f64 * 1024.0 / waits as f64;
+        client_per_wait = Some(per_wait(peak.0, before.0));
+        server_per_wait = server_pid().map(|_| per_wait(peak.1, before.1));
+    }
+    emit(json!({
+        "figure": 4, "mode": mode, "waits": waits,
+        "p50_ms": ms(percentile(&mut latencies, 0.5)),
+        "p99_ms": ms(percentile(&mut latencies, 0.99)),
+        "errors": errors,
+        "client_bytes_per_wait": client_per_wait,
+        "server_bytes_per_wait": server_per_wait,
+    }));
+    Ok(())
+}

@@ -1,0 +1,837 @@
+//! `cargo xtask bench [--quick]`: the benchmark suite, side by side in one run, written
+//! to `bench/RESULTS.md` with SVG plots of figures 2 and 4.
+//!
+//! Every measurement starts a fresh release server (in-memory store unless said) pinned
+//! to core 0 and runs the client pinned to core 1 (`taskset`, when the machine has two
+//! cores or more); each figure is the median of several runs, with min and max, and each
+//! ratio is taken within a run, then its median (the machines are noisy; absolute times
+//! drift). The programs are `bench/src/bin/*.rs`, the Python clients `bench/python/`, the
+//! micro-benchmarks `crates/jobwire-core/benches/micro.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::svg;
+
+/// How big each figure is.
+struct Sizes {
+    quick: bool,
+    runs: usize,
+    /// Calls per measurement of figure 1.
+    calls: usize,
+    /// Jobs per measurement of figure 2.
+    jobs: usize,
+    /// Sequential jobs when one wait at a time is measured (figure 4).
+    one_at_a_time: usize,
+    /// Concurrent waits for the polling modes of figure 4.
+    poll_waits: usize,
+    /// Seconds of each wrk run of figure 3.
+    ceiling_seconds: u32,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Sizes {
+                quick,
+                runs: 3,
+                calls: 1500,
+                jobs: 1000,
+                one_at_a_time: 5,
+                poll_waits: 1000,
+                ceiling_seconds: 3,
+            }
+        } else {
+            Sizes {
+                quick,
+                runs: 5,
+                calls: 10_000,
+                jobs: 10_000,
+                one_at_a_time: 20,
+                poll_waits: 10_000,
+                ceiling_seconds: 10,
+            }
+        }
+    }
+}
+
+const TOKEN: &str = "bench-token";
+const SERVER: &str = "target/release/jobwire-server";
+const VENV: &str = "target/bench-venv";
+
+pub(crate) fn bench(quick: bool) -> Result<(), String> {
+    let started = Instant::now();
+    let sizes = Sizes::new(quick);
+    ensure_wrk()?;
+    let python = python_clients()?;
+    crate::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "jobwire-server",
+        "-p",
+        "jobwire-bench",
+    ])?;
+    let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
+    let env = Env { pinned, python };
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Benchmark results\n\nWritten by `cargo xtask bench{}` on {} ({} CPUs{}). Each \
+         figure is the median of {} runs, with [min–max]; each ratio is taken within a run \
+         (side by side, same server), then its median. Every measurement has a fresh \
+         release server with the in-memory store (unless said) on core 0 and the client \
+         on core 1. Absolute times drift between machines and runs; compare ratios.\n",
+        if quick { " --quick" } else { "" },
+        today(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if pinned {
+            ", server and client pinned to different cores"
+        } else {
+            ""
+        },
+        sizes.runs,
+    );
+    figure_1(&env, &sizes, &mut report)?;
+    figure_2(&env, &sizes, &mut report)?;
+    figure_3(&env, &sizes, &mut report)?;
+    figures_4_and_5(&env, &sizes, &mut report)?;
+    figure_6(&sizes, &mut report)?;
+    let _ = writeln!(
+        report,
+        "\n---\nThe whole suite took {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+    std::fs::write("bench/RESULTS.md", report).map_err(|e| format!("bench/RESULTS.md: {e}"))?;
+    println!(
+        "wrote bench/RESULTS.md, bench/figure-2.svg and bench/figure-4.svg in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// How measurements are run here.
+struct Env {
+    pinned: bool,
+    /// The venv's python, when the Python clients could be installed.
+    python: Option<String>,
+}
+
+impl Env {
+    /// `program` on the client's core.
+    fn client(&self, program: &str) -> Command {
+        pinned_command(self.pinned.then_some("1"), program)
+    }
+}
+
+fn pinned_command(core: Option<&str>, program: &str) -> Command {
+    match core {
+        Some(core) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", core, program]);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A release server on core 0, stopped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(env: &Env, flags: &[&str]) -> Result<Server, String> {
+        let mut command = pinned_command(env.pinned.then_some("0"), SERVER);
+        command
+            .args(["--addr", "127.0.0.1:0", "--token", TOKEN])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().map_err(|e| format!("{SERVER}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no server stdout")?;
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let url = lines
+            .find_map(|line| {
+                line.split("listening on ")
+                    .nth(1)
+                    .map(|u| u.trim().to_owned())
+            })
+            .ok_or("the server did not say where it listens")?;
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Server { child, url })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` against `server` (at most `limit`), answering its stdout's JSON lines.
+fn json_lines(
+    mut command: Command,
+    server: &Server,
+    limit: Duration,
+) -> Result<Vec<Value>, String> {
+    command
+        .env("JOBWIRE_URL", &server.url)
+        .env("JOBWIRE_TOKEN", TOKEN)
+        .env("JOBWIRE_BENCH_SERVER_PID", server.pid().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let shown = format!("{command:?}");
+    let mut child = command.spawn().map_err(|e| format!("{shown}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{shown} ran longer than {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines = reader.join().map_err(|_| "the reader panicked")?;
+    if !status.success() {
+        return Err(format!("{shown} failed ({status})"));
+    }
+    Ok(lines)
+}
+
+fn bench_bin(env: &Env, name: &str, args: &[String]) -> Command {
+    let mut command = env.client(&format!("target/release/{name}"));
+    command.args(args);
+    command
+}
+
+/// Median, min and max.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Spread {
+                median: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+            };
+        }
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        }
+    }
+
+    fn show(&self, decimals: usize) -> String {
+        if self.median.is_nan() {
+            return "—".into();
+        }
+        format!(
+            "**{:.d$}** [{:.d$}–{:.d$}]",
+            self.median,
+            self.min,
+            self.max,
+            d = decimals
+        )
+    }
+}
+
+/// Runs of one key (a client, a mode…): each run's line.
+type Runs = BTreeMap<String, Vec<Value>>;
+
+fn metric(runs: &[Value], name: &str) -> Vec<f64> {
+    runs.iter().filter_map(|v| v[name].as_f64()).collect()
+}
+
+/// Per run, `f(a, b)` of two keys' lines measured in that run.
+fn ratios(a: &[Value], b: &[Value], f: impl Fn(&Value, &Value) -> Option<f64>) -> Spread {
+    Spread::of(
+        &a.iter()
+            .zip(b)
+            .filter_map(|(a, b)| f(a, b))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
+    println!("figure 1: SDK overhead per call");
+    let mut runs: Runs = BTreeMap::new();
+    for _ in 0..sizes.runs {
+        let server = Server::start(env, &["--memory"])?;
+        let args = vec!["--calls".to_owned(), sizes.calls.to_string()];
+        for line in json_lines(
+            bench_bin(env, "overhead", &args),
+            &server,
+            Duration::from_secs(600),
+        )? {
+            let key = format!(
+                "{}/{}/{}",
+                line["client"].as_str().unwrap_or("?"),
+                line["workload"].as_str().unwrap_or("?"),
+                line["threads"]
+            );
+            runs.entry(key).or_default().push(line);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "## 1. SDK overhead\n\n**What:** client CPU time per call (`getrusage`, user + system, \
+         not wall time) and calls per second. **How:** `bench/src/bin/overhead.rs`, {} calls \
+         per measurement after 200 warm-up calls: a submit that waits for its `echo` job \
+         (`Prefer: wait=1`, as `run` sends it) and a job read (`GET /v1/jobs/{{id}}`). \
+         **Baselines:** raw hyper-util (the pooled client jobwire uses) and raw \
+         `hyper::client::conn::http1` for `jobwire` (one call after another, one runtime \
+         thread); a raw ureq 3 agent for `jobwire-blocking`, from 1, 8 and 64 threads; each \
+         raw client sends the same request and decodes the JSON answer. **Command:** \
+         `cargo xtask bench{}`.\n",
+        sizes.calls,
+        if sizes.quick { " --quick" } else { "" }
+    );
+    let _ = writeln!(out, "| client | call | threads | CPU µs/call | calls/s | CPU ratio to baseline | goal | |\n|---|---|---|---|---|---|---|---|");
+    let get = |key: &str| runs.get(key).cloned().unwrap_or_default();
+    let cpu = |a: &Value, b: &Value| {
+        Some(a["cpu_us_per_call"].as_f64()? / b["cpu_us_per_call"].as_f64()?)
+    };
+    let rate = |a: &Value, b: &Value| Some(a["calls_per_s"].as_f64()? / b["calls_per_s"].as_f64()?);
+    for workload in ["submit_wait", "get_job"] {
+        let baseline = get(&format!("hyper-util/{workload}/1"));
+        for client in ["jobwire", "hyper-util", "hyper-http1"] {
+            let lines = get(&format!("{client}/{workload}/1"));
+            let ratio = ratios(&lines, &baseline, cpu);
+            let (goal, verdict) = if client == "jobwire" {
+                ("≤ 1.1× hyper-util", met(ratio.median <= 1.1))
+            } else {
+                ("", "")
+            };
+            let _ = writeln!(
+                out,
+                "| {client} | {workload} | 1 | {} | {} | {} | {goal} | {verdict} |",
+                Spread::of(&metric(&lines, "cpu_us_per_call")).show(1),
+                Spread::of(&metric(&lines, "calls_per_s")).show(0),
+                ratio.show(2),
+            );
+        }
+    }
+    let mut throughput = String::new();
+    for threads in [1, 8, 64] {
+        let baseline = get(&format!("ureq/submit_wait/{threads}"));
+        for client in ["jobwire-blocking", "ureq"] {
+            let lines = get(&format!("{client}/submit_wait/{threads}"));
+            let ratio = ratios(&lines, &baseline, cpu);
+            let (goal, verdict) = if client == "jobwire-blocking" {
+                let r = ratios(&lines, &baseline, rate);
+                let _ = write!(throughput, "{threads} threads: {}; ", r.show(2));
+                (
+                    "≤ 1.2× ureq CPU, ≥ 0.9× its calls/s",
+                    met(ratio.median <= 1.2 && r.median >= 0.9),
+                )
+            } else {
+                ("", "")
+            };
+            let _ = writeln!(
+                out,
+                "| {client} | submit_wait | {threads} | {} | {} | {} | {goal} | {verdict} |",
+                Spread::of(&metric(&lines, "cpu_us_per_call")).show(1),
+                Spread::of(&metric(&lines, "calls_per_s")).show(0),
+                ratio.show(2),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\njobwire-blocking's calls/s as a ratio of raw ureq's — {}\n",
+        throughput.trim_end_matches("; ")
+    );
+    Ok(())
+}
+
+fn figure_2(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
+    println!("figure 2: many jobs");
+    let mut runs: Runs = BTreeMap::new();
+    let mut clients = vec!["jobwire", "jobwire-blocking"];
+    if env.python.is_some() {
+        clients.extend(["aiohttp", "httpx"]);
+    }
+    for _ in 0..sizes.runs {
+        for concurrency in [64, 256] {
+            for client in &clients {
+                let server = Server::start(env, &["--memory"])?;
+                let (jobs, c) = (sizes.jobs.to_string(), concurrency.to_string());
+                let command = match (*client, &env.python) {
+                    ("jobwire" | "jobwire-blocking", _) => bench_bin(
+                        env,
+                        "many",
+                        &["--client", client, "--jobs", &jobs, "--concurrency", &c]
+                            .map(String::from),
+                    ),
+                    (_, Some(python)) => {
+                        let mut command = env.client(python);
+                        command.args([
+                            "bench/python/many_jobs.py",
+                            "--client",
+                            client,
+                            "--url",
+                            &server.url,
+                            "--token",
+                            TOKEN,
+                            "--jobs",
+                            &jobs,
+                            "--concurrency",
+                            &c,
+                        ]);
+                        command
+                    }
+                    _ => continue,
+                };
+                for line in json_lines(command, &server, Duration::from_secs(900))? {
+                    runs.entry(format!("{client}/{concurrency}"))
+                        .or_default()
+                        .push(line);
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "## 2. Many jobs\n\n**What:** {} `echo` jobs with at most 64 or 256 in flight: \
+         makespan, client CPU per job (`getrusage`), p50/p99 of each job's submit-to-result \
+         time, errors, peak client memory (`VmHWM` / `ru_maxrss`). **How:** \
+         `bench/src/bin/many.rs` — `jobwire` (`client.run` on tasks, `buffer_unordered`), \
+         `jobwire-blocking` (`client.run` on as many threads) — and \
+         `bench/python/many_jobs.py` with aiohttp and httpx (pinned in \
+         `bench/python/requirements.txt`, installed by the xtask into `{VENV}`), every \
+         client sending the same requests (a submit with `Prefer: wait=10`, then long-polls \
+         until the job is done). **Baseline:** the Python clients. **Goal:** the lowest \
+         client cost per job, no errors. **Command:** `cargo xtask bench{}`. Plot: \
+         [figure-2.svg](figure-2.svg).\n",
+        sizes.jobs,
+        if sizes.quick { " --quick" } else { "" }
+    );
+    let _ = writeln!(out, "| client | in flight | makespan s | CPU µs/job | p50 ms | p99 ms | errors | peak RSS MiB | CPU vs jobwire |\n|---|---|---|---|---|---|---|---|---|");
+    let mut bars = Vec::new();
+    for concurrency in [64, 256] {
+        let ours = runs
+            .get(&format!("jobwire/{concurrency}"))
+            .cloned()
+            .unwrap_or_default();
+        for client in &clients {
+            let lines = runs
+                .get(&format!("{client}/{concurrency}"))
+                .cloned()
+                .unwrap_or_default();
+            let cpu = Spread::of(&metric(&lines, "cpu_us_per_job"));
+            let vs = ratios(&lines, &ours, |a, b| {
+                Some(a["cpu_us_per_job"].as_f64()? / b["cpu_us_per_job"].as_f64()?)
+            });
+            let rss: Vec<f64> = metric(&lines, "peak_rss_kib")
+                .iter()
+                .map(|k| k / 1024.0)
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {client} | {concurrency} | {} | {} | {} | {} | {} | {} | {} |",
+                Spread::of(&metric(&lines, "makespan_s")).show(2),
+                cpu.show(1),
+                Spread::of(&metric(&lines, "p50_ms")).show(2),
+                Spread::of(&metric(&lines, "p99_ms")).show(2),
+                Spread::of(&metric(&lines, "errors")).show(0),
+                Spread::of(&rss).show(1),
+                vs.show(2),
+            );
+            bars.push((format!("{client}, {concurrency} in flight"), cpu.median));
+        }
+    }
+    let errors: f64 = runs
+        .values()
+        .flatten()
+        .filter_map(|v| v["errors"].as_f64())
+        .sum();
+    let ours_lowest = [64, 256].iter().all(|c| {
+        let cpu = |client: &str| {
+            Spread::of(&metric(
+                runs.get(&format!("{client}/{c}")).map_or(&[][..], |v| v),
+                "cpu_us_per_job",
+            ))
+            .median
+        };
+        clients
+            .iter()
+            .filter(|k| !k.starts_with("jobwire"))
+            .all(|k| cpu("jobwire") < cpu(k))
+    });
+    let _ = writeln!(
+        out,
+        "\nGoal (jobwire's CPU per job below each Python client's, no errors): {}.\n",
+        met(ours_lowest && errors == 0.0)
+    );
+    svg::bars(
+        "bench/figure-2.svg",
+        "Figure 2: client CPU per echo job (µs, log scale)",
+        &bars,
+    )?;
+    Ok(())
+}
+
+fn figure_3(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
+    println!("figure 3: the server's ceiling");
+    let mut stores: Vec<(&str, Vec<String>)> = vec![
+        ("memory", vec!["--memory".into()]),
+        ("SQLite", vec!["--data-dir".into(), String::new()]),
+    ];
+    if let Ok(url) = std::env::var("JOBWIRE_BENCH_DATABASE_URL") {
+        stores.push(("PostgreSQL", vec!["--database-url".into(), url]));
+    }
+    let mut runs: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for _ in 0..sizes.runs {
+        for (store, flags) in &stores {
+            let dir = std::env::temp_dir().join(format!("jobwire-bench-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let flags: Vec<String> = flags
+                .iter()
+                .map(|f| {
+                    if f.is_empty() {
+                        dir.to_string_lossy().into_owned()
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect();
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let server = Server::start(env, &flags)?;
+            let health = wrk(env, &server, "health.lua", sizes.ceiling_seconds)?;
+            let jobs = wrk(env, &server, "submit_wait.lua", sizes.ceiling_seconds)?;
+            drop(server);
+            let _ = std::fs::remove_dir_all(&dir);
+            runs.entry(store).or_default().push((health, jobs));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "## 3. Server ceiling\n\n**What:** durable `echo` jobs a second (submitted with \
+         `Prefer: wait=10`, answered once done) against `GET /v1/health` requests a second, \
+         same server, same load generator, same run. **How:** wrk, 1 thread, 64 \
+         connections, {} s each (`bench/wrk/*.lua`), on core 1, the server on core 0. \
+         **Baseline:** the health endpoint (the HTTP stack alone). **Goal:** jobs/s ≥ 0.5 × \
+         health req/s. **Command:** `cargo xtask bench{}` (PostgreSQL too with \
+         `JOBWIRE_BENCH_DATABASE_URL=postgres://…`).\n",
+        sizes.ceiling_seconds,
+        if sizes.quick { " --quick" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "| store | health req/s | echo jobs/s | ratio | goal | |\n|---|---|---|---|---|---|"
+    );
+    for (store, values) in &runs {
+        let ratio = Spread::of(&values.iter().map(|(h, j)| j / h).collect::<Vec<_>>());
+        let _ = writeln!(
+            out,
+            "| {store} | {} | {} | {} | ≥ 0.5 | {} |",
+            Spread::of(&values.iter().map(|v| v.0).collect::<Vec<_>>()).show(0),
+            Spread::of(&values.iter().map(|v| v.1).collect::<Vec<_>>()).show(0),
+            ratio.show(3),
+            met(ratio.median >= 0.5),
+        );
+    }
+    let _ = writeln!(out);
+    Ok(())
+}
+
+/// Requests a second wrk reached with `script` against `server`.
+fn wrk(env: &Env, server: &Server, script: &str, seconds: u32) -> Result<f64, String> {
+    let output = env
+        .client("wrk")
+        .args([
+            "-t1",
+            "-c64",
+            &format!("-d{seconds}s"),
+            "-s",
+            &format!("bench/wrk/{script}"),
+            &server.url,
+        ])
+        .env("JOBWIRE_TOKEN", TOKEN)
+        .output()
+        .map_err(|e| format!("wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk said: {text}"))
+}
+
+fn figures_4_and_5(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
+    println!("figures 4 and 5: waiting");
+    let mut plan: Vec<(String, usize)> = Vec::new();
+    for mode in ["events", "long-poll"] {
+        for waits in [1, 1000, 10_000] {
+            plan.push((mode.to_owned(), waits));
+        }
+    }
+    for every in [100, 500, 1000] {
+        for waits in [1, sizes.poll_waits] {
+            plan.push((format!("poll={every}"), waits));
+        }
+    }
+    let mut runs: Runs = BTreeMap::new();
+    for _ in 0..sizes.runs {
+        for (mode, waits) in &plan {
+            let server = Server::start(env, &["--memory"])?;
+            let args = [
+                "--mode",
+                mode,
+                "--waits",
+                &waits.to_string(),
+                "--samples",
+                &sizes.one_at_a_time.to_string(),
+            ]
+            .map(String::from);
+            for line in json_lines(
+                bench_bin(env, "waits", &args),
+                &server,
+                Duration::from_secs(600),
+            )? {
+                runs.entry(format!("{mode}/{waits}"))
+                    .or_default()
+                    .push(line);
+            }
+        }
+    }
+    let quick = if sizes.quick { " --quick" } else { "" };
+    let _ = writeln!(
+        out,
+        "## 4. Completion latency\n\n**What:** from the moment the server marked a job done \
+         (its `finished_at`) to the moment the client had it, p50 and p99, with one wait at a \
+         time ({} jobs after one another) and with many at once (`sleep` jobs of 2 s). \
+         **How:** `bench/src/bin/waits.rs` with the async facade: `events` is `job.wait()` \
+         (one shared event stream), `long-poll` is `job.wait()` with \
+         `wait_by_events(false)`, `poll=MS` the hand-written loop (`refresh()`, sleep MS) \
+         other SDKs' users write. **Baseline:** polling. **Goal:** with events, p50 < 1 ms \
+         and p99 < 5 ms. **Command:** `cargo xtask bench{quick}`. Plot: \
+         [figure-4.svg](figure-4.svg).\n",
+        sizes.one_at_a_time
+    );
+    let _ = writeln!(
+        out,
+        "| waits by | at once | p50 ms | p99 ms | errors | goal | |\n|---|---|---|---|---|---|---|"
+    );
+    let mut bars = Vec::new();
+    for (mode, waits) in &plan {
+        let lines = runs
+            .get(&format!("{mode}/{waits}"))
+            .cloned()
+            .unwrap_or_default();
+        let (p50, p99) = (
+            Spread::of(&metric(&lines, "p50_ms")),
+            Spread::of(&metric(&lines, "p99_ms")),
+        );
+        let (goal, verdict) = if mode == "events" {
+            (
+                "p50 < 1, p99 < 5",
+                met(p50.median < 1.0 && p99.median < 5.0),
+            )
+        } else {
+            ("", "")
+        };
+        let _ = writeln!(
+            out,
+            "| {mode} | {waits} | {} | {} | {} | {goal} | {verdict} |",
+            p50.show(2),
+            p99.show(2),
+            Spread::of(&metric(&lines, "errors")).show(0),
+        );
+        if *waits == 1
+            || *waits == sizes.poll_waits
+            || (*waits == 10_000 && !mode.starts_with("poll"))
+        {
+            bars.push((format!("{mode}, {waits} at once (p50)"), p50.median));
+        }
+    }
+    svg::bars(
+        "bench/figure-4.svg",
+        "Figure 4: completion to result, p50 (ms, log scale)",
+        &bars,
+    )?;
+    let _ = writeln!(
+        out,
+        "\n## 5. Memory per waiting job\n\n**What:** peak resident memory while N jobs are \
+         awaited at once, minus before, divided by N: the client's (`VmRSS` of the bench \
+         process) and the server's (`VmRSS` of its process, which also holds the N jobs). \
+         **How:** the same runs as figure 4. **Baseline:** one long-poll per job. \
+         **Goal:** ≤ 2 KB per wait on the client, with events. **Command:** `cargo xtask \
+         bench{quick}`.\n"
+    );
+    let _ = writeln!(out, "| waits by | N | client B/wait | server B/wait | client vs long-poll | goal | |\n|---|---|---|---|---|---|---|");
+    for waits in [1000, 10_000] {
+        let poll = runs
+            .get(&format!("long-poll/{waits}"))
+            .cloned()
+            .unwrap_or_default();
+        for mode in ["events", "long-poll"] {
+            let lines = runs
+                .get(&format!("{mode}/{waits}"))
+                .cloned()
+                .unwrap_or_default();
+            let client = Spread::of(&metric(&lines, "client_bytes_per_wait"));
+            let vs = ratios(&lines, &poll, |a, b| {
+                Some(a["client_bytes_per_wait"].as_f64()? / b["client_bytes_per_wait"].as_f64()?)
+            });
+            let (goal, verdict) = if mode == "events" {
+                ("≤ 2048", met(client.median <= 2048.0))
+            } else {
+                ("", "")
+            };
+            let _ = writeln!(
+                out,
+                "| {mode} | {waits} | {} | {} | {} | {goal} | {verdict} |",
+                client.show(0),
+                Spread::of(&metric(&lines, "server_bytes_per_wait")).show(0),
+                vs.show(3),
+            );
+        }
+    }
+    let _ = writeln!(out);
+    Ok(())
+}
+
+fn figure_6(sizes: &Sizes, out: &mut String) -> Result<(), String> {
+    println!("figure 6: micro-benchmarks");
+    let mut args = vec!["bench", "-p", "jobwire-core", "--bench", "micro", "--"];
+    if sizes.quick {
+        args.extend(["--sample-count", "10"]);
+    }
+    println!("$ cargo {}", args.join(" "));
+    let output = Command::new(crate::cargo_bin())
+        .args(&args)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo bench: {e}"))?;
+    if !output.status.success() {
+        return Err("cargo bench -p jobwire-core --bench micro failed".into());
+    }
+    let _ = writeln!(
+        out,
+        "## 6. Micro-benchmarks\n\n**What:** the SSE decoder, the retry decision and job \
+         decoding, time and allocations per operation. **How:** divan, \
+         `crates/jobwire-core/benches/micro.rs`, its `AllocProfiler` counting allocations. \
+         **Baseline:** none (they are for spotting regressions). **Command:** `cargo bench \
+         -p jobwire-core --bench micro`{}.\n\n```text\n{}```",
+        if sizes.quick {
+            " -- --sample-count 10"
+        } else {
+            ""
+        },
+        String::from_utf8_lossy(&output.stdout)
+    );
+    Ok(())
+}
+
+/// wrk, from Debian's package when it is missing.
+fn ensure_wrk() -> Result<(), String> {
+    if Command::new("wrk").arg("--version").output().is_ok() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        crate::run_command(command)
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "wrk"])
+}
+
+/// The Python clients' venv (pinned requirements); `None`, with a note, without python3.
+fn python_clients() -> Result<Option<String>, String> {
+    let python = format!("{VENV}/bin/python");
+    let requirements = "bench/python/requirements.txt";
+    if !Path::new(requirements).exists() {
+        return Ok(None);
+    }
+    if !Path::new(&python).exists() {
+        if crate::run("python3", &["-m", "venv", VENV]).is_err() {
+            println!("no python3: figure 2 runs without the Python clients");
+            return Ok(None);
+        }
+        crate::run(
+            &format!("{VENV}/bin/pip"),
+            &["install", "--quiet", "-r", requirements],
+        )?;
+    }
+    Ok(Some(python))
+}
+
+fn today() -> String {
+    let output = Command::new("date").arg("-u").arg("+%Y-%m-%d").output();
+    output
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads() {
+        let s = Spread::of(&[3.0, 1.0, 2.0, f64::NAN]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(Spread::of(&[1.0, 2.0]).median, 1.5);
+        assert_eq!(Spread::of(&[]).show(1), "—");
+    }
+}
