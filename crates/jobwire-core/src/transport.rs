@@ -187,20 +187,18 @@ impl Body {
             let bytes = cursor.get_ref().clone();
             return check_limit(bytes, limit);
         }
+        // Straight into the buffer (no zeroed bounce buffer, no second copy); one byte
+        // past the limit says the body is too large.
         let mut buf = Vec::new();
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            let n = match self.read(&mut chunk) {
-                Ok(0) => return Ok(Bytes::from(buf)),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(BodyError::Transport(transport_error_from_io(e))),
-            };
-            if buf.len() + n > limit {
-                return Err(BodyError::TooLarge { limit });
-            }
-            buf.extend_from_slice(&chunk[..n]);
+        let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        (&mut self)
+            .take(cap)
+            .read_to_end(&mut buf)
+            .map_err(|e| BodyError::Transport(transport_error_from_io(e)))?;
+        if buf.len() > limit {
+            return Err(BodyError::TooLarge { limit });
         }
+        Ok(Bytes::from(buf))
     }
 }
 
