@@ -25,7 +25,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    for _ in 0..calls.min(200) {
+    for _ in 0..calls / 10 {
         call().await?;
     }
     let (cpu, wall) = (cpu_time(), Instant::now());
@@ -44,7 +44,7 @@ fn measure_threads(
     calls: usize,
     call: impl Fn() -> Result<(), String> + Sync,
 ) -> Result<(f64, f64), String> {
-    for _ in 0..200 {
+    for _ in 0..calls / 10 {
         call()?;
     }
     let left = AtomicUsize::new(calls);
@@ -84,11 +84,37 @@ fn wanted(client: &str) -> bool {
     only.is_empty() || only == client
 }
 
-fn report(client: &str, workload: &str, threads: usize, (cpu, rate): (f64, f64)) {
-    emit(json!({
-        "figure": 1, "client": client, "workload": workload, "threads": threads,
-        "cpu_us_per_call": cpu, "calls_per_s": rate,
-    }));
+/// Measurements taken in turns: each client measured once per round, so a drift of the
+/// machine (another process, the CPU's clock) hits all of them alike.
+const ROUNDS: usize = 5;
+
+/// Each (client, call, threads) with its rounds' (CPU µs per call, calls per second).
+#[derive(Default)]
+struct Samples(Vec<((&'static str, &'static str, usize), Vec<(f64, f64)>)>);
+
+impl Samples {
+    fn add(&mut self, key: (&'static str, &'static str, usize), sample: (f64, f64)) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, samples)) => samples.push(sample),
+            None => self.0.push((key, vec![sample])),
+        }
+    }
+
+    /// One line per key: the medians of its rounds.
+    fn report(self) {
+        for ((client, workload, threads), samples) in self.0 {
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            emit(json!({
+                "figure": 1, "client": client, "workload": workload, "threads": threads,
+                "cpu_us_per_call": median(samples.iter().map(|s| s.0).collect()),
+                "calls_per_s": median(samples.iter().map(|s| s.1).collect()),
+                "rounds": samples.len(),
+            }));
+        }
+    }
 }
 
 /// The request every raw client sends: as jobwire sends it, minus its idempotency key.
@@ -122,6 +148,8 @@ fn decoded(status: http::StatusCode, body: &[u8]) -> Result<(), String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (url, token) = server_from_env()?;
     let calls: usize = arg("--calls", 5000);
+    let per_round = (calls / ROUNDS).max(1);
+    let mut samples = Samples::default();
 
     // The async facade against raw hyper-util and raw hyper, one call at a time.
     let client = jobwire::Client::builder()
@@ -142,7 +170,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(driver);
 
-    for workload in ["submit_wait", "get_job"] {
+    for (_, workload) in (0..ROUNDS).flat_map(|r| ["submit_wait", "get_job"].map(|w| (r, w))) {
+        let calls = per_round;
         if wanted("jobwire") {
             let facade = measure_async(calls, || async {
                 match workload {
@@ -155,7 +184,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|e| e.to_string())
             })
             .await?;
-            report("jobwire", workload, 1, facade);
+            samples.add(("jobwire", workload, 1), facade);
         }
         let request = || match workload {
             "submit_wait" => submit_request(&url, &token),
@@ -176,7 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 decoded(status, &body.to_bytes())
             })
             .await?;
-            report("hyper-util", workload, 1, util);
+            samples.add(("hyper-util", workload, 1), util);
         }
         if wanted("hyper-http1") {
             let raw = measure_async(calls, || {
@@ -199,7 +228,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             })
             .await?;
-            report("hyper-http1", workload, 1, raw);
+            samples.add(("hyper-http1", workload, 1), raw);
         }
     }
 
@@ -213,7 +242,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .into();
     let body = json!({"input": {"n": 1}}).to_string();
-    for threads in [1, 8, 64] {
+    for (_, threads) in (0..ROUNDS).flat_map(|r| [1, 8, 64].map(|t| (r, t))) {
+        let calls = per_round;
         if wanted("jobwire-blocking") {
             let facade = measure_threads(threads, calls, || {
                 blocking
@@ -221,7 +251,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(drop)
                     .map_err(|e| e.to_string())
             })?;
-            report("jobwire-blocking", "submit_wait", threads, facade);
+            samples.add(("jobwire-blocking", "submit_wait", threads), facade);
         }
         if wanted("ureq") {
             let raw = measure_threads(threads, calls, || {
@@ -237,8 +267,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let bytes = answer.body_mut().read_to_vec().map_err(|e| e.to_string())?;
                 decoded(status, &bytes)
             })?;
-            report("ureq", "submit_wait", threads, raw);
+            samples.add(("ureq", "submit_wait", threads), raw);
         }
     }
+    samples.report();
     Ok(())
 }

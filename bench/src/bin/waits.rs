@@ -4,7 +4,8 @@
 //! - `events`: `job.wait()` on the client's one shared event stream (the default);
 //! - `long-poll`: `job.wait()` with `wait_by_events(false)`: a `Prefer: wait` GET each;
 //! - `poll=MS`: the hand-written loop other SDKs' users write: `refresh()`, then sleep MS,
-//!   until the job is done.
+//!   until the job is done (the loops' first polls spread over the interval, as
+//!   independent loops' would be).
 //!
 //! Prints completion latency — from the moment the server marked each job done (its
 //! `finished_at`) to the moment the client had it — p50 and p99, and the peak resident
@@ -20,25 +21,58 @@ use jobwire_bench::{
 };
 use serde_json::json;
 
-/// Waits for `job` by `mode`; the moment it had the finished job.
-async fn wait_by(job: &mut jobwire::JobHandle, mode: &str) -> Result<SystemTime, String> {
-    match mode.strip_prefix("poll=") {
-        Some(every) => {
-            let every = Duration::from_millis(every.parse().map_err(|_| "poll=MS")?);
-            while !job
-                .refresh()
-                .await
-                .map_err(|e| e.to_string())?
-                .is_finished()
-            {
-                tokio::time::sleep(every).await;
-            }
-        }
-        None => {
-            job.wait().await.map_err(|e| e.to_string())?;
-        }
+/// The polling interval of a `poll=MS` mode.
+fn poll_interval(mode: &str) -> Option<Duration> {
+    let ms = mode.strip_prefix("poll=")?.parse().ok()?;
+    Some(Duration::from_millis(ms))
+}
+
+/// The hand-written polling loop: `refresh()`, sleep, until done; the first poll comes
+/// `phase` after the start (users' loops do not all tick together). The moment it had
+/// the finished job.
+async fn poll(
+    job: &mut jobwire::JobHandle,
+    every: Duration,
+    phase: Duration,
+) -> Result<SystemTime, String> {
+    tokio::time::sleep(phase).await;
+    while !job
+        .refresh()
+        .await
+        .map_err(|e| e.to_string())?
+        .is_finished()
+    {
+        tokio::time::sleep(every).await;
     }
     Ok(SystemTime::now())
+}
+
+/// The SDK's wait; the moment it had the finished job. Its own function, so a wait's
+/// future holds only what `wait()` needs (memory per wait is figure 5).
+async fn wait(job: &mut jobwire::JobHandle) -> Result<SystemTime, String> {
+    job.wait().await.map_err(|e| e.to_string())?;
+    Ok(SystemTime::now())
+}
+
+/// Spreads polls over the interval: the `i`th loop's first poll, in `[0, every)`.
+fn phase(i: usize, every: Duration) -> Duration {
+    // The golden ratio's fraction spreads any number of loops evenly.
+    every.mul_f64((i as f64 * 0.618_033_988_75).fract())
+}
+
+/// Runs `all`, sampling the client's and the server's resident memory into `peak` every
+/// 20 ms meanwhile.
+async fn sampled<T>(all: impl std::future::Future<Output = T>, peak: &mut (u64, u64)) -> T {
+    tokio::pin!(all);
+    loop {
+        tokio::select! {
+            returned = &mut all => return returned,
+            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                peak.0 = peak.0.max(status_kib(None, "VmRSS:"));
+                peak.1 = peak.1.max(status_kib(server_pid(), "VmRSS:"));
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -62,7 +96,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let short = json!({ "duration_seconds": 0.05 });
         for _ in 0..samples {
             let mut job = client.submit("sleep", &short).await?;
-            let returned = wait_by(&mut job, &mode).await?;
+            let returned = match poll_interval(&mode) {
+                Some(every) => poll(&mut job, every, phase(latencies.len(), every)).await?,
+                None => wait(&mut job).await?,
+            };
             latencies.extend(completion_latency(job.job(), returned));
         }
     } else {
@@ -82,18 +119,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             status_kib(server_pid(), "VmRSS:"),
         );
         let mut peak = before;
-        let mode = mode.as_str();
-        let returned: Vec<Result<SystemTime, String>> = {
-            let all = futures_util::future::join_all(jobs.iter_mut().map(|j| wait_by(j, mode)));
-            tokio::pin!(all);
-            loop {
-                tokio::select! {
-                    returned = &mut all => break returned,
-                    () = tokio::time::sleep(Duration::from_millis(20)) => {
-                        peak.0 = peak.0.max(status_kib(None, "VmRSS:"));
-                        peak.1 = peak.1.max(status_kib(server_pid(), "VmRSS:"));
-                    }
-                }
+        let returned: Vec<Result<SystemTime, String>> = match poll_interval(&mode) {
+            Some(every) => {
+                let loops = jobs
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, job)| poll(job, every, phase(i, every)));
+                sampled(futures_util::future::join_all(loops), &mut peak).await
+            }
+            None => {
+                let waits = jobs.iter_mut().map(wait);
+                sampled(futures_util::future::join_all(waits), &mut peak).await
             }
         };
         for (job, returned) in jobs.iter().zip(returned) {
