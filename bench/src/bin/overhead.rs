@@ -242,7 +242,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .into();
     let body = json!({"input": {"n": 1}}).to_string();
+    let only_threads: usize = arg("--threads", 0);
     for (_, threads) in (0..ROUNDS).flat_map(|r| [1, 8, 64].map(|t| (r, t))) {
+        if only_threads != 0 && threads != only_threads {
+            continue;
+        }
         let calls = per_round;
         if wanted("jobwire-blocking") {
             let facade = measure_threads(threads, calls, || {

@@ -3,8 +3,11 @@
 //! [`UreqTransport`] implements [`jobwire_core::transport::Transport`]. HTTP error
 //! statuses come back as answers (so the SDK reads their problem bodies), bodies are
 //! streamed, TLS is rustls with its ring provider, idle connections are pooled and aged
-//! out, host names are resolved without a thread per request, and the connect timeout, each request's [`RequestTimeout`] and, for event
-//! streams, its [`ReadTimeout`] (each read of the head and body) are applied.
+//! out, host names are resolved without a thread per request, and the connect timeout,
+//! each request's [`RequestTimeout`] (no read waits longer, and the answer ends once it
+//! has passed) and, for event streams, its [`ReadTimeout`] (each read of the head and
+//! body) are applied. The socket timeouts stay the same from one request to the next, so
+//! they are set once per connection, not before every read.
 //! The `jobwire-blocking` facade uses it by default; build one yourself to tune it:
 //!
 //! ```
@@ -19,7 +22,7 @@
 mod resolver;
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jobwire_core::transport::{Body, ReadTimeout, RequestTimeout, Transport};
@@ -114,23 +117,54 @@ impl Transport for UreqTransport {
         let per_read = ReadTimeout::of(&request);
         let request = request.map(|b| b.to_vec());
         let configured = self.agent.configure_request(request);
-        let request = match per_read {
-            // An event stream has no end to bound; each read has.
-            Some(idle) => configured.timeout_per_read(Some(idle)).build(),
-            None => configured.timeout_global(timeout).build(),
+        // An event stream has no end to bound, only each read. A plain request's whole
+        // answer is bounded by its timeout: each read waits at most that long (a socket
+        // timeout that stays the same from request to request, so it is set once per
+        // connection, not per read as a shrinking deadline would be), and the body
+        // reader ends the answer once the deadline has passed.
+        let deadline = match per_read {
+            Some(_) => None,
+            None => timeout.and_then(|t| Instant::now().checked_add(t)),
         };
+        let request = configured.timeout_per_read(per_read.or(timeout)).build();
         let response = self.agent.run(request).map_err(classify)?;
-        Ok(response.map(|body| Body::from_reader(BodyReader(body.into_reader()))))
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(timed_out(timeout));
+        }
+        Ok(response.map(|body| {
+            Body::from_reader(BodyReader {
+                inner: body.into_reader(),
+                deadline,
+                timeout,
+            })
+        }))
     }
 }
 
 /// Turns ureq's read errors into I/O errors that carry a classified [`TransportError`],
 /// so a timeout mid-body is reported as a timeout.
-struct BodyReader<R>(R);
+struct BodyReader<R> {
+    inner: R,
+    /// When the whole answer must have arrived (plain requests).
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+}
+
+/// The error of an answer not complete within its request's timeout.
+fn timed_out(timeout: Option<Duration>) -> TransportError {
+    let within = timeout.map_or_else(|| "its deadline".to_owned(), |t| format!("{t:?}"));
+    TransportError::new(
+        TransportErrorKind::Timeout,
+        format!("no complete answer within {within}"),
+    )
+}
 
 impl<R: Read> Read for BodyReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf).map_err(|e| {
+        if self.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(std::io::Error::other(timed_out(self.timeout)));
+        }
+        self.inner.read(buf).map_err(|e| {
             // ureq reports its own timeouts mid-body as an I/O error that wraps them.
             let ureq_timeout = e
                 .get_ref()
@@ -160,4 +194,47 @@ fn classify(err: ureq::Error) -> TransportError {
 
 fn clone_io(io: &std::io::Error) -> std::io::Error {
     std::io::Error::new(io.kind(), io.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A server that sends a head, then its body a byte at a time, each well within the
+    /// per-read timeout: the answer still ends at the request's deadline.
+    #[test]
+    fn a_body_that_trickles_in_ends_at_the_deadline() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request);
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                std::thread::sleep(Duration::from_millis(40));
+                if socket.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        });
+        let request = http::Request::get(format!("http://{addr}/slow"))
+            .extension(RequestTimeout(Duration::from_millis(400)))
+            .body(Bytes::new())
+            .unwrap();
+        let started = Instant::now();
+        let answer = UreqTransport::new().send(request).unwrap();
+        let read = answer.into_body().read_to_bytes(1 << 20);
+        let elapsed = started.elapsed();
+        match read {
+            Err(jobwire_core::transport::BodyError::Transport(e)) => assert!(e.is_timeout(), "{e}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(
+            elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(700),
+            "{elapsed:?}"
+        );
+    }
 }
