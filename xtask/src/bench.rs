@@ -302,11 +302,18 @@ fn met(ok: bool) -> String {
 
 /// "met", or "missed" and by how much: `value` against a ceiling (`at_most`) or a floor.
 fn against(value: f64, goal: f64, at_most: bool) -> String {
-    let ok = if at_most { value <= goal } else { value >= goal };
+    let ok = if at_most {
+        value <= goal
+    } else {
+        value >= goal
+    };
     if ok || !value.is_finite() {
         return met(ok);
     }
-    format!("**missed** by {:.0} %", ((value - goal) / goal).abs() * 100.0)
+    format!(
+        "**missed** by {:.0} %",
+        ((value - goal) / goal).abs() * 100.0
+    )
 }
 
 fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
@@ -716,12 +723,13 @@ fn figures_4_and_5(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), Str
         out,
         "\n## 5. Memory per waiting job\n\n**What:** peak resident memory while N jobs are \
          awaited at once, minus before, divided by N: the client's (`VmRSS` of the bench \
-         process) and the server's (`VmRSS` of its process, which also holds the N jobs). \
+         process; also its peak before the first job finished, what waiting itself holds \
+         without the burst of `done` events after) and the server's (`VmRSS` of its process, which also holds the N jobs). \
          **How:** the same runs as figure 4. **Baseline:** one long-poll per job. \
          **Goal:** ≤ 2 KB per wait on the client, with events. **Command:** `cargo xtask \
          bench{quick}`.\n"
     );
-    let _ = writeln!(out, "| waits by | N | client B/wait | server B/wait | client vs long-poll | goal | |\n|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| waits by | N | client B/wait | client B/wait before the first done | server B/wait | client vs long-poll | goal | |\n|---|---|---|---|---|---|---|---|");
     for waits in [1000, 10_000] {
         let poll = runs
             .get(&format!("long-poll/{waits}"))
@@ -743,8 +751,9 @@ fn figures_4_and_5(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), Str
             };
             let _ = writeln!(
                 out,
-                "| {mode} | {waits} | {} | {} | {} | {goal} | {verdict} |",
+                "| {mode} | {waits} | {} | {} | {} | {} | {goal} | {verdict} |",
                 client.show(0),
+                Spread::of(&metric(&lines, "client_bytes_per_wait_before_done")).show(0),
                 Spread::of(&metric(&lines, "server_bytes_per_wait")).show(0),
                 vs.show(3),
             );

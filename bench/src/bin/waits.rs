@@ -60,17 +60,21 @@ fn phase(i: usize, every: Duration) -> Duration {
     every.mul_f64((i as f64 * 0.618_033_988_75).fract())
 }
 
-/// Runs `all`, sampling the client's and the server's resident memory into `peak` every
-/// 20 ms meanwhile.
-async fn sampled<T>(all: impl std::future::Future<Output = T>, peak: &mut (u64, u64)) -> T {
+/// Resident memory over time: (when, client KiB, server KiB).
+type Samples = Vec<(SystemTime, u64, u64)>;
+
+/// Runs `all`, sampling the client's and the server's resident memory every 20 ms
+/// meanwhile.
+async fn sampled<T>(all: impl std::future::Future<Output = T>, samples: &mut Samples) -> T {
     tokio::pin!(all);
     loop {
         tokio::select! {
             returned = &mut all => return returned,
-            () = tokio::time::sleep(Duration::from_millis(20)) => {
-                peak.0 = peak.0.max(status_kib(None, "VmRSS:"));
-                peak.1 = peak.1.max(status_kib(server_pid(), "VmRSS:"));
-            }
+            () = tokio::time::sleep(Duration::from_millis(20)) => samples.push((
+                SystemTime::now(),
+                status_kib(None, "VmRSS:"),
+                status_kib(server_pid(), "VmRSS:"),
+            )),
         }
     }
 }
@@ -92,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut latencies = Vec::new();
     let mut errors = 0;
     let (mut client_per_wait, mut server_per_wait) = (None, None);
+    let mut client_idle_per_wait = None;
     if waits == 1 {
         let short = json!({ "duration_seconds": 0.05 });
         for _ in 0..samples {
@@ -118,18 +123,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             status_kib(None, "VmRSS:"),
             status_kib(server_pid(), "VmRSS:"),
         );
-        let mut peak = before;
+        let mut samples = Samples::new();
         let returned: Vec<Result<SystemTime, String>> = match poll_interval(&mode) {
             Some(every) => {
                 let loops = jobs
                     .iter_mut()
                     .enumerate()
                     .map(|(i, job)| poll(job, every, phase(i, every)));
-                sampled(futures_util::future::join_all(loops), &mut peak).await
+                sampled(futures_util::future::join_all(loops), &mut samples).await
             }
             None => {
                 let waits = jobs.iter_mut().map(wait);
-                sampled(futures_util::future::join_all(waits), &mut peak).await
+                sampled(futures_util::future::join_all(waits), &mut samples).await
             }
         };
         for (job, returned) in jobs.iter().zip(returned) {
@@ -143,8 +148,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let per_wait =
             |after: u64, before: u64| after.saturating_sub(before) as f64 * 1024.0 / waits as f64;
-        client_per_wait = Some(per_wait(peak.0, before.0));
-        server_per_wait = server_pid().map(|_| per_wait(peak.1, before.1));
+        let peak = |until: Option<SystemTime>| {
+            samples
+                .iter()
+                .filter(|(at, _, _)| until.is_none_or(|u| *at < u))
+                .fold(before, |(c, s), (_, client, server)| {
+                    (c.max(*client), s.max(*server))
+                })
+        };
+        let all = peak(None);
+        client_per_wait = Some(per_wait(all.0, before.0));
+        server_per_wait = server_pid().map(|_| per_wait(all.1, before.1));
+        // Before the first job finished: what waiting itself holds, without the burst of
+        // `done` events that follows.
+        let first_done = jobs
+            .iter()
+            .filter_map(|j| jobwire_bench::parse_utc(j.job().finished_at.as_deref()?))
+            .min();
+        client_idle_per_wait = first_done.map(|f| per_wait(peak(Some(f)).0, before.0));
     }
     emit(json!({
         "figure": 4, "mode": mode, "waits": waits,
@@ -152,6 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "p99_ms": ms(percentile(&mut latencies, 0.99)),
         "errors": errors,
         "client_bytes_per_wait": client_per_wait,
+        "client_bytes_per_wait_before_done": client_idle_per_wait,
         "server_bytes_per_wait": server_per_wait,
     }));
     Ok(())
