@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use jobwire_core::batch::{Batch, BatchReport, Mode, Next, Plan};
+use jobwire_core::batch::{Batch, BatchReport, Mode, Next};
 use jobwire_core::endpoint::CancelJob;
 use jobwire_core::Error;
 use serde::de::DeserializeOwned;
@@ -17,7 +17,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl ServiceHandle {
+jobwire_core::__batch_surface! {
+    run_all:
     /// Runs a job per input on at most `concurrency` threads (default 8); `.collect()`
     /// answers every outcome in input order with a summary, `.try_collect()` the outputs
     /// or the first error — which cancels the other jobs in flight.
@@ -32,14 +33,7 @@ impl ServiceHandle {
     /// println!("{} ok, {} failed", report.summary.succeeded, report.summary.failed);
     /// # Ok(()) }
     /// ```
-    pub fn run_all<I: serde::Serialize>(&self, inputs: impl IntoIterator<Item = I>) -> RunAll {
-        RunAll {
-            client: self.client.clone(),
-            service: self.service.id.clone(),
-            plan: Plan::new(inputs),
-        }
-    }
-
+    run_unordered:
     /// Runs a job per input on at most `concurrency` threads (default 8); `.results()`
     /// yields `(index, outcome)` as each job ends.
     ///
@@ -52,30 +46,23 @@ impl ServiceHandle {
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn run_unordered<I: serde::Serialize>(
-        &self,
-        inputs: impl IntoIterator<Item = I>,
-    ) -> RunUnordered {
-        RunUnordered {
-            client: self.client.clone(),
-            service: self.service.id.clone(),
-            plan: Plan::new(inputs),
-        }
-    }
-}
-
-/// A batch whose outcomes come back in input order; from [`ServiceHandle::run_all`].
-#[derive(Debug, Clone)]
-#[must_use = "a batch runs when collected"]
-pub struct RunAll {
-    client: Client,
-    service: String,
-    plan: Plan,
+    guard:
+    /// Cancels the jobs added to it when dropped, unless [`disarm`](Self::disarm)ed: the
+    /// rollback of a step that started jobs and then failed. From [`Client::guard`].
+    ///
+    /// ```no_run
+    /// # fn demo(client: jobwire_blocking::Client) -> Result<(), jobwire_blocking::Error> {
+    /// let mut guard = client.guard();
+    /// let a = guard.add(client.submit("sleep", &serde_json::json!({"duration_seconds": 60}))?);
+    /// let b = guard.add(client.submit("sleep", &serde_json::json!({"duration_seconds": 60}))?);
+    /// // … a step that returns early with `?` would leave `guard` to cancel both …
+    /// guard.disarm(); // all went well: the jobs keep running
+    /// # let _ = (a, b);
+    /// # Ok(()) }
+    /// ```
 }
 
 impl RunAll {
-    jobwire_core::__batch_setters!(plan);
-
     /// Runs every input and answers each outcome in input order, with a summary.
     pub fn collect<O: DeserializeOwned + Send>(self) -> BatchReport<O> {
         self.drive(Mode::Collect).into_report()
@@ -117,19 +104,7 @@ impl RunAll {
     }
 }
 
-/// A batch whose outcomes come back as they complete; from
-/// [`ServiceHandle::run_unordered`].
-#[derive(Debug, Clone)]
-#[must_use = "a batch runs when its results are read"]
-pub struct RunUnordered {
-    client: Client,
-    service: String,
-    plan: Plan,
-}
-
 impl RunUnordered {
-    jobwire_core::__batch_setters!(plan);
-
     /// `(index, outcome)` of each input as its job ends, from `concurrency` threads
     /// started now. Dropping the iterator starts no more jobs; those in flight go on.
     pub fn results<O: DeserializeOwned + Send + 'static>(
@@ -175,54 +150,7 @@ fn cancel_all(client: &Client, ids: &[String]) {
     }
 }
 
-/// Cancels the jobs added to it when dropped, unless [`disarm`](Self::disarm)ed: the
-/// rollback of a step that started jobs and then failed. From [`Client::guard`].
-///
-/// ```no_run
-/// # fn demo(client: jobwire_blocking::Client) -> Result<(), jobwire_blocking::Error> {
-/// let mut guard = client.guard();
-/// let a = guard.add(client.submit("sleep", &serde_json::json!({"duration_seconds": 60}))?);
-/// let b = guard.add(client.submit("sleep", &serde_json::json!({"duration_seconds": 60}))?);
-/// // … a step that returns early with `?` would leave `guard` to cancel both …
-/// guard.disarm(); // all went well: the jobs keep running
-/// # let _ = (a, b);
-/// # Ok(()) }
-/// ```
-#[derive(Debug)]
-#[must_use = "a guard cancels its jobs when dropped"]
-pub struct JobGuard {
-    client: Client,
-    jobs: Vec<String>,
-}
-
-impl Client {
-    /// A [`JobGuard`]: the jobs added to it are cancelled when it is dropped, unless it
-    /// is disarmed first.
-    pub fn guard(&self) -> JobGuard {
-        JobGuard {
-            client: self.clone(),
-            jobs: Vec::new(),
-        }
-    }
-}
-
 impl JobGuard {
-    /// Guards `job` (cancelled on drop) and hands it back.
-    pub fn add(&mut self, job: JobHandle) -> JobHandle {
-        self.jobs.push(job.id().to_owned());
-        job
-    }
-
-    /// The ids of the guarded jobs.
-    pub fn job_ids(&self) -> &[String] {
-        &self.jobs
-    }
-
-    /// Keeps the jobs: nothing is cancelled when the guard is dropped.
-    pub fn disarm(mut self) {
-        self.jobs.clear();
-    }
-
     /// Cancels the guarded jobs now and waits for the server's answers (dropping the
     /// guard does the same).
     pub fn cancel_all(mut self) {

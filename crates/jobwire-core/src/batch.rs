@@ -383,6 +383,109 @@ impl<O> Batch<O> {
     }
 }
 
+/// Stamps what both facades' batch modules share: `ServiceHandle::run_all` and
+/// `run_unordered`, the `RunAll`, `RunUnordered` and `JobGuard` types with their setters,
+/// and `Client::guard`. The facade writes the drive loops (`collect`, `try_collect`,
+/// `results`, the guard's `cancel_all` and `Drop`) and passes each item's doc (with its
+/// facade's example) in order.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __batch_surface {
+    (
+        run_all: $(#[$run_all:meta])*
+        run_unordered: $(#[$run_unordered:meta])*
+        guard: $(#[$guard:meta])*
+    ) => {
+        impl ServiceHandle {
+            $(#[$run_all])*
+            pub fn run_all<I: serde::Serialize>(&self, inputs: impl IntoIterator<Item = I>) -> RunAll {
+                RunAll {
+                    client: self.client.clone(),
+                    service: self.service.id.clone(),
+                    plan: $crate::batch::Plan::new(inputs),
+                }
+            }
+
+            $(#[$run_unordered])*
+            pub fn run_unordered<I: serde::Serialize>(
+                &self,
+                inputs: impl IntoIterator<Item = I>,
+            ) -> RunUnordered {
+                RunUnordered {
+                    client: self.client.clone(),
+                    service: self.service.id.clone(),
+                    plan: $crate::batch::Plan::new(inputs),
+                }
+            }
+        }
+
+        /// A batch whose outcomes come back in input order; from
+        /// [`ServiceHandle::run_all`].
+        #[derive(Debug, Clone)]
+        #[must_use = "a batch runs when collected"]
+        pub struct RunAll {
+            client: Client,
+            service: String,
+            plan: $crate::batch::Plan,
+        }
+
+        impl RunAll {
+            $crate::__batch_setters!(plan);
+        }
+
+        /// A batch whose outcomes come back as they complete; from
+        /// [`ServiceHandle::run_unordered`].
+        #[derive(Debug, Clone)]
+        #[must_use = "a batch runs when its results are read"]
+        pub struct RunUnordered {
+            client: Client,
+            service: String,
+            plan: $crate::batch::Plan,
+        }
+
+        impl RunUnordered {
+            $crate::__batch_setters!(plan);
+        }
+
+        $(#[$guard])*
+        #[derive(Debug)]
+        #[must_use = "a guard cancels its jobs when dropped"]
+        pub struct JobGuard {
+            client: Client,
+            jobs: Vec<String>,
+        }
+
+        impl Client {
+            /// A [`JobGuard`]: the jobs added to it are cancelled when it is dropped,
+            /// unless it is disarmed first.
+            pub fn guard(&self) -> JobGuard {
+                JobGuard {
+                    client: self.clone(),
+                    jobs: Vec::new(),
+                }
+            }
+        }
+
+        impl JobGuard {
+            /// Guards `job` (cancelled on drop) and hands it back.
+            pub fn add(&mut self, job: JobHandle) -> JobHandle {
+                self.jobs.push(job.id().to_owned());
+                job
+            }
+
+            /// The ids of the guarded jobs.
+            pub fn job_ids(&self) -> &[String] {
+                &self.jobs
+            }
+
+            /// Keeps the jobs: nothing is cancelled when the guard is dropped.
+            pub fn disarm(mut self) {
+                self.jobs.clear();
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
