@@ -20,6 +20,12 @@ pub fn server_pid() -> Option<u32> {
 
 /// CPU time this process has used, user plus system (`getrusage`).
 pub fn cpu_time() -> Duration {
+    let (user, system) = cpu_times();
+    user + system
+}
+
+/// CPU time this process has used: (user, system) (`getrusage`).
+pub fn cpu_times() -> (Duration, Duration) {
     // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
@@ -29,7 +35,7 @@ pub fn cpu_time() -> Duration {
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
-    time(usage.ru_utime) + time(usage.ru_stime)
+    (time(usage.ru_utime), time(usage.ru_stime))
 }
 
 /// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`), for `pid` or this process.

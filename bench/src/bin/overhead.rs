@@ -16,11 +16,32 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use jobwire_bench::{arg, cpu_time, emit, server_from_env};
+use jobwire_bench::{arg, cpu_times, emit, server_from_env};
 use serde_json::{json, Value};
 
-/// One measurement: run `calls` calls, answer (CPU µs per call, calls per second).
-async fn measure_async<F, Fut>(calls: usize, mut call: F) -> Result<(f64, f64), String>
+/// One measurement: CPU µs per call (user + system, and user alone), calls per second.
+#[derive(Clone, Copy)]
+struct Sample {
+    cpu: f64,
+    user: f64,
+    rate: f64,
+}
+
+impl Sample {
+    /// Since `cpu` (user, system) and `wall`, for `calls` calls.
+    fn since(cpu: (std::time::Duration, std::time::Duration), wall: Instant, calls: usize) -> Self {
+        let (user, system) = cpu_times();
+        let per_call = |d: std::time::Duration| d.as_secs_f64() * 1e6 / calls as f64;
+        Sample {
+            cpu: per_call((user - cpu.0) + (system - cpu.1)),
+            user: per_call(user - cpu.0),
+            rate: calls as f64 / wall.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// One measurement: run `calls` calls.
+async fn measure_async<F, Fut>(calls: usize, mut call: F) -> Result<Sample, String>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
@@ -28,27 +49,23 @@ where
     for _ in 0..calls / 10 {
         call().await?;
     }
-    let (cpu, wall) = (cpu_time(), Instant::now());
+    let (cpu, wall) = (cpu_times(), Instant::now());
     for _ in 0..calls {
         call().await?;
     }
-    let (cpu, wall) = (cpu_time() - cpu, wall.elapsed());
-    Ok((
-        cpu.as_secs_f64() * 1e6 / calls as f64,
-        calls as f64 / wall.as_secs_f64(),
-    ))
+    Ok(Sample::since(cpu, wall, calls))
 }
 
 fn measure_threads(
     threads: usize,
     calls: usize,
     call: impl Fn() -> Result<(), String> + Sync,
-) -> Result<(f64, f64), String> {
+) -> Result<Sample, String> {
     for _ in 0..calls / 10 {
         call()?;
     }
     let left = AtomicUsize::new(calls);
-    let (cpu, wall) = (cpu_time(), Instant::now());
+    let (cpu, wall) = (cpu_times(), Instant::now());
     let failed = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -71,11 +88,7 @@ fn measure_threads(
     if let Some(Err(e)) = failed {
         return Err(e);
     }
-    let (cpu, wall) = (cpu_time() - cpu, wall.elapsed());
-    Ok((
-        cpu.as_secs_f64() * 1e6 / calls as f64,
-        calls as f64 / wall.as_secs_f64(),
-    ))
+    Ok(Sample::since(cpu, wall, calls))
 }
 
 /// Whether `client` is measured this time (`--only CLIENT` picks one).
@@ -88,12 +101,12 @@ fn wanted(client: &str) -> bool {
 /// machine (another process, the CPU's clock) hits all of them alike.
 const ROUNDS: usize = 5;
 
-/// Each (client, call, threads) with its rounds' (CPU µs per call, calls per second).
+/// Each (client, call, threads) with its rounds' samples.
 #[derive(Default)]
-struct Samples(Vec<((&'static str, &'static str, usize), Vec<(f64, f64)>)>);
+struct Samples(Vec<((&'static str, &'static str, usize), Vec<Sample>)>);
 
 impl Samples {
-    fn add(&mut self, key: (&'static str, &'static str, usize), sample: (f64, f64)) {
+    fn add(&mut self, key: (&'static str, &'static str, usize), sample: Sample) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some((_, samples)) => samples.push(sample),
             None => self.0.push((key, vec![sample])),
@@ -109,8 +122,9 @@ impl Samples {
             };
             emit(json!({
                 "figure": 1, "client": client, "workload": workload, "threads": threads,
-                "cpu_us_per_call": median(samples.iter().map(|s| s.0).collect()),
-                "calls_per_s": median(samples.iter().map(|s| s.1).collect()),
+                "cpu_us_per_call": median(samples.iter().map(|s| s.cpu).collect()),
+                "user_us_per_call": median(samples.iter().map(|s| s.user).collect()),
+                "calls_per_s": median(samples.iter().map(|s| s.rate).collect()),
                 "rounds": samples.len(),
             }));
         }
@@ -170,7 +184,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(driver);
 
+    let only_workload: String = arg("--workload", String::new());
     for (_, workload) in (0..ROUNDS).flat_map(|r| ["submit_wait", "get_job"].map(|w| (r, w))) {
+        if !only_workload.is_empty() && workload != only_workload {
+            continue;
+        }
         let calls = per_round;
         if wanted("jobwire") {
             let facade = measure_async(calls, || async {

@@ -155,7 +155,8 @@ impl AsyncTransport for HyperTransport {
         Ok(response.map(|body| {
             AsyncBody::from_stream(IncomingStream {
                 body,
-                deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                deadline,
+                timer: None,
                 timeout,
                 per_read,
             })
@@ -202,7 +203,11 @@ fn source_is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 /// With `per_read`, each piece that arrives moves the deadline a whole timeout on.
 struct IncomingStream {
     body: hyper::body::Incoming,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When the body (or, for a stream, the current read) must have arrived.
+    deadline: Option<tokio::time::Instant>,
+    /// The timer of `deadline`, made only once a read has to wait: most answers arrive
+    /// with their head, and then no timer is made at all.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Option<Duration>,
     per_read: bool,
 }
@@ -216,10 +221,11 @@ impl Stream for IncomingStream {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if data.is_empty() => continue,
                     Ok(data) => {
-                        if self.per_read {
-                            let timeout = self.timeout;
-                            if let (Some(deadline), Some(t)) = (self.deadline.as_mut(), timeout) {
-                                deadline.as_mut().reset(tokio::time::Instant::now() + t);
+                        if let (true, Some(t)) = (self.per_read, self.timeout) {
+                            let next = tokio::time::Instant::now() + t;
+                            self.deadline = Some(next);
+                            if let Some(timer) = self.timer.as_mut() {
+                                timer.as_mut().reset(next);
                             }
                         }
                         return Poll::Ready(Some(Ok(data)));
@@ -231,12 +237,17 @@ impl Stream for IncomingStream {
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {
+                    let Some(deadline) = self.deadline else {
+                        return Poll::Pending;
+                    };
                     let timeout = self.timeout;
-                    if let Some(deadline) = self.deadline.as_mut() {
-                        if deadline.as_mut().poll(cx).is_ready() {
-                            self.deadline = None;
-                            return Poll::Ready(Some(Err(timeout_error(timeout))));
-                        }
+                    let timer = self
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        self.deadline = None;
+                        self.timer = None;
+                        return Poll::Ready(Some(Err(timeout_error(timeout))));
                     }
                     return Poll::Pending;
                 }
