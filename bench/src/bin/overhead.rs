@@ -101,12 +101,15 @@ fn wanted(client: &str) -> bool {
 /// machine (another process, the CPU's clock) hits all of them alike.
 const ROUNDS: usize = 5;
 
-/// Each (client, call, threads) with its rounds' samples.
+/// What a sample measured: (client, call, threads).
+type Key = (&'static str, &'static str, usize);
+
+/// Each key with its rounds' samples.
 #[derive(Default)]
-struct Samples(Vec<((&'static str, &'static str, usize), Vec<Sample>)>);
+struct Samples(Vec<(Key, Vec<Sample>)>);
 
 impl Samples {
-    fn add(&mut self, key: (&'static str, &'static str, usize), sample: Sample) {
+    fn add(&mut self, key: Key, sample: Sample) {
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some((_, samples)) => samples.push(sample),
             None => self.0.push((key, vec![sample])),
