@@ -41,7 +41,7 @@ impl Sizes {
             Sizes {
                 quick,
                 runs: 3,
-                calls: 1500,
+                calls: 3000,
                 jobs: 1000,
                 one_at_a_time: 5,
                 poll_waits: 1000,
@@ -351,15 +351,12 @@ fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
         sizes.calls,
         if sizes.quick { " --quick" } else { "" }
     );
-    let _ = writeln!(out, "| client | call | threads | CPU µs/call | of it user | calls/s | CPU ratio to baseline | user ratio | goal | |\n|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| client | call | threads | CPU µs/call | calls/s | CPU ratio to baseline | goal | |\n|---|---|---|---|---|---|---|---|");
     let get = |key: &str| runs.get(key).cloned().unwrap_or_default();
     let cpu = |a: &Value, b: &Value| {
         Some(a["cpu_us_per_call"].as_f64()? / b["cpu_us_per_call"].as_f64()?)
     };
     let rate = |a: &Value, b: &Value| Some(a["calls_per_s"].as_f64()? / b["calls_per_s"].as_f64()?);
-    let user = |a: &Value, b: &Value| {
-        Some(a["user_us_per_call"].as_f64()? / b["user_us_per_call"].as_f64()?)
-    };
     for workload in ["submit_wait", "get_job"] {
         let baseline = get(&format!("hyper-util/{workload}/1"));
         for client in ["jobwire", "hyper-util", "hyper-http1"] {
@@ -372,12 +369,10 @@ fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
             };
             let _ = writeln!(
                 out,
-                "| {client} | {workload} | 1 | {} | {} | {} | {} | {} | {goal} | {verdict} |",
+                "| {client} | {workload} | 1 | {} | {} | {} | {goal} | {verdict} |",
                 Spread::of(&metric(&lines, "cpu_us_per_call")).show(1),
-                Spread::of(&metric(&lines, "user_us_per_call")).show(1),
                 Spread::of(&metric(&lines, "calls_per_s")).show(0),
                 ratio.show(2),
-                ratios(&lines, &baseline, user).show(2),
             );
         }
     }
@@ -401,12 +396,10 @@ fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
             };
             let _ = writeln!(
                 out,
-                "| {client} | submit_wait | {threads} | {} | {} | {} | {} | {} | {goal} | {verdict} |",
+                "| {client} | submit_wait | {threads} | {} | {} | {} | {goal} | {verdict} |",
                 Spread::of(&metric(&lines, "cpu_us_per_call")).show(1),
-                Spread::of(&metric(&lines, "user_us_per_call")).show(1),
                 Spread::of(&metric(&lines, "calls_per_s")).show(0),
                 ratio.show(2),
-                ratios(&lines, &baseline, user).show(2),
             );
         }
     }
