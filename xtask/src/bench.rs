@@ -465,9 +465,11 @@ fn figure_2(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
          `bench/src/bin/many.rs` — `jobwire` (`client.run` on tasks, `buffer_unordered`), \
          `jobwire-blocking` (`client.run` on as many threads) — and \
          `bench/python/many_jobs.py` with aiohttp and httpx (pinned in \
-         `bench/python/requirements.txt`, installed by the xtask into `{VENV}`), every \
-         client sending the same requests (a submit with `Prefer: wait=10`, then long-polls \
-         until the job is done). **Baseline:** the Python clients. **Goal:** the lowest \
+         `bench/python/requirements.txt`, installed by the xtask into `{VENV}`). The Rust \
+         clients submit as `run` does (`Prefer: wait=1` and an `Idempotency-Key`, then the \
+         shared event stream if the job is not done); the Python clients submit with \
+         `Prefer: wait=10`, then long-poll. An `echo` job is done within the submit, so \
+         every client makes one request per job. **Baseline:** the Python clients. **Goal:** the lowest \
          client cost per job, no errors. **Command:** `cargo xtask bench{}`. Plot: \
          [figure-2.svg](figure-2.svg).\n",
         sizes.jobs,

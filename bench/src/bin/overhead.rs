@@ -151,6 +151,17 @@ fn get_request(url: &str, token: &str, id: &str) -> http::Request<Bytes> {
         .unwrap_or_default()
 }
 
+/// Reads a raw hyper answer's body and decodes it, as a user of raw hyper would.
+async fn read_decoded(answer: http::Response<hyper::body::Incoming>) -> Result<(), String> {
+    let status = answer.status();
+    let body = answer
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    decoded(status, &body.to_bytes())
+}
+
 fn decoded(status: http::StatusCode, body: &[u8]) -> Result<(), String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !status.is_success() || value["status"] != "succeeded" {
@@ -211,17 +222,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         if wanted("hyper-util") {
             let util = measure_async(calls, || async {
-                let answer = pooled
-                    .request(request().map(Full::new))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = answer.status();
-                let body = answer
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                decoded(status, &body.to_bytes())
+                let answer = pooled.request(request().map(Full::new)).await;
+                read_decoded(answer.map_err(|e| e.to_string())?).await
             })
             .await?;
             samples.add(("hyper-util", workload, 1), util);
@@ -235,16 +237,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .unwrap_or(http::HeaderValue::from_static("localhost")),
                 );
                 let sent = conn.send_request(request);
-                async move {
-                    let answer = sent.await.map_err(|e| e.to_string())?;
-                    let status = answer.status();
-                    let body = answer
-                        .into_body()
-                        .collect()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    decoded(status, &body.to_bytes())
-                }
+                async move { read_decoded(sent.await.map_err(|e| e.to_string())?).await }
             })
             .await?;
             samples.add(("hyper-http1", workload, 1), raw);
