@@ -122,12 +122,7 @@ impl JobEvent {
             }
             _ => return Ok(None),
         };
-        let id = sse.id.parse::<u64>().map_err(|_| {
-            Error::Protocol(format!(
-                "event id {:?} is not a non-negative integer",
-                sse.id
-            ))
-        })?;
+        let id = event_id(sse)?;
         let job_id = match &kind {
             EventKind::Done(job) => job.id.clone(),
             _ => {
@@ -145,6 +140,84 @@ impl JobEvent {
             EventKind::Done(job) => Some(job),
             _ => None,
         }
+    }
+}
+
+fn event_id(sse: &SseEvent) -> Result<u64, Error> {
+    sse.id.parse::<u64>().map_err(|_| {
+        Error::Protocol(format!(
+            "event id {:?} is not a non-negative integer",
+            sse.id
+        ))
+    })
+}
+
+/// A job's final state as a `done` event carried it, still the server's JSON: whoever
+/// routes `done`s to their waiters reads only the job's id, and each waiter decodes its
+/// own job (on its own thread, where the job it replaces is freed).
+///
+/// ```
+/// use jobwire_core::event::FinishedJob;
+/// use jobwire_core::sse::SseEvent;
+///
+/// let sse = SseEvent {
+///     event: "done".into(),
+///     data: r#"{"id":"job_1","service_id":"svc_echo","service":"echo","status":"succeeded",
+///               "input":{},"output":{"n":1},"created_at":"2026-12-01T00:00:00Z"}"#.into(),
+///     id: "9".into(),
+/// };
+/// let (id, finished) = FinishedJob::from_sse(sse)?;
+/// assert_eq!((id, finished.job_id()), (9, "job_1"));
+/// assert_eq!(finished.decode()?.output, Some(serde_json::json!({"n": 1})));
+/// # Ok::<(), jobwire_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedJob {
+    job_id: String,
+    json: String,
+}
+
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+}
+
+impl FinishedJob {
+    /// Reads a `done` event's id and its job's id, keeping the rest undecoded.
+    pub fn from_sse(sse: SseEvent) -> Result<(u64, FinishedJob), Error> {
+        let id = event_id(&sse)?;
+        let job_id = match serde_json::from_str::<IdOnly<'_>>(&sse.data) {
+            Ok(only) => only.id.into_owned(),
+            Err(e) => {
+                return Err(Error::Decode {
+                    status: http::StatusCode::OK,
+                    message: format!("done event {:?}: {e}", sse.id),
+                    body: bytes::Bytes::from(sse.data),
+                })
+            }
+        };
+        Ok((
+            id,
+            FinishedJob {
+                job_id,
+                json: sse.data,
+            },
+        ))
+    }
+
+    /// The finished job's id.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// Decodes the job.
+    pub fn decode(&self) -> Result<Job, Error> {
+        serde_json::from_str(&self.json).map_err(|e| Error::Decode {
+            status: http::StatusCode::OK,
+            message: format!("done event of {}: {e}", self.job_id),
+            body: bytes::Bytes::from(self.json.clone()),
+        })
     }
 }
 

@@ -476,13 +476,19 @@ macro_rules! __facade_methods {
                         _ => Wake::LongPoll,
                     };
                     match wake {
-                        Wake::Done(job) => self.job = *job,
-                        Wake::Recheck => {
-                            rechecks += 1;
-                            $($rare)*(self.refresh()) $($await)* ?;
+                        // Decoded here, by the waiter; a `done` that does not decode is
+                        // read again, as on a recheck.
+                        Wake::Done(done) => {
+                            if let Ok(job) = done.decode() {
+                                self.job = job;
+                                continue;
+                            }
                         }
+                        Wake::Recheck => {}
                         _ => break,
                     }
+                    rechecks += 1;
+                    $($rare)*(self.refresh()) $($await)* ?;
                 }
                 $($rare)*(self.long_poll_until(deadline)) $($await)*
             }

@@ -36,9 +36,9 @@ use http::header::{self, HeaderValue};
 use crate::config::ClientConfig;
 use crate::endpoint::{encode_component, error_from_response};
 use crate::error::{Error, TransportError};
-use crate::event::{EventKind, JobEvent};
+use crate::event::{EventKind, FinishedJob, JobEvent};
 use crate::retry::Jitter;
-use crate::sse::SseDecoder;
+use crate::sse::{SseDecoder, SseEvent};
 use crate::transport::ReadTimeout;
 use crate::Job;
 
@@ -214,12 +214,26 @@ pub enum FollowStep {
     },
     /// Hand this event to the caller.
     Event(JobEvent),
+    /// Hand this `done` to the caller, its job undecoded (a [`Follower::routing`] one).
+    Finished {
+        /// The event's id.
+        id: u64,
+        /// The job.
+        job: FinishedJob,
+    },
     /// `GET` the job (its events are gone) and report it with [`Follower::on_job`].
     Refresh,
     /// Hand this error to the caller; the stream is over.
     Fail(Error),
     /// The stream is over.
     End,
+}
+
+/// An event decoded and waiting to be handed out.
+#[derive(Debug)]
+enum Ready {
+    Event(JobEvent),
+    Finished { id: u64, job: FinishedJob },
 }
 
 #[derive(Debug)]
@@ -250,7 +264,9 @@ pub struct Follower {
     last_id: Option<u64>,
     /// After a 410 the resume point is gone: reconnect without it (still skipping).
     send_last_id: bool,
-    ready: VecDeque<Result<JobEvent, Error>>,
+    ready: VecDeque<Result<Ready, Error>>,
+    /// `done`s are handed out undecoded ([`Follower::routing`]).
+    routing: bool,
     retry: Duration,
     /// Connection attempts since the last one that delivered an event.
     attempts: u32,
@@ -270,6 +286,7 @@ impl Follower {
             last_id: None,
             send_last_id: true,
             ready: VecDeque::new(),
+            routing: false,
             retry: DEFAULT_RETRY,
             attempts: 0,
             done: false,
@@ -283,6 +300,13 @@ impl Follower {
         self
     }
 
+    /// Hands `done`s out as [`FollowStep::Finished`], their jobs undecoded: for a
+    /// stream that routes them to waiters, who decode their own.
+    pub fn routing(mut self) -> Self {
+        self.routing = true;
+        self
+    }
+
     /// The id of the last event handed out.
     pub fn last_event_id(&self) -> Option<u64> {
         self.last_id
@@ -292,7 +316,8 @@ impl Follower {
     pub fn next(&mut self, now: Instant) -> FollowStep {
         if let Some(item) = self.ready.pop_front() {
             return match item {
-                Ok(event) => {
+                Ok(Ready::Finished { id, job }) => FollowStep::Finished { id, job },
+                Ok(Ready::Event(event)) => {
                     if matches!(self.target, StreamTarget::Job(_)) && event.done().is_some() {
                         self.done = true;
                     }
@@ -388,7 +413,7 @@ impl Follower {
         let mut decoded = Vec::new();
         if let Err(e) = self.decoder.push(chunk, &mut decoded) {
             // The stream lost its framing: start over from the last good event.
-            let kept = self.keep(&decoded);
+            let kept = self.keep(decoded);
             self.ready.extend(kept);
             self.retry_later(now, None, Error::Protocol(e.to_string()));
             return;
@@ -396,22 +421,27 @@ impl Follower {
         if let Some(retry) = self.decoder.retry() {
             self.retry = retry.min(MAX_BACKOFF);
         }
-        let kept = self.keep(&decoded);
+        let kept = self.keep(decoded);
         self.ready.extend(kept);
     }
 
     /// The decoded events worth handing out: known kinds with ids above the last one.
-    fn keep(&mut self, decoded: &[crate::sse::SseEvent]) -> Vec<Result<JobEvent, Error>> {
+    fn keep(&mut self, decoded: Vec<SseEvent>) -> Vec<Result<Ready, Error>> {
         let mut out = Vec::new();
         for sse in decoded {
-            match JobEvent::from_sse(sse) {
-                Ok(Some(event)) => {
-                    if self.last_id.is_some_and(|last| event.id <= last) {
+            let read = if self.routing && sse.event == "done" {
+                FinishedJob::from_sse(sse).map(|(id, job)| Some((id, Ready::Finished { id, job })))
+            } else {
+                JobEvent::from_sse(&sse).map(|e| e.map(|e| (e.id, Ready::Event(e))))
+            };
+            match read {
+                Ok(Some((id, ready))) => {
+                    if self.last_id.is_some_and(|last| id <= last) {
                         continue;
                     }
-                    self.last_id = Some(event.id);
+                    self.last_id = Some(id);
                     self.attempts = 0;
-                    out.push(Ok(event));
+                    out.push(Ok(ready));
                 }
                 Ok(None) => {}
                 Err(e) => out.push(Err(e)),
@@ -471,11 +501,11 @@ impl Follower {
         if job.is_finished() {
             let id = self.last_id.unwrap_or(0);
             let job_id = job.id.clone();
-            self.ready.push_back(Ok(JobEvent {
+            self.ready.push_back(Ok(Ready::Event(JobEvent {
                 id,
                 job_id,
                 kind: EventKind::Done(Box::new(job)),
-            }));
+            })));
             self.phase = Phase::Ended;
         } else {
             self.send_last_id = false;
@@ -488,7 +518,7 @@ impl Follower {
         let queued = || {
             self.ready
                 .iter()
-                .any(|e| matches!(e, Ok(e) if e.done().is_some()))
+                .any(|e| matches!(e, Ok(Ready::Event(e)) if e.done().is_some()))
         };
         matches!(self.target, StreamTarget::Job(_)) && (self.done || queued())
     }
@@ -585,6 +615,39 @@ mod tests {
         f.on_chunk(t0, format!("{}{}{}", log(2), log(3), done(4)).as_bytes());
         assert_eq!(events(&mut f, t0), [3, 4]);
         assert!(matches!(f.next(t0), FollowStep::End));
+    }
+
+    #[test]
+    fn a_routing_follower_hands_dones_out_undecoded_and_deduplicated() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1).routing();
+        open(&mut f, t0);
+        // A `done` whose job does not decode is still routed by its id: its waiter
+        // finds out, the other waiters do not lose the stream.
+        let bad = "id: 3\nevent: done\ndata: {\"id\":\"k\",\"status\":7}\n\n";
+        f.on_chunk(
+            t0,
+            format!("{}{}{bad}{}", log(1), done(2), done(2)).as_bytes(),
+        );
+        assert!(matches!(f.next(t0), FollowStep::Event(e) if e.id == 1));
+        match f.next(t0) {
+            FollowStep::Finished { id: 2, job } => {
+                assert_eq!(job.job_id(), "j");
+                assert_eq!(job.decode().unwrap().status, JobStatus::Succeeded);
+            }
+            other => panic!("{other:?}"),
+        }
+        match f.next(t0) {
+            FollowStep::Finished { id: 3, job } => {
+                assert_eq!(job.job_id(), "k");
+                assert!(matches!(job.decode(), Err(Error::Decode { .. })));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A `done` without a job id cannot be routed: an error, like any bad event.
+        f.on_chunk(t0, b"id: 4\nevent: done\ndata: {\"status\":\"failed\"}\n\n");
+        assert!(matches!(f.next(t0), FollowStep::Fail(Error::Decode { .. })));
+        assert_eq!(f.last_event_id(), Some(3));
     }
 
     #[test]

@@ -45,8 +45,8 @@ use bytes::Bytes;
 
 use crate::config::ClientConfig;
 use crate::error::{Error, TransportError};
+use crate::event::FinishedJob;
 use crate::follow::{FollowStep, Follower, StreamTarget};
-use crate::Job;
 
 /// How many recent `done`s are remembered for waits that register late.
 const RECENT_DONE: usize = 4096;
@@ -66,7 +66,7 @@ pub struct Ticket(u64);
 #[non_exhaustive]
 pub enum Registration {
     /// The job already finished: here it is.
-    Finished(Box<Job>),
+    Finished(FinishedJob),
     /// Registered: a [`Wake`] for this ticket will come.
     Waiting(Ticket),
     /// Not registered: read the job (`GET`), then register again with its new position.
@@ -80,7 +80,7 @@ pub enum Registration {
 #[non_exhaustive]
 pub enum Wake {
     /// The job finished.
-    Done(Box<Job>),
+    Done(FinishedJob),
     /// The stream lost track (410): read the job and register again.
     Recheck,
     /// The event stream is not available: wait by long-poll.
@@ -93,7 +93,7 @@ pub enum Wake {
 #[non_exhaustive]
 pub enum Watch<W> {
     /// The job already finished: here it is.
-    Finished(Box<Job>),
+    Finished(FinishedJob),
     /// Registered: wait on `W` for the wake.
     Waiting(W),
     /// Read the job, then watch again.
@@ -138,7 +138,7 @@ enum Stream {
 /// final job of those no one waited on, only the fact for those already handed out.
 #[derive(Debug, Default)]
 struct RecentDone {
-    jobs: HashMap<String, Option<Box<Job>>>,
+    jobs: HashMap<String, Option<FinishedJob>>,
     order: VecDeque<(u64, String)>,
     complete_after: u64,
 }
@@ -150,10 +150,20 @@ impl RecentDone {
         self.complete_after = from;
     }
 
-    fn insert(&mut self, id: u64, job: &Job, keep_job: bool) {
-        let kept = keep_job.then(|| Box::new(job.clone()));
-        self.jobs.insert(job.id.clone(), kept);
-        self.order.push_back((id, job.id.clone()));
+    /// A `done` no one waited on: kept for waits that register late.
+    fn insert(&mut self, id: u64, job: FinishedJob) {
+        let job_id = job.job_id().to_owned();
+        self.remember(id, job_id, Some(job));
+    }
+
+    /// A `done` handed to its waiters: only the fact is kept.
+    fn insert_taken(&mut self, id: u64, job_id: &str) {
+        self.remember(id, job_id.to_owned(), None);
+    }
+
+    fn remember(&mut self, id: u64, job_id: String, job: Option<FinishedJob>) {
+        self.jobs.insert(job_id.clone(), job);
+        self.order.push_back((id, job_id));
         while self.order.len() > RECENT_DONE {
             if let Some((id, job_id)) = self.order.pop_front() {
                 self.jobs.remove(&job_id);
@@ -280,6 +290,7 @@ impl Watchlist {
                 Stream::Starting { from } => {
                     let from = *from;
                     let follower = Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
+                        .routing()
                         .resume_after(from);
                     self.recent.reset(from);
                     self.stream = Stream::Running {
@@ -293,18 +304,9 @@ impl Watchlist {
             match follower.next(now) {
                 FollowStep::Connect { pause } => return HubStep::Connect { pause },
                 FollowStep::Read { deadline } => return HubStep::Read { deadline },
-                FollowStep::Event(event) => {
-                    if let Some(job) = event.done() {
-                        let tickets = self.by_job.remove(&job.id).unwrap_or_default();
-                        // The job itself is kept only when no one took it: with thousands
-                        // of waits, every `done` has its waiter and nothing is copied.
-                        self.recent.insert(event.id, job, tickets.is_empty());
-                        for ticket in tickets {
-                            self.waiters.remove(&ticket);
-                            self.wakes.push((ticket, Wake::Done(Box::new(job.clone()))));
-                        }
-                    }
-                }
+                FollowStep::Finished { id, job } => self.on_done(id, job),
+                // Only `done`s matter here.
+                FollowStep::Event(_) => {}
                 FollowStep::Fail(error) => self.give_up(now, &error),
                 // A multiplexed stream neither refreshes nor ends by itself.
                 _ => self.give_up(now, &Error::Protocol("the event stream ended".into())),
@@ -320,6 +322,24 @@ impl Watchlist {
         }
         self.by_job.clear();
         self.stream = Stream::Stopped;
+    }
+
+    /// Hands a finished job to its waiters: moved to the last of them (with thousands of
+    /// waits, every `done` has one waiter and nothing is copied), kept only when no one
+    /// took it.
+    fn on_done(&mut self, id: u64, job: FinishedJob) {
+        let mut tickets = self.by_job.remove(job.job_id()).unwrap_or_default();
+        let Some(last) = tickets.pop() else {
+            self.recent.insert(id, job);
+            return;
+        };
+        self.recent.insert_taken(id, job.job_id());
+        for ticket in tickets {
+            self.waiters.remove(&ticket);
+            self.wakes.push((ticket, Wake::Done(job.clone())));
+        }
+        self.waiters.remove(&last);
+        self.wakes.push((last, Wake::Done(job)));
     }
 
     /// Every waiter learns the stream is no more: re-read on 410, long-poll otherwise.
@@ -405,7 +425,7 @@ pub trait Waker: Send {
 #[non_exhaustive]
 pub enum Joined<R> {
     /// The job already finished: here it is.
-    Finished(Box<Job>),
+    Finished(FinishedJob),
     /// Registered: wait on `woken`. When `start_driver` is set, no driver runs: start
     /// one (or report [`Hub::driver_not_started`]).
     Waiting {
@@ -615,7 +635,7 @@ mod tests {
         assert_eq!(wakes.len(), 2);
         assert_eq!(wakes[0].0, b);
         assert_eq!(wakes[1].0, b2);
-        assert!(matches!(&wakes[0].1, Wake::Done(job) if job.id == "b"));
+        assert!(matches!(&wakes[0].1, Wake::Done(job) if job.job_id() == "b"));
         assert_eq!(list.waiting(), 1);
         list.on_chunk(t0, done(23, "a").as_bytes());
         assert_eq!(list.next(t0), HubStep::Stop, "the last wait ended");
@@ -635,7 +655,7 @@ mod tests {
         list.next(t0);
         // Behind what the stream has seen, finished meanwhile: answered from memory.
         assert!(
-            matches!(list.register(t0, "x", Some(101)), Registration::Finished(j) if j.id == "x")
+            matches!(list.register(t0, "x", Some(101)), Registration::Finished(j) if j.job_id() == "x")
         );
         // Behind, not finished: its done is still to come.
         let y = waiting(list.register(t0, "y", Some(101)));
@@ -815,7 +835,7 @@ mod tests {
         assert!(hub.list().on_head(t0, &head(200, "text/event-stream")));
         hub.list().on_chunk(t0, done(2, "a").as_bytes());
         assert!(matches!(hub.step(t0), HubStep::Read { .. }));
-        assert!(matches!(a_woken.try_recv(), Ok(Wake::Done(job)) if job.id == "a"));
+        assert!(matches!(a_woken.try_recv(), Ok(Wake::Done(job)) if job.job_id() == "a"));
         assert!(hub.leave(b), "no one waits any more");
         assert_eq!(hub.step(t0), HubStep::Stop);
         // The next wait starts a driver again; a driver that dies sends it to long-polls.
