@@ -48,15 +48,23 @@ impl EventBus {
     /// Publishes committed events, as `(tenant, event)`; the store calls it from one
     /// place, in id order.
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = (String, Event)>) {
+        self.publish_shared(events.into_iter().map(|(tenant, e)| (tenant, Arc::new(e))));
+    }
+
+    /// [`EventBus::publish`] for events the store keeps too: shared, not copied.
+    pub(crate) fn publish_shared<T: AsRef<str>>(
+        &self,
+        events: impl IntoIterator<Item = (T, LiveEvent)>,
+    ) {
         let mut channels = lock(&self.channels);
         let to_all = self.all.receiver_count() > 0;
         for (tenant, event) in events {
+            let tenant = tenant.as_ref();
             self.latest.fetch_max(event.seq, Ordering::AcqRel);
-            let tenant_tx = channels.get(&tenant);
+            let tenant_tx = channels.get(tenant);
             if !to_all && tenant_tx.is_none() {
                 continue;
             }
-            let event = Arc::new(event);
             if to_all {
                 let _ = self.all.send(event.clone());
             }
@@ -64,7 +72,7 @@ impl EventBus {
                 continue;
             };
             if tx.receiver_count() == 0 {
-                channels.remove(&tenant);
+                channels.remove(tenant);
             } else {
                 // Err only means every receiver left meanwhile.
                 let _ = tx.send(event);

@@ -31,7 +31,8 @@ use crate::runner::Runner;
 use crate::services::ServiceCache;
 
 /// The request header (and response header) carrying the request id.
-const REQUEST_ID: &str = "x-request-id";
+// A `HeaderName` made once: one from a `&str` is allocated on every insert.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// What every request handler can reach.
 pub(crate) struct App {
@@ -96,7 +97,7 @@ pub(crate) fn router(app: Arc<App>, faults: Option<Arc<crate::faults::Injector>>
 
 /// The client's request id if it is sensible (1 to 128 visible ASCII characters).
 fn client_request_id(request: &Request) -> Option<String> {
-    let value = request.headers().get(REQUEST_ID)?.to_str().ok()?;
+    let value = request.headers().get(&REQUEST_ID)?.to_str().ok()?;
     let ok = (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic());
     ok.then(|| value.to_owned())
 }
@@ -197,7 +198,7 @@ mod tests {
     fn request_ids_from_clients_are_checked() {
         let with = |v: &str| {
             let request = Request::builder()
-                .header(REQUEST_ID, v)
+                .header(&REQUEST_ID, v)
                 .body(axum::body::Body::empty())
                 .unwrap();
             client_request_id(&request)

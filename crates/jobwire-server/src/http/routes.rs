@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LINK, LOCATION};
 use http::{HeaderMap, Method, StatusCode, Uri};
 use jobwire_core::{FieldError, Health, Job, JobStatus, Page};
 use serde::Serialize;
@@ -77,7 +77,9 @@ fn page_response<T: Serialize>(
 }
 
 /// The header on job answers that tells where to follow the job's later changes from.
-const LAST_EVENT_ID: &str = "jobwire-last-event-id";
+// Names made once: one from a `&str` is allocated on every insert.
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("jobwire-last-event-id");
+const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 
 /// A job answer, with its event position in `Jobwire-Last-Event-Id`, and `Location`
 /// (submit) and `Preference-Applied` when they apply.
@@ -97,7 +99,7 @@ fn job_response(
     }
     if let Some(wait) = applied_wait {
         if let Ok(value) = HeaderValue::from_str(&format!("wait={wait}")) {
-            headers.insert("preference-applied", value);
+            headers.insert(PREFERENCE_APPLIED, value);
         }
     }
     Ok(response)

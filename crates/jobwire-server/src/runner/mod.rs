@@ -85,8 +85,9 @@ pub(crate) struct ActiveJob {
     reports_made: AtomicUsize,
     /// Where the handler's reports queue for the supervisor.
     reports: mpsc::UnboundedSender<Happening>,
-    /// The job as last stored; held across a change's store write.
+    /// Held across a change's store write: one change at a time.
     state: tokio::sync::Mutex<ActiveState>,
+    /// The job as last stored (the one copy this server keeps), seen by its waiters.
     watch: watch::Sender<Job>,
     /// Set when the job is no longer this server's to run (terminal, or lost), for
     /// blocking handlers to notice.
@@ -94,7 +95,6 @@ pub(crate) struct ActiveJob {
 }
 
 struct ActiveState {
-    job: Job,
     /// Aborts the handler's task, once it has been started.
     abort: Option<AbortHandle>,
 }
@@ -117,14 +117,16 @@ impl ActiveJob {
             service_id: job.service_id.clone(),
             reports_made: AtomicUsize::new(0),
             reports,
-            state: tokio::sync::Mutex::new(ActiveState {
-                job: job.clone(),
-                abort: None,
-            }),
+            state: tokio::sync::Mutex::new(ActiveState { abort: None }),
             watch: tx,
             cancelled: AtomicBool::new(false),
         });
         (active, rx, queued)
+    }
+
+    /// Whether the job as last stored is terminal.
+    fn is_terminal(&self) -> bool {
+        self.watch.borrow().status.is_terminal()
     }
 }
 
@@ -212,12 +214,16 @@ impl Runner {
         let inner = &self.inner;
         let mut state = job.state.lock().await;
         let now = inner.clock.now_rfc3339();
-        let Some(change) = lifecycle::transition(&state.job, happening, &now) else {
-            return Applied::Refused;
+        let (change, status) = {
+            let current = job.watch.borrow();
+            match lifecycle::transition(&current, happening, &now) {
+                Some(change) => (change, current.status.clone()),
+                None => return Applied::Refused,
+            }
         };
         let events = new_events(&job.id, &job.service_id, change.events, &now);
         let expected = Expected {
-            status: &state.job.status,
+            status: &status,
             owner: Some(&inner.server_id),
         };
         let written = match &change.job {
@@ -247,7 +253,6 @@ impl Runner {
                 if next.status.is_terminal() {
                     self.retire(job, &mut state);
                 }
-                state.job = next.clone();
                 job.watch.send_replace(next);
                 Applied::Done
             }
@@ -265,7 +270,6 @@ impl Runner {
         );
         self.retire(job, state);
         if let Ok(Some((stored, _))) = self.inner.store.get_job(&job.tenant, &job.id).await {
-            state.job = stored.clone();
             job.watch.send_replace(stored);
         }
     }
@@ -310,12 +314,12 @@ impl Runner {
             for job in suspects {
                 let mut state = job.state.lock().await;
                 // Its own `done` (recorded under this lock) left it terminal and retired.
-                if state.job.status.is_terminal() || job.cancelled.load(Ordering::Acquire) {
+                if job.is_terminal() || job.cancelled.load(Ordering::Acquire) {
                     continue;
                 }
                 if let Ok(Some((stored, _))) = self.inner.store.get_job(&job.tenant, &job.id).await
                 {
-                    if stored.status != state.job.status {
+                    if stored.status != job.watch.borrow().status {
                         self.lose(&job, &mut state).await;
                     }
                 }

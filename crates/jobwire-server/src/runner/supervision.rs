@@ -71,7 +71,7 @@ impl Runner {
         };
         {
             let mut state = job.state.lock().await;
-            if state.job.status.is_terminal() || job.cancelled.load(Ordering::Acquire) {
+            if job.is_terminal() || job.cancelled.load(Ordering::Acquire) {
                 // Cancelled (or lost) between "running" and here.
                 task.abort();
                 return;

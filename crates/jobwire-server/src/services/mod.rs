@@ -224,8 +224,11 @@ impl Registry {
 /// Only services found are kept, for [`SERVICE_TTL`]: a service created anywhere is seen
 /// at once, a change or removal made through another server within that time.
 pub(crate) struct ServiceCache {
-    found: Mutex<HashMap<(String, String), (Service, Instant)>>,
+    found: Mutex<HashMap<(String, String), Found>>,
 }
+
+/// A found service, shared (it carries its whole input schema), and when it was found.
+type Found = (Arc<Service>, Instant);
 
 /// How long a found service is answered from memory.
 pub(crate) const SERVICE_TTL: Duration = Duration::from_secs(1);
@@ -247,15 +250,16 @@ impl ServiceCache {
         store: &dyn Store,
         tenant: &str,
         id_or_name: &str,
-    ) -> Result<Option<Service>, StoreError> {
+    ) -> Result<Option<Arc<Service>>, StoreError> {
         let key = (tenant.to_owned(), id_or_name.to_owned());
         let now = Instant::now();
         if let Some((service, at)) = lock(&self.found).get(&key) {
             if now.duration_since(*at) < SERVICE_TTL {
+                // Shared, not copied: a service carries its whole input schema.
                 return Ok(Some(service.clone()));
             }
         }
-        let found = store.find_service(tenant, id_or_name).await?;
+        let found = store.find_service(tenant, id_or_name).await?.map(Arc::new);
         if let Some(service) = &found {
             let mut cached = lock(&self.found);
             if cached.len() >= MAX_CACHED_SERVICES {

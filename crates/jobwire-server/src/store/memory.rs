@@ -11,7 +11,7 @@ use super::{
     labels_match, Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent,
     NewJob, Pruned, Retired, ServiceQuery, Store, StoreError,
 };
-use crate::bus::EventBus;
+use crate::bus::{EventBus, LiveEvent};
 use crate::clock::{lease_end, unix_millis};
 use crate::locking::lock;
 
@@ -53,7 +53,7 @@ struct Inner {
     /// job id -> seq.
     job_seq: HashMap<String, i64>,
     /// Oldest first, with the tenant.
-    events: VecDeque<(String, Event)>,
+    events: VecDeque<(String, LiveEvent)>,
     /// Per tenant, the highest sequence id of a removed event.
     floors: HashMap<String, i64>,
     /// (tenant, key) -> (what it was used for, when it was recorded).
@@ -95,16 +95,15 @@ impl Inner {
     /// Records events and publishes them, still under the store's lock: id order is
     /// publish order.
     fn push_events(&mut self, bus: &EventBus, tenant: &str, events: Vec<NewEvent>) -> Vec<i64> {
+        let first = self.events.len();
         let mut seqs = Vec::with_capacity(events.len());
-        let mut published = Vec::with_capacity(events.len());
         for e in events {
             self.next_event += 1;
-            let event = e.recorded(self.next_event);
+            let event = Arc::new(e.recorded(self.next_event));
             seqs.push(event.seq);
-            self.events.push_back((tenant.to_owned(), event.clone()));
-            published.push((tenant.to_owned(), event));
+            self.events.push_back((tenant.to_owned(), event));
         }
-        bus.publish(published);
+        bus.publish_shared(self.events.range(first..).map(|(t, e)| (t, e.clone())));
         seqs
     }
 
@@ -450,7 +449,7 @@ impl Store for MemoryStore {
             .range(start..)
             .filter(|(owner, e)| owner == tenant && query.matches(&e.job_id, &e.service_id))
             .take(query.limit)
-            .map(|(_, e)| e.clone())
+            .map(|(_, e)| Event::clone(e))
             .collect())
     }
 
