@@ -84,6 +84,13 @@ struct JobIdOnly {
     job_id: String,
 }
 
+impl EventKind {
+    /// Whether `kind` is the wire name of an event this version knows.
+    pub(crate) fn is_known(kind: &str) -> bool {
+        matches!(kind, "status" | "progress" | "log" | "output" | "done")
+    }
+}
+
 impl JobEvent {
     /// Reads a job event from a decoded SSE event: `Ok(None)` for an event type this
     /// version does not know (the contract says to ignore those), an error for a known
@@ -143,7 +150,8 @@ impl JobEvent {
     }
 }
 
-fn event_id(sse: &SseEvent) -> Result<u64, Error> {
+/// An event's id, the position a stream resumes after.
+pub(crate) fn event_id(sse: &SseEvent) -> Result<u64, Error> {
     sse.id.parse::<u64>().map_err(|_| {
         Error::Protocol(format!(
             "event id {:?} is not a non-negative integer",

@@ -36,7 +36,7 @@ use http::header::{self, HeaderValue};
 use crate::config::ClientConfig;
 use crate::endpoint::{encode_component, error_from_response};
 use crate::error::{Error, TransportError};
-use crate::event::{EventKind, FinishedJob, JobEvent};
+use crate::event::{event_id, EventKind, FinishedJob, JobEvent};
 use crate::retry::Jitter;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::transport::ReadTimeout;
@@ -300,8 +300,23 @@ impl Follower {
         self
     }
 
-    /// Hands `done`s out as [`FollowStep::Finished`], their jobs undecoded: for a
-    /// stream that routes them to waiters, who decode their own.
+    /// Hands `done`s out as [`FollowStep::Finished`], their jobs undecoded, and only
+    /// them: for a stream that routes `done`s to waiters, who decode their own. Other
+    /// events only move the resume point.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use jobwire_core::follow::{FollowStep, Follower, StreamTarget};
+    ///
+    /// let now = Instant::now();
+    /// let mut router = Follower::new(StreamTarget::all(), Duration::from_secs(45), 7).routing();
+    /// router.on_chunk(now, b"id: 4\nevent: log\ndata: {\"job_id\":\"job_1\",\"line\":\"hi\"}\n\n\
+    ///                      id: 5\nevent: done\ndata: {\"id\":\"job_1\"}\n\n");
+    /// match router.next(now) {
+    ///     FollowStep::Finished { id, job } => assert_eq!((id, job.job_id()), (5, "job_1")),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
     pub fn routing(mut self) -> Self {
         self.routing = true;
         self
@@ -316,7 +331,12 @@ impl Follower {
     pub fn next(&mut self, now: Instant) -> FollowStep {
         if let Some(item) = self.ready.pop_front() {
             return match item {
-                Ok(Ready::Finished { id, job }) => FollowStep::Finished { id, job },
+                Ok(Ready::Finished { id, job }) => {
+                    if matches!(self.target, StreamTarget::Job(_)) {
+                        self.done = true;
+                    }
+                    FollowStep::Finished { id, job }
+                }
                 Ok(Ready::Event(event)) => {
                     if matches!(self.target, StreamTarget::Job(_)) && event.done().is_some() {
                         self.done = true;
@@ -429,10 +449,15 @@ impl Follower {
     fn keep(&mut self, decoded: Vec<SseEvent>) -> Vec<Result<Ready, Error>> {
         let mut out = Vec::new();
         for sse in decoded {
-            let read = if self.routing && sse.event == "done" {
-                FinishedJob::from_sse(sse).map(|(id, job)| Some((id, Ready::Finished { id, job })))
-            } else {
-                JobEvent::from_sse(&sse).map(|e| e.map(|e| (e.id, Ready::Event(e))))
+            let read = match (self.routing, sse.event.as_str()) {
+                (true, "done") => FinishedJob::from_sse(sse)
+                    .map(|(id, job)| Some((id, Some(Ready::Finished { id, job })))),
+                // A router reads only the position of the other events: their data is
+                // for no one, and a bad one should not stop the stream.
+                (true, kind) if EventKind::is_known(kind) => {
+                    event_id(&sse).map(|id| Some((id, None)))
+                }
+                _ => JobEvent::from_sse(&sse).map(|e| e.map(|e| (e.id, Some(Ready::Event(e))))),
             };
             match read {
                 Ok(Some((id, ready))) => {
@@ -441,7 +466,7 @@ impl Follower {
                     }
                     self.last_id = Some(id);
                     self.attempts = 0;
-                    out.push(Ok(ready));
+                    out.extend(ready.map(Ok));
                 }
                 Ok(None) => {}
                 Err(e) => out.push(Err(e)),
@@ -516,9 +541,11 @@ impl Follower {
     /// Whether a job stream has its `done` (handed out or about to be).
     fn done_queued(&self) -> bool {
         let queued = || {
-            self.ready
-                .iter()
-                .any(|e| matches!(e, Ok(Ready::Event(e)) if e.done().is_some()))
+            self.ready.iter().any(|e| match e {
+                Ok(Ready::Event(e)) => e.done().is_some(),
+                Ok(Ready::Finished { .. }) => true,
+                Err(_) => false,
+            })
         };
         matches!(self.target, StreamTarget::Job(_)) && (self.done || queued())
     }
@@ -623,13 +650,12 @@ mod tests {
         let mut f = Follower::new(StreamTarget::all(), S(45), 1).routing();
         open(&mut f, t0);
         // A `done` whose job does not decode is still routed by its id: its waiter
-        // finds out, the other waiters do not lose the stream.
-        let bad = "id: 3\nevent: done\ndata: {\"id\":\"k\",\"status\":7}\n\n";
-        f.on_chunk(
-            t0,
-            format!("{}{}{bad}{}", log(1), done(2), done(2)).as_bytes(),
-        );
-        assert!(matches!(f.next(t0), FollowStep::Event(e) if e.id == 1));
+        // finds out, the other waiters do not lose the stream. Other events only move
+        // the position, even one whose data is bad.
+        let bad_done = "id: 3\nevent: done\ndata: {\"id\":\"k\",\"status\":7}\n\n";
+        let bad_log = "id: 5\nevent: log\ndata: not json\n\n";
+        let chunk = format!("{}{}{bad_done}{}{bad_log}", log(1), done(2), done(2));
+        f.on_chunk(t0, chunk.as_bytes());
         match f.next(t0) {
             FollowStep::Finished { id: 2, job } => {
                 assert_eq!(job.job_id(), "j");
@@ -644,10 +670,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(matches!(f.next(t0), FollowStep::Read { .. }));
+        assert_eq!(f.last_event_id(), Some(5));
         // A `done` without a job id cannot be routed: an error, like any bad event.
-        f.on_chunk(t0, b"id: 4\nevent: done\ndata: {\"status\":\"failed\"}\n\n");
+        f.on_chunk(t0, b"id: 6\nevent: done\ndata: {\"status\":\"failed\"}\n\n");
         assert!(matches!(f.next(t0), FollowStep::Fail(Error::Decode { .. })));
-        assert_eq!(f.last_event_id(), Some(3));
+        assert_eq!(f.last_event_id(), Some(5));
+    }
+
+    #[test]
+    fn a_routing_job_stream_ends_at_its_done() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).routing();
+        open(&mut f, t0);
+        f.on_chunk(t0, format!("{}{}", log(1), done(2)).as_bytes());
+        assert!(matches!(f.next(t0), FollowStep::Finished { id: 2, .. }));
+        assert!(matches!(f.next(t0), FollowStep::End));
     }
 
     #[test]

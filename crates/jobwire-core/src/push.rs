@@ -65,7 +65,7 @@ pub struct Ticket(u64);
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Registration {
-    /// The job already finished: here it is.
+    /// The job already finished: its `done`, to decode ([`FinishedJob::decode`]).
     Finished(FinishedJob),
     /// Registered: a [`Wake`] for this ticket will come.
     Waiting(Ticket),
@@ -79,7 +79,7 @@ pub enum Registration {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Wake {
-    /// The job finished.
+    /// The job finished: its `done`, to decode ([`FinishedJob::decode`]).
     Done(FinishedJob),
     /// The stream lost track (410): read the job and register again.
     Recheck,
@@ -92,7 +92,7 @@ pub enum Wake {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Watch<W> {
-    /// The job already finished: here it is.
+    /// The job already finished: its `done`, to decode ([`FinishedJob::decode`]).
     Finished(FinishedJob),
     /// Registered: wait on `W` for the wake.
     Waiting(W),
@@ -424,7 +424,7 @@ pub trait Waker: Send {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Joined<R> {
-    /// The job already finished: here it is.
+    /// The job already finished: its `done`, to decode ([`FinishedJob::decode`]).
     Finished(FinishedJob),
     /// Registered: wait on `woken`. When `start_driver` is set, no driver runs: start
     /// one (or report [`Hub::driver_not_started`]).

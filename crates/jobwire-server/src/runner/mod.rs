@@ -87,7 +87,7 @@ pub(crate) struct ActiveJob {
     reports: mpsc::UnboundedSender<Happening>,
     /// Held across a change's store write: one change at a time.
     state: tokio::sync::Mutex<ActiveState>,
-    /// The job as last stored (the one copy this server keeps), seen by its waiters.
+    /// The job as last stored (the runner's only copy of it), seen by its waiters.
     watch: watch::Sender<Job>,
     /// Set when the job is no longer this server's to run (terminal, or lost), for
     /// blocking handlers to notice.
