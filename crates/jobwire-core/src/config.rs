@@ -61,11 +61,16 @@ pub struct ClientConfig {
     headers: Option<Headers>,
 }
 
-/// The header values every request carries, made once.
+/// The header values every request carries, and the base URL's parts a request's URI
+/// is put together from, made once.
 #[derive(Clone)]
 struct Headers {
     authorization: Option<http::HeaderValue>,
     user_agent: http::HeaderValue,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The base URL's path, without the trailing slash ("" for none).
+    base_path: String,
 }
 
 impl Default for ClientConfig {
@@ -289,9 +294,19 @@ impl ClientConfig {
             }
             None => None,
         };
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(Error::invalid(
+                "base URL",
+                format!("{trimmed:?} has no host"),
+            ));
+        };
         self.headers = Some(Headers {
             authorization,
             user_agent,
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
         });
         for (what, d) in [
             ("timeout", Some(self.timeout)),
@@ -350,6 +365,23 @@ impl ClientConfig {
                     .map(Cow::Owned),
             ),
         }
+    }
+
+    /// The URI of `path_and_query` under the base URL, put together from the parts
+    /// [`validate`](Self::validate) made (not parsed whole again); `None` for settings
+    /// never validated, or a path that is not a valid URI path.
+    pub(crate) fn request_uri(&self, path_and_query: &str) -> Option<http::Uri> {
+        let h = self.headers.as_ref()?;
+        let path = if h.base_path.is_empty() {
+            http::uri::PathAndQuery::try_from(path_and_query).ok()?
+        } else {
+            http::uri::PathAndQuery::try_from(format!("{}{path_and_query}", h.base_path)).ok()?
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(h.scheme.clone());
+        parts.authority = Some(h.authority.clone());
+        parts.path_and_query = Some(path);
+        http::Uri::from_parts(parts).ok()
     }
 
     /// The limit on requests in flight, if one is set.
@@ -511,6 +543,41 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn request_uris_are_put_together_as_the_whole_url_would_parse() {
+        let table = [
+            (
+                "http://127.0.0.1:7878",
+                "/v1/health",
+                "http://127.0.0.1:7878/v1/health",
+            ),
+            (
+                "https://h:8443/api/v2/",
+                "/v1/jobs?limit=5",
+                "https://h:8443/api/v2/v1/jobs?limit=5",
+            ),
+            ("http://[::1]:9", "/v1/events", "http://[::1]:9/v1/events"),
+        ];
+        for (base, path, want) in table {
+            let c = ClientConfig::default().base_url(base).validate().unwrap();
+            let uri = c.request_uri(path).unwrap();
+            assert_eq!(uri.to_string(), want);
+            let whole: http::Uri = format!("{}{path}", c.base_url_value()).parse().unwrap();
+            assert_eq!(uri, whole, "{base} {path}");
+        }
+        let c = ClientConfig::default().validate().unwrap();
+        assert_eq!(
+            c.request_uri("/a b"),
+            None,
+            "not a URI path: left to the parser"
+        );
+        assert_eq!(
+            ClientConfig::default().request_uri("/v1/health"),
+            None,
+            "never validated"
+        );
     }
 
     #[test]

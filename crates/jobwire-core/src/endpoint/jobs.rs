@@ -64,8 +64,16 @@ impl SubmitOptions {
     /// ```
     pub fn with_fresh_key(mut self) -> Self {
         if self.idempotency_key.is_none() {
-            let (a, b) = (crate::follow::jitter_seed(), crate::follow::jitter_seed());
-            self.idempotency_key = Some(format!("jw-{a:016x}{b:016x}"));
+            // "jw-" and 32 hex digits, written by hand: it is on every submit.
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut key = String::with_capacity(35);
+            key.push_str("jw-");
+            for word in [crate::follow::jitter_seed(), crate::follow::jitter_seed()] {
+                for shift in (0..16).rev() {
+                    key.push(char::from(HEX[((word >> (shift * 4)) & 0xf) as usize]));
+                }
+            }
+            self.idempotency_key = Some(key);
         }
         self
     }
@@ -365,6 +373,28 @@ impl Endpoint for ListJobs {
 mod tests {
     use super::*;
     use crate::transport::RequestTimeout;
+
+    #[test]
+    fn fresh_keys_are_jw_and_32_hex_digits_and_differ() {
+        let key = || {
+            SubmitOptions::default()
+                .with_fresh_key()
+                .idempotency_key
+                .unwrap()
+        };
+        let (a, b) = (key(), key());
+        for k in [&a, &b] {
+            assert_eq!(k.len(), 35, "{k}");
+            assert!(k.starts_with("jw-"), "{k}");
+            assert!(
+                k[3..]
+                    .bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+                "{k}"
+            );
+        }
+        assert_ne!(a, b);
+    }
 
     fn config() -> ClientConfig {
         ClientConfig::default()

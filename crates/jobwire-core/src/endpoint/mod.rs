@@ -65,9 +65,13 @@ pub(crate) fn start_request(
     method: http::Method,
     path_and_query: &str,
 ) -> http::request::Builder {
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(format!("{}{path_and_query}", config.base_url_value()))
+    let builder = http::Request::builder().method(method);
+    let builder = match config.request_uri(path_and_query) {
+        Some(uri) => builder.uri(uri),
+        // Parsed whole, so that a bad one is reported as the builder's error.
+        None => builder.uri(format!("{}{path_and_query}", config.base_url_value())),
+    };
+    let mut builder = builder
         .header(header::ACCEPT, HeaderValue::from_static("application/json"))
         .extension(RequestTimeout(config.timeout_value()));
     // Made once, when the settings were validated, not per request.
@@ -99,10 +103,32 @@ pub(crate) fn prefer_wait(
 ) -> http::request::Builder {
     match wait {
         Some(wait) => builder
-            .header(PREFER, format!("wait={}", wait.as_secs()))
+            .header(PREFER, wait_preference(wait.as_secs()))
             .extension(RequestTimeout(config.timeout_value().saturating_add(wait))),
         None => builder,
     }
+}
+
+/// `wait=N` as a header value, written without the formatting machinery (it is on every
+/// submit).
+fn wait_preference(seconds: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seconds;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut value = Vec::with_capacity(5 + digits.len() - at);
+    value.extend_from_slice(b"wait=");
+    value.extend_from_slice(&digits[at..]);
+    // Digits and "wait=" are always a valid header value.
+    HeaderValue::from_maybe_shared(Bytes::from(value))
+        .unwrap_or_else(|_| HeaderValue::from_static("wait=0"))
 }
 
 /// The service and the job a request's path names, for logs and spans:
@@ -235,6 +261,18 @@ pub(crate) fn json_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_preferences() {
+        for (seconds, want) in [
+            (0, "wait=0"),
+            (1, "wait=1"),
+            (60, "wait=60"),
+            (u64::MAX, "wait=18446744073709551615"),
+        ] {
+            assert_eq!(wait_preference(seconds), want);
+        }
+    }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &'static str) -> http::Response<Bytes> {
         let mut b = http::Response::builder().status(status);
