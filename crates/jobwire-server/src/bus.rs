@@ -128,7 +128,7 @@ mod tests {
             job_id: job.into(),
             service_id: "svc".into(),
             kind: "log".into(),
-            data: serde_json::json!({ "job_id": job }),
+            data: crate::store::EventData::of(&serde_json::json!({ "job_id": job })),
             created_at: String::new(),
         }
     }

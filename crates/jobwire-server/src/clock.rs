@@ -47,16 +47,32 @@ pub(crate) fn lease_end(now: SystemTime, lease: Duration) -> i64 {
 }
 
 /// Formats seconds since the Unix epoch (plus microseconds) as RFC 3339 UTC.
+///
+/// Digit by digit into the fixed-width layout, not through `format!`: a job's every change
+/// is stamped, and the formatting machinery cost more than the rest of a stamp.
 fn format_rfc3339(secs: u64, micros: u32) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let mut out = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    // Years past 9999 do not fit the width; they are far past any clock this runs on.
+    put(0, 4, year.min(9999));
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, rem / 3600);
+    put(14, 2, (rem % 3600) / 60);
+    put(17, 2, rem % 60);
+    put(20, 6, u64::from(micros.min(999_999)));
+    // ASCII digits and separators only, so always UTF-8.
+    std::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
@@ -86,9 +102,12 @@ mod tests {
             (951_782_400, 5, "2000-02-29T00:00:00.000005Z"),
             (1_767_225_599, 999_999, "2025-12-31T23:59:59.999999Z"),
             (4_107_542_400, 0, "2100-03-01T00:00:00.000000Z"),
+            (1_798_761_599, 123_456, "2026-12-31T23:59:59.123456Z"),
         ] {
             assert_eq!(format_rfc3339(secs, micros), want);
         }
+        // Past year 9999 the width still holds (the year stops there).
+        assert_eq!(format_rfc3339(u64::MAX / 2, 0).len(), 27);
     }
 
     #[test]

@@ -322,8 +322,18 @@ fn frame(event: &Event) -> Bytes {
     buf.extend_from_slice(b"\nevent: ");
     buf.extend_from_slice(event.kind.as_bytes());
     buf.extend_from_slice(b"\ndata: ");
-    if serde_json::to_writer(&mut buf, &event.data).is_err() {
-        buf.extend_from_slice(b"{}");
+    let text = event.data.get();
+    if text.contains('\n') {
+        // JSON a store gave back with line breaks: one data line must not have any.
+        let compact = serde_json::from_str::<serde_json::Value>(text);
+        if compact
+            .map(|v| serde_json::to_writer(&mut buf, &v))
+            .is_err()
+        {
+            buf.extend_from_slice(b"{}");
+        }
+    } else {
+        buf.extend_from_slice(text.as_bytes());
     }
     buf.extend_from_slice(b"\n\n");
     Bytes::from(buf)
@@ -373,7 +383,7 @@ mod tests {
             job_id: "job_1".into(),
             service_id: "svc".into(),
             kind: "log".into(),
-            data: json!({"job_id": "job_1", "line": "two\nlines"}),
+            data: crate::store::EventData::of(&json!({"job_id": "job_1", "line": "two\nlines"})),
             created_at: String::new(),
         };
         assert_eq!(

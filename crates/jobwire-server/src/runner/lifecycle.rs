@@ -14,9 +14,10 @@
 use std::collections::BTreeMap;
 
 use jobwire_core::{Job, JobError, JobStatus, Progress};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::store::EventKind;
+use crate::store::{EventData, EventKind};
 
 /// Something that happens to an unfinished job.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +51,7 @@ pub(crate) struct Transition {
     /// The job's new state; `None` when only events are recorded.
     pub job: Option<Job>,
     /// The events to record with it, in order.
-    pub events: Vec<(EventKind, Value)>,
+    pub events: Vec<(EventKind, EventData)>,
 }
 
 /// A new job as submitted: `queued`, with its first `status` event.
@@ -61,7 +62,7 @@ pub(crate) fn submitted(
     input: Value,
     labels: BTreeMap<String, String>,
     now: &str,
-) -> (Job, Vec<(EventKind, Value)>) {
+) -> (Job, Vec<(EventKind, EventData)>) {
     let mut job = Job::new(id, service_id, JobStatus::Queued);
     job.service = service_name.to_owned();
     job.input = input;
@@ -94,19 +95,24 @@ pub(crate) fn transition(job: &Job, happening: Happening, now: &str) -> Option<T
             } else {
                 fraction.clamp(0.0, 1.0)
             };
-            let data = json!({ "job_id": job.id, "fraction": fraction, "message": message });
+            let data = EventData::of(
+                &json!({ "job_id": job.id, "fraction": fraction, "message": message }),
+            );
             next.progress = Some(Progress::new(fraction, message));
             Some(changed(next, vec![(EventKind::Progress, data)]))
         }
         Happening::Log(line) => Some(Transition {
             job: None,
-            events: vec![(EventKind::Log, json!({ "job_id": job.id, "line": line }))],
+            events: vec![(
+                EventKind::Log,
+                EventData::of(&json!({ "job_id": job.id, "line": line })),
+            )],
         }),
         Happening::Output(chunk) => Some(Transition {
             job: None,
             events: vec![(
                 EventKind::Output,
-                json!({ "job_id": job.id, "chunk": chunk }),
+                EventData::of(&json!({ "job_id": job.id, "chunk": chunk })),
             )],
         }),
         Happening::Succeed(output) => {
@@ -138,7 +144,7 @@ pub(crate) fn interrupted(why: &str) -> JobError {
     error
 }
 
-fn changed(job: Job, events: Vec<(EventKind, Value)>) -> Transition {
+fn changed(job: Job, events: Vec<(EventKind, EventData)>) -> Transition {
     Transition {
         job: Some(job),
         events,
@@ -152,20 +158,32 @@ fn finished(mut job: Job, now: &str) -> Transition {
     changed(job, events)
 }
 
-fn status_event(job: &Job) -> (EventKind, Value) {
-    (
-        EventKind::Status,
-        json!({ "job_id": job.id, "status": job.status.as_str() }),
-    )
+fn status_event(job: &Job) -> (EventKind, EventData) {
+    #[derive(Serialize)]
+    struct Status<'a> {
+        job_id: &'a str,
+        status: &'a str,
+    }
+    let data = Status {
+        job_id: &job.id,
+        status: job.status.as_str(),
+    };
+    (EventKind::Status, EventData::of(&data))
 }
 
 /// `done` carries the whole job, plus `job_id` like every event.
-fn done_event(job: &Job) -> (EventKind, Value) {
-    let mut data = serde_json::to_value(job).unwrap_or_else(|_| json!({}));
-    if let Value::Object(map) = &mut data {
-        map.insert("job_id".into(), Value::String(job.id.clone()));
+fn done_event(job: &Job) -> (EventKind, EventData) {
+    #[derive(Serialize)]
+    struct Done<'a> {
+        job_id: &'a str,
+        #[serde(flatten)]
+        job: &'a Job,
     }
-    (EventKind::Done, data)
+    let data = Done {
+        job_id: &job.id,
+        job,
+    };
+    (EventKind::Done, EventData::of(&data))
 }
 
 #[cfg(test)]
@@ -199,7 +217,10 @@ mod tests {
         assert_eq!((job.service.as_str(), job.created_at.as_str()), ("a", NOW));
         assert_eq!(job.labels.len(), 1);
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].1, json!({"job_id": "job_9", "status": "queued"}));
+        assert_eq!(
+            events[0].1.value(),
+            json!({"job_id": "job_9", "status": "queued"})
+        );
     }
 
     /// Every happening from every state: the new status (or none) and the events.
@@ -329,8 +350,8 @@ mod tests {
         assert_eq!(done.output, Some(json!("out")));
         let (kind, data) = &t.events[1];
         assert_eq!(*kind, EventKind::Done);
-        assert_eq!(data["job_id"], "job_1");
-        let decoded: Job = serde_json::from_value(data.clone()).unwrap();
+        assert_eq!(data.value()["job_id"], "job_1");
+        let decoded: Job = serde_json::from_str(data.get()).unwrap();
         assert_eq!(decoded, done);
 
         let started = transition(&job(JobStatus::Queued), Happening::Start, NOW).unwrap();
@@ -364,7 +385,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(t.job.unwrap().progress.unwrap().fraction, want);
-            assert_eq!(t.events[0].1["fraction"], json!(want));
+            assert_eq!(t.events[0].1.value()["fraction"], json!(want));
         }
     }
 }

@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobwire_core::Job;
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::AbortHandle;
 
@@ -44,7 +43,7 @@ use crate::bus::{self, EventBus};
 use crate::clock::Clock;
 use crate::locking::lock;
 use crate::services::Registry;
-use crate::store::{EventKind, Expected, NewEvent, Store, StoreError};
+use crate::store::{EventData, EventKind, Expected, NewEvent, Store, StoreError};
 
 /// Runs jobs and tracks the unfinished ones. Cheap to clone.
 #[derive(Clone)]
@@ -149,7 +148,7 @@ enum Applied {
 fn new_events(
     job_id: &str,
     service_id: &str,
-    events: Vec<(EventKind, Value)>,
+    events: Vec<(EventKind, EventData)>,
     now: &str,
 ) -> Vec<NewEvent> {
     events
@@ -440,6 +439,7 @@ mod tests {
     use crate::store::{EventQuery, Inserted, MemoryStore, NewJob};
     use jobwire_core::{JobStatus, Service};
     use serde_json::json;
+    use serde_json::Value;
     use std::collections::BTreeMap;
 
     fn limits(max_in_flight: usize) -> Limits {
@@ -543,16 +543,18 @@ mod tests {
                 "progress", "log", "output", "status", "done"
             ]
         );
-        assert!(events.iter().all(|e| e.data["job_id"] == job.id.as_str()));
+        assert!(events
+            .iter()
+            .all(|e| e.data.value()["job_id"] == job.id.as_str()));
         let chunks: String = events
             .iter()
             .filter(|e| e.kind == "output")
-            .map(|e| e.data["chunk"].as_str().unwrap())
+            .map(|e| e.data.value()["chunk"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(output["text"], chunks.as_str());
-        assert_eq!(events[2].data["fraction"], json!(1.0 / 3.0));
-        assert_eq!(events[2].data["message"], "step 1 of 3");
-        let done: Job = serde_json::from_value(events[12].data.clone()).unwrap();
+        assert_eq!(events[2].data.value()["fraction"], json!(1.0 / 3.0));
+        assert_eq!(events[2].data.value()["message"], "step 1 of 3");
+        let done: Job = serde_json::from_str(events[12].data.get()).unwrap();
         assert_eq!(done, job);
         // Stored state equals the published state.
         assert_eq!(runner.get("t", &job.id).await.unwrap().unwrap().0, job);

@@ -544,7 +544,7 @@ mod tests {
                 job_id: job.id.clone(),
                 service_id: "svc_a".into(),
                 kind: EventKind::Done,
-                data: serde_json::json!({}),
+                data: crate::store::EventData::of(&serde_json::json!({})),
                 created_at: String::new(),
             };
             insert(job, vec![event]).await;

@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jobwire_core::{Job, JobStatus, Service};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::{to_raw_value, RawValue};
 
 pub(crate) use memory::MemoryStore;
 pub(crate) use postgres::PgStore;
@@ -110,6 +111,37 @@ impl EventKind {
     }
 }
 
+/// An event's JSON object, serialized once, when the event happens: kept, streamed and
+/// written to the store as this text, never built as a tree again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct EventData(Box<RawValue>);
+
+impl EventData {
+    /// `value`'s JSON as event data.
+    pub(crate) fn of(value: &impl Serialize) -> Self {
+        // Event data is a struct or map of plain values, which always serializes.
+        EventData(to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    }
+
+    /// The JSON text.
+    pub(crate) fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The JSON as a tree, for tests to look into.
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl PartialEq for EventData {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
 /// An event about to be recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NewEvent {
@@ -120,7 +152,7 @@ pub(crate) struct NewEvent {
     /// What happened.
     pub kind: EventKind,
     /// The event's JSON object; carries `job_id`.
-    pub data: Value,
+    pub data: EventData,
     /// RFC 3339 time it happened.
     pub created_at: String,
 }
@@ -151,7 +183,7 @@ pub(crate) struct Event {
     /// `status`, `progress`, `log`, `output` or `done`.
     pub kind: String,
     /// The event's JSON object.
-    pub data: Value,
+    pub data: EventData,
     /// RFC 3339 time it happened.
     pub created_at: String,
 }
@@ -478,7 +510,7 @@ pub(crate) mod contract {
             job_id: job_id.into(),
             service_id: "svc_a".into(),
             kind,
-            data: json!({ "job_id": job_id }),
+            data: EventData::of(&json!({ "job_id": job_id })),
             created_at: "2026-01-01T00:00:00.000Z".into(),
         }
     }
@@ -893,7 +925,7 @@ pub(crate) mod contract {
             all.iter().map(|e| e.seq).collect::<Vec<_>>(),
             given[..5].to_vec()
         );
-        assert_eq!(all[0].data["job_id"], "job_e");
+        assert_eq!(all[0].data.value()["job_id"], "job_e");
         assert_eq!(all[0].service_id, "svc_a");
         assert_eq!(all_events(store, "t1", all[2].seq).await.len(), 2);
 

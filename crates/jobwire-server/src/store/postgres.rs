@@ -36,7 +36,6 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, Pool, Runtime};
 use futures_util::StreamExt;
 use jobwire_core::{Job, Service};
-use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
@@ -373,7 +372,7 @@ fn event_from(row: &Row, first: usize) -> Result<Event, StoreError> {
         job_id: get(row, first + 1, WHAT)?,
         service_id: get(row, first + 2, WHAT)?,
         kind: get(row, first + 3, WHAT)?,
-        data: from_json::<Value>(data)?,
+        data: from_json(data)?,
         created_at: get(row, first + 5, WHAT)?,
     })
 }
@@ -1349,7 +1348,9 @@ mod tests {
             job_id: job_id.into(),
             service_id: "svc_a".into(),
             kind: EventKind::Log,
-            data: serde_json::json!({ "job_id": job_id, "line": "x" }),
+            data: crate::store::EventData::of(
+                &serde_json::json!({ "job_id": job_id, "line": "x" }),
+            ),
             created_at: "2026-01-01T00:00:00.000000Z".into(),
         }
     }

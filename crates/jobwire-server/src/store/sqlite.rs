@@ -1299,7 +1299,7 @@ mod tests {
                     job_id: job.id.clone(),
                     service_id: "svc_a".into(),
                     kind: EventKind::Status,
-                    data: serde_json::json!({ "job_id": job.id }),
+                    data: crate::store::EventData::of(&serde_json::json!({ "job_id": job.id })),
                     created_at: String::new(),
                 };
                 (i, store.insert_job(new_job(&job), vec![event]).await)
