@@ -41,7 +41,7 @@ impl Sizes {
             Sizes {
                 quick,
                 runs: 3,
-                calls: 3000,
+                calls: 6000,
                 jobs: 1000,
                 one_at_a_time: 5,
                 poll_waits: 1000,
@@ -346,7 +346,8 @@ fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
          **Baselines:** raw hyper-util (the pooled client jobwire uses) and raw \
          `hyper::client::conn::http1` for `jobwire` (one call after another, one runtime \
          thread); a raw ureq 3 agent for `jobwire-blocking`, from 1, 8 and 64 threads; each \
-         raw client sends the same request and decodes the JSON answer. **Command:** \
+         raw client sends the same request (its input built each call, as the SDK's callers \
+         build theirs) and decodes the JSON answer. **Command:** \
          `cargo xtask bench{}`.\n",
         sizes.calls,
         if sizes.quick { " --quick" } else { "" }
