@@ -310,10 +310,10 @@ fn against(value: f64, goal: f64, at_most: bool) -> String {
     if ok || !value.is_finite() {
         return met(ok);
     }
-    format!(
-        "**missed** by {:.0} %",
-        ((value - goal) / goal).abs() * 100.0
-    )
+    let by = ((value - goal) / goal).abs() * 100.0;
+    // A miss under 1 % would read "by 0 %".
+    let digits = if by < 10.0 { 1 } else { 0 };
+    format!("**missed** by {by:.digits$} %")
 }
 
 fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
@@ -388,8 +388,13 @@ fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
                 let _ = write!(throughput, "{threads} threads: {}; ", r.show(2));
                 let verdict = match (ratio.median <= 1.2, r.median >= 0.9) {
                     (true, true) => met(true),
-                    (false, _) => format!("CPU {}", against(ratio.median, 1.2, true)),
+                    (false, true) => format!("CPU {}", against(ratio.median, 1.2, true)),
                     (true, false) => format!("calls/s {}", against(r.median, 0.9, false)),
+                    (false, false) => format!(
+                        "CPU {}, calls/s {}",
+                        against(ratio.median, 1.2, true),
+                        against(r.median, 0.9, false)
+                    ),
                 };
                 ("≤ 1.2× ureq CPU, ≥ 0.9× its calls/s", verdict)
             } else {
@@ -860,5 +865,14 @@ mod tests {
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(Spread::of(&[1.0, 2.0]).median, 1.5);
         assert_eq!(Spread::of(&[]).show(1), "—");
+    }
+
+    #[test]
+    fn verdicts_say_by_how_much() {
+        assert_eq!(against(1.0, 1.1, true), "met");
+        assert_eq!(against(0.95, 0.9, false), "met");
+        assert_eq!(against(1.105, 1.1, true), "**missed** by 0.5 %");
+        assert_eq!(against(0.4, 0.5, false), "**missed** by 20 %");
+        assert_eq!(against(2242.0, 2048.0, true), "**missed** by 9.5 %");
     }
 }
