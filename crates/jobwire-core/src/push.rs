@@ -150,17 +150,7 @@ impl RecentDone {
         self.complete_after = from;
     }
 
-    /// A `done` no one waited on: kept for waits that register late.
-    fn insert(&mut self, id: u64, job: FinishedJob) {
-        let job_id = job.job_id().to_owned();
-        self.remember(id, job_id, Some(job));
-    }
-
-    /// A `done` handed to its waiters: only the fact is kept.
-    fn insert_taken(&mut self, id: u64, job_id: &str) {
-        self.remember(id, job_id.to_owned(), None);
-    }
-
+    /// Remembers `job_id`'s `done` (event `id`), with the job when no one took it.
     fn remember(&mut self, id: u64, job_id: String, job: Option<FinishedJob>) {
         self.jobs.insert(job_id.clone(), job);
         self.order.push_back((id, job_id));
@@ -329,11 +319,12 @@ impl Watchlist {
     /// took it.
     fn on_done(&mut self, id: u64, job: FinishedJob) {
         let mut tickets = self.by_job.remove(job.job_id()).unwrap_or_default();
+        let job_id = job.job_id().to_owned();
         let Some(last) = tickets.pop() else {
-            self.recent.insert(id, job);
+            self.recent.remember(id, job_id, Some(job));
             return;
         };
-        self.recent.insert_taken(id, job.job_id());
+        self.recent.remember(id, job_id, None);
         for ticket in tickets {
             self.waiters.remove(&ticket);
             self.wakes.push((ticket, Wake::Done(job.clone())));
