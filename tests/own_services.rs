@@ -76,16 +76,9 @@ fn sh(name: &str, script: &str) -> ServiceSpec {
     )
 }
 
-/// Whether a process runs (gone, or a zombie waiting to be reaped, does not).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .split(") ")
-            .nth(1)
-            .is_some_and(|rest| rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
+#[path = "../crates/jobwire-server/tests/support/process.rs"]
+mod process;
+use process::alive;
 
 /// The pids a script wrote to stderr (`echo $$ >&2`), one per log line.
 fn pid_of(line: &str) -> Option<u32> {

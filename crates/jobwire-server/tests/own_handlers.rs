@@ -205,7 +205,12 @@ async fn schemas_derived_from_rust_types_check_nested_fields() {
 /// Programs as services: the stdin/stdout/stderr protocol, exit statuses, timeouts, and
 /// a cancel that stops the process.
 #[cfg(unix)]
+#[path = "support/process.rs"]
+mod process;
+
+#[cfg(unix)]
 mod commands {
+    use super::process::alive;
     use super::*;
     use jobwire_server::Command;
 
@@ -321,16 +326,5 @@ mod commands {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         server.shutdown().await;
-    }
-
-    fn alive(pid: u32) -> bool {
-        // Gone, or a zombie waiting to be reaped, is not running.
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat
-                .split(") ")
-                .nth(1)
-                .is_some_and(|rest| rest.starts_with('Z')),
-            Err(_) => false,
-        }
     }
 }
