@@ -1,32 +1,32 @@
 //! Event streams as an `Iterator`: one job's events (`job.events()`) or every event of
 //! the client's jobs (`client.events()`). The core's [`Follower`] decides when to
-//! connect, resume, back off and give up; this only moves bytes.
+//! connect, resume, back off and give up; the connection loop of
+//! [`stream`](crate::stream) moves the bytes, and this hands the events out.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
+use jobwire_core::backoff::jitter_seed;
 use jobwire_core::endpoint::GetJob;
-use jobwire_core::event::JobEvent;
-use jobwire_core::follow::{jitter_seed, FollowStep, Follower, StreamSpec, StreamTarget};
-use jobwire_core::retry::{deadline_passed, within_deadline};
-use jobwire_core::transport::Body;
+use jobwire_core::event::{EventKind, JobEvent};
+use jobwire_core::follow::{FollowOutput, Follower, StreamSpec, StreamTarget};
 use jobwire_core::Error;
 
+use crate::stream::{follow, lock, Connection};
 use crate::Client;
-
-/// The largest error answer read to learn why a stream was refused.
-const REFUSAL_LIMIT: usize = 64 * 1024;
-/// The read buffer.
-const CHUNK: usize = 16 * 1024;
 
 /// An iterator of job events, from [`JobHandle::events`](crate::JobHandle::events) or
 /// [`Client::events`]. Nothing is sent until the first `next()`; until then the setters
-/// narrow what it follows. An error item (a 404, a stream that stays down) ends it.
+/// narrow what it follows. An error item (a 404, a stream that stays down, the client's
+/// deadline) ends it.
 ///
-/// ```no_run
-/// # fn demo(client: jobwire_blocking::Client) -> Result<(), jobwire_blocking::Error> {
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+/// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
 /// use jobwire_blocking::EventKind;
 ///
-/// let job = client.submit("steps", &serde_json::json!({"steps": 3, "interval_ms": 100}))?;
+/// let job = client.submit("steps", &serde_json::json!({"steps": 3, "interval_ms": 10}))?;
 /// for event in job.events() {
 ///     match event?.kind {
 ///         EventKind::Progress { fraction, message } => println!("{:.0}% {message}", fraction * 100.0),
@@ -52,6 +52,28 @@ impl std::fmt::Debug for EventStream {
     }
 }
 
+impl Client {
+    /// Every event of this client's jobs, as they happen, on one stream (an
+    /// `Iterator`); narrow it with [`EventStream::service`] and [`EventStream::job`], or
+    /// start it after an event id with [`EventStream::after`]. It does not end by
+    /// itself.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let job = client.submit("echo", &1)?;
+    /// // From the start: the events of jobs already submitted are replayed.
+    /// let mut events = client.events().job(job.id()).after(0);
+    /// let first = events.next().unwrap()?;
+    /// assert_eq!(first.job_id, job.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.clone(), StreamTarget::all())
+    }
+}
+
 impl EventStream {
     pub(crate) fn new(client: Client, target: StreamTarget) -> Self {
         EventStream {
@@ -64,17 +86,18 @@ impl EventStream {
     jobwire_core::__stream_spec_setters!(spec);
 
     fn start(&self) -> Feed {
-        let follower = self.spec.follower(
-            self.client.config().stream_idle_timeout_value(),
-            jitter_seed(),
-        );
+        let follower = self
+            .spec
+            .follower(
+                self.client.config().stream_idle_timeout_value(),
+                jitter_seed(),
+            )
+            .until(self.client.deadline);
         Feed {
             client: self.client.clone(),
             job_id: self.spec.job_id().map(str::to_owned),
-            follower,
-            body: None,
-            buf: vec![0u8; CHUNK],
-            over: false,
+            follower: Mutex::new(follower),
+            connection: Connection::default(),
         }
     }
 }
@@ -90,96 +113,40 @@ impl Iterator for EventStream {
     }
 }
 
-/// The drive loop of one stream.
+/// One stream being followed.
 struct Feed {
     client: Client,
     job_id: Option<String>,
-    follower: Follower,
-    body: Option<Body>,
-    buf: Vec<u8>,
-    over: bool,
+    follower: Mutex<Follower>,
+    connection: Connection,
 }
 
 impl Feed {
+    /// The drive loop of one stream: the next event, error or end.
     fn next_event(&mut self) -> Option<Result<JobEvent, Error>> {
-        while !self.over {
-            if self.client.time_left().is_some_and(|left| left.is_zero()) {
-                self.over = true;
-                return Some(Err(deadline_passed()));
-            }
-            match self.follower.next(Instant::now()) {
-                FollowStep::Event(event) => return Some(Ok(event)),
-                FollowStep::Fail(error) => {
-                    self.over = true;
-                    return Some(Err(error));
+        loop {
+            let output = follow(&self.client, &self.follower, &mut self.connection)?;
+            match output {
+                FollowOutput::Event(event) => return Some(Ok(event)),
+                FollowOutput::Fail(error) => return Some(Err(error)),
+                // Only a routing follower hands `done`s out undecoded; decode it here.
+                FollowOutput::Finished { id, job } => {
+                    let event = job.decode().map(|done| {
+                        JobEvent::new(id, job.job_id(), EventKind::Done(Box::new(done)))
+                    });
+                    return Some(event);
                 }
-                FollowStep::Connect { pause } => {
-                    self.body = None;
-                    std::thread::sleep(pause);
-                    if let Err(error) = self.connect() {
-                        self.over = true;
-                        return Some(Err(error));
-                    }
-                }
-                // The transport's read timeout (the request's `ReadTimeout`) is the
-                // watchdog's deadline here: a blocking read cannot be given one.
-                FollowStep::Read { .. } => self.read(),
-                FollowStep::Refresh => {
+                FollowOutput::Refresh => {
                     let id = self.job_id.clone().unwrap_or_default();
                     match self.client.execute(&GetJob::new(id)) {
-                        Ok(snapshot) => self.follower.on_job(Instant::now(), snapshot.job),
+                        Ok(fresh) => lock(&self.follower).on_job(Instant::now(), fresh.job),
                         Err(error) => {
-                            self.over = true;
+                            lock(&self.follower).end();
                             return Some(Err(error));
                         }
                     }
                 }
-                _ => self.over = true,
             }
         }
-        None
-    }
-
-    /// Sends the follower's request and reports the answer; `Err` only for a request
-    /// that cannot be built.
-    fn connect(&mut self) -> Result<(), Error> {
-        let mut request = self.follower.request(self.client.config())?;
-        // Reads time out by the call's deadline too: the loop then ends the stream.
-        within_deadline(&mut request, self.client.time_left())?;
-        let answer = self.client.transport().send(request);
-        let now = Instant::now();
-        match answer {
-            Ok(answer) => {
-                let (head, body) = answer.into_parts();
-                if self.follower.on_head(now, &head) {
-                    self.body = Some(body);
-                } else {
-                    let text = body.read_to_bytes(REFUSAL_LIMIT).unwrap_or_default();
-                    self.follower
-                        .on_refused(now, http::Response::from_parts(head, text));
-                }
-            }
-            Err(e) => self.follower.on_broken(now, e),
-        }
-        Ok(())
-    }
-
-    /// Reads the next chunk and reports it.
-    fn read(&mut self) {
-        let Some(body) = self.body.as_mut() else {
-            self.follower.on_end(Instant::now());
-            return;
-        };
-        let read = body.read_chunk(&mut self.buf);
-        let now = Instant::now();
-        match read {
-            Ok(0) => self.follower.on_end(now),
-            Ok(n) => return self.follower.on_chunk(now, &self.buf[..n]),
-            // The call's deadline is checked at the top of the loop.
-            Err(e) if e.is_timeout() && self.client.deadline().is_some_and(|d| now >= d) => {}
-            Err(e) if e.is_timeout() => self.follower.on_silence(now),
-            Err(e) => self.follower.on_broken(now, e),
-        }
-        self.body = None;
     }
 }

@@ -28,6 +28,11 @@
 //! To send requests through something other than ureq, give
 //! [`ClientBuilder::transport`] anything that implements [`transport::Transport`] — a
 //! closure will do.
+//!
+//! Every decision — retries, pacing, deadlines, how to wait, when to reconnect a
+//! stream — is made by a state machine of `jobwire-core` (re-exported as [`core`]);
+//! this crate drives those machines with threads and ureq, in short loops written out
+//! by hand, the twins of `jobwire`'s.
 #![warn(missing_docs)]
 
 mod batch;
@@ -37,6 +42,7 @@ mod hub;
 mod job;
 mod list;
 mod service;
+mod stream;
 
 pub use batch::{JobGuard, RunAll, RunUnordered};
 pub use client::{Client, ClientBuilder};

@@ -1,5 +1,6 @@
 //! Lists of services and jobs: one page on request, or every item as a lazy `Iterator`
-//! that fetches the next page only when the current one is used up.
+//! that fetches the next page only when the current one is used up. The core's
+//! [`Pager`] decides which page comes next.
 
 use std::collections::VecDeque;
 
@@ -11,9 +12,12 @@ use crate::Client;
 
 /// The services a client can use; from [`Client::services`].
 ///
-/// ```no_run
-/// # fn demo(client: jobwire_blocking::Client) -> Result<(), jobwire_blocking::Error> {
-/// let all: Vec<jobwire_blocking::Service> = client.services().limit(100).items().collect::<Result<_, _>>()?;
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+/// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+/// let all: Vec<jobwire_blocking::Service> = client.services().limit(2).items().collect::<Result<_, _>>()?;
+/// assert!(all.iter().any(|s| s.name == "echo"));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -23,22 +27,79 @@ pub struct ServiceList {
     query: ServiceQuery,
 }
 
-impl ServiceList {
-    pub(crate) fn new(client: Client) -> Self {
+impl Client {
+    /// The services this client can use: `.items()` walks them all, page by page;
+    /// `.page()` fetches one page.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let page = client.services().name("sleep").page()?;
+    /// assert_eq!(page.items[0].name, "sleep");
+    /// # Ok(()) }
+    /// ```
+    pub fn services(&self) -> ServiceList {
         ServiceList {
-            client,
+            client: self.clone(),
             query: ServiceQuery::default(),
         }
     }
 
+    /// The jobs of this client's tenant, newest first, with filters.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let job = client.submit("echo", &1)?;
+    /// let page = client.jobs().service("echo").limit(10).page()?;
+    /// assert_eq!(page.items[0].id, job.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn jobs(&self) -> JobList {
+        JobList {
+            client: self.clone(),
+            query: JobQuery::default(),
+        }
+    }
+}
+
+impl ServiceList {
     jobwire_core::__service_query_setters!(query);
 
     /// One page, with the cursor to the next.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let first = client.services().limit(1).page()?;
+    /// assert_eq!(first.items.len(), 1);
+    /// let cursor = first.next_cursor.expect("more than one service");
+    /// let second = client.services().limit(1).cursor(cursor).page()?;
+    /// assert_ne!(second.items[0].id, first.items[0].id);
+    /// # Ok(()) }
+    /// ```
     pub fn page(&self) -> Result<Page<Service>, Error> {
         self.client.execute(&ListServices::page(&self.query, None))
     }
 
     /// Every matching service, page after page, as an `Iterator`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let names: Vec<String> = client
+    ///     .services()
+    ///     .limit(1)
+    ///     .items()
+    ///     .map(|s| s.map(|s| s.name))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert!(names.contains(&"sleep".to_owned()));
+    /// # Ok(()) }
+    /// ```
     pub fn items(self) -> impl Iterator<Item = Result<Service, Error>> + Send + 'static {
         let start = self.query.start_cursor().map(str::to_owned);
         let query = self.query;
@@ -50,15 +111,18 @@ impl ServiceList {
 
 /// The jobs of the client's tenant, newest first; from [`Client::jobs`].
 ///
-/// ```no_run
-/// # fn demo(client: jobwire_blocking::Client) -> Result<(), jobwire_blocking::Error> {
-/// let failed: Vec<jobwire_blocking::Job> = client
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+/// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+/// client.run::<_, serde_json::Value>("echo", &1)?;
+/// let done: Vec<jobwire_blocking::Job> = client
 ///     .jobs()
-///     .service("sleep")
-///     .status(jobwire_blocking::JobStatus::Failed)
+///     .service("echo")
+///     .status(jobwire_blocking::JobStatus::Succeeded)
 ///     .items()
-///     .collect::<Result<_, _>>()
-///     ?;
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(done.len(), 1);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -69,21 +133,38 @@ pub struct JobList {
 }
 
 impl JobList {
-    pub(crate) fn new(client: Client) -> Self {
-        JobList {
-            client,
-            query: JobQuery::default(),
-        }
-    }
-
     jobwire_core::__job_query_setters!(query);
 
     /// One page, with the cursor to the next.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire_blocking::SubmitOptions;
+    /// client.submit_with("echo", &1, SubmitOptions::default().label("batch", "b1"))?;
+    /// let page = client.jobs().label("batch", "b1").page()?;
+    /// assert_eq!(page.items.len(), 1);
+    /// assert!(page.next_cursor.is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn page(&self) -> Result<Page<Job>, Error> {
         self.client.execute(&ListJobs::page(&self.query, None))
     }
 
     /// Every matching job, page after page, as an `Iterator`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// for i in 0..3 {
+    ///     client.submit("echo", &i)?;
+    /// }
+    /// let jobs: Vec<jobwire_blocking::Job> = client.jobs().limit(2).items().collect::<Result<_, _>>()?;
+    /// assert_eq!(jobs.len(), 3, "two pages");
+    /// # Ok(()) }
+    /// ```
     pub fn items(self) -> impl Iterator<Item = Result<Job, Error>> + Send + 'static {
         let start = self.query.start_cursor().map(str::to_owned);
         let query = self.query;
@@ -93,14 +174,23 @@ impl JobList {
     }
 }
 
-/// Iterates over the items of every page; the [`Pager`] decides which page comes next
-/// and stops a server that repeats a cursor. An error ends the iteration after it is
-/// yielded.
+/// The paging drive loop, as an iterator over the items of every page; the [`Pager`]
+/// decides which page comes next and stops a server that repeats a cursor. An error
+/// ends the iteration after it is yielded.
 pub struct Items<T, F> {
     client: Client,
     endpoint_for: F,
     pager: Pager,
     buffered: VecDeque<T>,
+}
+
+impl<T, F> std::fmt::Debug for Items<T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Items")
+            .field("pager", &self.pager)
+            .field("buffered", &self.buffered.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<E, T, F> Iterator for Items<T, F>
@@ -119,8 +209,7 @@ where
             let page = match self.client.execute(&endpoint) {
                 Ok(page) => page,
                 Err(e) => {
-                    self.pager = Pager::new(None);
-                    self.pager.advance(None).ok()?;
+                    self.pager.stop();
                     return Some(Err(e));
                 }
             };

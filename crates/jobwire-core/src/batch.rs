@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::event::{EventKind, JobEvent};
 use crate::Error;
 
 /// A progress hook: called with each [`BatchEvent`], from whichever task or thread
@@ -129,6 +130,34 @@ impl Plan {
     pub fn emit(&self, event: BatchEvent) {
         if let Some(hook) = &self.hook {
             hook(&event);
+        }
+    }
+
+    /// Tells the hook of an event of input `index`'s job (its progress); answers the
+    /// job when the event is its `done`, the end of what the batch follows.
+    ///
+    /// ```
+    /// use jobwire_core::batch::{BatchEvent, Plan};
+    /// use jobwire_core::event::{EventKind, JobEvent};
+    /// let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    /// let log = heard.clone();
+    /// let plan = Plan::new([1]).on_event(move |e| log.lock().unwrap().push(e.clone()));
+    /// let progress = JobEvent::new(3, "job_1", EventKind::Progress { fraction: 0.5, message: "half".into() });
+    /// assert!(plan.observe_event(0, &progress).is_none());
+    /// assert!(matches!(&heard.lock().unwrap()[0], BatchEvent::Progress { index: 0, .. }));
+    /// ```
+    pub fn observe_event<'e>(&self, index: usize, event: &'e JobEvent) -> Option<&'e crate::Job> {
+        match &event.kind {
+            EventKind::Progress { fraction, message } => {
+                self.emit(BatchEvent::Progress {
+                    index,
+                    fraction: *fraction,
+                    message: message.clone(),
+                });
+                None
+            }
+            EventKind::Done(job) => Some(job),
+            EventKind::Status(_) | EventKind::Log(_) | EventKind::Output(_) => None,
         }
     }
 
@@ -248,9 +277,9 @@ pub enum Mode {
     FailFast,
 }
 
-/// What a facade's driver does next.
+/// What a facade's driver does next. Exhaustive: a new step is a compile error in
+/// both drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Next {
     /// Start input `index`.
     Start(usize),
@@ -381,109 +410,6 @@ impl<O> Batch<O> {
         }
         self.into_report().into_outputs()
     }
-}
-
-/// Stamps what both facades' batch modules share: `ServiceHandle::run_all` and
-/// `run_unordered`, the `RunAll`, `RunUnordered` and `JobGuard` types with their setters,
-/// and `Client::guard`. The facade writes the drive loops (`collect`, `try_collect`,
-/// `results`, the guard's `cancel_all` and `Drop`) and passes each item's doc (with its
-/// facade's example) in order.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __batch_surface {
-    (
-        run_all: $(#[$run_all:meta])*
-        run_unordered: $(#[$run_unordered:meta])*
-        guard: $(#[$guard:meta])*
-    ) => {
-        impl ServiceHandle {
-            $(#[$run_all])*
-            pub fn run_all<I: serde::Serialize>(&self, inputs: impl IntoIterator<Item = I>) -> RunAll {
-                RunAll {
-                    client: self.client.clone(),
-                    service: self.service.id.clone(),
-                    plan: $crate::batch::Plan::new(inputs),
-                }
-            }
-
-            $(#[$run_unordered])*
-            pub fn run_unordered<I: serde::Serialize>(
-                &self,
-                inputs: impl IntoIterator<Item = I>,
-            ) -> RunUnordered {
-                RunUnordered {
-                    client: self.client.clone(),
-                    service: self.service.id.clone(),
-                    plan: $crate::batch::Plan::new(inputs),
-                }
-            }
-        }
-
-        /// A batch whose outcomes come back in input order; from
-        /// [`ServiceHandle::run_all`].
-        #[derive(Debug, Clone)]
-        #[must_use = "a batch runs when collected"]
-        pub struct RunAll {
-            client: Client,
-            service: String,
-            plan: $crate::batch::Plan,
-        }
-
-        impl RunAll {
-            $crate::__batch_setters!(plan);
-        }
-
-        /// A batch whose outcomes come back as they complete; from
-        /// [`ServiceHandle::run_unordered`].
-        #[derive(Debug, Clone)]
-        #[must_use = "a batch runs when its results are read"]
-        pub struct RunUnordered {
-            client: Client,
-            service: String,
-            plan: $crate::batch::Plan,
-        }
-
-        impl RunUnordered {
-            $crate::__batch_setters!(plan);
-        }
-
-        $(#[$guard])*
-        #[derive(Debug)]
-        #[must_use = "a guard cancels its jobs when dropped"]
-        pub struct JobGuard {
-            client: Client,
-            jobs: Vec<String>,
-        }
-
-        impl Client {
-            /// A [`JobGuard`]: the jobs added to it are cancelled when it is dropped,
-            /// unless it is disarmed first.
-            pub fn guard(&self) -> JobGuard {
-                JobGuard {
-                    client: self.clone(),
-                    jobs: Vec::new(),
-                }
-            }
-        }
-
-        impl JobGuard {
-            /// Guards `job` (cancelled on drop) and hands it back.
-            pub fn add(&mut self, job: JobHandle) -> JobHandle {
-                self.jobs.push(job.id().to_owned());
-                job
-            }
-
-            /// The ids of the guarded jobs.
-            pub fn job_ids(&self) -> &[String] {
-                &self.jobs
-            }
-
-            /// Keeps the jobs: nothing is cancelled when the guard is dropped.
-            pub fn disarm(mut self) {
-                self.jobs.clear();
-            }
-        }
-    };
 }
 
 #[cfg(test)]

@@ -92,6 +92,15 @@ impl EventKind {
 }
 
 impl JobEvent {
+    /// An event `id` of job `job_id`.
+    pub fn new(id: u64, job_id: impl Into<String>, kind: EventKind) -> Self {
+        JobEvent {
+            id,
+            job_id: job_id.into(),
+            kind,
+        }
+    }
+
     /// Reads a job event from a decoded SSE event: `Ok(None)` for an event type this
     /// version does not know (the contract says to ignore those), an error for a known
     /// type whose id or data does not fit.

@@ -1,19 +1,21 @@
-//! Following an event stream as a state machine with injected time: connect, read,
+//! Following one event stream as a state machine with injected time: connect, read,
 //! resume with `Last-Event-ID` after a drop (no gap, no duplicate), back off after
 //! failures, reconnect a stream that goes silent (the watchdog), re-read a job whose
-//! events are gone (410), end after a job's `done`.
+//! events are gone (410), end after a job's `done` or at the call's deadline.
 //!
-//! The facades drive it in a loop — ask [`Follower::next`], do what it says, report back
-//! — so both have the same behaviour and neither decides anything itself:
+//! A [`Follower`] is an [`EventProtocol`]: the facades drive it with their one
+//! connection loop (see [`stream`](crate::stream)) and hand its [`FollowOutput`]s to the
+//! caller, so both have the same behaviour and neither decides anything itself:
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use jobwire_core::follow::{Follower, FollowStep, StreamTarget};
+//! use jobwire_core::follow::{FollowOutput, Follower, StreamTarget};
+//! use jobwire_core::stream::{EventProtocol, StreamStep};
 //!
 //! let t0 = Instant::now();
 //! let mut follower = Follower::new(StreamTarget::job("job_1"), Duration::from_secs(45), 7);
-//! assert!(matches!(follower.next(t0), FollowStep::Connect { pause } if pause == Duration::ZERO));
-//! // The facade sends `follower.request(&config)`, gets a 200 `text/event-stream`…
+//! assert!(matches!(follower.step(t0), StreamStep::Connect { pause } if pause == Duration::ZERO));
+//! // The facade sends `follower.request(&config, t0)`, gets a 200 `text/event-stream`…
 //! let head = http::Response::builder()
 //!     .header("content-type", "text/event-stream")
 //!     .body(())
@@ -22,10 +24,12 @@
 //!     .0;
 //! assert!(follower.on_head(t0, &head));
 //! // …and reads the body until the watchdog's deadline.
-//! assert!(matches!(follower.next(t0), FollowStep::Read { deadline } if deadline == t0 + Duration::from_secs(45)));
+//! assert!(matches!(follower.step(t0), StreamStep::Read { deadline } if deadline == t0 + Duration::from_secs(45)));
 //! follower.on_chunk(t0, b"id: 3\nevent: log\ndata: {\"job_id\":\"job_1\",\"line\":\"hi\"}\n\n");
-//! assert!(matches!(follower.next(t0), FollowStep::Event(e) if e.id == 3));
+//! assert!(matches!(follower.step(t0), StreamStep::Yield(FollowOutput::Event(e)) if e.id == 3));
 //! ```
+//!
+//! [`EventProtocol`]: crate::stream::EventProtocol
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -33,13 +37,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 
+use crate::backoff::{Backoff, Jitter};
 use crate::config::ClientConfig;
-use crate::endpoint::{encode_component, error_from_response};
+use crate::deadline::{deadline_passed, time_left, within_deadline};
+use crate::endpoint::{encode_component, error_from_response, finish, start_stream_request};
 use crate::error::{Error, TransportError};
 use crate::event::{event_id, EventKind, FinishedJob, JobEvent};
-use crate::retry::Jitter;
+use crate::problem::status_meaning;
 use crate::sse::{SseDecoder, SseEvent};
-use crate::transport::ReadTimeout;
+use crate::stream::{EventProtocol, StreamStep};
 use crate::Job;
 
 /// The reconnection delay before the server says otherwise (`retry:`).
@@ -104,6 +110,10 @@ impl StreamTarget {
                 }
             }
         }
+    }
+
+    fn is_job(&self) -> bool {
+        matches!(self, StreamTarget::Job(_))
     }
 }
 
@@ -186,35 +196,13 @@ macro_rules! __stream_spec_setters {
     };
 }
 
-/// A fresh seed for reconnect jitter, from the standard library's per-process random
-/// hash keys (no clock): clients started together should not reconnect together.
-pub fn jitter_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
-
-/// What the facade should do next.
+/// What a follower hands its user ([`StreamStep::Yield`]). Exhaustive: a new output is
+/// a compile error in every driver.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum FollowStep {
-    /// Sleep `pause` (often zero), then send [`Follower::request`] and report the answer
-    /// with [`Follower::on_head`] (or [`Follower::on_broken`] when it failed).
-    Connect {
-        /// How long to wait before connecting.
-        pause: Duration,
-    },
-    /// Read the next chunk of the body and report it ([`Follower::on_chunk`],
-    /// [`Follower::on_end`], [`Follower::on_broken`]); if nothing came by `deadline`,
-    /// report [`Follower::on_silence`].
-    Read {
-        /// When the watchdog gives up on a silent stream.
-        deadline: Instant,
-    },
-    /// Hand this event to the caller.
+pub enum FollowOutput {
+    /// An event, for the caller.
     Event(JobEvent),
-    /// Hand this `done` to the caller, its job undecoded (a [`Follower::routing`] one).
+    /// A `done`, its job undecoded (a [`Follower::routing`] one hands these out).
     Finished {
         /// The event's id.
         id: u64,
@@ -223,10 +211,8 @@ pub enum FollowStep {
     },
     /// `GET` the job (its events are gone) and report it with [`Follower::on_job`].
     Refresh,
-    /// Hand this error to the caller; the stream is over.
+    /// An error for the caller; the stream is over.
     Fail(Error),
-    /// The stream is over.
-    End,
 }
 
 /// An event decoded and waiting to be handed out.
@@ -258,6 +244,8 @@ enum Phase {
 pub struct Follower {
     target: StreamTarget,
     idle_timeout: Duration,
+    /// When the call following the stream must end ([`until`](Self::until)).
+    deadline: Option<Instant>,
     decoder: SseDecoder,
     phase: Phase,
     /// The id of the last event handed out: resume after it, skip anything not above it.
@@ -267,6 +255,7 @@ pub struct Follower {
     ready: VecDeque<Result<Ready, Error>>,
     /// `done`s are handed out undecoded ([`Follower::routing`]).
     routing: bool,
+    /// The server's reconnection delay (`retry:`), the base of the back-off.
     retry: Duration,
     /// Connection attempts since the last one that delivered an event.
     attempts: u32,
@@ -281,6 +270,7 @@ impl Follower {
         Follower {
             target,
             idle_timeout,
+            deadline: None,
             decoder: SseDecoder::new(),
             phase: Phase::Closed { at: None },
             last_id: None,
@@ -300,20 +290,40 @@ impl Follower {
         self
     }
 
-    /// Hands `done`s out as [`FollowStep::Finished`], their jobs undecoded, and only
+    /// Ends the stream with [`Error::Timeout`] at `deadline` (the call's, from the
+    /// client's `within`): no read waits past it, no event is handed out after it.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use jobwire_core::follow::{FollowOutput, Follower, StreamTarget};
+    /// use jobwire_core::stream::{EventProtocol, StreamStep};
+    ///
+    /// let now = Instant::now();
+    /// let deadline = now + Duration::from_secs(1);
+    /// let mut f = Follower::new(StreamTarget::all(), Duration::from_secs(45), 7).until(Some(deadline));
+    /// assert!(matches!(f.step(deadline), StreamStep::Yield(FollowOutput::Fail(jobwire_core::Error::Timeout { .. }))));
+    /// assert!(matches!(f.step(deadline), StreamStep::Stop));
+    /// ```
+    pub fn until(mut self, deadline: Option<Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Hands `done`s out as [`FollowOutput::Finished`], their jobs undecoded, and only
     /// them: for a stream that routes `done`s to waiters, who decode their own. Other
     /// events only move the resume point.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use jobwire_core::follow::{FollowStep, Follower, StreamTarget};
+    /// use jobwire_core::follow::{FollowOutput, Follower, StreamTarget};
+    /// use jobwire_core::stream::{EventProtocol, StreamStep};
     ///
     /// let now = Instant::now();
     /// let mut router = Follower::new(StreamTarget::all(), Duration::from_secs(45), 7).routing();
     /// router.on_chunk(now, b"id: 4\nevent: log\ndata: {\"job_id\":\"job_1\",\"line\":\"hi\"}\n\n\
     ///                      id: 5\nevent: done\ndata: {\"id\":\"job_1\"}\n\n");
-    /// match router.next(now) {
-    ///     FollowStep::Finished { id, job } => assert_eq!((id, job.job_id()), (5, "job_1")),
+    /// match router.step(now) {
+    ///     StreamStep::Yield(FollowOutput::Finished { id, job }) => assert_eq!((id, job.job_id()), (5, "job_1")),
     ///     other => panic!("{other:?}"),
     /// }
     /// ```
@@ -327,63 +337,27 @@ impl Follower {
         self.last_id
     }
 
-    /// The step to take at `now`.
-    pub fn next(&mut self, now: Instant) -> FollowStep {
-        if let Some(item) = self.ready.pop_front() {
-            return match item {
-                Ok(Ready::Finished { id, job }) => {
-                    if matches!(self.target, StreamTarget::Job(_)) {
-                        self.done = true;
-                    }
-                    FollowStep::Finished { id, job }
-                }
-                Ok(Ready::Event(event)) => {
-                    if matches!(self.target, StreamTarget::Job(_)) && event.done().is_some() {
-                        self.done = true;
-                    }
-                    FollowStep::Event(event)
-                }
-                Err(e) => FollowStep::Fail(e),
-            };
-        }
-        if self.done {
-            self.phase = Phase::Ended;
-        }
-        match &self.phase {
-            Phase::Closed { at } => FollowStep::Connect {
-                pause: at.map_or(Duration::ZERO, |at| at.saturating_duration_since(now)),
-            },
-            Phase::Open { activity } => FollowStep::Read {
-                deadline: *activity + self.idle_timeout,
-            },
-            Phase::Refresh => FollowStep::Refresh,
-            Phase::Failed(_) => match std::mem::replace(&mut self.phase, Phase::Ended) {
-                Phase::Failed(e) => FollowStep::Fail(*e),
-                _ => FollowStep::End,
-            },
-            Phase::Ended => FollowStep::End,
-        }
-    }
-
-    /// The request that opens (or resumes) the stream.
-    pub fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
+    /// The request that opens (or resumes) the stream at `now`, its read timeout cut to
+    /// what is left of the call's deadline.
+    pub fn request(
+        &self,
+        config: &ClientConfig,
+        now: Instant,
+    ) -> Result<http::Request<Bytes>, Error> {
         let path = self.target.path()?;
-        let mut builder = http::Request::builder()
-            .method(http::Method::GET)
-            .uri(format!("{}{path}", config.base_url_value()))
-            .header(header::ACCEPT, "text/event-stream")
-            .header(header::CACHE_CONTROL, "no-cache")
-            .header(header::USER_AGENT, config.user_agent_value())
-            .extension(ReadTimeout(self.idle_timeout));
-        if let Some(token) = config.token_value() {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
+        let mut builder = start_stream_request(config, &path, self.idle_timeout);
         if let Some(id) = self.last_id.filter(|_| self.send_last_id) {
             builder = builder.header("last-event-id", HeaderValue::from(id));
         }
-        builder
-            .body(Bytes::new())
-            .map_err(|e| Error::invalid("request", e.to_string()))
+        let mut request = finish(builder, Bytes::new())?;
+        within_deadline(&mut request, time_left(self.deadline, now))?;
+        Ok(request)
+    }
+
+    /// Reports that the request could not be made (an invalid id, say): the stream is
+    /// over with that error.
+    pub fn on_unsendable(&mut self, error: Error) {
+        self.fail(error);
     }
 
     /// Reports the head of an answer. `true`: it is the stream, read its body. `false`:
@@ -403,7 +377,10 @@ impl Follower {
     }
 
     /// Reports an answer that was not the stream: an error answer, or a 200 of another
-    /// kind (a proxy that does not pass event streams).
+    /// kind (a proxy that does not pass event streams). What a status means — retry
+    /// later or give up — is the one status table's ([`Problem::retryable_status`]).
+    ///
+    /// [`Problem::retryable_status`]: crate::Problem::retryable_status
     pub fn on_refused(&mut self, now: Instant, answer: http::Response<Bytes>) {
         let status = answer.status();
         if status.is_success() {
@@ -414,16 +391,16 @@ impl Follower {
             return;
         }
         let error = error_from_response(&answer);
-        match status.as_u16() {
-            410 if matches!(self.target, StreamTarget::Job(_)) => self.phase = Phase::Refresh,
-            408 | 429 | 500 | 502 | 503 | 504 => {
-                let hint = match &error {
-                    Error::RateLimited { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                self.retry_later(now, hint, error);
-            }
-            _ => self.fail(error),
+        if status == http::StatusCode::GONE && self.target.is_job() {
+            self.phase = Phase::Refresh;
+        } else if status_meaning(status.as_u16()).retryable {
+            let hint = match &error {
+                Error::RateLimited { retry_after, .. } => *retry_after,
+                _ => None,
+            };
+            self.retry_later(now, hint, error);
+        } else {
+            self.fail(error);
         }
     }
 
@@ -503,10 +480,14 @@ impl Follower {
         self.retry_later(now, None, Error::from(error));
     }
 
-    /// Reports that nothing, not even a keep-alive, arrived by the `Read` deadline.
+    /// Reports that nothing, not even a keep-alive, arrived by the `Read` deadline: at
+    /// the call's deadline the stream is over (the next step says so), otherwise the
+    /// watchdog takes the stream for dead and reconnects at once.
     pub fn on_silence(&mut self, now: Instant) {
         self.decoder.finish();
-        // A dead stream is left at once: the next attempt starts now.
+        if self.deadline.is_some_and(|d| now >= d) {
+            return;
+        }
         self.attempts = self.attempts.saturating_add(1);
         if self.attempts > MAX_ATTEMPTS {
             self.fail(Error::Timeout {
@@ -520,7 +501,7 @@ impl Follower {
         self.phase = Phase::Closed { at: Some(now) };
     }
 
-    /// Reports the job read after a [`FollowStep::Refresh`]: a finished job ends the
+    /// Reports the job read after a [`FollowOutput::Refresh`]: a finished job ends the
     /// stream with its `done`; an unfinished one is followed again from its start.
     pub fn on_job(&mut self, now: Instant, job: Job) {
         if job.is_finished() {
@@ -538,6 +519,13 @@ impl Follower {
         }
     }
 
+    /// Ends the stream: its user gave up on it (the job it was to re-read could not be
+    /// read, say).
+    pub fn end(&mut self) {
+        self.ready.clear();
+        self.phase = Phase::Ended;
+    }
+
     /// Whether a job stream has its `done` (handed out or about to be).
     fn done_queued(&self) -> bool {
         let queued = || {
@@ -547,7 +535,7 @@ impl Follower {
                 Err(_) => false,
             })
         };
-        matches!(self.target, StreamTarget::Job(_)) && (self.done || queued())
+        self.target.is_job() && (self.done || queued())
     }
 
     fn retry_later(&mut self, now: Instant, hint: Option<Duration>, error: Error) {
@@ -568,9 +556,57 @@ impl Follower {
 
     /// Full jitter over an exponential ceiling that starts at the server's `retry`.
     fn backoff(&mut self) -> Duration {
-        let exp = self.attempts.saturating_sub(1).min(16);
-        let ceiling = self.retry.saturating_mul(1 << exp).min(MAX_BACKOFF);
-        ceiling.mul_f64(self.jitter.unit())
+        Backoff::new(self.retry, MAX_BACKOFF).jittered(self.attempts, &mut self.jitter)
+    }
+}
+
+impl EventProtocol for Follower {
+    type Output = FollowOutput;
+
+    fn step(&mut self, now: Instant) -> StreamStep<FollowOutput> {
+        let over = matches!(self.phase, Phase::Ended);
+        if !over && self.deadline.is_some_and(|d| now >= d) {
+            self.ready.clear();
+            self.phase = Phase::Ended;
+            return StreamStep::Yield(FollowOutput::Fail(deadline_passed()));
+        }
+        if let Some(item) = self.ready.pop_front() {
+            return StreamStep::Yield(match item {
+                Ok(Ready::Finished { id, job }) => {
+                    self.done |= self.target.is_job();
+                    FollowOutput::Finished { id, job }
+                }
+                Ok(Ready::Event(event)) => {
+                    self.done |= self.target.is_job() && event.done().is_some();
+                    FollowOutput::Event(event)
+                }
+                Err(e) => FollowOutput::Fail(e),
+            });
+        }
+        if self.done {
+            self.phase = Phase::Ended;
+        }
+        match &self.phase {
+            Phase::Closed { at } => StreamStep::Connect {
+                pause: at.map_or(Duration::ZERO, |at| at.saturating_duration_since(now)),
+            },
+            Phase::Open { activity } => {
+                let watchdog = *activity + self.idle_timeout;
+                StreamStep::Read {
+                    deadline: self.deadline.map_or(watchdog, |d| d.min(watchdog)),
+                }
+            }
+            Phase::Refresh => StreamStep::Yield(FollowOutput::Refresh),
+            Phase::Failed(_) => match std::mem::replace(&mut self.phase, Phase::Ended) {
+                Phase::Failed(e) => StreamStep::Yield(FollowOutput::Fail(*e)),
+                _ => StreamStep::Stop,
+            },
+            Phase::Ended => StreamStep::Stop,
+        }
+    }
+
+    fn follower(&mut self) -> Option<&mut Follower> {
+        Some(self)
     }
 }
 
@@ -578,6 +614,7 @@ impl Follower {
 mod tests {
     use super::*;
     use crate::error::TransportErrorKind;
+    use crate::transport::ReadTimeout;
     use crate::JobStatus;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
@@ -607,14 +644,14 @@ mod tests {
     /// Drains the events ready now.
     fn events(f: &mut Follower, now: Instant) -> Vec<u64> {
         let mut ids = Vec::new();
-        while let FollowStep::Event(e) = f.next(now) {
+        while let StreamStep::Yield(FollowOutput::Event(e)) = f.step(now) {
             ids.push(e.id);
         }
         ids
     }
 
     fn open(f: &mut Follower, now: Instant) {
-        assert!(matches!(f.next(now), FollowStep::Connect { .. }));
+        assert!(matches!(f.step(now), StreamStep::Connect { .. }));
         assert!(f.on_head(now, &head(200, "text/event-stream; charset=utf-8")));
     }
 
@@ -628,11 +665,11 @@ mod tests {
         // Cut mid-event: the half event is dropped, the resume point is 2.
         f.on_chunk(t0, b"id: 3\nevent: log\ndata: {\"jo");
         f.on_broken(t0, TransportError::new(TransportErrorKind::Io, "reset"));
-        match f.next(t0) {
-            FollowStep::Connect { pause } => assert!(pause <= Duration::from_millis(500)),
+        match f.step(t0) {
+            StreamStep::Connect { pause } => assert!(pause <= Duration::from_millis(500)),
             other => panic!("{other:?}"),
         }
-        let req = f.request(&config()).unwrap();
+        let req = f.request(&config(), Instant::now()).unwrap();
         assert_eq!(req.headers()["last-event-id"], "2");
         assert_eq!(req.uri().path(), "/v1/jobs/j/events");
         assert_eq!(req.headers()["accept"], "text/event-stream");
@@ -641,7 +678,7 @@ mod tests {
         // A server that repeats what was delivered is deduplicated.
         f.on_chunk(t0, format!("{}{}{}", log(2), log(3), done(4)).as_bytes());
         assert_eq!(events(&mut f, t0), [3, 4]);
-        assert!(matches!(f.next(t0), FollowStep::End));
+        assert!(matches!(f.step(t0), StreamStep::Stop));
     }
 
     #[test]
@@ -656,25 +693,28 @@ mod tests {
         let bad_log = "id: 5\nevent: log\ndata: not json\n\n";
         let chunk = format!("{}{}{bad_done}{}{bad_log}", log(1), done(2), done(2));
         f.on_chunk(t0, chunk.as_bytes());
-        match f.next(t0) {
-            FollowStep::Finished { id: 2, job } => {
+        match f.step(t0) {
+            StreamStep::Yield(FollowOutput::Finished { id: 2, job }) => {
                 assert_eq!(job.job_id(), "j");
                 assert_eq!(job.decode().unwrap().status, JobStatus::Succeeded);
             }
             other => panic!("{other:?}"),
         }
-        match f.next(t0) {
-            FollowStep::Finished { id: 3, job } => {
+        match f.step(t0) {
+            StreamStep::Yield(FollowOutput::Finished { id: 3, job }) => {
                 assert_eq!(job.job_id(), "k");
                 assert!(matches!(job.decode(), Err(Error::Decode { .. })));
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(f.next(t0), FollowStep::Read { .. }));
+        assert!(matches!(f.step(t0), StreamStep::Read { .. }));
         assert_eq!(f.last_event_id(), Some(5));
         // A `done` without a job id cannot be routed: an error, like any bad event.
         f.on_chunk(t0, b"id: 6\nevent: done\ndata: {\"status\":\"failed\"}\n\n");
-        assert!(matches!(f.next(t0), FollowStep::Fail(Error::Decode { .. })));
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Fail(Error::Decode { .. }))
+        ));
         assert_eq!(f.last_event_id(), Some(5));
     }
 
@@ -684,8 +724,11 @@ mod tests {
         let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).routing();
         open(&mut f, t0);
         f.on_chunk(t0, format!("{}{}", log(1), done(2)).as_bytes());
-        assert!(matches!(f.next(t0), FollowStep::Finished { id: 2, .. }));
-        assert!(matches!(f.next(t0), FollowStep::End));
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Finished { id: 2, .. })
+        ));
+        assert!(matches!(f.step(t0), StreamStep::Stop));
     }
 
     #[test]
@@ -693,25 +736,25 @@ mod tests {
         let t0 = Instant::now();
         let mut f = Follower::new(StreamTarget::all(), S(10), 1);
         open(&mut f, t0);
-        assert!(matches!(f.next(t0), FollowStep::Read { deadline } if deadline == t0 + S(10)));
+        assert!(matches!(f.step(t0), StreamStep::Read { deadline } if deadline == t0 + S(10)));
         // Keep-alives are activity: the deadline moves.
         f.on_chunk(t0 + S(8), b": keep-alive\n\n");
         assert!(
-            matches!(f.next(t0 + S(9)), FollowStep::Read { deadline } if deadline == t0 + S(18))
+            matches!(f.step(t0 + S(9)), StreamStep::Read { deadline } if deadline == t0 + S(18))
         );
         let mut now = t0 + S(18);
         for _ in 0..MAX_ATTEMPTS {
             f.on_silence(now);
-            assert!(matches!(f.next(now), FollowStep::Connect { pause } if pause == S(0)));
+            assert!(matches!(f.step(now), StreamStep::Connect { pause } if pause == S(0)));
             assert!(f.on_head(now, &head(200, "text/event-stream")));
             now += S(10);
         }
         f.on_silence(now);
         assert!(matches!(
-            f.next(now),
-            FollowStep::Fail(Error::Timeout { .. })
+            f.step(now),
+            StreamStep::Yield(FollowOutput::Fail(Error::Timeout { .. }))
         ));
-        assert!(matches!(f.next(now), FollowStep::End));
+        assert!(matches!(f.step(now), StreamStep::Stop));
     }
 
     #[test]
@@ -731,37 +774,59 @@ mod tests {
         };
         // 404: final.
         let mut f = Follower::new(StreamTarget::job("j"), S(45), 1);
-        f.next(t0);
+        f.step(t0);
         assert!(!f.on_head(t0, &head(404, "application/problem+json")));
         f.on_refused(t0, refused(404, None));
         assert!(matches!(
-            f.next(t0),
-            FollowStep::Fail(Error::NotFound { .. })
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Fail(Error::NotFound { .. }))
         ));
         // 503 with Retry-After: try again then.
         let mut f = Follower::new(StreamTarget::all(), S(45), 1);
-        f.next(t0);
+        f.step(t0);
         f.on_refused(t0, refused(429, Some("3")));
-        assert!(matches!(f.next(t0), FollowStep::Connect { pause } if pause == S(3)));
+        assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause == S(3)));
         // 410 on a job stream: read the job; a finished one ends the stream with `done`.
         let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).resume_after(9);
-        f.next(t0);
+        f.step(t0);
         f.on_refused(t0, refused(410, None));
-        assert!(matches!(f.next(t0), FollowStep::Refresh));
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Refresh)
+        ));
         f.on_job(t0, Job::new("j", "s", JobStatus::Succeeded));
-        assert!(matches!(f.next(t0), FollowStep::Event(e) if e.done().is_some() && e.id == 9));
-        assert!(matches!(f.next(t0), FollowStep::End));
+        assert!(
+            matches!(f.step(t0), StreamStep::Yield(FollowOutput::Event(e)) if e.done().is_some() && e.id == 9)
+        );
+        assert!(matches!(f.step(t0), StreamStep::Stop));
         // 410 on the multiplexed stream: the caller must know.
         let mut f = Follower::new(StreamTarget::all(), S(45), 1);
-        f.next(t0);
+        f.step(t0);
         f.on_refused(t0, refused(410, None));
-        assert!(matches!(f.next(t0), FollowStep::Fail(Error::Api { status, .. }) if status == 410));
+        assert!(
+            matches!(f.step(t0), StreamStep::Yield(FollowOutput::Fail(Error::Api { status, .. })) if status == 410)
+        );
+        // What a status means is the one status table's: a 500 is not retried, a 503
+        // without Retry-After is, after a back-off.
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        f.step(t0);
+        f.on_refused(t0, refused(500, None));
+        assert!(
+            matches!(f.step(t0), StreamStep::Yield(FollowOutput::Fail(Error::Api { status, .. })) if status == 500)
+        );
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        f.step(t0);
+        f.on_refused(t0, refused(503, None));
+        assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause <= S(1)));
         // A 200 that is not an event stream (a buffering proxy, say) is a protocol error.
         let mut f = Follower::new(StreamTarget::all(), S(45), 1);
-        f.next(t0);
+        f.step(t0);
         assert!(!f.on_head(t0, &head(200, "application/json")));
         f.on_refused(t0, http::Response::new(Bytes::from_static(b"{}")));
-        assert!(matches!(f.next(t0), FollowStep::Fail(Error::Protocol(_))));
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Fail(Error::Protocol(_)))
+        ));
     }
 
     #[test]
@@ -770,12 +835,12 @@ mod tests {
         let mut f = Follower::new(StreamTarget::all(), S(45), 42);
         let mut ceilings = Vec::new();
         for attempt in 1..=6u32 {
-            f.next(t0);
+            f.step(t0);
             f.on_broken(
                 t0,
                 TransportError::new(TransportErrorKind::Connect, "refused"),
             );
-            let FollowStep::Connect { pause } = f.next(t0) else {
+            let StreamStep::Connect { pause } = f.step(t0) else {
                 panic!("should retry")
             };
             let ceiling = DEFAULT_RETRY
@@ -793,7 +858,37 @@ mod tests {
         f.on_chunk(t0, log(1).as_bytes());
         assert_eq!(events(&mut f, t0), [1]);
         f.on_end(t0);
-        assert!(matches!(f.next(t0), FollowStep::Connect { pause } if pause == S(1)));
+        assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause == S(1)));
+    }
+
+    /// The call's deadline bounds every read and ends the stream, queued events or not.
+    #[test]
+    fn the_calls_deadline_ends_the_stream() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1).until(Some(t0 + S(2)));
+        let req = f.request(&config(), t0 + S(1)).unwrap();
+        assert_eq!(ReadTimeout::of(&req), Some(S(1)), "cut to what is left");
+        open(&mut f, t0);
+        assert!(matches!(f.step(t0), StreamStep::Read { deadline } if deadline == t0 + S(2)));
+        // Silence at the deadline is not the watchdog's: no reconnect, the end.
+        f.on_silence(t0 + S(2));
+        assert!(matches!(
+            f.step(t0 + S(2)),
+            StreamStep::Yield(FollowOutput::Fail(Error::Timeout { .. }))
+        ));
+        assert!(matches!(f.step(t0 + S(2)), StreamStep::Stop));
+        // An event that arrived in time is not handed out once the deadline passed.
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1).until(Some(t0 + S(2)));
+        open(&mut f, t0);
+        f.on_chunk(t0, log(1).as_bytes());
+        assert!(matches!(
+            f.step(t0 + S(3)),
+            StreamStep::Yield(FollowOutput::Fail(Error::Timeout { .. }))
+        ));
+        assert!(
+            f.request(&config(), t0 + S(3)).is_err(),
+            "nothing left to connect with"
+        );
     }
 
     #[test]
@@ -807,7 +902,7 @@ mod tests {
             1,
         )
         .resume_after(7);
-        let req = f.request(&config()).unwrap();
+        let req = f.request(&config(), Instant::now()).unwrap();
         assert_eq!(
             req.uri().path_and_query().unwrap().as_str(),
             "/v1/events?service=a%20b&job=j1&job=j2"
@@ -815,7 +910,7 @@ mod tests {
         assert_eq!(req.headers()["last-event-id"], "7");
         assert_eq!(req.headers()["authorization"], "Bearer t");
         assert!(Follower::new(StreamTarget::job(" "), S(1), 1)
-            .request(&config())
+            .request(&config(), Instant::now())
             .is_err());
     }
 }

@@ -10,12 +10,20 @@
 //! - [`Error`]: the one error type of every call;
 //! - [`batch`]: many jobs at once (bounded concurrency, results in input order, fail-fast);
 //! - [`sse`] and [`event`]: server-sent events decoded to typed job events;
-//! - decisions as pure state machines with injected time: [`paging::Pager`],
-//!   [`wait::Waiter`] (long-poll), [`follow::Follower`] (one event stream: resume,
-//!   back-off, watchdog) and [`push::Watchlist`] (many waits on one stream).
+//! - every decision, as a pure function or a small state machine that takes the time
+//!   (and a seed for its randomness) from its driver:
+//!   - [`call::Call`]: one call's attempt loop (rate-limit slot, deadline, retries with
+//!     [`retry::RetryPolicy`] and [`backoff::Backoff`], the spans it records);
+//!   - [`wait::WaitPlan`]: waiting for a job (push, bounded re-reads, long-poll);
+//!   - [`stream::EventProtocol`]: the one event-stream protocol, spoken by
+//!     [`follow::Follower`] (one stream: resume, back-off, watchdog, deadline) and
+//!     [`push::Hub`] (many waits woken from one stream);
+//!   - [`run::RunPlan`], [`create_or_get::CreateOrGet`], [`paging::Pager`] and
+//!     [`batch::Batch`].
 //!
-//! It depends on no runtime, socket or HTTP client. A facade drives it in a loop: ask an
-//! endpoint for its request, send it through a transport, hand the answer back.
+//! It depends on no runtime, socket or HTTP client, and reads no clock. A facade drives
+//! each machine in a short loop: ask what to do, do the I/O (send, sleep, read), report
+//! what happened.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -42,13 +50,15 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod batch;
+pub mod call;
 pub mod config;
+pub mod create_or_get;
+pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod event;
-#[doc(hidden)]
-pub mod facade;
 pub mod follow;
 pub mod model;
 pub mod outcome;
@@ -56,7 +66,9 @@ pub mod paging;
 pub mod problem;
 pub mod push;
 pub mod retry;
+pub mod run;
 pub mod sse;
+pub mod stream;
 pub mod throttle;
 pub mod trace;
 pub mod transport;

@@ -79,6 +79,12 @@ impl Pager {
         }
     }
 
+    /// Ends the walk early (a page could not be fetched: the error is the walk's last
+    /// item).
+    pub fn stop(&mut self) {
+        self.state = State::Done;
+    }
+
     /// Whether the walk is over.
     pub fn is_done(&self) -> bool {
         self.state == State::Done

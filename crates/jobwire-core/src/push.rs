@@ -1,7 +1,7 @@
 //! Waiting by push: every job a client waits on is woken by its `done` event from one
 //! shared subscription to `GET /v1/events`, so thousands of waits cost one connection.
-//! A state machine with injected time, driven by the facades like [`Follower`] (which it
-//! uses for the stream itself).
+//! A state machine with injected time, driven by the facades' one connection loop like
+//! any [`EventProtocol`] (its stream is a routing [`Follower`]).
 //!
 //! What makes it exact is the event position every job answer carries
 //! (`Jobwire-Last-Event-Id`): each change of the job that the answer does not show has a
@@ -24,29 +24,29 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use jobwire_core::push::{HubStep, Registration, Watchlist};
+//! use jobwire_core::push::{Registration, Watchlist};
+//! use jobwire_core::stream::{EventProtocol, StreamStep};
 //!
 //! let now = Instant::now();
 //! let mut list = Watchlist::new(Duration::from_secs(45), 1);
 //! let Registration::Waiting(ticket) = list.register(now, "job_1", Some(40)) else { panic!() };
-//! assert_eq!(list.next(now), HubStep::Connect { pause: Duration::ZERO });
-//! // `list.request(&config)` now carries `Last-Event-ID: 40`; the facade sends it and
-//! // reports the answer with `on_head`, `on_chunk`, …, then hands out `take_wakes()`.
+//! assert!(matches!(list.step(now), StreamStep::Connect { pause } if pause.is_zero()));
+//! // `list.follower()` now asks for `Last-Event-ID: 40`; the facade's connection loop
+//! // sends it and reports the answer, then hands out `take_wakes()`.
 //! list.cancel(ticket);
-//! assert_eq!(list.next(now), HubStep::Stop);
+//! assert!(matches!(list.step(now), StreamStep::Stop));
 //! ```
 //!
-//! [`Follower`]: crate::follow::Follower
+//! [`EventProtocol`]: crate::stream::EventProtocol
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
-use crate::config::ClientConfig;
-use crate::error::{Error, TransportError};
+use crate::error::Error;
 use crate::event::FinishedJob;
-use crate::follow::{FollowStep, Follower, StreamTarget};
+use crate::follow::{FollowOutput, Follower, StreamTarget};
+use crate::stream::{EventProtocol, StreamStep};
 
 /// How many recent `done`s are remembered for waits that register late.
 const RECENT_DONE: usize = 4096;
@@ -61,23 +61,52 @@ const UNAVAILABLE_FOR: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ticket(u64);
 
-/// The answer to [`Watchlist::register`].
+/// The answer to a wait's registration, with `W` what a registered wait holds: the
+/// [`Ticket`] of a [`Watchlist`], the [`Joined`] wake channel of a [`Hub`], the handle a
+/// facade's waiter blocks or `.await`s on. Exhaustive: a new answer is a compile error
+/// in every driver.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Registration {
+pub enum Registration<W> {
     /// The job already finished: its `done`, to decode ([`FinishedJob::decode`]).
     Finished(FinishedJob),
-    /// Registered: a [`Wake`] for this ticket will come.
-    Waiting(Ticket),
+    /// Registered: a [`Wake`] for it will come.
+    Waiting(W),
     /// Not registered: read the job (`GET`), then register again with its new position.
     Recheck,
     /// Not registered: wait by long-poll; the event stream is not available.
     LongPoll,
 }
 
-/// Why a waiter is woken; it is no longer registered.
+impl<W> Registration<W> {
+    /// The same answer with the registered wait made into `V`.
+    pub fn map<V>(self, f: impl FnOnce(W) -> V) -> Registration<V> {
+        match self {
+            Registration::Finished(job) => Registration::Finished(job),
+            Registration::Waiting(w) => Registration::Waiting(f(w)),
+            Registration::Recheck => Registration::Recheck,
+            Registration::LongPoll => Registration::LongPoll,
+        }
+    }
+
+    /// The registered wait, or the [`Wake`] the answer already is.
+    ///
+    /// ```
+    /// use jobwire_core::push::{Registration, Wake};
+    /// assert_eq!(Registration::Waiting(7).into_wake(), Ok(7));
+    /// assert_eq!(Registration::<u8>::Recheck.into_wake(), Err(Wake::Recheck));
+    /// ```
+    pub fn into_wake(self) -> Result<W, Wake> {
+        match self {
+            Registration::Finished(job) => Err(Wake::Done(job)),
+            Registration::Waiting(w) => Ok(w),
+            Registration::Recheck => Err(Wake::Recheck),
+            Registration::LongPoll => Err(Wake::LongPoll),
+        }
+    }
+}
+
+/// Why a waiter is woken; it is no longer registered. Exhaustive.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Wake {
     /// The job finished: its `done`, to decode ([`FinishedJob::decode`]).
     Done(FinishedJob),
@@ -85,39 +114,6 @@ pub enum Wake {
     Recheck,
     /// The event stream is not available: wait by long-poll.
     LongPoll,
-}
-
-/// What a facade's `watch` answers a wait: [`Registration`], with the facade's own
-/// handle `W` on a registered wait (the thing to block or `.await` on).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Watch<W> {
-    /// The job already finished: its `done`, to decode ([`FinishedJob::decode`]).
-    Finished(FinishedJob),
-    /// Registered: wait on `W` for the wake.
-    Waiting(W),
-    /// Read the job, then watch again.
-    Recheck,
-    /// Long-poll instead.
-    LongPoll,
-}
-
-/// What the facade's stream driver should do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HubStep {
-    /// Sleep `pause`, send [`Watchlist::request`], report the answer.
-    Connect {
-        /// How long to wait first.
-        pause: Duration,
-    },
-    /// Read the next chunk; at `deadline` report [`Watchlist::on_silence`].
-    Read {
-        /// The watchdog's deadline.
-        deadline: Instant,
-    },
-    /// No one waits: close the stream, stop driving.
-    Stop,
 }
 
 #[derive(Debug)]
@@ -196,7 +192,12 @@ impl Watchlist {
 
     /// Registers a wait for `job_id`, last seen at event `position` (from its last
     /// answer's `Jobwire-Last-Event-Id`).
-    pub fn register(&mut self, now: Instant, job_id: &str, position: Option<u64>) -> Registration {
+    pub fn register(
+        &mut self,
+        now: Instant,
+        job_id: &str,
+        position: Option<u64>,
+    ) -> Registration<Ticket> {
         if self.unavailable_until.is_some_and(|until| now < until) {
             return Registration::LongPoll;
         }
@@ -263,47 +264,6 @@ impl Watchlist {
         std::mem::take(&mut self.wakes)
     }
 
-    /// The step to take at `now`.
-    pub fn next(&mut self, now: Instant) -> HubStep {
-        loop {
-            if self.waiters.is_empty() {
-                self.stream = Stream::Stopped;
-                self.recent.reset(0);
-                return HubStep::Stop;
-            }
-            let (follower, _) = match &mut self.stream {
-                Stream::Stopped => {
-                    // Waiters but no stream: only after a failure woke everyone, which
-                    // left no waiters; nothing to do but stop.
-                    return HubStep::Stop;
-                }
-                Stream::Starting { from } => {
-                    let from = *from;
-                    let follower = Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
-                        .routing()
-                        .resume_after(from);
-                    self.recent.reset(from);
-                    self.stream = Stream::Running {
-                        follower: Box::new(follower),
-                        from,
-                    };
-                    continue;
-                }
-                Stream::Running { follower, from } => (follower, from),
-            };
-            match follower.next(now) {
-                FollowStep::Connect { pause } => return HubStep::Connect { pause },
-                FollowStep::Read { deadline } => return HubStep::Read { deadline },
-                FollowStep::Finished { id, job } => self.on_done(id, job),
-                // Only `done`s matter here.
-                FollowStep::Event(_) => {}
-                FollowStep::Fail(error) => self.give_up(now, &error),
-                // A multiplexed stream neither refreshes nor ends by itself.
-                _ => self.give_up(now, &Error::Protocol("the event stream ended".into())),
-            }
-        }
-    }
-
     /// The driver stopped without being told to (its thread or task is gone): every
     /// waiter long-polls instead, and the next registration starts afresh.
     pub fn abandon(&mut self) {
@@ -347,59 +307,59 @@ impl Watchlist {
         self.by_job.clear();
         self.stream = Stream::Stopped;
     }
+}
+
+impl EventProtocol for Watchlist {
+    /// The watchlist hands nothing to a user: it wakes its waiters ([`take_wakes`]) and
+    /// stops when none is left.
+    ///
+    /// [`take_wakes`]: Watchlist::take_wakes
+    type Output = Infallible;
+
+    fn step(&mut self, now: Instant) -> StreamStep<Infallible> {
+        loop {
+            if self.waiters.is_empty() {
+                self.stream = Stream::Stopped;
+                self.recent.reset(0);
+                return StreamStep::Stop;
+            }
+            let follower = match &mut self.stream {
+                // Waiters but no stream: only after a failure woke everyone, which left
+                // no waiters; nothing to do but stop.
+                Stream::Stopped => return StreamStep::Stop,
+                Stream::Starting { from } => {
+                    let from = *from;
+                    let follower = Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
+                        .routing()
+                        .resume_after(from);
+                    self.recent.reset(from);
+                    self.stream = Stream::Running {
+                        follower: Box::new(follower),
+                        from,
+                    };
+                    continue;
+                }
+                Stream::Running { follower, .. } => follower,
+            };
+            match follower.step(now) {
+                StreamStep::Connect { pause } => return StreamStep::Connect { pause },
+                StreamStep::Read { deadline } => return StreamStep::Read { deadline },
+                StreamStep::Yield(FollowOutput::Finished { id, job }) => self.on_done(id, job),
+                // A router hands out only `done`s.
+                StreamStep::Yield(FollowOutput::Event(_)) => {}
+                StreamStep::Yield(FollowOutput::Fail(error)) => self.give_up(now, &error),
+                // A multiplexed stream neither refreshes nor ends by itself.
+                StreamStep::Yield(FollowOutput::Refresh) | StreamStep::Stop => {
+                    self.give_up(now, &Error::Protocol("the event stream ended".into()))
+                }
+            }
+        }
+    }
 
     fn follower(&mut self) -> Option<&mut Follower> {
         match &mut self.stream {
             Stream::Running { follower, .. } => Some(follower),
             _ => None,
-        }
-    }
-
-    /// The request that opens (or resumes) the stream, after [`HubStep::Connect`].
-    pub fn request(&self, config: &ClientConfig) -> Result<http::Request<Bytes>, Error> {
-        match &self.stream {
-            Stream::Running { follower, .. } => follower.request(config),
-            _ => Err(Error::Protocol("no event stream to connect".into())),
-        }
-    }
-
-    /// See [`Follower::on_head`].
-    pub fn on_head(&mut self, now: Instant, head: &http::response::Parts) -> bool {
-        self.follower().is_some_and(|f| f.on_head(now, head))
-    }
-
-    /// See [`Follower::on_refused`].
-    pub fn on_refused(&mut self, now: Instant, answer: http::Response<Bytes>) {
-        if let Some(f) = self.follower() {
-            f.on_refused(now, answer);
-        }
-    }
-
-    /// See [`Follower::on_chunk`].
-    pub fn on_chunk(&mut self, now: Instant, chunk: &[u8]) {
-        if let Some(f) = self.follower() {
-            f.on_chunk(now, chunk);
-        }
-    }
-
-    /// See [`Follower::on_end`].
-    pub fn on_end(&mut self, now: Instant) {
-        if let Some(f) = self.follower() {
-            f.on_end(now);
-        }
-    }
-
-    /// See [`Follower::on_broken`].
-    pub fn on_broken(&mut self, now: Instant, error: TransportError) {
-        if let Some(f) = self.follower() {
-            f.on_broken(now, error);
-        }
-    }
-
-    /// See [`Follower::on_silence`].
-    pub fn on_silence(&mut self, now: Instant) {
-        if let Some(f) = self.follower() {
-            f.on_silence(now);
         }
     }
 }
@@ -411,32 +371,21 @@ pub trait Waker: Send {
     fn wake(self, wake: Wake);
 }
 
-/// The answer to [`Hub::join`].
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Joined<R> {
-    /// The job already finished: its `done`, to decode ([`FinishedJob::decode`]).
-    Finished(FinishedJob),
-    /// Registered: wait on `woken`. When `start_driver` is set, no driver runs: start
-    /// one (or report [`Hub::driver_not_started`]).
-    Waiting {
-        /// The registration, to [`leave`](Hub::leave) with if the wait ends early.
-        ticket: Ticket,
-        /// Where the wake will come.
-        woken: R,
-        /// Whether the caller must start the stream's driver.
-        start_driver: bool,
-    },
-    /// Read the job, then join again.
-    Recheck,
-    /// Long-poll instead.
-    LongPoll,
+/// A wait registered with a [`Hub`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Joined<R> {
+    /// The registration, to [`leave`](Hub::leave) with if the wait ends early.
+    pub ticket: Ticket,
+    /// Where the wake will come.
+    pub woken: R,
+    /// No driver follows the stream: the caller must start one (or report
+    /// [`Hub::driver_not_started`]).
+    pub start_driver: bool,
 }
 
 /// What both facades' push state is: the [`Watchlist`], one waker per registered wait,
 /// and whether a driver (task or thread) follows the stream. A facade keeps it behind a
-/// mutex; its driver loop calls [`step`](Self::step) and reports to
-/// [`list`](Self::list).
+/// mutex; its driver is the facade's one connection loop over this [`EventProtocol`].
 #[derive(Debug)]
 pub struct Hub<W> {
     list: Watchlist,
@@ -462,23 +411,18 @@ impl<W: Waker> Hub<W> {
         job_id: &str,
         position: Option<u64>,
         channel: impl FnOnce() -> (W, R),
-    ) -> Joined<R> {
-        match self.list.register(now, job_id, position) {
-            Registration::Waiting(ticket) => {
-                let (waker, woken) = channel();
-                self.wakers.insert(ticket, waker);
-                let start_driver = !self.driving;
-                self.driving = true;
-                Joined::Waiting {
-                    ticket,
-                    woken,
-                    start_driver,
-                }
+    ) -> Registration<Joined<R>> {
+        self.list.register(now, job_id, position).map(|ticket| {
+            let (waker, woken) = channel();
+            self.wakers.insert(ticket, waker);
+            let start_driver = !self.driving;
+            self.driving = true;
+            Joined {
+                ticket,
+                woken,
+                start_driver,
             }
-            Registration::Finished(job) => Joined::Finished(job),
-            Registration::Recheck => Joined::Recheck,
-            _ => Joined::LongPoll,
-        }
+        })
     }
 
     /// A wait ended without its wake; `true` when no one waits any more.
@@ -494,28 +438,12 @@ impl<W: Waker> Hub<W> {
         self.driving = false;
     }
 
-    /// The driver's next step; wakes whom the stream woke. After [`HubStep::Stop`] the
-    /// driver must end: the next wait starts another.
-    pub fn step(&mut self, now: Instant) -> HubStep {
-        let step = self.list.next(now);
-        self.deliver();
-        if step == HubStep::Stop {
-            self.driving = false;
-        }
-        step
-    }
-
-    /// The driver ended without [`HubStep::Stop`] (a panic, its runtime shut down):
+    /// The driver ended without [`StreamStep::Stop`] (a panic, its runtime shut down):
     /// every wait long-polls instead.
     pub fn driver_failed(&mut self) {
         self.list.abandon();
         self.deliver();
         self.driving = false;
-    }
-
-    /// The watchlist, to report what the stream did (`on_head`, `on_chunk`, …).
-    pub fn list(&mut self) -> &mut Watchlist {
-        &mut self.list
     }
 
     fn deliver(&mut self) {
@@ -524,6 +452,26 @@ impl<W: Waker> Hub<W> {
                 waker.wake(wake);
             }
         }
+    }
+}
+
+impl<W: Waker> EventProtocol for Hub<W> {
+    /// Nothing: the hub wakes whom the stream woke at each step.
+    type Output = Infallible;
+
+    /// The driver's next step; wakes whom the stream woke. After [`StreamStep::Stop`]
+    /// the driver must end: the next wait starts another.
+    fn step(&mut self, now: Instant) -> StreamStep<Infallible> {
+        let step = self.list.step(now);
+        self.deliver();
+        if matches!(step, StreamStep::Stop) {
+            self.driving = false;
+        }
+        step
+    }
+
+    fn follower(&mut self) -> Option<&mut Follower> {
+        self.list.follower()
     }
 }
 
@@ -564,7 +512,9 @@ impl<W: Waker> Drop for DriverGuard<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::TransportErrorKind;
+    use crate::error::{TransportError, TransportErrorKind};
+    use crate::ClientConfig;
+    use bytes::Bytes;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -592,17 +542,22 @@ mod tests {
         ClientConfig::default().validate().unwrap()
     }
 
-    fn waiting(r: Registration) -> Ticket {
+    fn waiting(r: Registration<Ticket>) -> Ticket {
         match r {
             Registration::Waiting(t) => t,
             other => panic!("{other:?}"),
         }
     }
 
+    /// The stream the list follows now.
+    fn follower(list: &mut Watchlist) -> &mut Follower {
+        list.follower().expect("a running stream")
+    }
+
     /// Registers, connects and opens the stream.
     fn connected(list: &mut Watchlist, now: Instant) {
-        assert_eq!(list.next(now), HubStep::Connect { pause: S(0) });
-        assert!(list.on_head(now, &head(200, "text/event-stream")));
+        assert_eq!(list.step(now), StreamStep::Connect { pause: S(0) });
+        assert!(follower(list).on_head(now, &head(200, "text/event-stream")));
     }
 
     #[test]
@@ -613,14 +568,14 @@ mod tests {
         let b = waiting(list.register(t0, "b", Some(10)));
         let b2 = waiting(list.register(t0, "b", Some(12)));
         connected(&mut list, t0);
-        let req = list.request(&config()).unwrap();
+        let req = follower(&mut list).request(&config(), t0).unwrap();
         assert_eq!(req.headers()["last-event-id"], "10");
         assert_eq!(req.uri().path(), "/v1/events");
-        list.on_chunk(
+        follower(&mut list).on_chunk(
             t0,
             format!("{}{}{}", status(11, "b"), done(21, "b"), done(22, "x")).as_bytes(),
         );
-        assert!(matches!(list.next(t0), HubStep::Read { .. }));
+        assert!(matches!(list.step(t0), StreamStep::Read { .. }));
         let mut wakes = list.take_wakes();
         wakes.sort_by_key(|(t, _)| t.0);
         assert_eq!(wakes.len(), 2);
@@ -628,8 +583,8 @@ mod tests {
         assert_eq!(wakes[1].0, b2);
         assert!(matches!(&wakes[0].1, Wake::Done(job) if job.job_id() == "b"));
         assert_eq!(list.waiting(), 1);
-        list.on_chunk(t0, done(23, "a").as_bytes());
-        assert_eq!(list.next(t0), HubStep::Stop, "the last wait ended");
+        follower(&mut list).on_chunk(t0, done(23, "a").as_bytes());
+        assert_eq!(list.step(t0), StreamStep::Stop, "the last wait ended");
         assert_eq!(list.take_wakes()[0].0, a);
     }
 
@@ -639,11 +594,11 @@ mod tests {
         let mut list = Watchlist::new(S(45), 1);
         let _keep = waiting(list.register(t0, "keep", Some(100)));
         connected(&mut list, t0);
-        list.on_chunk(
+        follower(&mut list).on_chunk(
             t0,
             format!("{}{}", done(105, "x"), status(110, "y")).as_bytes(),
         );
-        list.next(t0);
+        list.step(t0);
         // Behind what the stream has seen, finished meanwhile: answered from memory.
         assert!(
             matches!(list.register(t0, "x", Some(101)), Registration::Finished(j) if j.job_id() == "x")
@@ -654,11 +609,11 @@ mod tests {
         let w = waiting(list.register(t0, "w", Some(500)));
         // No position: must read the job first.
         assert_eq!(list.register(t0, "v", None), Registration::Recheck);
-        list.on_chunk(
+        follower(&mut list).on_chunk(
             t0,
             format!("{}{}", done(501, "w"), done(502, "y")).as_bytes(),
         );
-        list.next(t0);
+        list.step(t0);
         let woken: Vec<Ticket> = list.take_wakes().into_iter().map(|(t, _)| t).collect();
         assert_eq!(woken, [w, y]);
         // A second wait on a job already handed out registers late: it must read it.
@@ -673,19 +628,22 @@ mod tests {
         let mut list = Watchlist::new(S(45), 1);
         let a = waiting(list.register(t0, "a", Some(20_000)));
         connected(&mut list, t0);
-        list.on_chunk(t0, status(20_001, "a").as_bytes());
-        assert!(matches!(list.next(t0), HubStep::Read { .. }));
+        follower(&mut list).on_chunk(t0, status(20_001, "a").as_bytes());
+        assert!(matches!(list.step(t0), StreamStep::Read { .. }));
         assert_eq!(
             list.register(t0, "far", Some(20_000 - MAX_REWIND - 1)),
             Registration::Recheck
         );
         let b = waiting(list.register(t0, "b", Some(19_990)));
         // The old stream's chunks no longer count; the next step reconnects from 19 990.
-        list.on_chunk(t0, done(20_002, "a").as_bytes());
+        assert!(
+            list.follower().is_none(),
+            "no stream to report to until it restarts"
+        );
         connected(&mut list, t0);
-        let req = list.request(&config()).unwrap();
+        let req = follower(&mut list).request(&config(), t0).unwrap();
         assert_eq!(req.headers()["last-event-id"], "19990");
-        list.on_chunk(
+        follower(&mut list).on_chunk(
             t0,
             format!(
                 "{}{}{}",
@@ -695,7 +653,7 @@ mod tests {
             )
             .as_bytes(),
         );
-        assert_eq!(list.next(t0), HubStep::Stop, "both woken by the replay");
+        assert_eq!(list.step(t0), StreamStep::Stop, "both woken by the replay");
         let mut woken: Vec<Ticket> = list.take_wakes().into_iter().map(|(t, _)| t).collect();
         woken.sort_by_key(|t| t.0);
         assert_eq!(woken, [a, b]);
@@ -710,8 +668,8 @@ mod tests {
         let many: String = (1..=RECENT_DONE as u64 + 10)
             .map(|i| done(i, &format!("j{i}")))
             .collect();
-        list.on_chunk(t0, many.as_bytes());
-        list.next(t0);
+        follower(&mut list).on_chunk(t0, many.as_bytes());
+        list.step(t0);
         // j1..j10 were forgotten: a wait from before them cannot be answered from memory.
         assert_eq!(list.register(t0, "j3", Some(2)), Registration::Recheck);
         assert!(matches!(
@@ -726,20 +684,23 @@ mod tests {
         let mut list = Watchlist::new(S(45), 1);
         let a = waiting(list.register(t0, "a", Some(5)));
         connected(&mut list, t0);
-        list.on_chunk(t0, status(6, "a").as_bytes());
-        list.next(t0);
-        list.on_broken(t0, TransportError::new(TransportErrorKind::Io, "reset"));
-        assert!(matches!(list.next(t0), HubStep::Connect { .. }));
+        follower(&mut list).on_chunk(t0, status(6, "a").as_bytes());
+        list.step(t0);
+        follower(&mut list).on_broken(t0, TransportError::new(TransportErrorKind::Io, "reset"));
+        assert!(matches!(list.step(t0), StreamStep::Connect { .. }));
         assert_eq!(
-            list.request(&config()).unwrap().headers()["last-event-id"],
+            follower(&mut list)
+                .request(&config(), t0)
+                .unwrap()
+                .headers()["last-event-id"],
             "6"
         );
-        assert!(list.on_head(t0, &head(200, "text/event-stream")));
+        assert!(follower(&mut list).on_head(t0, &head(200, "text/event-stream")));
         // Silence is a dead stream: reconnect at once.
-        list.on_silence(t0 + S(45));
-        assert_eq!(list.next(t0 + S(45)), HubStep::Connect { pause: S(0) });
+        follower(&mut list).on_silence(t0 + S(45));
+        assert_eq!(list.step(t0 + S(45)), StreamStep::Connect { pause: S(0) });
         list.cancel(a);
-        assert_eq!(list.next(t0 + S(45)), HubStep::Stop);
+        assert_eq!(list.step(t0 + S(45)), StreamStep::Stop);
     }
 
     #[test]
@@ -753,10 +714,10 @@ mod tests {
         };
         let mut list = Watchlist::new(S(45), 1);
         let a = waiting(list.register(t0, "a", Some(1)));
-        list.next(t0);
-        assert!(!list.on_head(t0, &head(404, "text/plain")));
-        list.on_refused(t0, problem(404));
-        assert_eq!(list.next(t0), HubStep::Stop);
+        list.step(t0);
+        assert!(!follower(&mut list).on_head(t0, &head(404, "text/plain")));
+        follower(&mut list).on_refused(t0, problem(404));
+        assert_eq!(list.step(t0), StreamStep::Stop);
         assert_eq!(list.take_wakes(), [(a, Wake::LongPoll)]);
         assert_eq!(
             list.register(t0 + S(1), "b", Some(1)),
@@ -770,9 +731,9 @@ mod tests {
 
         let mut list = Watchlist::new(S(45), 1);
         let a = waiting(list.register(t0, "a", Some(1)));
-        list.next(t0);
-        list.on_refused(t0, problem(410));
-        assert_eq!(list.next(t0), HubStep::Stop);
+        list.step(t0);
+        follower(&mut list).on_refused(t0, problem(410));
+        assert_eq!(list.step(t0), StreamStep::Stop);
         assert_eq!(list.take_wakes(), [(a, Wake::Recheck)]);
         assert!(matches!(
             list.register(t0, "a", Some(50)),
@@ -788,7 +749,7 @@ mod tests {
         connected(&mut list, t0);
         list.abandon();
         assert_eq!(list.take_wakes(), [(a, Wake::LongPoll)]);
-        assert_eq!(list.next(t0), HubStep::Stop);
+        assert_eq!(list.step(t0), StreamStep::Stop);
         // Not a failure of the server: the next wait uses the stream again.
         assert!(matches!(
             list.register(t0, "b", Some(1)),
@@ -812,23 +773,28 @@ mod tests {
             Some(1),
             std::sync::mpsc::channel,
         ) {
-            Joined::Waiting {
+            Registration::Waiting(Joined {
                 ticket,
                 woken,
                 start_driver,
-            } => (ticket, woken, start_driver),
+            }) => (ticket, woken, start_driver),
             other => panic!("{other:?}"),
         };
         let (_, a_woken, first) = join(&mut hub, "a");
         let (b, _, second) = join(&mut hub, "b");
         assert!(first && !second, "one driver");
-        assert_eq!(hub.step(t0), HubStep::Connect { pause: S(0) });
-        assert!(hub.list().on_head(t0, &head(200, "text/event-stream")));
-        hub.list().on_chunk(t0, done(2, "a").as_bytes());
-        assert!(matches!(hub.step(t0), HubStep::Read { .. }));
+        assert_eq!(hub.step(t0), StreamStep::Connect { pause: S(0) });
+        assert!(hub
+            .follower()
+            .unwrap()
+            .on_head(t0, &head(200, "text/event-stream")));
+        hub.follower()
+            .unwrap()
+            .on_chunk(t0, done(2, "a").as_bytes());
+        assert!(matches!(hub.step(t0), StreamStep::Read { .. }));
         assert!(matches!(a_woken.try_recv(), Ok(Wake::Done(job)) if job.job_id() == "a"));
         assert!(hub.leave(b), "no one waits any more");
-        assert_eq!(hub.step(t0), HubStep::Stop);
+        assert_eq!(hub.step(t0), StreamStep::Stop);
         // The next wait starts a driver again; a driver that dies sends it to long-polls.
         let (_, c_woken, again) = join(&mut hub, "c");
         assert!(again);
@@ -845,7 +811,7 @@ mod tests {
             .unwrap()
             .join(t0, "a", Some(1), std::sync::mpsc::channel)
         {
-            Joined::Waiting { woken, .. } => woken,
+            Registration::Waiting(Joined { woken, .. }) => woken,
             other => panic!("{other:?}"),
         };
         let woken = join();

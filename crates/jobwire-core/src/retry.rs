@@ -19,7 +19,8 @@
 //! ```
 //! use std::time::Duration;
 //! use bytes::Bytes;
-//! use jobwire_core::retry::{Attempt, Jitter, RetryBudget, RetryPolicy};
+//! use jobwire_core::backoff::Jitter;
+//! use jobwire_core::retry::{Attempt, RetryBudget, RetryPolicy};
 //!
 //! let policy = RetryPolicy::default();
 //! let (mut budget, mut jitter) = (RetryBudget::default(), Jitter::new(7));
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::backoff::{Backoff, Jitter};
 use crate::endpoint::retry_after_of;
 use crate::error::{Error, TransportErrorKind};
 use crate::Problem;
@@ -46,7 +48,6 @@ pub struct Repeatable;
 
 /// What to do after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Attempt {
     /// Hand the answer (or error) to the caller.
     Done,
@@ -149,9 +150,7 @@ impl RetryPolicy {
         if asked_wait.is_some_and(|w| w > self.max_delay) {
             return Attempt::Done;
         }
-        let exp = attempt.saturating_sub(1).min(20);
-        let ceiling = self.base_delay.saturating_mul(1 << exp).min(self.max_delay);
-        let after = ceiling.mul_f64(jitter.unit());
+        let after = Backoff::new(self.base_delay, self.max_delay).jittered(attempt, jitter);
         let after = asked_wait.map_or(after, |w| w.max(after));
         if time_left.is_some_and(|left| after >= left) {
             return Attempt::Done;
@@ -165,49 +164,6 @@ impl RetryPolicy {
             return Attempt::Done;
         }
         Attempt::Again { after }
-    }
-}
-
-/// Fits an attempt into what is left of its call's deadline: its timeout (whole-request
-/// or per-read) is cut to `time_left`; with nothing left, the call is over.
-///
-/// ```
-/// use std::time::Duration;
-/// use jobwire_core::retry::within_deadline;
-/// use jobwire_core::transport::RequestTimeout;
-/// let mut req = http::Request::new(bytes::Bytes::new());
-/// req.extensions_mut().insert(RequestTimeout(Duration::from_secs(30)));
-/// within_deadline(&mut req, Some(Duration::from_secs(2))).unwrap();
-/// assert_eq!(RequestTimeout::of(&req), Some(Duration::from_secs(2)));
-/// assert!(within_deadline(&mut req, Some(Duration::ZERO)).is_err());
-/// ```
-pub fn within_deadline<B>(
-    request: &mut http::Request<B>,
-    time_left: Option<Duration>,
-) -> Result<(), Error> {
-    use crate::transport::{ReadTimeout, RequestTimeout};
-    let Some(left) = time_left else {
-        return Ok(());
-    };
-    if left.is_zero() {
-        return Err(deadline_passed());
-    }
-    let extensions = request.extensions_mut();
-    if let Some(ReadTimeout(idle)) = extensions.get::<ReadTimeout>().copied() {
-        extensions.insert(ReadTimeout(idle.min(left)));
-    } else {
-        let whole = extensions
-            .get::<RequestTimeout>()
-            .map_or(left, |t| t.0.min(left));
-        extensions.insert(RequestTimeout(whole));
-    }
-    Ok(())
-}
-
-/// The error of a call whose deadline passed.
-pub fn deadline_passed() -> Error {
-    Error::Timeout {
-        what: "the call's deadline".into(),
     }
 }
 
@@ -256,28 +212,6 @@ impl RetryBudget {
     /// A success: half a token back, up to the bucket's size.
     pub fn earn(&mut self) {
         self.tenths = (self.tenths + 5).min(BUDGET_TENTHS);
-    }
-}
-
-/// A small seeded random sequence for back-off jitter (splitmix64). Seed it from
-/// [`follow::jitter_seed`](crate::follow::jitter_seed), or fixed in tests.
-#[derive(Debug, Clone)]
-pub struct Jitter(u64);
-
-impl Jitter {
-    /// A sequence from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Jitter(seed)
-    }
-
-    /// The next number, in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

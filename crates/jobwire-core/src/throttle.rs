@@ -148,7 +148,7 @@ mod tests {
 /// and the [`Throttle`] — behind locks held only for a decision.
 #[derive(Debug)]
 pub struct Pacer {
-    retry: std::sync::Mutex<(crate::retry::RetryBudget, crate::retry::Jitter)>,
+    retry: std::sync::Mutex<(crate::retry::RetryBudget, crate::backoff::Jitter)>,
     throttle: std::sync::Mutex<Throttle>,
 }
 
@@ -164,7 +164,7 @@ impl Pacer {
         Pacer {
             retry: std::sync::Mutex::new((
                 crate::retry::RetryBudget::default(),
-                crate::retry::Jitter::new(seed),
+                crate::backoff::Jitter::new(seed),
             )),
             throttle: std::sync::Mutex::new(Throttle::new(config.rate_limit_value())),
         }

@@ -1,32 +1,41 @@
-//! The client: settings, a shared transport, and the one drive loop every call uses.
+//! The client: settings, a shared transport, and the drive loop every call goes
+//! through ([`Client::execute`], over the core's [`Call`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
+use jobwire_core::backoff::jitter_seed;
+use jobwire_core::call::{Call, CallContext, CallStep};
+use jobwire_core::endpoint::{Endpoint, GetHealth};
 use jobwire_core::throttle::Pacer;
+use jobwire_core::trace::TraceContext;
 use jobwire_core::transport::AsyncTransport;
-use jobwire_core::{ClientConfig, Error};
+use jobwire_core::{deadline, ClientConfig, Error, Health};
 use jobwire_hyper::HyperTransport;
 
 use crate::hub::Hub;
-use crate::{EventStream, JobHandle, JobList, ServiceHandle, ServiceList};
 
 /// A jobwire client. Cheap to clone: clones share settings and one connection pool, so
 /// build it once and hand clones to tasks.
 ///
-/// ```no_run
-/// # async fn demo() -> Result<(), jobwire::Error> {
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+/// # std::env::set_var("JOBWIRE_URL", server.url());
+/// # std::env::set_var("JOBWIRE_TOKEN", server.token());
 /// let client = jobwire::Client::from_env()?;
 /// let out: serde_json::Value = client.run("echo", &serde_json::json!({"hi": 1})).await?;
+/// assert_eq!(out, serde_json::json!({"hi": 1}));
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
     /// When every call of this clone must end ([`Client::within`]).
-    pub(crate) deadline: Option<std::time::Instant>,
+    pub(crate) deadline: Option<Instant>,
     /// The trace this clone's calls belong to ([`Client::in_trace`]).
-    pub(crate) trace: Option<jobwire_core::trace::TraceContext>,
+    trace: Option<TraceContext>,
 }
 
 struct Inner {
@@ -71,14 +80,35 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     jobwire_core::__client_config_setters!(config);
 
-    /// Send every request through `transport` instead of the default hyper client: a
+    /// Sends every request through `transport` instead of the default hyper client: a
     /// proxy, a test double, another HTTP stack. Every SDK feature works on top of it.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), jobwire::Error> {
+    /// use bytes::Bytes;
+    /// use jobwire::transport::AsyncBody;
+    ///
+    /// // A transport that answers every request itself.
+    /// let canned = |_request: http::Request<Bytes>| async {
+    ///     let body = AsyncBody::from(r#"{"status":"ok","version":"canned"}"#);
+    ///     Ok::<_, jobwire::TransportError>(http::Response::new(body))
+    /// };
+    /// let client = jobwire::Client::builder().transport(canned).build()?;
+    /// assert_eq!(client.health().await?.version, "canned");
+    /// # Ok(()) }
+    /// ```
     pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));
         self
     }
 
-    /// Checks the settings and builds the client.
+    /// Checks the settings and builds the client; [`Error::Invalid`] names a bad one.
+    ///
+    /// ```
+    /// let bad = jobwire::Client::builder().base_url("ftp://jobs").build();
+    /// assert!(matches!(bad, Err(jobwire::Error::Invalid { what: "base URL", .. })));
+    /// ```
     pub fn build(self) -> Result<Client, Error> {
         let config = self.config.validate()?;
         let transport = match self.transport {
@@ -89,12 +119,11 @@ impl ClientBuilder {
                     .build()?,
             ),
         };
-        let hub = Hub::new(&config);
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
-                hub,
-                pacer: Pacer::new(&config, jobwire_core::follow::jitter_seed()),
+                hub: Hub::new(&config),
+                pacer: Pacer::new(&config, jitter_seed()),
                 in_flight: config
                     .max_in_flight_value()
                     .map(tokio::sync::Semaphore::new),
@@ -108,6 +137,18 @@ impl ClientBuilder {
 
 impl Client {
     /// Settings to build a client from, starting from the defaults.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// let client = jobwire::Client::builder()
+    ///     .base_url(server.url())
+    ///     .token(server.token())
+    ///     .build()?;
+    /// assert_eq!(client.health().await?.status, "ok");
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
             config: ClientConfig::default(),
@@ -117,6 +158,13 @@ impl Client {
 
     /// A client for `JOBWIRE_URL` (default `http://127.0.0.1:7878`) with the token in
     /// `JOBWIRE_TOKEN`.
+    ///
+    /// ```
+    /// # std::env::remove_var("JOBWIRE_URL");
+    /// let client = jobwire::Client::from_env()?;
+    /// assert_eq!(client.config().base_url_value(), "http://127.0.0.1:7878");
+    /// # Ok::<(), jobwire::Error>(())
+    /// ```
     pub fn from_env() -> Result<Client, Error> {
         ClientBuilder {
             config: ClientConfig::from_env(),
@@ -126,6 +174,12 @@ impl Client {
     }
 
     /// The settings in force.
+    ///
+    /// ```
+    /// let client = jobwire::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+    /// assert_eq!(client.config().timeout_value(), std::time::Duration::from_secs(5));
+    /// # Ok::<(), jobwire::Error>(())
+    /// ```
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }
@@ -140,9 +194,45 @@ impl Client {
         &self.inner.hub
     }
 
-    /// What all clones share about sending: retry budget, jitter, throttle.
-    pub(crate) fn pacer(&self) -> &Pacer {
-        &self.inner.pacer
+    /// Sends one endpoint's request and parses its answer: the drive loop under every
+    /// call, public so a caller can use an endpoint the client has no method for. The
+    /// core's [`Call`] decides each step — the rate limit's slot, the deadline, whether
+    /// to retry and after how long, what the `jobwire.call` and `jobwire.attempt` spans
+    /// record; this sends and sleeps.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire::core::endpoint::GetService;
+    /// let echo = client.execute(&GetService::new("echo")).await?;
+    /// assert_eq!(echo.name, "echo");
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
+        let request = endpoint.request(self.config())?;
+        let mut call = Call::new(request, self.call_context(), jitter_seed());
+        loop {
+            match call.next(Instant::now()) {
+                CallStep::Sleep(pause) => tokio::time::sleep(pause).await,
+                CallStep::Send(attempt) => {
+                    let answer = {
+                        let _slot = self.in_flight_slot().await;
+                        self.send_once(attempt).await
+                    };
+                    call.observe(answer, Instant::now());
+                }
+                CallStep::Done(answer) => return endpoint.parse(answer?),
+            }
+        }
+    }
+
+    /// What a call of this clone runs under: the shared pacing, its deadline and trace.
+    fn call_context(&self) -> CallContext<'_> {
+        CallContext::new(self.config(), &self.inner.pacer)
+            .deadline(self.deadline)
+            .trace(self.trace.clone())
     }
 
     /// A slot of the in-flight limit, held while one attempt is sent (none without a
@@ -167,6 +257,76 @@ impl Client {
             .map_err(|e| e.into_error(head.status))?;
         Ok(http::Response::from_parts(head, body))
     }
-}
 
-jobwire_core::__facade_methods!(async, sleep = tokio::time::sleep);
+    /// A clone of this client whose calls carry the trace of `traceparent` (a W3C
+    /// `traceparent` header, say of the request being served): each attempt goes out
+    /// with that trace id and a parent id of its own. A value that is not a
+    /// `traceparent` is [`Error::Invalid`].
+    ///
+    /// ```
+    /// # let client = jobwire::Client::builder().build()?;
+    /// let traced = client.in_trace("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")?;
+    /// assert!(client.in_trace("not a traceparent").is_err());
+    /// # let _ = traced;
+    /// # Ok::<(), jobwire::Error>(())
+    /// ```
+    pub fn in_trace(&self, traceparent: &str) -> Result<Client, Error> {
+        let trace = TraceContext::parse(traceparent).ok_or_else(|| Error::Invalid {
+            what: "traceparent",
+            message: format!("{traceparent:?} is not a W3C traceparent"),
+        })?;
+        let mut client = self.clone();
+        client.trace = Some(trace);
+        Ok(client)
+    }
+
+    /// A clone of this client whose every call — each request with its retries, `run`
+    /// (submit and wait), event streams and paging walks — ends by `limit` from now,
+    /// with [`Error::Timeout`] if it has not finished. A clone of a clone keeps the
+    /// earlier deadline. Job handles it returns are not bound by it (so a job can still
+    /// be cancelled after its wait timed out): bound their waits with `wait_for`.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use std::time::Duration;
+    /// let slow = serde_json::json!({"duration_seconds": 5});
+    /// let ran = client.within(Duration::from_millis(200)).run::<_, serde_json::Value>("sleep", &slow).await;
+    /// assert!(matches!(ran, Err(jobwire::Error::Timeout { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn within(&self, limit: Duration) -> Client {
+        let mut client = self.clone();
+        client.deadline = deadline::earlier(self.deadline, deadline::after(Instant::now(), limit));
+        client
+    }
+
+    /// When this client's calls must end, if [`within`](Self::within) set it.
+    ///
+    /// ```
+    /// # let client = jobwire::Client::builder().build()?;
+    /// assert!(client.deadline().is_none());
+    /// assert!(client.within(std::time::Duration::from_secs(1)).deadline().is_some());
+    /// # Ok::<(), jobwire::Error>(())
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether the server is up, and its version.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let health = client.health().await?;
+    /// assert_eq!(health.status, "ok");
+    /// # Ok(()) }
+    /// ```
+    pub async fn health(&self) -> Result<Health, Error> {
+        self.execute(&GetHealth).await
+    }
+}

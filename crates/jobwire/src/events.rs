@@ -1,36 +1,40 @@
 //! Event streams as a `Stream`: one job's events (`job.events()`) or every event of the
 //! client's jobs (`client.events()`). The core's [`Follower`] decides when to connect,
-//! resume, back off and give up; this only moves bytes.
+//! resume, back off and give up; the connection loop of [`stream`](crate::stream) moves
+//! the bytes, and this hands the events out.
 
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_core::Stream;
+use jobwire_core::backoff::jitter_seed;
 use jobwire_core::endpoint::GetJob;
-use jobwire_core::event::JobEvent;
-use jobwire_core::follow::{jitter_seed, FollowStep, Follower, StreamSpec, StreamTarget};
-use jobwire_core::retry::{deadline_passed, within_deadline};
+use jobwire_core::event::{EventKind, JobEvent};
+use jobwire_core::follow::{FollowOutput, Follower, StreamSpec, StreamTarget};
 use jobwire_core::transport::AsyncBody;
 use jobwire_core::Error;
 
+use crate::stream::{follow, lock};
 use crate::Client;
-
-/// The largest error answer read to learn why a stream was refused.
-const REFUSAL_LIMIT: usize = 64 * 1024;
 
 type Events = Pin<Box<dyn Stream<Item = Result<JobEvent, Error>> + Send>>;
 
 /// A stream of job events, from [`JobHandle::events`](crate::JobHandle::events) or
 /// [`Client::events`]. Nothing is sent until it is first polled; until then the setters
-/// narrow what it follows. An error item (a 404, a stream that stays down) ends it.
+/// narrow what it follows. An error item (a 404, a stream that stays down, the client's
+/// deadline) ends it.
 ///
-/// ```no_run
-/// # async fn demo(client: jobwire::Client) -> Result<(), jobwire::Error> {
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+/// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
 /// use futures_util::StreamExt;
 /// use jobwire::EventKind;
 ///
-/// let job = client.submit("steps", &serde_json::json!({"steps": 3, "interval_ms": 100})).await?;
+/// let job = client.submit("steps", &serde_json::json!({"steps": 3, "interval_ms": 10})).await?;
 /// let mut events = job.events();
 /// while let Some(event) = events.next().await {
 ///     match event?.kind {
@@ -57,6 +61,29 @@ impl std::fmt::Debug for EventStream {
     }
 }
 
+impl Client {
+    /// Every event of this client's jobs, as they happen, on one stream (a `Stream`);
+    /// narrow it with [`EventStream::service`] and [`EventStream::job`], or start it
+    /// after an event id with [`EventStream::after`]. It does not end by itself.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use futures_util::StreamExt;
+    /// let job = client.submit("echo", &1).await?;
+    /// // From the start: the events of jobs already submitted are replayed.
+    /// let mut events = client.events().job(job.id()).after(0);
+    /// let first = events.next().await.unwrap()?;
+    /// assert_eq!(first.job_id, job.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.clone(), StreamTarget::all())
+    }
+}
+
 impl EventStream {
     pub(crate) fn new(client: Client, target: StreamTarget) -> Self {
         EventStream {
@@ -69,16 +96,18 @@ impl EventStream {
     jobwire_core::__stream_spec_setters!(spec);
 
     fn start(&self) -> Events {
-        let follower = self.spec.follower(
-            self.client.config().stream_idle_timeout_value(),
-            jitter_seed(),
-        );
+        let follower = self
+            .spec
+            .follower(
+                self.client.config().stream_idle_timeout_value(),
+                jitter_seed(),
+            )
+            .until(self.client.deadline);
         let feed = Feed {
             client: self.client.clone(),
             job_id: self.spec.job_id().map(str::to_owned),
-            follower,
+            follower: Mutex::new(follower),
             body: None,
-            over: false,
         };
         Box::pin(futures_util::stream::unfold(feed, |mut feed| async move {
             let item = feed.next_event().await?;
@@ -102,96 +131,40 @@ impl Stream for EventStream {
     }
 }
 
-/// The drive loop of one stream.
+/// One stream being followed.
 struct Feed {
     client: Client,
     job_id: Option<String>,
-    follower: Follower,
+    follower: Mutex<Follower>,
     body: Option<AsyncBody>,
-    over: bool,
 }
 
 impl Feed {
+    /// The drive loop of one stream: the next event, error or end.
     async fn next_event(&mut self) -> Option<Result<JobEvent, Error>> {
-        while !self.over {
-            if self.client.time_left().is_some_and(|left| left.is_zero()) {
-                self.over = true;
-                return Some(Err(deadline_passed()));
-            }
-            match self.follower.next(Instant::now()) {
-                FollowStep::Event(event) => return Some(Ok(event)),
-                FollowStep::Fail(error) => {
-                    self.over = true;
-                    return Some(Err(error));
+        loop {
+            let output = follow(&self.client, &self.follower, &mut self.body, None).await?;
+            match output {
+                FollowOutput::Event(event) => return Some(Ok(event)),
+                FollowOutput::Fail(error) => return Some(Err(error)),
+                // Only a routing follower hands `done`s out undecoded; decode it here.
+                FollowOutput::Finished { id, job } => {
+                    let event = job.decode().map(|done| {
+                        JobEvent::new(id, job.job_id(), EventKind::Done(Box::new(done)))
+                    });
+                    return Some(event);
                 }
-                FollowStep::Connect { pause } => {
-                    self.body = None;
-                    if !pause.is_zero() {
-                        tokio::time::sleep(pause).await;
-                    }
-                    if let Err(error) = self.connect().await {
-                        self.over = true;
-                        return Some(Err(error));
-                    }
-                }
-                FollowStep::Read { deadline } => self.read(deadline).await,
-                FollowStep::Refresh => {
+                FollowOutput::Refresh => {
                     let id = self.job_id.clone().unwrap_or_default();
                     match self.client.execute(&GetJob::new(id)).await {
-                        Ok(snapshot) => self.follower.on_job(Instant::now(), snapshot.job),
+                        Ok(fresh) => lock(&self.follower).on_job(Instant::now(), fresh.job),
                         Err(error) => {
-                            self.over = true;
+                            lock(&self.follower).end();
                             return Some(Err(error));
                         }
                     }
                 }
-                _ => self.over = true,
             }
         }
-        None
-    }
-
-    /// Sends the follower's request and reports the answer; `Err` only for a request
-    /// that cannot be built.
-    async fn connect(&mut self) -> Result<(), Error> {
-        let mut request = self.follower.request(self.client.config())?;
-        within_deadline(&mut request, self.client.time_left())?;
-        let answer = self.client.transport().send(request).await;
-        let now = Instant::now();
-        match answer {
-            Ok(answer) => {
-                let (head, body) = answer.into_parts();
-                if self.follower.on_head(now, &head) {
-                    self.body = Some(body);
-                } else {
-                    let text = body.read_to_bytes(REFUSAL_LIMIT).await.unwrap_or_default();
-                    self.follower
-                        .on_refused(now, http::Response::from_parts(head, text));
-                }
-            }
-            Err(e) => self.follower.on_broken(now, e),
-        }
-        Ok(())
-    }
-
-    /// Reads the next chunk, until the watchdog's deadline, and reports it.
-    async fn read(&mut self, deadline: Instant) {
-        let Some(body) = self.body.as_mut() else {
-            self.follower.on_end(Instant::now());
-            return;
-        };
-        // The watchdog's deadline, or the call's if that comes first.
-        let until = self.client.deadline().map_or(deadline, |d| d.min(deadline));
-        let read = tokio::time::timeout_at(until.into(), body.next_chunk()).await;
-        let now = Instant::now();
-        match read {
-            Ok(Some(Ok(chunk))) => return self.follower.on_chunk(now, &chunk),
-            Ok(Some(Err(e))) => self.follower.on_broken(now, e),
-            Ok(None) => self.follower.on_end(now),
-            // The call's deadline is checked at the top of the loop.
-            Err(_) if until < deadline => {}
-            Err(_) => self.follower.on_silence(now),
-        }
-        self.body = None;
     }
 }

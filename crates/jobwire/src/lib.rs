@@ -32,6 +32,11 @@
 //! To send requests through something other than the default hyper client, give
 //! [`ClientBuilder::transport`] anything that implements [`transport::AsyncTransport`]
 //! — a closure will do.
+//!
+//! Every decision — retries, pacing, deadlines, how to wait, when to reconnect a
+//! stream — is made by a state machine of `jobwire-core` (re-exported as [`core`]);
+//! this crate drives those machines with tokio and hyper, in short loops written out by
+//! hand, the twins of `jobwire-blocking`'s.
 #![warn(missing_docs)]
 
 mod batch;
@@ -41,6 +46,7 @@ mod hub;
 mod job;
 mod list;
 mod service;
+mod stream;
 
 pub use batch::{JobGuard, RunAll, RunUnordered};
 pub use client::{Client, ClientBuilder};

@@ -1,21 +1,251 @@
-//! A service handle: what a service is, and how to submit jobs to it. Its methods are
-//! stamped from `jobwire_core::__facade_methods!`, shared with the other facade.
+//! Services: reading one, registering and retiring command services, and a handle to
+//! submit jobs to.
 
-use jobwire_core::Service;
+use jobwire_core::create_or_get::{CreateOrGet, CreateOrGetStep};
+use jobwire_core::endpoint::{CreateService, DeleteService, GetService};
+use jobwire_core::{Error, Service, ServiceSpec, SubmitOptions};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
-use crate::Client;
+use crate::{Client, JobHandle};
 
 /// A service, as fetched by [`Client::service`], bound to the client that fetched it.
 ///
-/// ```no_run
-/// # async fn demo(client: jobwire::Client) -> Result<(), jobwire::Error> {
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+/// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
 /// let sleep = client.service("sleep").await?;
 /// println!("{} takes {}", sleep.name(), sleep.input_schema());
 /// let job = sleep.submit(&serde_json::json!({"duration_seconds": 0.1})).await?;
+/// # let _ = job;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServiceHandle {
     pub(crate) client: Client,
     pub(crate) service: Service,
+}
+
+impl Client {
+    /// A service by id (`svc_…`) or by name; [`Error::NotFound`] when there is none.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let echo = client.service("echo").await?;
+    /// assert!(echo.id().starts_with("svc_"));
+    /// assert!(matches!(client.service("nope").await, Err(jobwire::Error::NotFound { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn service(&self, id_or_name: &str) -> Result<ServiceHandle, Error> {
+        let service = self.execute(&GetService::new(id_or_name)).await?;
+        Ok(self.service_handle(service))
+    }
+
+    /// Registers a command service (see [`ServiceSpec`]) and returns its handle.
+    /// [`Error::Forbidden`] when the server runs no programs (it was started without
+    /// `--allow-commands`), [`Error::Conflict`] when a service the caller can see has
+    /// the name, [`Error::Validation`] with each invalid field otherwise.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new().allow_commands(true)).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire::{CommandSpec, ServiceSpec};
+    /// let spec = ServiceSpec::command("copy", CommandSpec::new("cat"));
+    /// let copy = client.create_service(&spec).await?;
+    /// let out: serde_json::Value = copy.run(&serde_json::json!({"n": 1})).await?;
+    /// assert_eq!(out, serde_json::json!({"n": 1}));
+    /// assert!(matches!(client.create_service(&spec).await, Err(jobwire::Error::Conflict { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_service(&self, spec: &ServiceSpec) -> Result<ServiceHandle, Error> {
+        let service = self.execute(&CreateService::new(spec.clone())).await?;
+        Ok(self.service_handle(service))
+    }
+
+    /// The service named `spec.name`: created from `spec` if there is none, else the one
+    /// there is (as it is: its spec is not compared with `spec`). Safe when several
+    /// callers race: one creates it, every one gets that service (the core's
+    /// [`CreateOrGet`] decides).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new().allow_commands(true)).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire::{CommandSpec, ServiceSpec};
+    /// let spec = ServiceSpec::command("copy", CommandSpec::new("cat"));
+    /// let first = client.create_or_get_service(&spec).await?;
+    /// let again = client.create_or_get_service(&spec).await?;
+    /// assert_eq!(first.id(), again.id());
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_or_get_service(&self, spec: &ServiceSpec) -> Result<ServiceHandle, Error> {
+        let mut plan = CreateOrGet::new();
+        loop {
+            let answer = match plan.next_step() {
+                CreateOrGetStep::Create => self.execute(&CreateService::new(spec.clone())).await,
+                CreateOrGetStep::Get => self.execute(&GetService::new(&spec.name)).await,
+                CreateOrGetStep::Done(service) => return service.map(|s| self.service_handle(*s)),
+            };
+            plan.observe(answer);
+        }
+    }
+
+    fn service_handle(&self, service: Service) -> ServiceHandle {
+        ServiceHandle {
+            client: self.clone(),
+            service,
+        }
+    }
+}
+
+impl ServiceHandle {
+    /// The service's id (`svc_…`).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let echo = client.service("echo").await?;
+    /// let same = client.service(echo.id()).await?;
+    /// assert_eq!(same.name(), "echo");
+    /// # Ok(()) }
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.service.id
+    }
+
+    /// The service's unique name.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// assert_eq!(client.service("echo").await?.name(), "echo");
+    /// # Ok(()) }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.service.name
+    }
+
+    /// The JSON Schema every input is validated against.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let sleep = client.service("sleep").await?;
+    /// assert_eq!(sleep.input_schema()["required"][0], "duration_seconds");
+    /// # Ok(()) }
+    /// ```
+    pub fn input_schema(&self) -> &serde_json::Value {
+        &self.service.input_schema
+    }
+
+    /// Everything the server said about the service.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let echo = client.service("echo").await?;
+    /// assert!(!echo.info().created_at.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn info(&self) -> &Service {
+        &self.service
+    }
+
+    /// Submits a job on `input` (a serde type or a `serde_json::Value`) without waiting.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let sleep = client.service("sleep").await?;
+    /// let mut job = sleep.submit(&serde_json::json!({"duration_seconds": 0.1})).await?;
+    /// assert_eq!(job.wait().await?.status, jobwire::JobStatus::Succeeded);
+    /// # Ok(()) }
+    /// ```
+    pub async fn submit<I: Serialize + ?Sized>(&self, input: &I) -> Result<JobHandle, Error> {
+        self.client.submit(&self.service.id, input).await
+    }
+
+    /// Submits with options: a server-side wait, labels, an idempotency key.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire::SubmitOptions;
+    /// let echo = client.service("echo").await?;
+    /// let job = echo.submit_with(&1, SubmitOptions::default().label("team", "data")).await?;
+    /// assert_eq!(job.job().labels["team"], "data");
+    /// # Ok(()) }
+    /// ```
+    pub async fn submit_with<I: Serialize + ?Sized>(
+        &self,
+        input: &I,
+        options: SubmitOptions,
+    ) -> Result<JobHandle, Error> {
+        self.client
+            .submit_with(&self.service.id, input, options)
+            .await
+    }
+
+    /// Submits a job and waits for its typed result (see [`Client::run`]).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// #[derive(serde::Deserialize)]
+    /// struct Slept { slept: f64 }
+    /// let sleep = client.service("sleep").await?;
+    /// let out: Slept = sleep.run(&serde_json::json!({"duration_seconds": 0.1})).await?;
+    /// assert_eq!(out.slept, 0.1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        input: &I,
+    ) -> Result<O, Error> {
+        self.client.run(&self.service.id, input).await
+    }
+
+    /// Retires the service (one this client's tenant registered): it is no longer
+    /// listed, a submit to it answers 410, its name is free again, and its jobs stay
+    /// readable; jobs already running finish. Deleting it twice is fine.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new().allow_commands(true)).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire::{CommandSpec, ServiceSpec};
+    /// let copy = client.create_service(&ServiceSpec::command("copy", CommandSpec::new("cat"))).await?;
+    /// copy.delete().await?;
+    /// copy.delete().await?;
+    /// assert!(matches!(client.service("copy").await, Err(jobwire::Error::NotFound { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self) -> Result<(), Error> {
+        self.client
+            .execute(&DeleteService::new(&self.service.id))
+            .await
+    }
 }

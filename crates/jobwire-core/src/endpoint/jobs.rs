@@ -68,7 +68,7 @@ impl SubmitOptions {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             let mut key = String::with_capacity(35);
             key.push_str("jw-");
-            for word in [crate::follow::jitter_seed(), crate::follow::jitter_seed()] {
+            for word in [crate::backoff::jitter_seed(), crate::backoff::jitter_seed()] {
                 for shift in (0..16).rev() {
                     key.push(char::from(HEX[((word >> (shift * 4)) & 0xf) as usize]));
                 }
@@ -108,6 +108,27 @@ pub struct JobSnapshot {
 }
 
 impl JobSnapshot {
+    /// A job as seen at event `position`.
+    pub fn new(job: Job, position: Option<u64>) -> Self {
+        JobSnapshot { job, position }
+    }
+
+    /// Takes a later answer for the same job. One without a position (a server or proxy
+    /// that drops the header) keeps the last one known: it is still a lower bound.
+    ///
+    /// ```
+    /// use jobwire_core::{Job, JobSnapshot, JobStatus};
+    /// let mut seen = JobSnapshot::new(Job::new("job_1", "s", JobStatus::Queued), Some(4));
+    /// seen.update(JobSnapshot::new(Job::new("job_1", "s", JobStatus::Running), None));
+    /// assert_eq!((seen.job.status, seen.position), (JobStatus::Running, Some(4)));
+    /// ```
+    pub fn update(&mut self, fresh: JobSnapshot) {
+        self.job = fresh.job;
+        if fresh.position.is_some() {
+            self.position = fresh.position;
+        }
+    }
+
     /// Reads a job answer: the job, or the error the answer carries.
     pub fn from_answer(response: http::Response<Bytes>) -> Result<JobSnapshot, Error> {
         let position = response

@@ -65,16 +65,41 @@ pub(crate) fn start_request(
     method: http::Method,
     path_and_query: &str,
 ) -> http::request::Builder {
+    addressed(config, method, path_and_query)
+        .header(header::ACCEPT, HeaderValue::from_static("application/json"))
+        .extension(RequestTimeout(config.timeout_value()))
+}
+
+/// Starts the `GET` that opens an event stream at `path_and_query`: the headers of
+/// every call, `Accept: text/event-stream`, and a per-read timeout of `idle` (the
+/// stream's watchdog) instead of a whole-request one.
+pub(crate) fn start_stream_request(
+    config: &ClientConfig,
+    path_and_query: &str,
+    idle: Duration,
+) -> http::request::Builder {
+    addressed(config, http::Method::GET, path_and_query)
+        .header(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        )
+        .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))
+        .extension(crate::transport::ReadTimeout(idle))
+}
+
+/// A request to `path_and_query` under the base URL with the user agent and the
+/// authorization, both made once when the settings were validated.
+fn addressed(
+    config: &ClientConfig,
+    method: http::Method,
+    path_and_query: &str,
+) -> http::request::Builder {
     let builder = http::Request::builder().method(method);
-    let builder = match config.request_uri(path_and_query) {
+    let mut builder = match config.request_uri(path_and_query) {
         Some(uri) => builder.uri(uri),
         // Parsed whole, so that a bad one is reported as the builder's error.
         None => builder.uri(format!("{}{path_and_query}", config.base_url_value())),
     };
-    let mut builder = builder
-        .header(header::ACCEPT, HeaderValue::from_static("application/json"))
-        .extension(RequestTimeout(config.timeout_value()));
-    // Made once, when the settings were validated, not per request.
     let (authorization, user_agent) = config.request_headers();
     if let Some(user_agent) = user_agent {
         builder = builder.header(header::USER_AGENT, user_agent.into_owned());

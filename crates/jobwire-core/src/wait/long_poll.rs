@@ -1,38 +1,37 @@
-//! Waiting for a job to finish, as a state machine with injected time: long-poll with
-//! `Prefer: wait=N`, never past the caller's deadline, and back off if the server
-//! answers early without news (a proxy that strips `Prefer`, say) instead of spinning.
+//! Waiting for a job by long-poll, as a state machine with injected time: `Prefer:
+//! wait=N`, never past the caller's deadline, and back off if the server answers early
+//! without news (a proxy that strips `Prefer`, say) instead of spinning.
 //!
-//! The facades drive it: ask [`Waiter::next`] what to do, do it, report with
-//! [`Waiter::observe`].
+//! The [`WaitPlan`](super::WaitPlan) drives it when a wait cannot use the event stream:
+//! it asks [`Waiter::next`] what to do and reports each answer with [`Waiter::observe`].
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use jobwire_core::wait::{WaitStep, Waiter};
+//! use jobwire_core::wait::{PollStep, Waiter};
 //! use jobwire_core::JobStatus;
 //!
 //! let start = Instant::now();
 //! let mut waiter = Waiter::new(Some(start + Duration::from_secs(90)), Duration::from_secs(30));
 //! assert_eq!(
 //!     waiter.next(start, &JobStatus::Running),
-//!     WaitStep::Poll { pause: Duration::ZERO, wait: Duration::from_secs(30) },
+//!     PollStep::Poll { pause: Duration::ZERO, wait: Duration::from_secs(30) },
 //! );
-//! assert_eq!(waiter.next(start, &JobStatus::Succeeded), WaitStep::Finished);
-//! assert_eq!(waiter.next(start + Duration::from_secs(90), &JobStatus::Running), WaitStep::TimedOut);
+//! assert_eq!(waiter.next(start, &JobStatus::Succeeded), PollStep::Finished);
+//! assert_eq!(waiter.next(start + Duration::from_secs(90), &JobStatus::Running), PollStep::TimedOut);
 //! ```
 
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
 use crate::JobStatus;
 
-/// The first pause after an early answer; it doubles per early answer in a row.
-const BACKOFF_START: Duration = Duration::from_millis(100);
-/// The longest pause between polls.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The pause after early answers: from 100 ms, doubling per early answer in a row, at
+/// most 2 s between polls.
+const EARLY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
-/// What the facade should do next while waiting for a job.
+/// What to do next while waiting for a job by long-poll. Exhaustive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WaitStep {
+pub enum PollStep {
     /// The job is terminal: stop waiting.
     Finished,
     /// The deadline has passed and the job is not terminal.
@@ -67,12 +66,12 @@ impl Waiter {
     }
 
     /// The step to take now, given the job's last known status.
-    pub fn next(&self, now: Instant, status: &JobStatus) -> WaitStep {
+    pub fn next(&self, now: Instant, status: &JobStatus) -> PollStep {
         if status.is_terminal() {
-            return WaitStep::Finished;
+            return PollStep::Finished;
         }
         let remaining = match self.deadline {
-            Some(deadline) if now >= deadline => return WaitStep::TimedOut,
+            Some(deadline) if now >= deadline => return PollStep::TimedOut,
             Some(deadline) => Some(deadline - now),
             None => None,
         };
@@ -87,7 +86,7 @@ impl Waiter {
                 pause = remaining;
             }
         }
-        WaitStep::Poll { pause, wait }
+        PollStep::Poll { pause, wait }
     }
 
     /// Reports a poll's outcome: asked to wait `asked`, the server answered after
@@ -103,12 +102,7 @@ impl Waiter {
     }
 
     fn backoff(&self) -> Duration {
-        match self.early_answers {
-            0 => Duration::ZERO,
-            n => BACKOFF_START
-                .saturating_mul(1u32 << (n - 1).min(16))
-                .min(BACKOFF_MAX),
-        }
+        EARLY.ceiling(self.early_answers)
     }
 }
 
@@ -123,13 +117,13 @@ mod tests {
     fn next_step_table() {
         let t0 = Instant::now();
         // (deadline after t0, long poll, now after t0, status, expected)
-        let cases: Vec<(Option<Duration>, Duration, Duration, JobStatus, WaitStep)> = vec![
+        let cases: Vec<(Option<Duration>, Duration, Duration, JobStatus, PollStep)> = vec![
             (
                 None,
                 S(30),
                 S(0),
                 JobStatus::Queued,
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: S(0),
                     wait: S(30),
                 },
@@ -139,7 +133,7 @@ mod tests {
                 S(30),
                 S(999),
                 JobStatus::Running,
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: S(0),
                     wait: S(30),
                 },
@@ -149,7 +143,7 @@ mod tests {
                 S(30),
                 S(0),
                 JobStatus::Running,
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: S(0),
                     wait: S(10),
                 },
@@ -159,7 +153,7 @@ mod tests {
                 S(30),
                 MS(2500),
                 JobStatus::Running,
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: S(0),
                     wait: S(7),
                 },
@@ -169,7 +163,7 @@ mod tests {
                 S(30),
                 MS(9400),
                 JobStatus::Running,
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: MS(600),
                     wait: S(0),
                 },
@@ -179,29 +173,29 @@ mod tests {
                 S(30),
                 S(10),
                 JobStatus::Running,
-                WaitStep::TimedOut,
+                PollStep::TimedOut,
             ),
             (
                 Some(S(10)),
                 S(30),
                 S(11),
                 JobStatus::Queued,
-                WaitStep::TimedOut,
+                PollStep::TimedOut,
             ),
             (
                 Some(S(10)),
                 S(30),
                 S(11),
                 JobStatus::Failed,
-                WaitStep::Finished,
+                PollStep::Finished,
             ),
-            (None, S(30), S(0), JobStatus::Cancelled, WaitStep::Finished),
+            (None, S(30), S(0), JobStatus::Cancelled, PollStep::Finished),
             (
                 None,
                 S(30),
                 S(0),
                 JobStatus::Unknown("paused".into()),
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: S(0),
                     wait: S(30),
                 },
@@ -212,7 +206,7 @@ mod tests {
                 MS(10),
                 S(0),
                 JobStatus::Running,
-                WaitStep::Poll {
+                PollStep::Poll {
                     pause: S(0),
                     wait: S(1),
                 },
@@ -232,7 +226,7 @@ mod tests {
             .map(|_| {
                 w.observe(S(30), MS(5), false);
                 match w.next(t0, &JobStatus::Running) {
-                    WaitStep::Poll { pause, .. } => pause,
+                    PollStep::Poll { pause, .. } => pause,
                     other => panic!("{other:?}"),
                 }
             })
@@ -245,7 +239,7 @@ mod tests {
         w.observe(S(30), MS(5), true);
         assert_eq!(
             w.next(t0, &JobStatus::Running),
-            WaitStep::Poll {
+            PollStep::Poll {
                 pause: S(0),
                 wait: S(30)
             }
@@ -254,7 +248,7 @@ mod tests {
         w.observe(S(30), S(30), false);
         assert_eq!(
             w.next(t0, &JobStatus::Running),
-            WaitStep::Poll {
+            PollStep::Poll {
                 pause: S(0),
                 wait: S(30)
             }
@@ -271,7 +265,7 @@ mod tests {
         // 2 s of backoff is cut to what is left; no whole second remains to long-poll.
         assert_eq!(
             w.next(t0, &JobStatus::Running),
-            WaitStep::Poll {
+            PollStep::Poll {
                 pause: MS(1500),
                 wait: S(0)
             }
@@ -300,7 +294,7 @@ mod tests {
             let mut status = JobStatus::Queued;
             let outcome = loop {
                 match w.next(now, &status) {
-                    WaitStep::Poll { pause, wait } => {
+                    PollStep::Poll { pause, wait } => {
                         now += pause;
                         // The server holds until the job ends or the wait passes.
                         let end = (t0 + finish_at).max(now).min(now + wait);
@@ -314,10 +308,10 @@ mod tests {
                 }
             };
             if want_finished {
-                assert_eq!(outcome, WaitStep::Finished);
+                assert_eq!(outcome, PollStep::Finished);
                 assert_eq!(now - t0, finish_at);
             } else {
-                assert_eq!(outcome, WaitStep::TimedOut);
+                assert_eq!(outcome, PollStep::TimedOut);
                 assert_eq!(now - t0, deadline.unwrap());
             }
         }
