@@ -5,17 +5,20 @@
 //! `disarm`, the progress hook, and the client-wide in-flight and rate limits, held
 //! across clones (measured at the server).
 //!
-//! What reads the same in both facades is written once in `same_in_both!`; running
-//! clones at once is written out in each.
+//! What reads the same in both facades is written once, over the test interface of
+//! `twins` that both facades implement; running clones at once is written out in each.
+
+mod twins;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobwire_core::batch::BatchEvent;
-use jobwire_core::JobError;
+use jobwire_core::{Error, JobError, JobStatus};
 use jobwire_server::{ServerConfig, ServiceSpec};
 use serde_json::{json, Value};
+use twins::{Guard as _, Job as _, Sdk, Service as _};
 
 /// What the `gauge` service lets a test see from outside: jobs running now, the most
 /// ever running at once, and a count of jobs that finished.
@@ -79,169 +82,179 @@ fn created_span(created: &[String]) -> f64 {
     max - min
 }
 
-macro_rules! same_in_both {
-    ([$($async:tt)*] [$($await:tt)*] sleep = $($sleep:ident)::+) => {
-        use jobwire_core::{Error, JobStatus};
+/// The statuses of every job of `service`, newest first.
+fn statuses<S: Sdk>(sdk: &S, service: &str) -> Vec<JobStatus> {
+    let page = sdk.jobs_page(service, 1000).unwrap();
+    page.items.into_iter().map(|job| job.status).collect()
+}
 
-        /// The statuses of every job of `service`, newest first.
-        $($async)* fn statuses(client: &Client, service: &str) -> Vec<JobStatus> {
-            let page = client.jobs().service(service).limit(1000).page() $($await)*.unwrap();
-            page.items.into_iter().map(|job| job.status).collect()
-        }
+/// Outcomes in input order, each failure with its input; the summary counts them.
+fn run_all_keeps_order<S: Sdk>(sdk: &S) {
+    let gauge = sdk.service("gauge").unwrap();
+    let inputs = vec![
+        gauge_input(150, false),
+        gauge_input(10, true),
+        json!({"ms": "not a number"}),
+        gauge_input(10, false),
+        gauge_input(80, false),
+    ];
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let hook: twins::Hook = Box::new(move |e| seen.lock().unwrap().push(e.clone()));
+    let report = gauge.run_all(inputs, Some(5), Some(hook));
+    let indices: Vec<usize> = report.results.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, [0, 1, 2, 3, 4]);
+    let ms: Vec<Option<u64>> = report
+        .results
+        .iter()
+        .map(|(_, r)| r.as_ref().ok().map(|v| v["ms"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(ms, [Some(150), None, Some(0), Some(10), Some(80)]);
+    match &report.results[1].1 {
+        Err(Error::JobFailed { error, .. }) => assert_eq!(error.message, "asked to fail"),
+        other => panic!("input 1: {other:?}"),
+    }
+    assert_eq!(report.summary.succeeded, 4);
+    assert_eq!(report.summary.failed, 1);
+    assert_eq!(report.summary.by_kind.get("job_failed"), Some(&1));
+    // The hook heard of each input's submit and end.
+    let events = events.lock().unwrap();
+    let submitted = events
+        .iter()
+        .filter(|e| matches!(e, BatchEvent::Submitted { .. }))
+        .count();
+    let ended = events
+        .iter()
+        .filter(|e| matches!(e, BatchEvent::Finished { .. } | BatchEvent::Failed { .. }))
+        .count();
+    assert_eq!((submitted, ended), (5, 5));
+}
 
-        /// Outcomes in input order, each failure with its input; the summary counts them.
-        pub $($async)* fn run_all_keeps_order(client: &Client) {
-            let gauge = client.service("gauge") $($await)*.unwrap();
-            let inputs = vec![
-                gauge_input(150, false),
-                gauge_input(10, true),
-                json!({"ms": "not a number"}),
-                gauge_input(10, false),
-                gauge_input(80, false),
-            ];
-            let events = Arc::new(Mutex::new(Vec::new()));
-            let seen = events.clone();
-            let report = gauge
-                .run_all(inputs)
-                .concurrency(5)
-                .on_event(move |e| seen.lock().unwrap().push(e.clone()))
-                .collect::<Value>() $($await)*;
-            let indices: Vec<usize> = report.results.iter().map(|(i, _)| *i).collect();
-            assert_eq!(indices, [0, 1, 2, 3, 4]);
-            let ms: Vec<Option<u64>> = report
-                .results
-                .iter()
-                .map(|(_, r)| r.as_ref().ok().map(|v| v["ms"].as_u64().unwrap()))
-                .collect();
-            assert_eq!(ms, [Some(150), None, Some(0), Some(10), Some(80)]);
-            match &report.results[1].1 {
-                Err(Error::JobFailed { error, .. }) => assert_eq!(error.message, "asked to fail"),
-                other => panic!("input 1: {other:?}"),
-            }
-            assert_eq!(report.summary.succeeded, 4);
-            assert_eq!(report.summary.failed, 1);
-            assert_eq!(report.summary.by_kind.get("job_failed"), Some(&1));
-            // The hook heard of each input's submit and end.
-            let events = events.lock().unwrap();
-            let submitted = events.iter().filter(|e| matches!(e, BatchEvent::Submitted { .. })).count();
-            let ended = events
-                .iter()
-                .filter(|e| matches!(e, BatchEvent::Finished { .. } | BatchEvent::Failed { .. }))
-                .count();
-            assert_eq!((submitted, ended), (5, 5));
-        }
+/// An input the service refuses fails alone, as a typed error of its own.
+fn a_refused_input_fails_alone<S: Sdk>(sdk: &S) {
+    let sleep = sdk.service("sleep").unwrap();
+    let inputs = vec![
+        json!({"duration_seconds": 0.01}),
+        json!({"duration_seconds": "x"}),
+    ];
+    let report = sleep.run_all(inputs, None, None);
+    assert!(report.results[0].1.is_ok());
+    assert!(matches!(report.results[1].1, Err(Error::Validation { .. })));
+    assert_eq!(report.summary.by_kind.get("validation"), Some(&1));
+}
 
-        /// An input the service refuses fails alone, as a typed error of its own.
-        pub $($async)* fn a_refused_input_fails_alone(client: &Client) {
-            let sleep = client.service("sleep") $($await)*.unwrap();
-            let inputs = vec![json!({"duration_seconds": 0.01}), json!({"duration_seconds": "x"})];
-            let report = sleep.run_all(inputs).collect::<Value>() $($await)*;
-            assert!(report.results[0].1.is_ok());
-            assert!(matches!(report.results[1].1, Err(Error::Validation { .. })));
-            assert_eq!(report.summary.by_kind.get("validation"), Some(&1));
-        }
+/// Results as they complete, never more than `concurrency` at the server.
+fn run_unordered_in_completion_order<S: Sdk>(sdk: &S, gauge: &Gauge) {
+    let service = sdk.service("gauge").unwrap();
+    let ms = [400u64, 100, 250, 30, 330, 180, 60, 120];
+    let inputs: Vec<Value> = ms.iter().map(|&ms| gauge_input(ms, false)).collect();
+    gauge.most.store(0, Ordering::SeqCst);
+    let results = service.run_unordered(inputs, 3);
+    assert_eq!(results.len(), ms.len());
+    let seqs: Vec<u64> = results
+        .iter()
+        .map(|(_, r)| r.as_ref().unwrap()["seq"].as_u64().unwrap())
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(seqs, sorted, "yielded in the order the jobs finished");
+    let first: Vec<usize> = results.iter().map(|(i, _)| *i).take(2).collect();
+    assert_eq!(first, [1, 3], "the short ones of the first three end first");
+    assert_eq!(
+        gauge.most.load(Ordering::SeqCst),
+        3,
+        "at most three at the server"
+    );
+}
 
-        /// Results as they complete, never more than `concurrency` at the server.
-        pub $($async)* fn run_unordered_in_completion_order(client: &Client, gauge: &Gauge) {
-            let service = client.service("gauge") $($await)*.unwrap();
-            let ms = [400u64, 100, 250, 30, 330, 180, 60, 120];
-            let inputs: Vec<Value> = ms.iter().map(|&ms| gauge_input(ms, false)).collect();
-            gauge.most.store(0, Ordering::SeqCst);
-            let results: Vec<(usize, Result<Value, Error>)> = service
-                .run_unordered(inputs)
-                .concurrency(3)
-                .results::<Value>()
-                .collect::<Vec<_>>() $($await)*;
-            assert_eq!(results.len(), ms.len());
-            let seqs: Vec<u64> = results
-                .iter()
-                .map(|(_, r)| r.as_ref().unwrap()["seq"].as_u64().unwrap())
-                .collect();
-            let mut sorted = seqs.clone();
-            sorted.sort_unstable();
-            assert_eq!(seqs, sorted, "yielded in the order the jobs finished");
-            let first: Vec<usize> = results.iter().map(|(i, _)| *i).take(2).collect();
-            assert_eq!(first, [1, 3], "the short ones of the first three end first");
-            assert_eq!(gauge.most.load(Ordering::SeqCst), 3, "at most three at the server");
-        }
+/// The first error cancels the sibling jobs on the server, and nothing more starts.
+fn fail_fast_cancels_siblings<S: Sdk>(sdk: &S) {
+    let service = sdk.service("gauge").unwrap();
+    let mut inputs: Vec<Value> = (0..10).map(|_| gauge_input(20_000, false)).collect();
+    inputs[2] = gauge_input(100, true);
+    let started = std::time::Instant::now();
+    match service.try_run_all(inputs, 4) {
+        Err(Error::JobFailed { error, .. }) => assert_eq!(error.message, "asked to fail"),
+        other => panic!("expected the failure, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let statuses = statuses(sdk, "gauge");
+    assert_eq!(
+        statuses.len(),
+        4,
+        "no job started after the failure: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == JobStatus::Failed).count(),
+        1
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == JobStatus::Cancelled)
+            .count(),
+        3,
+        "{statuses:?}"
+    );
+}
 
-        /// The first error cancels the sibling jobs on the server, and nothing more
-        /// starts.
-        pub $($async)* fn fail_fast_cancels_siblings(client: &Client) {
-            let service = client.service("gauge") $($await)*.unwrap();
-            let mut inputs: Vec<Value> = (0..10).map(|_| gauge_input(20_000, false)).collect();
-            inputs[2] = gauge_input(100, true);
-            let started = std::time::Instant::now();
-            let outcome = service.run_all(inputs).concurrency(4).try_collect::<Value>() $($await)*;
-            match outcome {
-                Err(Error::JobFailed { error, .. }) => assert_eq!(error.message, "asked to fail"),
-                other => panic!("expected the failure, got {other:?}"),
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
-            let statuses = statuses(client, "gauge") $($await)*;
-            assert_eq!(statuses.len(), 4, "no job started after the failure: {statuses:?}");
-            assert_eq!(statuses.iter().filter(|s| **s == JobStatus::Failed).count(), 1);
-            assert_eq!(
-                statuses.iter().filter(|s| **s == JobStatus::Cancelled).count(),
-                3,
-                "{statuses:?}"
-            );
+/// A guard cancels its jobs when dropped, and leaves them be after `disarm`.
+fn guard_cancels_on_drop_unless_disarmed<S: Sdk>(sdk: &S) {
+    let long = json!({"duration_seconds": 60});
+    let mut kept = sdk.submit("sleep", &long).unwrap();
+    let mut guard = sdk.guard();
+    let mut dropped = guard.add(sdk.submit("sleep", &long).unwrap());
+    let mut also = guard.add(sdk.submit("sleep", &long).unwrap());
+    drop(guard);
+    for job in [&mut dropped, &mut also] {
+        let started = std::time::Instant::now();
+        while job.refresh().unwrap().status != JobStatus::Cancelled {
+            assert!(started.elapsed() < Duration::from_secs(10), "not cancelled");
+            std::thread::sleep(Duration::from_millis(10));
         }
+    }
+    let mut guard = sdk.guard();
+    let mut disarmed = guard.add(sdk.submit("sleep", &long).unwrap());
+    guard.disarm();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(disarmed.refresh().unwrap().status, JobStatus::Running);
+    assert_eq!(kept.refresh().unwrap().status, JobStatus::Running);
+    disarmed.cancel().unwrap();
+    kept.cancel().unwrap();
+}
 
-        /// A guard cancels its jobs when dropped, and leaves them be after `disarm`.
-        pub $($async)* fn guard_cancels_on_drop_unless_disarmed(client: &Client) {
-            let long = json!({"duration_seconds": 60});
-            let mut kept = client.submit("sleep", &long) $($await)*.unwrap();
-            let mut guard = client.guard();
-            let mut dropped = guard.add(client.submit("sleep", &long) $($await)*.unwrap());
-            let mut also = guard.add(client.submit("sleep", &long) $($await)*.unwrap());
-            drop(guard);
-            for job in [&mut dropped, &mut also] {
-                let started = std::time::Instant::now();
-                while job.refresh() $($await)*.unwrap().status != JobStatus::Cancelled {
-                    assert!(started.elapsed() < Duration::from_secs(10), "not cancelled");
-                    $($sleep)::+(Duration::from_millis(10)) $($await)*;
-                }
-            }
-            let mut guard = client.guard();
-            let mut disarmed = guard.add(client.submit("sleep", &long) $($await)*.unwrap());
-            guard.disarm();
-            $($sleep)::+(Duration::from_millis(200)) $($await)*;
-            assert_eq!(disarmed.refresh() $($await)*.unwrap().status, JobStatus::Running);
-            assert_eq!(kept.refresh() $($await)*.unwrap().status, JobStatus::Running);
-            disarmed.cancel() $($await)*.unwrap();
-            kept.cancel() $($await)*.unwrap();
+/// The hook hears each job's progress, enough to drive a bar.
+fn the_hook_hears_progress<S: Sdk>(sdk: &S) {
+    let steps = sdk.service("steps").unwrap();
+    let inputs: Vec<Value> = (0..3)
+        .map(|_| json!({"steps": 4, "interval_ms": 20}))
+        .collect();
+    let progress = Arc::new(AtomicUsize::new(0));
+    let heard = progress.clone();
+    let hook: twins::Hook = Box::new(move |e| {
+        if let BatchEvent::Progress { fraction, .. } = e {
+            assert!((0.0..=1.0).contains(fraction));
+            heard.fetch_add(1, Ordering::SeqCst);
         }
-
-        /// The hook hears each job's progress, enough to drive a bar.
-        pub $($async)* fn the_hook_hears_progress(client: &Client) {
-            let steps = client.service("steps") $($await)*.unwrap();
-            let inputs: Vec<Value> = (0..3).map(|_| json!({"steps": 4, "interval_ms": 20})).collect();
-            let progress = Arc::new(AtomicUsize::new(0));
-            let heard = progress.clone();
-            let report = steps
-                .run_all(inputs)
-                .concurrency(3)
-                .on_event(move |e| {
-                    if let BatchEvent::Progress { fraction, .. } = e {
-                        assert!((0.0..=1.0).contains(fraction));
-                        heard.fetch_add(1, Ordering::SeqCst);
-                    }
-                })
-                .collect::<Value>() $($await)*;
-            assert_eq!(report.summary.succeeded, 3);
-            assert_eq!(progress.load(Ordering::SeqCst), 12, "four steps of three jobs");
-        }
-    };
+    });
+    let report = steps.run_all(inputs, Some(3), Some(hook));
+    assert_eq!(report.summary.succeeded, 3);
+    assert_eq!(
+        progress.load(Ordering::SeqCst),
+        12,
+        "four steps of three jobs"
+    );
 }
 
 mod async_facade {
     use super::*;
-    use futures_util::StreamExt;
     use jobwire::Client;
     use jobwire_server::{spawn, ServerHandle};
-
-    same_in_both!([async] [.await] sleep = tokio::time::sleep);
+    use twins::{runtime, Async};
 
     async fn start(
         build: impl Fn(jobwire::ClientBuilder) -> jobwire::ClientBuilder,
@@ -255,28 +268,38 @@ mod async_facade {
         (server, client, gauge)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn batches() {
-        let (server, client, gauge) = start(|b| b).await;
-        run_all_keeps_order(&client).await;
-        a_refused_input_fails_alone(&client).await;
-        run_unordered_in_completion_order(&client, &gauge).await;
-        the_hook_hears_progress(&client).await;
-        server.shutdown().await;
+    /// The scenarios' interface over a client awaited on the shared runtime.
+    fn twin() -> (ServerHandle, Async, Arc<Gauge>) {
+        let (server, client, gauge) = runtime().block_on(start(|b| b));
+        let sdk = Async {
+            client,
+            runtime: runtime(),
+        };
+        (server, sdk, gauge)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn fail_fast() {
-        let (server, client, _) = start(|b| b).await;
-        fail_fast_cancels_siblings(&client).await;
-        server.shutdown().await;
+    #[test]
+    fn batches() {
+        let (server, sdk, gauge) = twin();
+        run_all_keeps_order(&sdk);
+        a_refused_input_fails_alone(&sdk);
+        run_unordered_in_completion_order(&sdk, &gauge);
+        the_hook_hears_progress(&sdk);
+        runtime().block_on(server.shutdown());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn guard() {
-        let (server, client, _) = start(|b| b).await;
-        guard_cancels_on_drop_unless_disarmed(&client).await;
-        server.shutdown().await;
+    #[test]
+    fn fail_fast() {
+        let (server, sdk, _) = twin();
+        fail_fast_cancels_siblings(&sdk);
+        runtime().block_on(server.shutdown());
+    }
+
+    #[test]
+    fn guard() {
+        let (server, sdk, _) = twin();
+        guard_cancels_on_drop_unless_disarmed(&sdk);
+        runtime().block_on(server.shutdown());
     }
 
     /// Twelve calls from two clones, each holding its request while its job runs: at
@@ -322,8 +345,7 @@ mod blocking_facade {
     use super::*;
     use jobwire_blocking::Client;
     use jobwire_server::{spawn_blocking_server, BlockingServerHandle};
-
-    same_in_both!([] [] sleep = std::thread::sleep);
+    use twins::Blocking;
 
     fn start(
         build: impl Fn(jobwire_blocking::ClientBuilder) -> jobwire_blocking::ClientBuilder,
@@ -340,24 +362,25 @@ mod blocking_facade {
     #[test]
     fn batches() {
         let (server, client, gauge) = start(|b| b);
-        run_all_keeps_order(&client);
-        a_refused_input_fails_alone(&client);
-        run_unordered_in_completion_order(&client, &gauge);
-        the_hook_hears_progress(&client);
+        let sdk = Blocking(client);
+        run_all_keeps_order(&sdk);
+        a_refused_input_fails_alone(&sdk);
+        run_unordered_in_completion_order(&sdk, &gauge);
+        the_hook_hears_progress(&sdk);
         server.shutdown();
     }
 
     #[test]
     fn fail_fast() {
         let (server, client, _) = start(|b| b);
-        fail_fast_cancels_siblings(&client);
+        fail_fast_cancels_siblings(&Blocking(client));
         server.shutdown();
     }
 
     #[test]
     fn guard() {
         let (server, client, _) = start(|b| b);
-        guard_cancels_on_drop_unless_disarmed(&client);
+        guard_cancels_on_drop_unless_disarmed(&Blocking(client));
         server.shutdown();
     }
 

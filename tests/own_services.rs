@@ -3,19 +3,22 @@
 //! embedding program gives the server — each run, watched through its events, and
 //! stopped for real by a cancel.
 //!
-//! The scenarios that read the same in both facades are written once, in
-//! `same_in_both!`, and stamped into `async_facade` and `blocking_facade` (the way the
-//! facades themselves are stamped); what differs — running things at once — is written
-//! out in each.
+//! The scenarios that read the same in both facades are written once, over the test
+//! interface of `twins` that both facades implement, and run through each; what
+//! differs — running things at once — is written out in each.
 #![cfg(unix)]
+
+mod twins;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobwire_core::{CommandSpec, ServiceSpec};
+use jobwire_core::event::EventKind;
+use jobwire_core::{CommandSpec, Error, JobStatus, ServiceSpec};
 use jobwire_server::ServerConfig;
 use serde_json::{json, Value};
+use twins::{until, Job as _, Sdk, Service as _};
 
 /// The token of the tenant that registers services, and of one that must not see them.
 const TOKEN: &str = "token-a";
@@ -85,238 +88,243 @@ fn pid_of(line: &str) -> Option<u32> {
     line.trim().parse().ok()
 }
 
-/// The scenarios that read the same in both facades: `[$($await)*]` is `.await` or
-/// nothing, `$sleep` pauses without blocking a runtime thread in the async facade.
-macro_rules! same_in_both {
-    ([$($async:tt)*] [$($await:tt)*] sleep = $($sleep:ident)::+) => {
-        use jobwire_core::event::EventKind;
-        use jobwire_core::{Error, JobStatus};
-
-        /// Polls `condition` every 5 ms for up to 10 s.
-        $($async)* fn until(what: &str, condition: impl Fn() -> bool) {
-            let started = std::time::Instant::now();
-            while !condition() {
-                assert!(started.elapsed() < Duration::from_secs(10), "never: {what}");
-                $($sleep)::+(Duration::from_millis(5)) $($await)*;
-            }
+/// 403 without `--allow-commands`: nothing is registered.
+fn registration_is_refused<S: Sdk>(client: &S) {
+    let refused = client.create_service(&sh("nope", "cat"));
+    match refused {
+        Err(Error::Forbidden { problem }) => {
+            assert_eq!(problem.code, "forbidden");
+            assert!(problem.detail.unwrap().contains("--allow-commands"));
         }
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    assert!(matches!(
+        client.service("nope"),
+        Err(Error::NotFound { .. })
+    ));
+}
 
-        /// 403 without `--allow-commands`: nothing is registered.
-        pub $($async)* fn registration_is_refused(client: &Client) {
-            let refused = client.create_service(&sh("nope", "cat")) $($await)*;
-            match refused {
-                Err(Error::Forbidden { problem }) => {
-                    assert_eq!(problem.code, "forbidden");
-                    assert!(problem.detail.unwrap().contains("--allow-commands"));
-                }
-                other => panic!("expected Forbidden, got {other:?}"),
-            }
-            assert!(matches!(client.service("nope") $($await)*, Err(Error::NotFound { .. })));
-        }
-
-        /// Bad specs are 422 with each failing field, a taken name is 409, and the
-        /// service is its tenant's alone.
-        pub $($async)* fn bad_specs_and_names(client: &Client, other: &Client) {
-            let mut bad = ServiceSpec::command(
-                "bad",
-                CommandSpec::new("/no/such/program").max_concurrency(0),
-            )
-            .input_schema(json!({"type": "text"}));
-            bad.command.timeout_seconds = Some(-1.0);
-            match client.create_service(&bad) $($await)* {
-                Err(Error::Validation { problem }) => {
-                    let mut pointers: Vec<_> =
-                        problem.errors.iter().map(|e| e.pointer.as_str()).collect();
-                    pointers.sort_unstable();
-                    assert_eq!(
-                        pointers,
-                        [
-                            "/command/max_concurrency",
-                            "/command/program",
-                            "/command/timeout_seconds",
-                            "/input_schema/type"
-                        ]
-                    );
-                }
-                other => panic!("expected Validation, got {other:?}"),
-            }
-            let first = client.create_service(&sh("mine", "cat")) $($await)*.unwrap();
-            assert_eq!(first.info().kind, "command");
-            assert!(first.info().command.as_ref().unwrap().program.starts_with('/'));
-            let taken = client.create_service(&sh("mine", "cat")) $($await)*;
-            assert!(matches!(taken, Err(Error::Conflict { .. })), "{taken:?}");
-            let builtin = client.create_service(&sh("echo", "cat")) $($await)*;
-            assert!(matches!(builtin, Err(Error::Conflict { .. })), "{builtin:?}");
-            // Another tenant neither sees it nor deletes it, and may take the name.
-            assert!(matches!(other.service("mine") $($await)*, Err(Error::NotFound { .. })));
-            assert!(matches!(
-                other.service(first.id()) $($await)*,
-                Err(Error::NotFound { .. })
-            ));
-            let theirs = other.create_service(&sh("mine", "cat")) $($await)*.unwrap();
-            assert_ne!(theirs.id(), first.id());
-            // Built-ins are no one's to delete.
-            let echo = client.service("echo") $($await)*.unwrap();
-            assert!(matches!(echo.delete() $($await)*, Err(Error::Forbidden { .. })));
-        }
-
-        /// A command job's stdout is its output, its progress lines are progress
-        /// events and its stderr lines log events, as they come.
-        pub $($async)* fn events_of_a_command_job(client: &Client) {
-            let chatty = client.create_service(&sh(
-                "chatty",
-                "echo '@progress 0.25 reading'; echo 'a log line' >&2; \
-                 echo '@progress 0.75 writing'; echo 'another' >&2; cat",
-            )) $($await)*.unwrap();
-            let job = chatty.submit(&json!({"text": "hi"})) $($await)*.unwrap();
-            let mut events = job.events();
-            let (mut progress, mut logs, mut done) = (Vec::new(), Vec::new(), None);
-            while let Some(event) = events.next() $($await)* {
-                match event.unwrap().kind {
-                    EventKind::Progress { fraction, message } => progress.push((fraction, message)),
-                    EventKind::Log(line) => logs.push(line),
-                    EventKind::Done(job) => done = Some(job),
-                    _ => {}
-                }
-            }
+/// Bad specs are 422 with each failing field, a taken name is 409, and the
+/// service is its tenant's alone.
+fn bad_specs_and_names<S: Sdk>(client: &S, other: &S) {
+    let mut bad = ServiceSpec::command(
+        "bad",
+        CommandSpec::new("/no/such/program").max_concurrency(0),
+    )
+    .input_schema(json!({"type": "text"}));
+    bad.command.timeout_seconds = Some(-1.0);
+    match client.create_service(&bad) {
+        Err(Error::Validation { problem }) => {
+            let mut pointers: Vec<_> = problem.errors.iter().map(|e| e.pointer.as_str()).collect();
+            pointers.sort_unstable();
             assert_eq!(
-                progress,
-                [(0.25, "reading".to_owned()), (0.75, "writing".to_owned())]
+                pointers,
+                [
+                    "/command/max_concurrency",
+                    "/command/program",
+                    "/command/timeout_seconds",
+                    "/input_schema/type"
+                ]
             );
-            assert_eq!(logs, ["a log line", "another"]);
-            let done = done.expect("a done event");
-            assert_eq!(done.status, JobStatus::Succeeded);
-            assert_eq!(done.output, Some(json!({"text": "hi"})));
         }
+        other => panic!("expected Validation, got {other:?}"),
+    }
+    let first = client.create_service(&sh("mine", "cat")).unwrap();
+    assert_eq!(first.info().kind, "command");
+    assert!(first
+        .info()
+        .command
+        .as_ref()
+        .unwrap()
+        .program
+        .starts_with('/'));
+    let taken = client.create_service(&sh("mine", "cat"));
+    assert!(matches!(taken, Err(Error::Conflict { .. })), "{taken:?}");
+    let builtin = client.create_service(&sh("echo", "cat"));
+    assert!(
+        matches!(builtin, Err(Error::Conflict { .. })),
+        "{builtin:?}"
+    );
+    // Another tenant neither sees it nor deletes it, and may take the name.
+    assert!(matches!(other.service("mine"), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        other.service(first.id()),
+        Err(Error::NotFound { .. })
+    ));
+    let theirs = other.create_service(&sh("mine", "cat")).unwrap();
+    assert_ne!(theirs.id(), first.id());
+    // Built-ins are no one's to delete.
+    let echo = client.service("echo").unwrap();
+    assert!(matches!(echo.delete(), Err(Error::Forbidden { .. })));
+}
 
-        /// A program that fails fails its job with its exit code and stderr; one that
-        /// never exits is stopped at its timeout.
-        pub $($async)* fn failures_and_timeouts(client: &Client) {
-            let broken = client
-                .create_service(&sh("broken", "echo 'no input for me' >&2; exit 3")) $($await)*
-                .unwrap();
-            match broken.run::<_, Value>(&json!(1)) $($await)* {
-                Err(Error::JobFailed { error, .. }) => {
-                    assert_eq!(error.code.as_deref(), Some("exit_status"));
-                    assert!(error.message.contains("exited with 3"), "{}", error.message);
-                    assert!(error.message.contains("no input for me"), "{}", error.message);
-                }
-                other => panic!("expected JobFailed, got {other:?}"),
-            }
-            let mut stuck = sh("stuck", "echo $$ >&2; exec sleep 60");
-            stuck.command = stuck.command.timeout(Duration::from_millis(500));
-            let stuck = client.create_service(&stuck) $($await)*.unwrap();
-            let started = std::time::Instant::now();
-            let mut job = stuck.submit(&json!(null)) $($await)*.unwrap();
-            let mut pid = None;
-            let mut events = job.events();
-            while let Some(event) = events.next() $($await)* {
-                if let EventKind::Log(line) = event.unwrap().kind {
-                    pid = pid_of(&line);
-                }
-            }
-            let job = job.wait() $($await)*.unwrap();
-            let error = job.error.clone().unwrap();
-            assert_eq!(error.code.as_deref(), Some("timeout"), "{error:?}");
-            assert!(started.elapsed() < Duration::from_secs(10));
-            let pid = pid.expect("the program said its pid");
-            until("the stuck program is gone", || !alive(pid)) $($await)*;
+/// A command job's stdout is its output, its progress lines are progress
+/// events and its stderr lines log events, as they come.
+fn events_of_a_command_job<S: Sdk>(client: &S) {
+    let chatty = client
+        .create_service(&sh(
+            "chatty",
+            "echo '@progress 0.25 reading'; echo 'a log line' >&2; \
+         echo '@progress 0.75 writing'; echo 'another' >&2; cat",
+        ))
+        .unwrap();
+    let job = chatty.submit(&json!({"text": "hi"})).unwrap();
+    let events = job.events();
+    let (mut progress, mut logs, mut done) = (Vec::new(), Vec::new(), None);
+    for event in events {
+        match event.unwrap().kind {
+            EventKind::Progress { fraction, message } => progress.push((fraction, message)),
+            EventKind::Log(line) => logs.push(line),
+            EventKind::Done(job) => done = Some(job),
+            _ => {}
         }
+    }
+    assert_eq!(
+        progress,
+        [(0.25, "reading".to_owned()), (0.75, "writing".to_owned())]
+    );
+    assert_eq!(logs, ["a log line", "another"]);
+    let done = done.expect("a done event");
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.output, Some(json!({"text": "hi"})));
+}
 
-        /// A cancel stops an async handler (its future is dropped), a blocking one (it
-        /// sees its flag), and a command (its process and the child it started are
-        /// gone, by pid); each job ends cancelled.
-        pub $($async)* fn cancel_stops_what_runs(client: &Client, probes: &Probes) {
-            let mut ticking = client.submit("ticker", &json!({})) $($await)*.unwrap();
-            until("ticking", || probes.ticks.load(Ordering::SeqCst) >= 3) $($await)*;
-            assert_eq!(ticking.cancel() $($await)*.unwrap().status, JobStatus::Cancelled);
-            let at_cancel = probes.ticks.load(Ordering::SeqCst);
-            $($sleep)::+(Duration::from_millis(200)) $($await)*;
-            let after = probes.ticks.load(Ordering::SeqCst);
-            assert!(after <= at_cancel + 1, "{at_cancel} ticks, then {after}");
-
-            let mut spinning = client.submit("spinner", &json!({})) $($await)*.unwrap();
-            until("spinning", || probes.spinning.load(Ordering::SeqCst)) $($await)*;
-            assert_eq!(spinning.cancel() $($await)*.unwrap().status, JobStatus::Cancelled);
-            until("the blocking handler returned", || probes.saw_cancel.load(Ordering::SeqCst))
-                $($await)*;
-
-            let waiter = client
-                .create_service(&sh("waiter", "echo $$ >&2; sleep 60 & echo $! >&2; wait")) $($await)*
-                .unwrap();
-            let mut job = waiter.submit(&json!(null)) $($await)*.unwrap();
-            let mut pids = Vec::new();
-            let mut events = job.events();
-            while pids.len() < 2 {
-                let event = events.next() $($await)*.expect("the job runs").unwrap();
-                if let EventKind::Log(line) = event.kind {
-                    pids.extend(pid_of(&line));
-                }
-            }
-            assert!(pids.iter().all(|pid| alive(*pid)), "{pids:?} run");
-            assert_eq!(job.cancel() $($await)*.unwrap().status, JobStatus::Cancelled);
-            until("the program and its child are gone", || !pids.iter().any(|p| alive(*p)))
-                $($await)*;
-            assert_eq!(job.wait() $($await)*.unwrap().status, JobStatus::Cancelled);
+/// A program that fails fails its job with its exit code and stderr; one that
+/// never exits is stopped at its timeout.
+fn failures_and_timeouts<S: Sdk>(client: &S) {
+    let broken = client
+        .create_service(&sh("broken", "echo 'no input for me' >&2; exit 3"))
+        .unwrap();
+    match broken.run(&json!(1)) {
+        Err(Error::JobFailed { error, .. }) => {
+            assert_eq!(error.code.as_deref(), Some("exit_status"));
+            assert!(error.message.contains("exited with 3"), "{}", error.message);
+            assert!(
+                error.message.contains("no input for me"),
+                "{}",
+                error.message
+            );
         }
-
-        /// A service with `max_concurrency(1)` runs one job at a time: the others
-        /// wait `queued`, and no two runs overlap.
-        pub $($async)* fn one_at_a_time(client: &Client) {
-            let mut spec = sh("single", "sleep 0.2; cat");
-            spec.command = spec.command.max_concurrency(1);
-            let single = client.create_service(&spec) $($await)*.unwrap();
-            let mut jobs = Vec::new();
-            for i in 0..3 {
-                jobs.push(single.submit(&json!(i)) $($await)*.unwrap());
-            }
-            assert_eq!(jobs[2].status(), &JobStatus::Queued, "it waits for a slot");
-            let mut runs = Vec::new();
-            for job in &mut jobs {
-                let job = job.wait() $($await)*.unwrap();
-                assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
-                runs.push((job.started_at.clone().unwrap(), job.finished_at.clone().unwrap()));
-            }
-            runs.sort();
-            for pair in runs.windows(2) {
-                assert!(pair[0].1 <= pair[1].0, "runs overlap: {pair:?}");
-            }
+        other => panic!("expected JobFailed, got {other:?}"),
+    }
+    let mut stuck = sh("stuck", "echo $$ >&2; exec sleep 60");
+    stuck.command = stuck.command.timeout(Duration::from_millis(500));
+    let stuck = client.create_service(&stuck).unwrap();
+    let started = std::time::Instant::now();
+    let mut job = stuck.submit(&json!(null)).unwrap();
+    let mut pid = None;
+    let events = job.events();
+    for event in events {
+        if let EventKind::Log(line) = event.unwrap().kind {
+            pid = pid_of(&line);
         }
+    }
+    let job = job.wait().unwrap();
+    let error = job.error.clone().unwrap();
+    assert_eq!(error.code.as_deref(), Some("timeout"), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid = pid.expect("the program said its pid");
+    until("the stuck program is gone", || !alive(pid));
+}
 
-        /// A deleted service is gone from reads, a submit to it is 410, its name is
-        /// free again, its jobs stay readable, and deleting it twice is fine.
-        pub $($async)* fn delete_retires(client: &Client) {
-            let doomed = client.create_service(&sh("doomed", "cat")) $($await)*.unwrap();
-            let mut job = doomed.submit(&json!("kept")) $($await)*.unwrap();
-            assert_eq!(job.wait() $($await)*.unwrap().status, JobStatus::Succeeded);
-            doomed.delete() $($await)*.unwrap();
-            doomed.delete() $($await)*.expect("deleting twice is fine");
-            assert!(matches!(client.service("doomed") $($await)*, Err(Error::NotFound { .. })));
-            match doomed.submit(&json!(1)) $($await)* {
-                Err(Error::Api { status, problem }) => {
-                    assert_eq!((status.as_u16(), problem.code.as_str()), (410, "gone"));
-                }
-                other => panic!("expected 410, got {other:?}"),
-            }
-            assert!(matches!(
-                client.submit("doomed", &json!(1)) $($await)*,
-                Err(Error::NotFound { .. })
-            ));
-            let kept = client.job(job.id()) $($await)*.unwrap();
-            assert_eq!(kept.job().output, Some(json!("kept")));
-            let again = client.create_service(&sh("doomed", "cat")) $($await)*.unwrap();
-            assert_ne!(again.id(), doomed.id());
+/// A cancel stops an async handler (its future is dropped), a blocking one (it
+/// sees its flag), and a command (its process and the child it started are
+/// gone, by pid); each job ends cancelled.
+fn cancel_stops_what_runs<S: Sdk>(client: &S, probes: &Probes) {
+    let mut ticking = client.submit("ticker", &json!({})).unwrap();
+    until("ticking", || probes.ticks.load(Ordering::SeqCst) >= 3);
+    assert_eq!(ticking.cancel().unwrap().status, JobStatus::Cancelled);
+    let at_cancel = probes.ticks.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    let after = probes.ticks.load(Ordering::SeqCst);
+    assert!(after <= at_cancel + 1, "{at_cancel} ticks, then {after}");
+
+    let mut spinning = client.submit("spinner", &json!({})).unwrap();
+    until("spinning", || probes.spinning.load(Ordering::SeqCst));
+    assert_eq!(spinning.cancel().unwrap().status, JobStatus::Cancelled);
+    until("the blocking handler returned", || {
+        probes.saw_cancel.load(Ordering::SeqCst)
+    });
+
+    let waiter = client
+        .create_service(&sh("waiter", "echo $$ >&2; sleep 60 & echo $! >&2; wait"))
+        .unwrap();
+    let mut job = waiter.submit(&json!(null)).unwrap();
+    let mut pids = Vec::new();
+    let mut events = job.events();
+    while pids.len() < 2 {
+        let event = events.next().expect("the job runs").unwrap();
+        if let EventKind::Log(line) = event.kind {
+            pids.extend(pid_of(&line));
         }
-    };
+    }
+    assert!(pids.iter().all(|pid| alive(*pid)), "{pids:?} run");
+    assert_eq!(job.cancel().unwrap().status, JobStatus::Cancelled);
+    until("the program and its child are gone", || {
+        !pids.iter().any(|p| alive(*p))
+    });
+    assert_eq!(job.wait().unwrap().status, JobStatus::Cancelled);
+}
+
+/// A service with `max_concurrency(1)` runs one job at a time: the others
+/// wait `queued`, and no two runs overlap.
+fn one_at_a_time<S: Sdk>(client: &S) {
+    let mut spec = sh("single", "sleep 0.2; cat");
+    spec.command = spec.command.max_concurrency(1);
+    let single = client.create_service(&spec).unwrap();
+    let mut jobs = Vec::new();
+    for i in 0..3 {
+        jobs.push(single.submit(&json!(i)).unwrap());
+    }
+    assert_eq!(jobs[2].status(), &JobStatus::Queued, "it waits for a slot");
+    let mut runs = Vec::new();
+    for job in &mut jobs {
+        let job = job.wait().unwrap();
+        assert_eq!(job.status, JobStatus::Succeeded, "{job:?}");
+        runs.push((
+            job.started_at.clone().unwrap(),
+            job.finished_at.clone().unwrap(),
+        ));
+    }
+    runs.sort();
+    for pair in runs.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "runs overlap: {pair:?}");
+    }
+}
+
+/// A deleted service is gone from reads, a submit to it is 410, its name is
+/// free again, its jobs stay readable, and deleting it twice is fine.
+fn delete_retires<S: Sdk>(client: &S) {
+    let doomed = client.create_service(&sh("doomed", "cat")).unwrap();
+    let mut job = doomed.submit(&json!("kept")).unwrap();
+    assert_eq!(job.wait().unwrap().status, JobStatus::Succeeded);
+    doomed.delete().unwrap();
+    doomed.delete().expect("deleting twice is fine");
+    assert!(matches!(
+        client.service("doomed"),
+        Err(Error::NotFound { .. })
+    ));
+    match doomed.submit(&json!(1)) {
+        Err(Error::Api { status, problem }) => {
+            assert_eq!((status.as_u16(), problem.code.as_str()), (410, "gone"));
+        }
+        other => panic!("expected 410, got {other:?}"),
+    }
+    assert!(matches!(
+        client.submit("doomed", &json!(1)),
+        Err(Error::NotFound { .. })
+    ));
+    let kept = client.job(job.id()).unwrap();
+    assert_eq!(kept.job().output, Some(json!("kept")));
+    let again = client.create_service(&sh("doomed", "cat")).unwrap();
+    assert_ne!(again.id(), doomed.id());
 }
 
 mod async_facade {
     use super::*;
-    use futures_util::StreamExt;
     use jobwire::Client;
     use jobwire_server::{spawn, ServerHandle};
-
-    same_in_both!([async] [.await] sleep = tokio::time::sleep);
+    use twins::{runtime, Async};
 
     async fn start(allow_commands: bool) -> (ServerHandle, Client, Client, Arc<Probes>) {
         let probes = Arc::default();
@@ -332,29 +340,40 @@ mod async_facade {
         (server, mine, other, probes)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn without_allow_commands_registration_is_403() {
-        let (server, client, _, _) = start(false).await;
-        registration_is_refused(&client).await;
-        server.shutdown().await;
+    /// The scenarios' interface over two tenants' clients, awaited on the shared
+    /// runtime.
+    fn twins(allow_commands: bool) -> (ServerHandle, Async, Async, Arc<Probes>) {
+        let (server, mine, other, probes) = runtime().block_on(start(allow_commands));
+        let twin = |client| Async {
+            client,
+            runtime: runtime(),
+        };
+        (server, twin(mine), twin(other), probes)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn command_services_registered_run_and_retired() {
-        let (server, client, other, _) = start(true).await;
-        bad_specs_and_names(&client, &other).await;
-        events_of_a_command_job(&client).await;
-        failures_and_timeouts(&client).await;
-        one_at_a_time(&client).await;
-        delete_retires(&client).await;
-        server.shutdown().await;
+    #[test]
+    fn without_allow_commands_registration_is_403() {
+        let (server, client, _, _) = twins(false);
+        registration_is_refused(&client);
+        runtime().block_on(server.shutdown());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cancel_stops_handlers_and_programs() {
-        let (server, client, _, probes) = start(true).await;
-        cancel_stops_what_runs(&client, &probes).await;
-        server.shutdown().await;
+    #[test]
+    fn command_services_registered_run_and_retired() {
+        let (server, client, other, _) = twins(true);
+        bad_specs_and_names(&client, &other);
+        events_of_a_command_job(&client);
+        failures_and_timeouts(&client);
+        one_at_a_time(&client);
+        delete_retires(&client);
+        runtime().block_on(server.shutdown());
+    }
+
+    #[test]
+    fn cancel_stops_handlers_and_programs() {
+        let (server, client, _, probes) = twins(true);
+        cancel_stops_what_runs(&client, &probes);
+        runtime().block_on(server.shutdown());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,8 +424,7 @@ mod blocking_facade {
     use super::*;
     use jobwire_blocking::Client;
     use jobwire_server::{spawn_blocking_server, BlockingServerHandle};
-
-    same_in_both!([] [] sleep = std::thread::sleep);
+    use twins::Blocking;
 
     fn start(allow_commands: bool) -> (BlockingServerHandle, Client, Client, Arc<Probes>) {
         let probes = Arc::default();
@@ -425,13 +443,14 @@ mod blocking_facade {
     #[test]
     fn without_allow_commands_registration_is_403() {
         let (server, client, _, _) = start(false);
-        registration_is_refused(&client);
+        registration_is_refused(&Blocking(client));
         server.shutdown();
     }
 
     #[test]
     fn command_services_registered_run_and_retired() {
         let (server, client, other, _) = start(true);
+        let (client, other) = (Blocking(client), Blocking(other));
         bad_specs_and_names(&client, &other);
         events_of_a_command_job(&client);
         failures_and_timeouts(&client);
@@ -443,7 +462,7 @@ mod blocking_facade {
     #[test]
     fn cancel_stops_handlers_and_programs() {
         let (server, client, _, probes) = start(true);
-        cancel_stops_what_runs(&client, &probes);
+        cancel_stops_what_runs(&Blocking(client), &probes);
         server.shutdown();
     }
 
