@@ -9,12 +9,12 @@ use tokio::sync::watch;
 
 use super::completion::to_completion;
 use super::lifecycle::{self, Happening, Transition};
-use super::{new_events, ActiveJob, Runner};
+use super::{new_events, ActiveJob, Committed, Runner, Write};
 use crate::clock::{rfc3339_at, unix_millis};
 use crate::ids::sortable_id;
 use crate::locking::lock;
 use crate::services::Handler;
-use crate::store::{Inserted, KeyRecord, KeyUse, NewEvent, NewJob, StoreError};
+use crate::store::{KeyRecord, KeyUse, NewEvent, NewJob, StoreError};
 
 /// Why a job could not be submitted.
 #[derive(Debug, thiserror::Error)]
@@ -72,9 +72,12 @@ impl Runner {
             queued
         } else {
             let started = lifecycle::transition(&queued, Happening::Start, &now);
+            // Its effects are moot: the job is stored already running, and its receiver
+            // is made with that state.
             let Some(Transition {
                 job: Some(job),
                 events: start_events,
+                ..
             }) = started
             else {
                 return Err(SubmitError::Store(StoreError::new(
@@ -114,7 +117,7 @@ impl Runner {
         {
             // Held until the job is stored: nothing (a cancel, a shutdown) may change it
             // before.
-            let _state = active.state.lock().await;
+            let mut state = active.state.lock().await;
             {
                 let mut table = lock(&inner.active);
                 // Checked under the lock `abort_all` takes, so no job slips past a shutdown.
@@ -133,10 +136,19 @@ impl Runner {
                 owner: &inner.server_id,
                 lease: inner.limits.lease,
             };
-            let refused = match inner.store.insert_job(new, events).await {
-                Ok(Inserted::Stored(_)) => None,
-                Ok(Inserted::KeyTaken(record)) => Some(SubmitError::KeyTaken(record)),
-                Ok(Inserted::AtLimit) => Some(SubmitError::RateLimited(inner.limits.max_in_flight)),
+            // Stored as it was made: the new job's receiver already sees it.
+            let committed = self
+                .commit(Some((&active, &mut state)), Write::Insert(new), events, &[])
+                .await;
+            let refused = match committed {
+                Ok(Committed::Stored) => None,
+                Ok(Committed::KeyTaken(record)) => Some(SubmitError::KeyTaken(record)),
+                Ok(Committed::AtLimit) => {
+                    Some(SubmitError::RateLimited(inner.limits.max_in_flight))
+                }
+                Ok(Committed::Lost) => Some(SubmitError::Store(StoreError::new(
+                    "an insert reported a lost change",
+                ))),
                 Err(e) => Some(SubmitError::Store(e)),
             };
             if let Some(e) = refused {

@@ -1,6 +1,9 @@
-//! The job lifecycle as a pure transition: a job's state and what happened to it give
-//! the new state and the events to record. No I/O, no clock (the time is an argument),
-//! no locks; the runner drives it and persists what it returns.
+//! The job lifecycle as pure decisions: a job's state and what happened to it give the
+//! new state, the events to record and what the runner must do once they are stored
+//! (its [`Effect`]s); what a lost compare-and-set means ([`lost`]); and the crash rule
+//! for a job whose server is gone ([`crash_rule`]). No I/O, no clock (the time is an
+//! argument), no locks; the runner's one `commit` path persists what these return and
+//! carries out the effects.
 //!
 //! ```text
 //! queued ──Start──▶ running ──Succeed/Fail──▶ succeeded | failed
@@ -45,6 +48,19 @@ pub(crate) enum Happening {
     Interrupt(String),
 }
 
+/// What the runner does once a change is stored, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// The job is no longer this server's to run: abort its handler, mark it cancelled
+    /// for blocking handlers, forget it.
+    Retire,
+    /// Show the new state to the job's waiters.
+    Publish,
+    /// Show the state the store holds to the job's waiters (it is not the one this
+    /// server last wrote).
+    PublishStored,
+}
+
 /// The outcome of a transition.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Transition {
@@ -52,6 +68,43 @@ pub(crate) struct Transition {
     pub job: Option<Job>,
     /// The events to record with it, in order.
     pub events: Vec<(EventKind, EventData)>,
+    /// What to do once it is stored.
+    pub effects: Vec<Effect>,
+}
+
+/// What a change that lost its compare-and-set means: the store holds another state
+/// (a cancel through another server, a takeover after this server's lease ran out), so
+/// this server stops running the job and its waiters here see what the store has.
+pub(crate) fn lost() -> Vec<Effect> {
+    vec![Effect::Retire, Effect::PublishStored]
+}
+
+/// What the crash rule makes of an unfinished job whose server is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// This server's own job (a renewal failed and the claim renewed it): it keeps
+    /// running here.
+    Keep,
+    /// Accepted, never started: run it here now, once.
+    Resume,
+    /// Its handler may have done part of its work, or there is none: fail it as
+    /// `interrupted`, for this reason.
+    Interrupt(&'static str),
+}
+
+/// The crash rule, for a claimed job in `status`: whether this server already runs it,
+/// and whether it has a handler for the job's service.
+pub(crate) fn crash_rule(status: &JobStatus, runs_here: bool, has_handler: bool) -> Recovery {
+    match (runs_here, status, has_handler) {
+        (true, _, _) => Recovery::Keep,
+        (false, JobStatus::Running, _) => {
+            Recovery::Interrupt("the server stopped while the job was running")
+        }
+        (false, _, true) => Recovery::Resume,
+        (false, _, false) => {
+            Recovery::Interrupt("its service has no handler in this server process")
+        }
+    }
 }
 
 /// A new job as submitted: `queued`, with its first `status` event.
@@ -107,6 +160,7 @@ pub(crate) fn transition(job: &Job, happening: Happening, now: &str) -> Option<T
                 EventKind::Log,
                 EventData::of(&json!({ "job_id": job.id, "line": line })),
             )],
+            effects: Vec::new(),
         }),
         Happening::Output(chunk) => Some(Transition {
             job: None,
@@ -114,6 +168,7 @@ pub(crate) fn transition(job: &Job, happening: Happening, now: &str) -> Option<T
                 EventKind::Output,
                 EventData::of(&json!({ "job_id": job.id, "chunk": chunk })),
             )],
+            effects: Vec::new(),
         }),
         Happening::Succeed(output) => {
             next.status = JobStatus::Succeeded;
@@ -144,18 +199,25 @@ pub(crate) fn interrupted(why: &str) -> JobError {
     error
 }
 
+/// A job in a new, unfinished state: its waiters see it.
 fn changed(job: Job, events: Vec<(EventKind, EventData)>) -> Transition {
     Transition {
         job: Some(job),
         events,
+        effects: vec![Effect::Publish],
     }
 }
 
-/// A job made terminal at `now`: its `status` event, then `done`.
+/// A job made terminal at `now`: its `status` event, then `done`; its handler is done
+/// with (stopped, if it still runs), then its waiters see the end.
 fn finished(mut job: Job, now: &str) -> Transition {
     job.finished_at = Some(now.to_owned());
     let events = vec![status_event(&job), done_event(&job)];
-    changed(job, events)
+    Transition {
+        job: Some(job),
+        events,
+        effects: vec![Effect::Retire, Effect::Publish],
+    }
 }
 
 fn status_event(job: &Job) -> (EventKind, EventData) {
@@ -232,13 +294,15 @@ mod tests {
             fraction: 0.5,
             message: "half".into(),
         };
+        use Effect::*;
         // From, happening, then `None` (refused) or the new status (`None`: unchanged),
-        // and the events recorded.
+        // the events recorded, and what the runner does once they are stored.
         type Row = (
             JobStatus,
             Happening,
             Option<Option<JobStatus>>,
             Vec<&'static str>,
+            Vec<Effect>,
         );
         let table: Vec<Row> = vec![
             (
@@ -246,65 +310,81 @@ mod tests {
                 Happening::Start,
                 Some(Some(Running)),
                 vec!["status"],
+                vec![Publish],
             ),
-            (Running, Happening::Start, None, vec![]),
+            (Running, Happening::Start, None, vec![], vec![]),
             (
                 Queued,
                 progress.clone(),
                 Some(Some(Queued)),
                 vec!["progress"],
+                vec![Publish],
             ),
             (
                 Running,
                 progress.clone(),
                 Some(Some(Running)),
                 vec!["progress"],
+                vec![Publish],
             ),
-            (Running, Happening::Log("l".into()), Some(None), vec!["log"]),
+            (
+                Running,
+                Happening::Log("l".into()),
+                Some(None),
+                vec!["log"],
+                vec![],
+            ),
             (
                 Running,
                 Happening::Output("o".into()),
                 Some(None),
                 vec!["output"],
+                vec![],
             ),
             (
                 Running,
                 Happening::Succeed(json!(2)),
                 Some(Some(Succeeded)),
                 vec!["status", "done"],
+                vec![Retire, Publish],
             ),
             (
                 Running,
                 Happening::Fail(error.clone()),
                 Some(Some(Failed)),
                 vec!["status", "done"],
+                vec![Retire, Publish],
             ),
             (
                 Queued,
                 Happening::Cancel,
                 Some(Some(Cancelled)),
                 vec!["status", "done"],
+                vec![Retire, Publish],
             ),
             (
                 Running,
                 Happening::Cancel,
                 Some(Some(Cancelled)),
                 vec!["status", "done"],
+                vec![Retire, Publish],
             ),
             (
                 Queued,
                 Happening::Interrupt("x".into()),
                 Some(Some(Failed)),
                 vec!["status", "done"],
+                vec![Retire, Publish],
             ),
             (
                 Running,
                 Happening::Interrupt("x".into()),
                 Some(Some(Failed)),
                 vec!["status", "done"],
+                vec![Retire, Publish],
             ),
         ];
-        for (from, happening, want, want_events) in table {
+        for (from, happening, want, want_events, want_effects) in table {
             let got = transition(&job(from.clone()), happening.clone(), NOW);
             let got_status = got
                 .as_ref()
@@ -314,6 +394,41 @@ mod tests {
                 got.as_ref().map(kinds).unwrap_or_default(),
                 want_events,
                 "{from:?} + {happening:?}"
+            );
+            assert_eq!(
+                got.map(|t| t.effects).unwrap_or_default(),
+                want_effects,
+                "{from:?} + {happening:?}"
+            );
+        }
+    }
+
+    /// A lost compare-and-set stops the job here and shows what the store holds.
+    #[test]
+    fn a_lost_change_retires_the_job_and_shows_the_stored_state() {
+        assert_eq!(lost(), [Effect::Retire, Effect::PublishStored]);
+    }
+
+    /// The crash rule, every case: whose job it is, its status, whether there is a
+    /// handler.
+    #[test]
+    fn the_crash_rule() {
+        use JobStatus::*;
+        let running = "the server stopped while the job was running";
+        let no_handler = "its service has no handler in this server process";
+        let table = [
+            (Queued, true, true, Recovery::Keep),
+            (Running, true, false, Recovery::Keep),
+            (Queued, false, true, Recovery::Resume),
+            (Queued, false, false, Recovery::Interrupt(no_handler)),
+            (Running, false, true, Recovery::Interrupt(running)),
+            (Running, false, false, Recovery::Interrupt(running)),
+        ];
+        for (status, runs_here, has_handler, want) in table {
+            assert_eq!(
+                crash_rule(&status, runs_here, has_handler),
+                want,
+                "{status:?}, runs here {runs_here}, handler {has_handler}"
             );
         }
     }

@@ -9,15 +9,19 @@
 //! - [`completion`]: submits and cancels that finish even when their caller goes away.
 //!
 //! While a job is unfinished on this server it has an [`ActiveJob`] entry, which holds
-//! the job as last stored. Every change goes through [`Runner::apply`], under that
-//! entry's lock, in this order: ask the lifecycle what the happening does, write it to
-//! the store as a compare-and-set (the status it had, this server as the lease holder —
-//! events alone too), then take the new state and publish it on the watch channel. So
-//! terminal states never change again, `done` is always a job's last event, and a waiter
-//! never sees a state the store has not committed. A job another server changed (a cancel
-//! through it, a takeover) is lost here at this server's next write, or at once when the
-//! store is shared ([`Runner::follow_peers`] watches for peers' `done`s): its handler is
-//! aborted. Reads ([`Runner::get`]) always go to the store.
+//! the job as last stored. Every change — a handler's report or outcome, a cancel here
+//! or through a peer, an admission, the crash rule's verdict — is decided by the
+//! [`lifecycle`] and goes through the one [`Runner::commit`] path, under the entry's
+//! lock when there is one: the store write (an insert, or a compare-and-set naming the
+//! status the job had and this server as the lease holder — events alone too), then the
+//! change's [`Effect`](lifecycle::Effect)s (retire the job here, publish the new state on
+//! the watch channel), or the effects of a [`lost`](lifecycle::lost) change when the
+//! store holds another state. So terminal states never change again, `done` is always a
+//! job's last event, and a waiter never sees a state the store has not committed. A job
+//! another server changed (a cancel through it, a takeover) is lost here at this
+//! server's next write, or at once when the store is shared ([`Runner::follow_peers`]
+//! watches for peers' `done`s): its handler is aborted. Reads ([`Runner::get`]) always
+//! go to the store.
 
 mod admission;
 mod completion;
@@ -37,13 +41,15 @@ use tokio::task::AbortHandle;
 pub(crate) use admission::SubmitError;
 use completion::to_completion;
 pub use context::JobContext;
-use lifecycle::Happening;
+use lifecycle::{Effect, Happening, Transition};
 
 use crate::bus::{self, EventBus};
 use crate::clock::Clock;
 use crate::locking::lock;
 use crate::services::Registry;
-use crate::store::{EventData, EventKind, Expected, NewEvent, Store, StoreError};
+use crate::store::{
+    EventData, EventKind, Expected, Inserted, KeyRecord, NewEvent, NewJob, Store, StoreError,
+};
 
 /// Runs jobs and tracks the unfinished ones. Cheap to clone.
 #[derive(Clone)]
@@ -129,6 +135,37 @@ impl ActiveJob {
     }
 }
 
+/// What a change writes to the store.
+// Made and consumed once per change, never kept: boxing the job would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+enum Write<'a> {
+    /// A new job, with its key, within its tenant's limit (admission).
+    Insert(NewJob<'a>),
+    /// A stored job's new state (`None`: events alone), if the store still holds it as
+    /// `expected`.
+    Change {
+        tenant: &'a str,
+        job_id: &'a str,
+        next: Option<Job>,
+        expected: Expected<'a>,
+    },
+}
+
+/// How a commit went.
+#[derive(Debug)]
+enum Committed {
+    /// Written; the change's effects are carried out.
+    Stored,
+    /// The store holds another state: nothing written, the effects of a lost change
+    /// carried out.
+    Lost,
+    /// An insert whose key was used before: nothing written.
+    KeyTaken(KeyRecord),
+    /// An insert past its tenant's limit: nothing written.
+    AtLimit,
+}
+
 /// How [`Runner::apply`] went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Applied {
@@ -210,9 +247,8 @@ impl Runner {
 
     /// Applies `happening` to a job of this server; see the module docs.
     async fn apply(&self, job: &ActiveJob, happening: Happening) -> Applied {
-        let inner = &self.inner;
         let mut state = job.state.lock().await;
-        let now = inner.clock.now_rfc3339();
+        let now = self.inner.clock.now_rfc3339();
         let (change, status) = {
             let current = job.watch.borrow();
             match lifecycle::transition(&current, happening, &now) {
@@ -220,56 +256,109 @@ impl Runner {
                 None => return Applied::Refused,
             }
         };
+        let write = Write::Change {
+            tenant: &job.tenant,
+            job_id: &job.id,
+            next: change.job,
+            expected: Expected {
+                status: &status,
+                owner: Some(&self.inner.server_id),
+            },
+        };
         let events = new_events(&job.id, &job.service_id, change.events, &now);
-        let expected = Expected {
-            status: &status,
-            owner: Some(&inner.server_id),
-        };
-        let written = match &change.job {
-            Some(next) => {
-                inner
-                    .store
-                    .update_job(&job.tenant, next, expected, events)
-                    .await
-            }
-            None => {
-                inner
-                    .store
-                    .append_events(&job.tenant, &job.id, expected, events)
-                    .await
-            }
-        };
-        match (written, change.job) {
-            (Err(e), _) => {
+        match self
+            .commit(Some((job, &mut state)), write, events, &change.effects)
+            .await
+        {
+            Ok(Committed::Stored) => Applied::Done,
+            Ok(_) => Applied::Lost,
+            Err(e) => {
                 tracing::error!(job_id = %job.id, error = %e, "cannot record a job change");
                 Applied::Failed
             }
-            (Ok(None), _) => {
-                self.lose(job, &mut state).await;
-                Applied::Lost
-            }
-            (Ok(Some(_)), Some(next)) => {
-                if next.status.is_terminal() {
-                    self.retire(job, &mut state);
-                }
-                job.watch.send_replace(next);
-                Applied::Done
-            }
-            (Ok(Some(_)), None) => Applied::Done,
         }
     }
 
-    /// The job changed elsewhere (cancelled through another server, or taken over after
-    /// this server's lease ran out): stop running it here, and let waiters here see what
-    /// the store has.
-    async fn lose(&self, job: &ActiveJob, state: &mut ActiveState) {
-        tracing::warn!(
-            job_id = %job.id,
-            "the job changed elsewhere; no longer running it here"
-        );
-        self.retire(job, state);
-        if let Ok(Some((stored, _))) = self.inner.store.get_job(&job.tenant, &job.id).await {
-            job.watch.send_replace(stored);
+    /// The one path of every change to a job — a handler's report or outcome, a cancel
+    /// here or through a peer, an admission, the crash rule's verdict: the store write
+    /// (an insert, or a compare-and-set with the change's events), then, on the entry
+    /// of a job this server runs, the change's `effects` — or, when the store holds
+    /// another state, those of a [`lost`](lifecycle::lost) change.
+    async fn commit(
+        &self,
+        entry: Option<(&ActiveJob, &mut ActiveState)>,
+        write: Write<'_>,
+        events: Vec<NewEvent>,
+        effects: &[Effect],
+    ) -> Result<Committed, StoreError> {
+        let store = &self.inner.store;
+        let (committed, next) = match write {
+            Write::Insert(new) => match store.insert_job(new, events).await? {
+                Inserted::Stored(_) => (Committed::Stored, None),
+                Inserted::KeyTaken(record) => (Committed::KeyTaken(record), None),
+                Inserted::AtLimit => (Committed::AtLimit, None),
+            },
+            Write::Change {
+                tenant,
+                job_id,
+                next,
+                expected,
+            } => {
+                let written = match &next {
+                    Some(next) => store.update_job(tenant, next, expected, events).await?,
+                    None => {
+                        store
+                            .append_events(tenant, job_id, expected, events)
+                            .await?
+                    }
+                };
+                match written {
+                    Some(_) => (Committed::Stored, next),
+                    None => (Committed::Lost, None),
+                }
+            }
+        };
+        if let Some((job, state)) = entry {
+            match &committed {
+                Committed::Stored => self.carry_out(job, state, effects, next).await,
+                Committed::Lost => {
+                    tracing::warn!(
+                        job_id = %job.id,
+                        "the job changed elsewhere; no longer running it here"
+                    );
+                    self.carry_out(job, state, &lifecycle::lost(), None).await;
+                }
+                Committed::KeyTaken(_) | Committed::AtLimit => {}
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Carries out what a stored change (or a lost one) requires of this server.
+    async fn carry_out(
+        &self,
+        job: &ActiveJob,
+        state: &mut ActiveState,
+        effects: &[Effect],
+        next: Option<Job>,
+    ) {
+        let mut next = next;
+        for effect in effects {
+            match effect {
+                Effect::Retire => self.retire(job, state),
+                Effect::Publish => {
+                    if let Some(next) = next.take() {
+                        job.watch.send_replace(next);
+                    }
+                }
+                Effect::PublishStored => {
+                    if let Ok(Some((stored, _))) =
+                        self.inner.store.get_job(&job.tenant, &job.id).await
+                    {
+                        job.watch.send_replace(stored);
+                    }
+                }
+            }
         }
     }
 
@@ -319,7 +408,12 @@ impl Runner {
                 if let Ok(Some((stored, _))) = self.inner.store.get_job(&job.tenant, &job.id).await
                 {
                     if stored.status != job.watch.borrow().status {
-                        self.lose(&job, &mut state).await;
+                        tracing::warn!(
+                            job_id = %job.id,
+                            "the job changed elsewhere; no longer running it here"
+                        );
+                        self.carry_out(&job, &mut state, &lifecycle::lost(), None)
+                            .await;
                     }
                 }
             }
@@ -401,26 +495,29 @@ impl Runner {
                 return Ok(None);
             };
             let now = self.inner.clock.now_rfc3339();
-            let Some(change) = lifecycle::transition(&job, Happening::Cancel, &now) else {
+            let Some(Transition {
+                job: Some(next),
+                events,
+                effects,
+            }) = lifecycle::transition(&job, Happening::Cancel, &now)
+            else {
                 return Ok(Some((job, position)));
             };
-            let Some(next) = change.job else {
-                return Ok(Some((job, position)));
+            let write = Write::Change {
+                tenant,
+                job_id: &job.id,
+                next: Some(next),
+                expected: Expected {
+                    status: &job.status,
+                    owner: None,
+                },
             };
-            let expected = Expected {
-                status: &job.status,
-                owner: None,
-            };
-            let events = new_events(&job.id, &job.service_id, change.events, &now);
-            let written = self
-                .inner
-                .store
-                .update_job(tenant, &next, expected, events)
-                .await?;
-            if written.is_some() {
-                return self.inner.store.get_job(tenant, id).await;
+            let events = new_events(&job.id, &job.service_id, events, &now);
+            match self.commit(None, write, events, &effects).await? {
+                Committed::Stored => return self.inner.store.get_job(tenant, id).await,
+                // It changed meanwhile: look again.
+                _ => continue,
             }
-            // It changed meanwhile: look again.
         }
     }
 

@@ -5,12 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobwire_core::{Job, JobError, JobStatus};
+use jobwire_core::{Job, JobError};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::sync::watch;
 
-use super::lifecycle::Happening;
+use super::lifecycle::{self, Happening, Recovery};
 use super::{ActiveJob, Applied, JobContext, Runner};
 use crate::locking::lock;
 use crate::services::{Handler, Run};
@@ -143,27 +143,17 @@ impl Runner {
                 .await?;
             let n = claimed.len();
             for (tenant, job) in claimed {
-                if self.active(&tenant, &job.id).is_some() {
-                    // Its own job, whose lease ran out while a renewal failed: the claim
-                    // renewed it, and it keeps running here.
-                    continue;
-                }
-                let handler = match job.status {
-                    JobStatus::Running => None,
-                    _ => self.handler_of(&tenant, &job.service_id).await,
-                };
-                match (job.status == JobStatus::Running, handler) {
-                    (false, Some(handler)) => {
-                        self.resume(&tenant, job, handler);
-                        recovered.resumed += 1;
+                let runs_here = self.active(&tenant, &job.id).is_some();
+                let handler = self.handler_of(&tenant, &job.service_id).await;
+                match lifecycle::crash_rule(&job.status, runs_here, handler.is_some()) {
+                    Recovery::Keep => {}
+                    Recovery::Resume => {
+                        if let Some(handler) = handler {
+                            self.resume(&tenant, job, handler);
+                            recovered.resumed += 1;
+                        }
                     }
-                    (false, None) => {
-                        let why = "its service has no handler in this server process";
-                        self.fail_orphan(&tenant, &job, why).await;
-                        recovered.interrupted += 1;
-                    }
-                    (true, _) => {
-                        let why = "the server stopped while the job was running";
+                    Recovery::Interrupt(why) => {
                         self.fail_orphan(&tenant, &job, why).await;
                         recovered.interrupted += 1;
                     }
