@@ -29,18 +29,22 @@
 //! Times other than leases are RFC 3339 text as the server writes them, compared as text
 //! under the `C` collation (bytewise, whatever the database's locale).
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, Pool, Runtime};
-use futures_util::StreamExt;
 use jobwire_core::{Job, Service};
-use tokio::sync::{mpsc, watch};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, NoTls, Row};
+use tokio_postgres::{NoTls, Row};
+mod listener;
+mod migrations;
 
+use listener::Listener;
+use migrations::migrate;
+
+use super::codec::{finished_at, from_json, to_json};
 use super::{
     Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
     Retired, ServiceQuery, Store, StoreError,
@@ -48,231 +52,24 @@ use super::{
 use crate::bus::EventBus;
 
 #[cfg(test)]
-#[path = "../../tests/support/pg_cluster.rs"]
+#[path = "../../../tests/support/pg_cluster.rs"]
 mod pg_cluster;
 
 /// Connections in the pool (the listener has one more of its own).
 const POOL_SIZE: usize = 16;
+
 /// How long a store call waits for a free pooled connection before failing.
 const POOL_WAIT: Duration = Duration::from_secs(30);
+
 /// How long opening a connection may take, unless the URL says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The channel of `NOTIFY`, sent by every transaction that records events (spelled out
 /// in `jobwire_record_events`, migration 2, as well).
 const CHANNEL: &str = "jobwire_events";
-/// The listener reads new events in batches of this many.
-const PUBLISH_BATCH: i64 = 1000;
-/// The listener also looks for new events this often, in case a notification was lost.
-const POLL_EVERY: Duration = Duration::from_secs(1);
-/// The first and the longest pause before reconnecting the `LISTEN` connection.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How long the listener may take to publish what is left when the store closes.
-const FINAL_PUBLISH: Duration = Duration::from_secs(2);
+
 /// How long `close` waits for the listener to stop.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
-
-/// The schema as a list of migrations; `jobwire_schema.version` counts those applied.
-///
-/// Never edit a migration that has shipped: append a new one.
-const MIGRATIONS: &[&str] = &[
-    "
-CREATE TABLE services (
-    seq    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id     text NOT NULL UNIQUE,
-    tenant text,
-    name   text NOT NULL,
-    body   text NOT NULL
-);
-CREATE INDEX services_name ON services (name);
-
-CREATE TABLE jobs (
-    seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id          text NOT NULL UNIQUE,
-    tenant      text NOT NULL,
-    service_id  text NOT NULL,
-    status      text NOT NULL,
-    labels      jsonb NOT NULL DEFAULT '{}',
-    body        text NOT NULL,
-    finished_at text COLLATE \"C\",
-    events_kept boolean NOT NULL DEFAULT true,
-    owner       text NOT NULL,
-    lease_until timestamptz NOT NULL
-);
-CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
-CREATE INDEX jobs_labels ON jobs USING gin (labels jsonb_path_ops);
--- The per-tenant limit counts these; lease renewal and orphan claims scan them.
-CREATE INDEX jobs_unfinished_tenant ON jobs (tenant) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_unfinished_owner ON jobs (owner) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_unfinished_lease ON jobs (lease_until, seq)
-    WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_prunable ON jobs (finished_at) WHERE events_kept;
-
-CREATE TABLE events (
-    seq        bigint PRIMARY KEY,
-    tenant     text NOT NULL,
-    job_id     text NOT NULL,
-    service_id text NOT NULL,
-    kind       text NOT NULL,
-    data       text NOT NULL,
-    created_at text COLLATE \"C\" NOT NULL
-);
-CREATE INDEX events_tenant_seq ON events (tenant, seq);
-CREATE INDEX events_job_seq ON events (job_id, seq);
-
--- The last event id given out; only grows (pruning never touches it).
-CREATE TABLE event_counter (
-    id   boolean PRIMARY KEY DEFAULT true CHECK (id),
-    last bigint NOT NULL
-);
-INSERT INTO event_counter (last) VALUES (0);
-
-CREATE TABLE event_floors (
-    tenant text PRIMARY KEY,
-    seq    bigint NOT NULL
-);
-
-CREATE TABLE idempotency_keys (
-    tenant      text NOT NULL,
-    key         text NOT NULL,
-    fingerprint text NOT NULL,
-    job_id      text NOT NULL,
-    status      integer,
-    created_at  text COLLATE \"C\" NOT NULL,
-    PRIMARY KEY (tenant, key)
-);
-CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
-",
-    "
--- Every write of a job is one statement in its own transaction, one round trip: the
--- locks it takes (the key's, the tenant's, the event counter's row) are held for the
--- function and its commit only, not across round trips.
-
--- Takes ids for the events from the counter, records them and notifies the listeners at
--- commit; returns the last id (NULL for no events). Called last in its transaction: the
--- counter row stays locked until commit, which is what puts ids in commit order.
-CREATE FUNCTION jobwire_record_events(
-    p_tenant text, p_job_ids text[], p_service_ids text[], p_kinds text[], p_data text[],
-    p_created_at text[]
-) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-    n bigint := coalesce(array_length(p_kinds, 1), 0);
-    v_last bigint;
-BEGIN
-    IF n = 0 THEN
-        RETURN NULL;
-    END IF;
-    UPDATE event_counter SET last = last + n RETURNING last INTO v_last;
-    INSERT INTO events (seq, tenant, job_id, service_id, kind, data, created_at)
-    SELECT v_last - n + e.ord, p_tenant, e.job_id, e.service_id, e.kind, e.data, e.created_at
-    FROM unnest(p_job_ids, p_service_ids, p_kinds, p_data, p_created_at)
-        WITH ORDINALITY AS e (job_id, service_id, kind, data, created_at, ord);
-    PERFORM pg_notify('jobwire_events', v_last::text);
-    RETURN v_last;
-END $$;
-
--- A new job, its key and its events, or nothing: 'key_taken' (with what the key was
--- used for) or 'at_limit'.
-CREATE FUNCTION jobwire_insert_job(
-    p_tenant text, p_id text, p_service_id text, p_status text, p_labels text, p_body text,
-    p_finished_at text, p_owner text, p_lease float8, p_max bigint, p_key text,
-    p_fingerprint text, p_created_at text, p_job_ids text[], p_service_ids text[],
-    p_kinds text[], p_data text[], p_event_times text[]
-) RETURNS TABLE (o_outcome text, o_last bigint, o_fingerprint text, o_job_id text,
-                 o_status integer)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_unfinished bigint;
-BEGIN
-    IF p_key IS NOT NULL THEN
-        -- Inserts with the same key queue here, so the second sees the first's key.
-        PERFORM pg_advisory_xact_lock(hashtextextended(
-            'jobwire-key:' || length(p_tenant) || ':' || p_tenant || ':' || p_key, 0));
-        RETURN QUERY SELECT 'key_taken', NULL::bigint, k.fingerprint, k.job_id, k.status
-            FROM idempotency_keys k WHERE k.tenant = p_tenant AND k.key = p_key;
-        IF FOUND THEN
-            RETURN;
-        END IF;
-    END IF;
-    -- The tenant's inserts queue here, so two servers cannot both pass the count.
-    -- (Finishing a job only lowers it, so updates need not take the lock.)
-    PERFORM pg_advisory_xact_lock(hashtext('jobwire-tenant:' || p_tenant));
-    SELECT count(*) INTO v_unfinished FROM (
-        SELECT 1 FROM jobs j
-        WHERE j.tenant = p_tenant AND j.status IN ('queued', 'running') LIMIT p_max) u;
-    IF v_unfinished >= p_max THEN
-        RETURN QUERY SELECT 'at_limit', NULL::bigint, NULL::text, NULL::text, NULL::integer;
-        RETURN;
-    END IF;
-    INSERT INTO jobs (id, tenant, service_id, status, labels, body, finished_at, owner,
-                      lease_until)
-    VALUES (p_id, p_tenant, p_service_id, p_status, p_labels::jsonb, p_body, p_finished_at,
-            p_owner, now() + p_lease * interval '1 second');
-    IF p_key IS NOT NULL THEN
-        INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
-        VALUES (p_tenant, p_key, p_fingerprint, p_id, p_created_at);
-    END IF;
-    RETURN QUERY SELECT 'stored',
-        jobwire_record_events(p_tenant, p_job_ids, p_service_ids, p_kinds, p_data,
-                              p_event_times),
-        NULL::text, NULL::text, NULL::integer;
-END $$;
-
--- Compare-and-set of a job and its events: false (nothing written) when the job is not
--- in the expected state, or (no owner given) held by anyone.
-CREATE FUNCTION jobwire_update_job(
-    p_tenant text, p_id text, p_status text, p_body text, p_finished_at text,
-    p_labels text, p_expected text, p_owner text, p_job_ids text[], p_service_ids text[],
-    p_kinds text[], p_data text[], p_event_times text[]
-) RETURNS TABLE (o_changed boolean, o_last bigint) LANGUAGE plpgsql AS $$
-BEGIN
-    -- The row lock it takes also holds off a concurrent claim until commit.
-    UPDATE jobs j SET status = p_status, body = p_body, finished_at = p_finished_at,
-                      labels = p_labels::jsonb
-    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
-      AND (p_owner IS NULL OR j.owner = p_owner);
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT false, NULL::bigint;
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
-                                                    p_kinds, p_data, p_event_times);
-END $$;
-
--- Events of a job still in the expected state; false (nothing written) otherwise. FOR
--- SHARE: a peer's change of the job (a cancel) waits for this commit, so nothing is
--- recorded after the `done` it records.
-CREATE FUNCTION jobwire_append_events(
-    p_tenant text, p_id text, p_expected text, p_owner text, p_job_ids text[],
-    p_service_ids text[], p_kinds text[], p_data text[], p_event_times text[]
-) RETURNS TABLE (o_held boolean, o_last bigint) LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM jobs j
-    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
-      AND (p_owner IS NULL OR j.owner = p_owner)
-    FOR SHARE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT false, NULL::bigint;
-        RETURN;
-    END IF;
-    RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
-                                                    p_kinds, p_data, p_event_times);
-END $$;
-",
-    // Services tenants register and retire: a retired service stays (its jobs name it)
-    // but is no longer found; a tenant's live names are unique.
-    "
-ALTER TABLE services ADD COLUMN retired boolean NOT NULL DEFAULT false;
-CREATE UNIQUE INDEX services_live_name ON services (tenant, name)
-    WHERE tenant IS NOT NULL AND NOT retired;
-",
-];
-
-/// Every event after `$1`, whichever tenant's, oldest first: what the listener
-/// publishes.
-const UNPUBLISHED: &str = "
-SELECT tenant, seq, job_id, service_id, kind, data, created_at FROM events
-WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 /// A store in a PostgreSQL database; see the module docs.
 pub(crate) struct PgStore {
@@ -297,14 +94,6 @@ where
     move |e| StoreError::with_source(context, e)
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::with_source("encoding a row", e))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::with_source("decoding a row", e))
-}
-
 /// A `LIMIT` parameter.
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -313,11 +102,6 @@ fn limit(n: usize) -> i64 {
 /// A row count as the trait reports it.
 fn count(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
-}
-
-/// The `finished_at` column of a job: set once it is terminal.
-fn finished_at(job: &Job) -> Option<&str> {
-    job.finished_at.as_deref().filter(|_| job.is_finished())
 }
 
 /// Prepares `sql` (once per pooled connection) and runs it; returns its rows.
@@ -459,62 +243,6 @@ async fn read_key(
         job_id: get(row, 1, WHAT)?,
         status: status.map(u16::try_from).transpose().map_err(err(WHAT))?,
     }))
-}
-
-/// Applies the migrations the database has not seen yet, each in its own transaction,
-/// under an advisory lock so that servers starting together migrate one at a time.
-async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
-    loop {
-        let tx = client
-            .transaction()
-            .await
-            .map_err(err("starting a migration"))?;
-        // Its own statement, so the next ones (and their view of the catalog) come after
-        // whichever server migrated first has committed.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('jobwire-migrations'))",
-            &[],
-        )
-        .await
-        .map_err(err("locking the schema"))?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS jobwire_schema (
-                 id      boolean PRIMARY KEY DEFAULT true CHECK (id),
-                 version integer NOT NULL
-             );
-             INSERT INTO jobwire_schema (version) VALUES (0) ON CONFLICT (id) DO NOTHING;",
-        )
-        .await
-        .map_err(err("creating the schema version table"))?;
-        let row = tx
-            .query_one("SELECT version FROM jobwire_schema", &[])
-            .await
-            .map_err(err("reading the schema version"))?;
-        let applied: i32 = get(&row, 0, "reading the schema version")?;
-        let applied = usize::try_from(applied)
-            .map_err(|e| StoreError::with_source("reading the schema version", e))?;
-        if applied > MIGRATIONS.len() {
-            return Err(StoreError::new(format!(
-                "the database has schema version {applied}, newer than this server knows ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        let Some(sql) = MIGRATIONS.get(applied) else {
-            tx.commit()
-                .await
-                .map_err(err("committing the schema check"))?;
-            return Ok(());
-        };
-        tx.batch_execute(sql).await.map_err(|e| {
-            StoreError::with_source(format!("migrating to version {}", applied + 1), e)
-        })?;
-        let version = i32::try_from(applied + 1)
-            .map_err(|e| StoreError::with_source("recording the schema version", e))?;
-        tx.execute("UPDATE jobwire_schema SET version = $1", &[&version])
-            .await
-            .map_err(err("recording the schema version"))?;
-        tx.commit().await.map_err(err("committing a migration"))?;
-    }
 }
 
 impl PgStore {
@@ -1120,211 +848,6 @@ impl Store for PgStore {
             }
         }
         Ok(())
-    }
-}
-
-/// The task that publishes committed events on the bus; see the module docs.
-struct Listener {
-    pool: Pool,
-    /// Where to open the `LISTEN` connection (outside the pool: it stays subscribed).
-    config: tokio_postgres::Config,
-    bus: Arc<EventBus>,
-    /// The server is stopping.
-    closed: watch::Receiver<bool>,
-    /// The highest id published on the bus.
-    published: i64,
-    /// `true` (or the store dropped): stop.
-    stop: watch::Receiver<bool>,
-}
-
-/// A `LISTEN` connection: its client, the task driving it, and a wake-up per burst of
-/// notifications. The channel closes when the connection is lost.
-struct Subscription {
-    client: tokio_postgres::Client,
-    driver: JoinHandle<()>,
-    notified: mpsc::Receiver<()>,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
-/// Why the listener stopped following notifications.
-enum Followed {
-    /// The store was closed or dropped, or the server is stopping.
-    Stopped,
-    /// The `LISTEN` connection was lost.
-    Lost,
-}
-
-impl Listener {
-    /// Publishes until stopped, reconnecting (with backoff) when the `LISTEN` connection
-    /// drops; polls once a second all along.
-    async fn run(mut self) {
-        let mut backoff = MIN_BACKOFF;
-        'run: loop {
-            let subscribed = tokio::select! {
-                subscribed = subscribe(&self.config) => subscribed,
-                () = stopped(&mut self.stop, &mut self.closed) => break,
-            };
-            match subscribed {
-                Ok(mut subscription) => {
-                    backoff = MIN_BACKOFF;
-                    if let Followed::Stopped = self.follow(&mut subscription).await {
-                        break;
-                    }
-                    tracing::warn!("the PostgreSQL LISTEN connection was lost");
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot listen for PostgreSQL events"),
-            }
-            // Disconnected: keep polling until the next attempt.
-            let retry_at = tokio::time::Instant::now() + backoff;
-            loop {
-                let now = tokio::time::Instant::now();
-                if now >= retry_at {
-                    break;
-                }
-                let stop = tokio::select! {
-                    () = tokio::time::sleep(POLL_EVERY.min(retry_at - now)) => false,
-                    () = stopped(&mut self.stop, &mut self.closed) => true,
-                };
-                if stop {
-                    break 'run;
-                }
-                self.catch_up().await;
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-        self.finish().await;
-    }
-
-    /// Publishes on every notification and every second until stopped or disconnected.
-    async fn follow(&mut self, subscription: &mut Subscription) -> Followed {
-        // What was committed before LISTEN took effect has sent its notification already.
-        self.catch_up().await;
-        let mut poll = tokio::time::interval(POLL_EVERY);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        poll.tick().await;
-        loop {
-            tokio::select! {
-                woke = subscription.notified.recv() => {
-                    if woke.is_none() {
-                        return Followed::Lost;
-                    }
-                }
-                _ = poll.tick() => {}
-                () = stopped(&mut self.stop, &mut self.closed) => return Followed::Stopped,
-            }
-            self.catch_up().await;
-        }
-    }
-
-    /// Publishes what is new, logging a failure (the next wake-up or poll retries).
-    async fn catch_up(&mut self) {
-        if let Err(e) = self.publish_new().await {
-            tracing::warn!(error = %e, "cannot publish new events");
-        }
-    }
-
-    /// On an orderly close (not when the server is stopping: its streams are ending),
-    /// publishes what this process committed last, briefly.
-    async fn finish(&mut self) {
-        if *self.closed.borrow() {
-            return;
-        }
-        if tokio::time::timeout(FINAL_PUBLISH, self.catch_up())
-            .await
-            .is_err()
-        {
-            tracing::warn!("gave up publishing the last events");
-        }
-    }
-
-    /// Reads the events after the last one published, oldest first, and publishes
-    /// them in batches.
-    async fn publish_new(&mut self) -> Result<(), StoreError> {
-        const WHAT: &str = "reading new events";
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(err("taking a connection from the pool"))?;
-        loop {
-            let rows = query(
-                &client,
-                WHAT,
-                UNPUBLISHED,
-                &[&self.published, &PUBLISH_BATCH],
-            )
-            .await?;
-            let mut batch = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let tenant_event = get::<String>(row, 0, WHAT)
-                    .and_then(|tenant| event_from(row, 1).map(|event| (tenant, event)));
-                // A row that cannot be read is skipped, not retried forever.
-                match tenant_event {
-                    Ok(tenant_event) => batch.push(tenant_event),
-                    Err(e) => tracing::warn!(error = %e, "skipping an unreadable event"),
-                }
-            }
-            if let Some(row) = rows.last() {
-                self.published = self.published.max(get(row, 1, WHAT)?);
-            }
-            self.bus.publish(batch);
-            if limit(rows.len()) < PUBLISH_BATCH {
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// Opens a connection and starts `LISTEN` on it.
-async fn subscribe(config: &tokio_postgres::Config) -> Result<Subscription, StoreError> {
-    let (client, mut connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(err("opening the LISTEN connection"))?;
-    let (wake, notified) = mpsc::channel(1);
-    let driver = tokio::spawn(async move {
-        // poll_message drives the connection and yields what the server sends unasked:
-        // notifications and notices.
-        let mut messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                // Full: a wake-up is pending already, which covers this one too.
-                Ok(AsyncMessage::Notification(_)) => {
-                    let _ = wake.try_send(());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "the PostgreSQL LISTEN connection failed");
-                    break;
-                }
-            }
-        }
-    });
-    // From here on, dropping the subscription stops the driver.
-    let subscription = Subscription {
-        client,
-        driver,
-        notified,
-    };
-    subscription
-        .client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
-        .await
-        .map_err(err("subscribing to event notifications"))?;
-    Ok(subscription)
-}
-
-/// Resolves when the store is closed or dropped, or the server is stopping.
-async fn stopped(stop: &mut watch::Receiver<bool>, closed: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone (the store was dropped): stop as well.
-    tokio::select! {
-        _ = stop.wait_for(|stop| *stop) => {}
-        _ = closed.wait_for(|closed| *closed) => {}
     }
 }
 

@@ -18,18 +18,27 @@
 //! Reads run on tokio's blocking pool over a few read-only connections, which WAL lets
 //! read while the writer writes.
 
-use std::path::{Path, PathBuf};
+use async_trait::async_trait;
+use jobwire_core::{Job, Service};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
-
-use async_trait::async_trait;
-use jobwire_core::{Job, Service};
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
+mod migrations;
+mod readers;
+mod writer;
 
+use readers::{decode_rows, Readers, READERS};
+use writer::{
+    checkpoint_loop, encode, insert_events, insert_job_row, last_event_seq, open_writer, seqs,
+    write_loop, Command, JobInsert,
+};
+
+use super::codec::{finished_at, from_json, to_json};
 use super::{
     Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
     Retired, ServiceQuery, Store, StoreError,
@@ -40,105 +49,6 @@ use crate::locking::lock;
 
 /// The database file inside the data directory.
 pub(crate) const DB_FILE: &str = "jobwire.db";
-
-/// The schema as a list of migrations; `PRAGMA user_version` counts those applied.
-///
-/// Rows keep the model as JSON in `body` and copy out the columns that queries filter on.
-/// `AUTOINCREMENT` keeps sequence numbers from ever being reused, which cursors and event
-/// ids rely on. Migration 0 is idempotent (`IF NOT EXISTS`), so databases written before
-/// versioning (user_version 0, tables present) take the later steps as well.
-const MIGRATIONS: &[&str] = &[
-    "
-CREATE TABLE IF NOT EXISTS services (
-    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-    id     TEXT NOT NULL UNIQUE,
-    tenant TEXT,
-    name   TEXT NOT NULL,
-    body   TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS services_name ON services (name);
-CREATE TABLE IF NOT EXISTS jobs (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    id         TEXT NOT NULL UNIQUE,
-    tenant     TEXT NOT NULL,
-    service_id TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    body       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_tenant_seq ON jobs (tenant, seq);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
-CREATE TABLE IF NOT EXISTS job_labels (
-    job_seq INTEGER NOT NULL REFERENCES jobs (seq),
-    key     TEXT NOT NULL,
-    value   TEXT NOT NULL,
-    PRIMARY KEY (job_seq, key)
-);
-CREATE INDEX IF NOT EXISTS job_labels_kv ON job_labels (key, value);
-CREATE TABLE IF NOT EXISTS events (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant     TEXT NOT NULL,
-    job_id     TEXT NOT NULL,
-    kind       TEXT NOT NULL,
-    data       TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_tenant_seq ON events (tenant, seq);
-",
-    // Event streams: the service filter, per-job reads, retention and resume floors.
-    "
-ALTER TABLE events ADD COLUMN service_id TEXT NOT NULL DEFAULT '';
-UPDATE events SET service_id = coalesce(
-    (SELECT service_id FROM jobs WHERE jobs.id = events.job_id), '');
-CREATE INDEX events_job_seq ON events (job_id, seq);
-ALTER TABLE jobs ADD COLUMN finished_at TEXT;
-ALTER TABLE jobs ADD COLUMN events_kept INTEGER NOT NULL DEFAULT 1;
-UPDATE jobs SET finished_at = json_extract(body, '$.finished_at')
-    WHERE status IN ('succeeded', 'failed', 'cancelled');
-CREATE INDEX jobs_prunable ON jobs (finished_at) WHERE events_kept = 1;
-CREATE TABLE event_floors (
-    tenant TEXT PRIMARY KEY,
-    seq    INTEGER NOT NULL
-);
-",
-    // Idempotency keys, per tenant, kept for a window from when they were recorded.
-    "
-CREATE TABLE idempotency_keys (
-    tenant      TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    job_id      TEXT NOT NULL,
-    status      INTEGER,
-    created_at  TEXT NOT NULL,
-    PRIMARY KEY (tenant, key)
-);
-CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
-",
-    // Leases: the server that runs an unfinished job, and until when (Unix ms); and the
-    // per-tenant count of unfinished jobs the insert checks.
-    "
-ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
-ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX jobs_unfinished ON jobs (tenant, seq) WHERE status IN ('queued', 'running');
-",
-    // The status index costs every job change a write and serves no query the partial
-    // index of unfinished jobs and the per-tenant index do not.
-    "
-DROP INDEX IF EXISTS jobs_status;
-",
-    // Services tenants register and retire: a retired service stays (its jobs name it)
-    // but is no longer found; a tenant's live names are unique.
-    "
-ALTER TABLE services ADD COLUMN retired INTEGER NOT NULL DEFAULT 0;
-CREATE UNIQUE INDEX services_live_name ON services (tenant, name)
-    WHERE tenant IS NOT NULL AND retired = 0;
-",
-];
-
-/// Most writes committed in one transaction.
-const MAX_BATCH: usize = 1024;
-/// Reads that run at once, each on a read-only connection of its own; the connections
-/// stay open (opening one parses the schema, which costs more than most reads).
-const READERS: usize = 16;
 
 /// A store in one SQLite database file, WAL mode, `synchronous=FULL`, written by one
 /// thread with group commit; see the module docs.
@@ -153,81 +63,9 @@ pub(crate) struct SqliteStore {
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
 }
 
-/// How often the checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// Copies the WAL into the database file from a thread and connection of its own: a
-/// passive checkpoint never blocks the writer, so commits do not pay for it (the
-/// writer's own automatic checkpoint only steps in when the WAL grows past 50 000 pages).
-fn checkpoint_loop(path: &Path, stop: &mpsc::Receiver<()>) {
-    let conn = match Connection::open(path).and_then(|conn| {
-        conn.execute_batch("PRAGMA synchronous=FULL;")?;
-        Ok(conn)
-    }) {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::warn!(error = %e, "no checkpointer; the writer checkpoints by itself");
-            return;
-        }
-    };
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "a checkpoint failed");
-        }
-    }
-}
-
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
-}
-
-/// What the writer thread is asked to do.
-enum Command {
-    /// Run a write in the next transaction.
-    Write(WriteOp),
-    /// Finish the pending writes, checkpoint the WAL, and stop.
-    Close(oneshot::Sender<Result<(), StoreError>>),
-}
-
-/// A write: given the batch's transaction, it runs and says what to publish and whom to
-/// tell once the batch is committed, or returns `None` when it failed (having told its
-/// caller). Given the error that stopped its batch before it ran, it tells its caller.
-type WriteOp = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Option<Staged> + Send>;
-
-/// A write that succeeded inside an uncommitted transaction.
-struct Staged {
-    /// Its events, to publish after the commit.
-    events: Vec<(String, Event)>,
-    /// Tells the caller how the commit went.
-    reply: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
-}
-
-/// Read-only connections, opened on demand, at most [`READERS`] of them.
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-    permits: tokio::sync::Semaphore,
-}
-
-impl Readers {
-    fn take(&self) -> Result<Connection, StoreError> {
-        if let Some(conn) = lock(&self.idle).pop() {
-            return Ok(conn);
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags)
-            .map_err(err("opening a read connection"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(err("setting the busy timeout"))?;
-        conn.execute_batch("PRAGMA mmap_size=268435456;")
-            .map_err(err("setting pragmas"))?;
-        Ok(conn)
-    }
-
-    fn put(&self, conn: Connection) {
-        lock(&self.idle).push(conn);
     }
 }
 
@@ -237,157 +75,6 @@ fn err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 
 fn closed() -> StoreError {
     StoreError::new("the SQLite store is closed")
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::with_source("encoding a row", e))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::with_source("decoding a row", e))
-}
-
-/// The connection the writer thread owns, set up.
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open(path)
-        .map_err(|e| StoreError::with_source(format!("opening {}", path.display()), e))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(err("setting the busy timeout"))?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-        .map_err(err("switching to WAL mode"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::new(format!(
-            "the database stayed in journal mode {mode}, not WAL"
-        )));
-    }
-    // FULL: a commit is on disk before its writes' futures resolve. Group commit pays
-    // the fsync once per batch, not once per job.
-    // An 8 MiB page cache and memory-mapped reads keep the writer off pread (a much
-    // bigger cache costs more to reset than it saves); checkpoints are the
-    // checkpointer's (see `checkpoint_loop`).
-    conn.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;
-         PRAGMA mmap_size=268435456; PRAGMA wal_autocheckpoint=50000;",
-    )
-    .map_err(err("setting pragmas"))?;
-    migrate(&mut conn)?;
-    // The previous process is gone (one process per data directory): its leases end now.
-    conn.execute(
-        "UPDATE jobs SET lease_until = 0 WHERE status IN ('queued', 'running')",
-        [],
-    )
-    .map_err(err("ending a previous process's leases"))?;
-    Ok(conn)
-}
-
-/// The writer thread: commits batches until closed or every sender is gone.
-fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>, bus: Arc<EventBus>) {
-    let mut closing = None;
-    while closing.is_none() {
-        let Ok(first) = commands.recv() else { break };
-        let mut batch = Vec::new();
-        match first {
-            Command::Write(op) => batch.push(op),
-            Command::Close(done) => closing = Some(done),
-        }
-        while closing.is_none() && batch.len() < MAX_BATCH {
-            match commands.try_recv() {
-                Ok(Command::Write(op)) => batch.push(op),
-                Ok(Command::Close(done)) => closing = Some(done),
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            commit_batch(&mut conn, batch, &bus);
-        }
-    }
-    let checkpointed = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .map_err(err("checkpointing the WAL"))
-        .and_then(|()| {
-            conn.execute_batch("PRAGMA optimize;")
-                .map_err(err("optimizing"))
-        });
-    if let Some(done) = closing {
-        let _ = done.send(checkpointed);
-    }
-}
-
-/// Runs `batch` in one transaction, commits it (or rolls it back when a write failed),
-/// publishes the events in id order and answers every write.
-fn commit_batch(conn: &mut Connection, batch: Vec<WriteOp>, bus: &EventBus) {
-    let mut staged = Vec::with_capacity(batch.len());
-    let committed = (|| {
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err("starting a transaction"))?;
-        let mut ops = batch.into_iter();
-        for op in ops.by_ref() {
-            match op(Ok(&tx)) {
-                Some(done) => staged.push(done),
-                None => {
-                    // Stop here: a failed statement may have ended the transaction, and
-                    // later writes must not commit on their own.
-                    let stopped = StoreError::new(
-                        "rolled back with the rest of its group commit: a write in it failed",
-                    );
-                    for unrun in ops {
-                        unrun(Err(&stopped));
-                    }
-                    // Dropping the transaction rolls it back.
-                    return Err(stopped);
-                }
-            }
-        }
-        tx.commit().map_err(err("committing"))
-    })();
-    match committed {
-        Ok(()) => {
-            bus.publish(
-                staged
-                    .iter_mut()
-                    .flat_map(|s| std::mem::take(&mut s.events)),
-            );
-            for done in staged {
-                (done.reply)(Ok(()));
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "a group commit failed");
-            for done in staged {
-                (done.reply)(Err(StoreError::new(format!("the commit failed: {e}"))));
-            }
-        }
-    }
-}
-
-/// Applies the migrations `conn` has not seen yet, each in its own transaction.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let applied: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(err("reading the schema version"))?;
-    let applied = usize::try_from(applied).unwrap_or(0);
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::new(format!(
-            "the database has schema version {applied}, newer than this server knows ({})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction().map_err(err("starting a migration"))?;
-        tx.execute_batch(sql).map_err(|e| {
-            StoreError::with_source(format!("migrating to version {}", version + 1), e)
-        })?;
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(version + 1).unwrap_or(i64::MAX),
-        )
-        .map_err(err("recording the schema version"))?;
-        tx.commit().map_err(err("committing a migration"))?;
-    }
-    Ok(())
 }
 
 impl SqliteStore {
@@ -422,116 +109,6 @@ impl SqliteStore {
             }),
         })
     }
-
-    /// Runs `f` in the writer's next transaction; resolves once that is committed. `f`
-    /// returns its value and the events it recorded (published after the commit).
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<(T, Vec<(String, Event)>), StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let op: WriteOp = Box::new(move |conn| match conn.map(f) {
-            Ok(Ok((value, events))) => Some(Staged {
-                events,
-                reply: Box::new(move |committed| {
-                    let _ = tx.send(committed.map(|()| value));
-                }),
-            }),
-            Ok(Err(e)) => {
-                let _ = tx.send(Err(e));
-                None
-            }
-            Err(stopped) => {
-                let _ = tx.send(Err(StoreError::new(stopped.to_string())));
-                None
-            }
-        });
-        self.writer.send(Command::Write(op)).map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())?
-    }
-
-    /// Runs `f` on a read connection, on the blocking pool.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
-        let _permit = readers.permits.acquire().await.map_err(|_| closed())?;
-        let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = readers.take()?;
-            let out = f(&conn);
-            readers.put(conn);
-            out
-        })
-        .await
-        .map_err(|e| StoreError::with_source("a read task failed", e))?
-    }
-}
-
-/// The highest event id ever given: `sqlite_sequence` remembers it after those rows are
-/// deleted.
-fn last_event_seq(conn: &Connection) -> Result<i64, StoreError> {
-    let seq: Option<i64> = conn
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(err("reading the last event id"))?;
-    Ok(seq.unwrap_or(0))
-}
-
-/// Events with their data already encoded: the encoding is done by the caller, off the
-/// writer thread, which is the store's one serial resource.
-struct Encoded(Vec<(NewEvent, String)>);
-
-fn encode(events: Vec<NewEvent>) -> Result<Encoded, StoreError> {
-    let encoded = events
-        .into_iter()
-        .map(|e| {
-            let text = to_json(&e.data)?;
-            Ok((e, text))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Encoded(encoded))
-}
-
-/// Inserts events; returns them as recorded, with the ids SQLite gave them.
-fn insert_events(
-    conn: &Connection,
-    tenant: &str,
-    events: Encoded,
-) -> Result<Vec<(String, Event)>, StoreError> {
-    let events = events.0;
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO events (tenant, job_id, service_id, kind, data, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(err("preparing an event insert"))?;
-    let mut recorded = Vec::with_capacity(events.len());
-    for (e, data) in events {
-        stmt.execute(params![
-            tenant,
-            e.job_id,
-            e.service_id,
-            e.kind.as_str(),
-            data,
-            e.created_at
-        ])
-        .map_err(err("inserting an event"))?;
-        recorded.push((tenant.to_owned(), e.recorded(conn.last_insert_rowid())));
-    }
-    Ok(recorded)
-}
-
-fn seqs(events: &[(String, Event)]) -> Vec<i64> {
-    events.iter().map(|(_, e)| e.seq).collect()
 }
 
 /// What a tenant's idempotency key was first used for.
@@ -550,103 +127,6 @@ fn read_key(conn: &Connection, tenant: &str, key: &str) -> Result<Option<KeyReco
         .optional()
     })
     .map_err(err("reading an idempotency key"))
-}
-
-/// The `finished_at` column of a job: set once it is terminal.
-fn finished_at(job: &Job) -> Option<&str> {
-    job.finished_at.as_deref().filter(|_| job.is_finished())
-}
-
-/// A job insert, owned so it can travel to the writer thread.
-struct JobInsert {
-    tenant: String,
-    job: Job,
-    body: String,
-    key: Option<(String, String)>,
-    max_in_flight: i64,
-    owner: String,
-    lease_until: i64,
-}
-
-/// The insert of [`Store::insert_job`], inside the writer's transaction.
-fn insert_job_row(
-    conn: &Connection,
-    new: JobInsert,
-    events: Encoded,
-) -> Result<(Inserted, Vec<(String, Event)>), StoreError> {
-    let JobInsert {
-        tenant,
-        job,
-        body,
-        key,
-        max_in_flight,
-        owner,
-        lease_until,
-    } = new;
-    if let Some((key, _)) = &key {
-        if let Some(record) = read_key(conn, &tenant, key)? {
-            return Ok((Inserted::KeyTaken(record), Vec::new()));
-        }
-    }
-    // Counts no further than the limit.
-    let unfinished: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM (SELECT 1 FROM jobs
-             WHERE tenant = ?1 AND status IN ('queued', 'running') LIMIT ?2)",
-        )
-        .and_then(|mut stmt| stmt.query_row(params![tenant, max_in_flight], |row| row.get(0)))
-        .map_err(err("counting unfinished jobs"))?;
-    if unfinished >= max_in_flight {
-        return Ok((Inserted::AtLimit, Vec::new()));
-    }
-    conn.prepare_cached(
-        "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at, owner, lease_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            job.id,
-            tenant,
-            job.service_id,
-            job.status.as_str(),
-            body,
-            finished_at(&job),
-            owner,
-            lease_until
-        ])
-    })
-    .map_err(err("inserting a job"))?;
-    let seq = conn.last_insert_rowid();
-    if !job.labels.is_empty() {
-        let mut stmt = conn
-            .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
-            .map_err(err("inserting labels"))?;
-        for (k, v) in &job.labels {
-            stmt.execute(params![seq, k, v])
-                .map_err(err("inserting labels"))?;
-        }
-    }
-    if let Some((key, fingerprint)) = &key {
-        conn.prepare_cached(
-            "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![tenant, key, fingerprint, job.id, job.created_at])
-        })
-        .map_err(err("recording an idempotency key"))?;
-    }
-    let recorded = insert_events(conn, &tenant, events)?;
-    Ok((Inserted::Stored(seqs(&recorded)), recorded))
-}
-
-/// Rows of `(seq, body)` decoded.
-fn decode_rows<T: serde::de::DeserializeOwned>(
-    rows: Vec<(i64, String)>,
-) -> Result<Vec<(i64, T)>, StoreError> {
-    rows.into_iter()
-        .map(|(seq, body)| Ok((seq, from_json(&body)?)))
-        .collect()
 }
 
 #[async_trait]
@@ -1368,7 +848,7 @@ mod tests {
         std::fs::create_dir_all(&dir.0).unwrap();
         {
             let conn = Connection::open(dir.0.join(DB_FILE)).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(migrations::MIGRATIONS[0]).unwrap();
             let mut job = Job::new("job_old", "svc_a", JobStatus::Succeeded);
             job.finished_at = Some("2026-01-01T00:00:00.000Z".into());
             conn.execute(
@@ -1391,7 +871,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(version, migrations::MIGRATIONS.len() as i64);
         let events = store
             .events(
                 "t",
