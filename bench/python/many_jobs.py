@@ -13,7 +13,7 @@ is done the way the Rust SDK's `client.run("echo", input)` does it over long pol
 A job is an error when any of its requests fails (an exception or an unexpected
 status), its final status is not `succeeded`, or its output is not its input.
 
-Measured, after 50 warm-up jobs that are not counted:
+Measured, after as many warm-up jobs as are in flight (at least 50), not counted:
 
 - makespan_s: wall-clock seconds for all N jobs;
 - cpu_us_per_job: user + system CPU time of this process over the run
@@ -36,6 +36,7 @@ import resource
 import sys
 import time
 
+# Warm-up jobs at least; as many as are in flight, so that every connection is open.
 WARMUP_JOBS = 50
 WAIT_SECONDS = 10
 # Longer than the server-side wait, so a long poll is never cut short by the client.
@@ -191,11 +192,12 @@ async def benchmark(args):
         except Exception as e:
             print(f"many_jobs.py: cannot reach {args.url}: {e!r}", file=sys.stderr)
             return None
-        await run_jobs(client, 0, WARMUP_JOBS, args.concurrency)
+        warmup = max(WARMUP_JOBS, args.concurrency)
+        await run_jobs(client, 0, warmup, args.concurrency)
 
         cpu_before = cpu_seconds()
         wall_before = time.perf_counter()
-        latencies, errors = await run_jobs(client, WARMUP_JOBS, args.jobs, args.concurrency)
+        latencies, errors = await run_jobs(client, warmup, args.jobs, args.concurrency)
         makespan = time.perf_counter() - wall_before
         cpu = cpu_seconds() - cpu_before
     finally:

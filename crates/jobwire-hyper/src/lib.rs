@@ -63,7 +63,7 @@ impl Default for HyperTransportBuilder {
         HyperTransportBuilder {
             connect_timeout: Some(Duration::from_secs(10)),
             pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 1024,
             http2_prior_knowledge: false,
         }
     }
@@ -82,7 +82,9 @@ impl HyperTransportBuilder {
         self
     }
 
-    /// How many idle connections are kept per host (default 32).
+    /// How many idle connections are kept per host (default 1024). Keep it at least at
+    /// the requests a program has in flight at once: above it, connections are closed
+    /// as they come back and opened again for the next requests.
     pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
         self.pool_max_idle_per_host = max;
         self

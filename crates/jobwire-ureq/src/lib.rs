@@ -48,7 +48,7 @@ impl Default for UreqTransportBuilder {
         UreqTransportBuilder {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
-            max_idle_per_host: 32,
+            max_idle_per_host: 1024,
         }
     }
 }
@@ -66,7 +66,9 @@ impl UreqTransportBuilder {
         self
     }
 
-    /// How many idle connections are kept per host (default 32).
+    /// How many idle connections are kept per host (default 1024). Keep it at least at
+    /// the requests a program has in flight at once: above it, connections are closed
+    /// as they come back and opened again for the next requests.
     pub fn max_idle_per_host(mut self, max: usize) -> Self {
         self.max_idle_per_host = max;
         self
