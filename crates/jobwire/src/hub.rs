@@ -97,7 +97,9 @@ impl Client {
         };
         let _waiting = Waiting { hub, ticket };
         let woken = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), &mut woken)
+            // Boxed: most waits have no deadline, and thousands of them wait at once, so
+            // the timer is kept out of the common wait's future.
+            Some(deadline) => Box::pin(tokio::time::timeout_at(deadline.into(), &mut woken))
                 .await
                 .ok()?,
             None => (&mut woken).await,

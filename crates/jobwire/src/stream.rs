@@ -49,21 +49,34 @@ pub(crate) async fn follow<M: EventProtocol>(
                     None => Read::End,
                 };
                 let now = Instant::now();
-                let mut machine = lock(machine);
-                let Some(follower) = machine.follower() else {
-                    continue;
-                };
-                match read {
-                    Read::Chunk(chunk) => {
-                        follower.on_chunk(now, &chunk);
+                let open = {
+                    let mut machine = lock(machine);
+                    let Some(follower) = machine.follower() else {
                         continue;
+                    };
+                    match read {
+                        Read::Chunk(chunk) => {
+                            follower.on_chunk(now, &chunk);
+                            true
+                        }
+                        Read::Interrupted => true,
+                        Read::Broken(e) => {
+                            follower.on_broken(now, e);
+                            false
+                        }
+                        Read::End => {
+                            follower.on_end(now);
+                            false
+                        }
+                        Read::Silent => {
+                            follower.on_silence(now);
+                            false
+                        }
                     }
-                    Read::Interrupted => continue,
-                    Read::Broken(e) => follower.on_broken(now, e),
-                    Read::End => follower.on_end(now),
-                    Read::Silent => follower.on_silence(now),
+                };
+                if !open {
+                    *body = None;
                 }
-                *body = None;
             }
         }
     }

@@ -79,8 +79,16 @@ enum Phase {
     Refresh,
     /// The deadline passed while waiting for a wake.
     TimedOut,
-    /// Waiting by long-poll.
-    LongPoll { waiter: Waiter, poll: Poll },
+    /// Waiting by long-poll (boxed: most waits never get here, and a wait's state is
+    /// held once per job awaited).
+    LongPoll(Box<LongPoll>),
+}
+
+/// The long-poll part of a plan.
+#[derive(Debug, Clone)]
+struct LongPoll {
+    waiter: Waiter,
+    poll: Poll,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +146,8 @@ impl WaitPlan {
             }
             Phase::Refresh => WaitStep::Refresh,
             Phase::TimedOut => WaitStep::TimedOut,
-            Phase::LongPoll { waiter, poll } => {
+            Phase::LongPoll(long_poll) => {
+                let LongPoll { waiter, poll } = &mut **long_poll;
                 if let Poll::Pausing { wait } = *poll {
                     *poll = Poll::Sent { wait, sent: now };
                     return WaitStep::Poll { wait };
@@ -179,7 +188,8 @@ impl WaitPlan {
     pub fn on_job(&mut self, seen: &mut JobSnapshot, fresh: JobSnapshot, now: Instant) {
         match &mut self.phase {
             Phase::Refresh => self.phase = Phase::Push,
-            Phase::LongPoll { waiter, poll } => {
+            Phase::LongPoll(long_poll) => {
+                let LongPoll { waiter, poll } = &mut **long_poll;
                 if let Poll::Sent { wait, sent } = *poll {
                     let changed = fresh.job.status != seen.job.status;
                     waiter.observe(wait, now.saturating_duration_since(sent), changed);
@@ -204,10 +214,10 @@ impl WaitPlan {
     }
 
     fn long_poll(&mut self) {
-        self.phase = Phase::LongPoll {
+        self.phase = Phase::LongPoll(Box::new(LongPoll {
             waiter: Waiter::new(self.deadline, self.long_poll),
             poll: Poll::Idle,
-        };
+        }));
     }
 }
 
