@@ -383,6 +383,11 @@ impl Follower {
     /// [`Problem::retryable_status`]: crate::Problem::retryable_status
     pub fn on_refused(&mut self, now: Instant, answer: http::Response<Bytes>) {
         let status = answer.status();
+        if status == http::StatusCode::NO_CONTENT {
+            // The standard way to say a stream is over (a job's, resumed after its done).
+            self.end();
+            return;
+        }
         if status.is_success() {
             self.fail(Error::Protocol(format!(
                 "the event stream answered {status} without text/event-stream; \
@@ -818,6 +823,17 @@ mod tests {
         f.step(t0);
         f.on_refused(t0, refused(503, None));
         assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause <= S(1)));
+        // 204: the stream is over (a job's, resumed after its done): no error, no retry.
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).resume_after(9);
+        f.step(t0);
+        f.on_refused(
+            t0,
+            http::Response::builder()
+                .status(204)
+                .body(Bytes::new())
+                .unwrap(),
+        );
+        assert!(matches!(f.step(t0), StreamStep::Stop));
         // A 200 that is not an event stream (a buffering proxy, say) is a protocol error.
         let mut f = Follower::new(StreamTarget::all(), S(45), 1);
         f.step(t0);

@@ -1,6 +1,6 @@
 //! The event streams over real sockets: history then live without gap or duplicate,
-//! resume, 410 once retention removed a resume point, tenants, slow subscribers and
-//! heartbeats. Streams are read with hyper's HTTP/1.1 client and the SDK core's SSE
+//! resume (and 204 once a finished job's stream has nothing more), 410 once retention
+//! removed a resume point, tenants, slow subscribers and heartbeats. Streams are read with hyper's HTTP/1.1 client and the SDK core's SSE
 //! decoder, incrementally, as a client would.
 
 mod common;
@@ -119,6 +119,18 @@ async fn resume_mid_stream_gives_every_later_event_once() {
         .await;
     assert_eq!(resp.status, 400);
     assert_eq!(resp.problem().code, "bad_request");
+
+    // Resumed at (or past) its `done`, a finished job's stream is over: 204, no body —
+    // what makes a browser's EventSource stop. From before the `done`, the rest comes.
+    let done = &seen.last().unwrap().id;
+    for at in [done.as_str(), "999999999"] {
+        let over = client.get_with(&path, &[("Last-Event-ID", at)]).await;
+        assert_eq!(over.status, 204, "at {at}: {over:?}");
+        assert!(over.body.is_empty());
+    }
+    let before_done = &seen[seen.len() - 2].id;
+    let last = open(&server, &path, Some(before_done)).await.rest().await;
+    assert_eq!(kinds(&last), ["done"]);
     server.shutdown().await;
 }
 

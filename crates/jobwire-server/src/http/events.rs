@@ -83,28 +83,42 @@ pub(super) async fn job_events(
     };
     if job.is_finished() {
         // A finished job's events are removed together: none left means they are gone.
+        let store = app.runner.store();
         let any = EventQuery {
             after: 0,
             limit: 1,
             ..query.clone()
         };
-        if app
-            .runner
-            .store()
-            .events(tenant.as_str(), &any)
-            .await?
-            .is_empty()
-        {
+        if store.events(tenant.as_str(), &any).await?.is_empty() {
             return Err(ApiError::gone(format!(
                 "the events of job {id} were removed after the retention window; \
                  read the job with GET /v1/jobs/{id}"
             )));
+        }
+        // Resumed past its `done`: the stream is over, and 204 says so the standard way
+        // (an `EventSource` stops reconnecting).
+        let next = EventQuery {
+            limit: 1,
+            ..query.clone()
+        };
+        if after > 0 && store.events(tenant.as_str(), &next).await?.is_empty() {
+            return Ok(finished_stream());
         }
     }
     let end = End::AfterDone {
         finished_at_open: job.is_finished(),
     };
     Ok(sse_response(Feed::new(&app, tenant, query, live, end)))
+}
+
+/// The answer to a resume of a finished job's stream after its last event.
+fn finished_stream() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// `GET /v1/events?service&job`: every event of the tenant's jobs on one stream.
