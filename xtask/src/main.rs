@@ -3,10 +3,16 @@
 //! - `cargo xtask lint`: formatting, clippy with `-D warnings`, docs with `-D warnings`,
 //!   and the dependency-tree promise (no tokio, hyper or hyper-util under the blocking
 //!   facade or the core);
-//! - `cargo xtask ci`: `lint`, then the README's test command, `cargo test --workspace`;
+//! - `cargo xtask ci`: `lint`, then the README's test command, `cargo test --workspace`,
+//!   then `schemathesis` and `ui`;
 //! - `cargo xtask schemathesis`: the server against its own OpenAPI document with
 //!   schemathesis (a pinned version, installed into a virtual environment under
 //!   `target/`), every check and every phase; CI runs it.
+//! - `cargo xtask ui`: the dashboard's tests — its JavaScript's unit tests under node's
+//!   test runner, then the browser tests in a real headless Chromium (Debian's
+//!   `chromium`, installed when missing) driven by `playwright-core` (installed with
+//!   `npm ci` from the committed lock file), screenshots under `target/ui-screenshots/`;
+//!   CI runs it.
 //! - `cargo xtask bench [--quick]`: the benchmark suite (see `bench.rs`), written to
 //!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
 
@@ -25,13 +31,17 @@ fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "lint" => lint(),
-        "ci" => lint().and_then(|()| test()),
+        "ci" => lint()
+            .and_then(|()| test())
+            .and_then(|()| schemathesis())
+            .and_then(|()| ui()),
         "test" => test(),
         "tree" => dependency_tree(),
         "schemathesis" => schemathesis(),
+        "ui" => ui(),
         "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|ui|bench [--quick]>");
             return ExitCode::from(2);
         }
     };
@@ -174,6 +184,58 @@ fn schemathesis() -> Result<(), String> {
     let _ = server.kill();
     let _ = server.wait();
     result
+}
+
+/// Where the dashboard's files and their tests are.
+const UI: &str = "crates/jobwire-server/ui";
+/// The browser the dashboard's tests drive (Debian's package `chromium`).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The dashboard's tests: node unit tests, then browser tests against the server binary.
+fn ui() -> Result<(), String> {
+    if !Path::new(CHROMIUM).exists() {
+        let sudo = if is_root() { Vec::new() } else { vec!["sudo"] };
+        let apt = |args: &[&str]| {
+            let mut command = Command::new(sudo.first().copied().unwrap_or("apt-get"));
+            if !sudo.is_empty() {
+                command.arg("apt-get");
+            }
+            command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            run_command(command)
+        };
+        apt(&["update", "-qq"])?;
+        apt(&["install", "-y", "-qq", "chromium"])?;
+    }
+    let e2e = format!("{UI}/e2e");
+    let mut npm = Command::new("npm");
+    npm.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&e2e);
+    run_command(npm)?;
+    run("node", &["--test", &format!("{UI}/test/")])?;
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "jobwire-server",
+        "--bin",
+        "jobwire-server",
+    ])?;
+    let mut browser_tests = Command::new("node");
+    browser_tests
+        .arg(format!("{e2e}/run.mjs"))
+        .env("JOBWIRE_SERVER_BIN", "target/debug/jobwire-server")
+        .env("CHROMIUM", CHROMIUM);
+    run_command(browser_tests)?;
+    println!("screenshots: target/ui-screenshots/ (index.txt lists them)");
+    Ok(())
+}
+
+/// Whether this process runs as root (no `sudo` needed to install packages).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {

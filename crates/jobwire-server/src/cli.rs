@@ -40,6 +40,7 @@ OPTIONS:
                            failing them as interrupted (default 30)
     --allow-commands       let tenants register command services (POST /v1/services),
                            whose jobs run programs here with this server's rights
+    --ui, --no-ui          serve the dashboard at /ui, or not (default: served)
     --fault SPEC           misbehave on purpose, to test clients' retries; repeatable.
                            SPEC is KIND[=ARG]:PROBABILITY[:METHOD[:PATH]], KIND one of
                            drop-answer, unavailable=SECONDS, rate-limited=SECONDS,
@@ -71,6 +72,7 @@ struct Cli {
     grace: Duration,
     faults: Faults,
     allow_commands: bool,
+    ui: bool,
 }
 
 /// A positive number of seconds (fractions allowed).
@@ -113,6 +115,7 @@ fn parse(
     let mut fault_specs = Vec::new();
     let mut fault_seed = 0u64;
     let mut allow_commands = false;
+    let mut ui = true;
 
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -134,6 +137,8 @@ fn parse(
             "--data-dir" => data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--memory" if inline.is_none() => memory = true,
             "--allow-commands" if inline.is_none() => allow_commands = true,
+            "--ui" if inline.is_none() => ui = true,
+            "--no-ui" if inline.is_none() => ui = false,
             "--database-url" => database_url = Some(value("--database-url")?),
             "--lease" => lease = Some(seconds(&flag, &value("--lease")?)?),
             "--token" => tokens.push(parse_token(&value("--token")?)?),
@@ -205,6 +210,7 @@ fn parse(
         grace,
         faults,
         allow_commands,
+        ui,
     }))
 }
 
@@ -254,7 +260,8 @@ async fn run(cli: Cli) -> ExitCode {
     let cli_grace = cli.grace;
     let mut config = ServerConfig::new()
         .addr(cli.addr)
-        .allow_commands(cli.allow_commands);
+        .allow_commands(cli.allow_commands)
+        .ui(cli.ui);
     config = match &cli.store {
         Store::Memory => config.memory(),
         Store::Dir(dir) => config.data_dir(dir.clone()),
@@ -299,6 +306,9 @@ async fn run(cli: Cli) -> ExitCode {
         Store::Memory => say!(stdout, "data: in memory (lost on exit)"),
         // The URL may carry a password: not printed.
         Store::Postgres(_) => say!(stdout, "data: PostgreSQL (--database-url)"),
+    }
+    if cli.ui {
+        say!(stdout, "dashboard: {}/ui", server.url());
     }
     if generated_token {
         say!(
@@ -377,6 +387,7 @@ mod tests {
                 grace: Duration::from_secs(30),
                 faults: Faults::new(0),
                 allow_commands: false,
+                ui: true,
             }
         );
     }
@@ -439,6 +450,12 @@ mod tests {
                 .unwrap()
                 .allow_commands
         );
+        assert!(
+            cli(&[], &[]).unwrap().unwrap().ui,
+            "the dashboard by default"
+        );
+        assert!(!cli(&["--no-ui"], &[]).unwrap().unwrap().ui);
+        assert!(cli(&["--no-ui", "--ui"], &[]).unwrap().unwrap().ui);
     }
 
     #[test]
@@ -456,6 +473,7 @@ mod tests {
             &["--token", "tok="],
             &["--memory=yes"],
             &["--allow-commands=yes"],
+            &["--ui=no"],
             &["--heartbeat", "0"],
             &["--fault", "explode:1"],
             &["--fault", "drop-answer:2"],

@@ -77,6 +77,7 @@ pub struct ServerConfig {
     pub(crate) faults: crate::Faults,
     pub(crate) services: Vec<crate::ServiceSpec>,
     pub(crate) allow_commands: bool,
+    pub(crate) ui: bool,
 }
 
 impl ServerConfig {
@@ -105,6 +106,7 @@ impl ServerConfig {
             faults: crate::Faults::default(),
             services: Vec::new(),
             allow_commands: false,
+            ui: false,
         }
     }
 
@@ -258,6 +260,21 @@ impl ServerConfig {
         self
     }
 
+    /// Serves the dashboard at `GET /ui`: a page in the browser that shows the jobs of the
+    /// token it is given as they run, their progress and logs, the services, and the
+    /// throughput, using only the public API (off by default here; the `jobwire-server`
+    /// binary turns it on unless given `--no-ui`). Its files are compiled into the
+    /// server; it loads nothing from elsewhere.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().ui(true);
+    /// # let _ = config;
+    /// ```
+    pub fn ui(mut self, enabled: bool) -> Self {
+        self.ui = enabled;
+        self
+    }
+
     /// Misbehaves on purpose (see [`Faults`](crate::Faults)): drops answers, turns
     /// requests away, stalls, cuts streams — to test retry and timeout handling against.
     pub fn faults(mut self, faults: crate::Faults) -> Self {
@@ -340,6 +357,7 @@ impl fmt::Debug for ServerConfig {
             .field("faults", &self.faults)
             .field("services", &self.services)
             .field("allow_commands", &self.allow_commands)
+            .field("ui", &self.ui)
             .finish()
     }
 }

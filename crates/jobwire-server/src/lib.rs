@@ -198,6 +198,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         heartbeat: config.heartbeat,
         max_events_per_stream: config.max_events_per_stream,
         keys_in_flight: Default::default(),
+        ui: config.ui,
     });
     let connections = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

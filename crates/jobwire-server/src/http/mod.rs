@@ -8,6 +8,7 @@ mod prefer;
 mod problem;
 mod query;
 mod routes;
+mod ui;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +53,8 @@ pub(crate) struct App {
     pub max_events_per_stream: Option<usize>,
     /// Idempotency keys whose first request is being answered.
     pub keys_in_flight: idempotency::InFlight,
+    /// Whether `GET /ui` serves the dashboard.
+    pub ui: bool,
 }
 
 impl App {
@@ -79,7 +82,16 @@ pub(crate) fn router(app: Arc<App>, faults: Option<Arc<crate::faults::Injector>>
         .route("/v1/jobs/{id}", get(routes::get_job))
         .route("/v1/jobs/{id}/cancel", post(routes::cancel))
         .route("/v1/jobs/{id}/events", get(events::job_events))
-        .route("/v1/events", get(events::events))
+        .route("/v1/events", get(events::events));
+    let routes = if app.ui {
+        routes
+            .route("/ui", get(ui::index))
+            .route("/ui/", get(ui::index))
+            .route("/ui/{file}", get(ui::asset))
+    } else {
+        routes
+    };
+    let routes = routes
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed);
     // Inside the request context: injected problems still carry their request id.
