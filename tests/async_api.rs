@@ -162,7 +162,7 @@ async fn errors_match_by_variant() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(matches!(
-        client.job("job_nope").await,
+        client.get_job("job_nope").await,
         Err(Error::NotFound { .. })
     ));
     match client
@@ -187,7 +187,10 @@ async fn errors_match_by_variant() {
         other => panic!("expected JobFailed, got {other:?}"),
     }
     // Bad arguments never reach the server.
-    assert!(matches!(client.job("").await, Err(Error::Invalid { .. })));
+    assert!(matches!(
+        client.get_job("").await,
+        Err(Error::Invalid { .. })
+    ));
     server.shutdown().await;
 }
 

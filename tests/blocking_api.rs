@@ -155,7 +155,7 @@ fn errors_match_by_variant() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(matches!(
-        client.job("job_nope"),
+        client.get_job("job_nope"),
         Err(Error::NotFound { .. })
     ));
     match client.submit("sleep", &json!({"duration_seconds": "long"})) {
@@ -174,7 +174,7 @@ fn errors_match_by_variant() {
         other => panic!("expected JobFailed, got {other:?}"),
     }
     // Bad arguments never reach the server.
-    assert!(matches!(client.job(""), Err(Error::Invalid { .. })));
+    assert!(matches!(client.get_job(""), Err(Error::Invalid { .. })));
     server.shutdown();
 }
 

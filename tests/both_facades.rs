@@ -29,7 +29,7 @@ fn async_and_blocking_in_one_program() {
                 .base_url(url)
                 .token(token)
                 .build()?;
-            let mut job = client.job(&id).await?;
+            let mut job = client.get_job(&id).await?;
             let out: Value = job.result().await?;
             // The same error type, matched the same way.
             match client.service("missing").await {

@@ -54,7 +54,7 @@ async fn async_closure_transport_sees_every_request() {
         .unwrap();
     assert_eq!(services.len(), 5);
     assert!(matches!(
-        client.job("job_missing").await,
+        client.get_job("job_missing").await,
         Err(Error::NotFound { .. })
     ));
 

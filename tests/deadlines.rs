@@ -92,7 +92,10 @@ async fn deadlines_hold_in_the_async_facade() {
     // Without a deadline, the same calls just work.
     let out: Value = client.run("echo", &json!(2)).await.unwrap();
     assert_eq!(out, json!(2));
-    job.cancel().await.unwrap();
+    // The handle keeps its deadline: past it, its cancel times out too; a client free of
+    // it cancels the job.
+    assert!(matches!(job.cancel().await, Err(Error::Timeout { .. })));
+    client.cancel(job.id()).await.unwrap();
     server.shutdown().await;
 }
 
@@ -134,6 +137,7 @@ fn deadlines_hold_in_the_blocking_facade() {
     let result = events.next().unwrap();
     timed_out("a quiet event stream", started, result);
     assert!(events.next().is_none());
-    job.cancel().unwrap();
+    assert!(matches!(job.cancel(), Err(Error::Timeout { .. })));
+    client.cancel(job.id()).unwrap();
     server.shutdown();
 }

@@ -204,7 +204,7 @@ async fn the_budget_stops_retrying_a_server_that_fails_everything() {
         RetryPolicy::default().base_delay(Duration::from_millis(1)),
     );
     for _ in 0..30 {
-        let err = client.job("job_anything").await.unwrap_err();
+        let err = client.get_job("job_anything").await.unwrap_err();
         assert_eq!(
             err.status(),
             Some(http::StatusCode::SERVICE_UNAVAILABLE),
@@ -223,7 +223,7 @@ fn the_budget_stops_retrying_a_server_that_fails_everything_blocking() {
     let policy = RetryPolicy::default().base_delay(Duration::from_millis(1));
     let (client, attempts) = blocking_client(&server, policy);
     for _ in 0..30 {
-        let err = client.job("job_anything").unwrap_err();
+        let err = client.get_job("job_anything").unwrap_err();
         assert_eq!(
             err.status(),
             Some(http::StatusCode::SERVICE_UNAVAILABLE),
@@ -245,7 +245,7 @@ fn what_must_not_be_retried_is_sent_once() {
     assert_eq!(err.status(), Some(http::StatusCode::UNPROCESSABLE_ENTITY));
     // 404: no such job.
     assert!(matches!(
-        client.job("job_none"),
+        client.get_job("job_none"),
         Err(Error::NotFound { .. })
     ));
     assert_eq!(attempts.lock().unwrap().len(), 2);

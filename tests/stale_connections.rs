@@ -78,7 +78,7 @@ async fn stale_pooled_connections_are_retried_async() {
         let service = client.service("echo").await.unwrap();
         assert_eq!(service.name(), "echo");
         let job = client.submit("echo", &json!(i)).await.unwrap();
-        client.job(job.id()).await.unwrap();
+        client.get_job(job.id()).await.unwrap();
     }
     assert!(cut.load(Ordering::SeqCst) > 0, "stale connections were met");
     server.shutdown().await;
@@ -97,7 +97,7 @@ async fn stale_pooled_connections_are_retried_blocking() {
         for i in 0..10 {
             assert_eq!(client.service("echo").unwrap().name(), "echo");
             let job = client.submit("echo", &json!(i)).unwrap();
-            client.job(job.id()).unwrap();
+            client.get_job(job.id()).unwrap();
         }
     })
     .await

@@ -75,7 +75,7 @@ fn calls_and_attempts_are_traced_without_the_token() {
         .unwrap();
     let job = blocking.submit("echo", &json!({"x": 1})).unwrap();
     for _ in 0..6 {
-        blocking.job(job.id()).unwrap();
+        blocking.get_job(job.id()).unwrap();
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (url, id) = (server.url(), job.id().to_owned());
@@ -86,7 +86,7 @@ fn calls_and_attempts_are_traced_without_the_token() {
             .build()
             .unwrap();
         for _ in 0..6 {
-            client.job(&id).await.unwrap();
+            client.get_job(&id).await.unwrap();
         }
         let _ = client.service("missing").await;
         format!("{client:?}")
@@ -156,7 +156,7 @@ fn traceparent_is_sent_when_asked_one_trace_per_call() {
 
     let traced = client(true);
     for _ in 0..8 {
-        traced.job(job.id()).unwrap();
+        traced.get_job(job.id()).unwrap();
     }
     let out: Value = traced.run("echo", &json!({"y": 2})).unwrap();
     assert_eq!(out, json!({"y": 2}));
@@ -192,7 +192,7 @@ fn traceparent_is_sent_when_asked_one_trace_per_call() {
     seen.lock().unwrap().clear();
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let inside = plain.in_trace(incoming).unwrap();
-    inside.job(job.id()).unwrap();
+    inside.get_job(job.id()).unwrap();
     for (_, header) in seen.lock().unwrap().iter() {
         let (trace, parent) = parse(header.as_deref().unwrap());
         assert_eq!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");

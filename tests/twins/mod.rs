@@ -118,7 +118,7 @@ impl Sdk for Blocking {
         self.0.run(service, input)
     }
     fn job(&self, id: &str) -> Result<Self::Job, Error> {
-        self.0.job(id)
+        self.0.get_job(id)
     }
     fn jobs_page(&self, service: &str, limit: u32) -> Result<Page<jobwire_core::Job>, Error> {
         self.0.jobs().service(service).limit(limit).page()
@@ -289,7 +289,7 @@ impl Sdk for Async {
         self.runtime.block_on(self.client.run(service, input))
     }
     fn job(&self, id: &str) -> Result<Self::Job, Error> {
-        self.on(self.runtime.block_on(self.client.job(id)))
+        self.on(self.runtime.block_on(self.client.get_job(id)))
     }
     fn jobs_page(&self, service: &str, limit: u32) -> Result<Page<jobwire_core::Job>, Error> {
         let list = self.client.jobs().service(service).limit(limit);

@@ -209,7 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .run::<_, Value>("echo", &json!({"n": 1}))
                         .await
                         .map(drop),
-                    _ => client.job(&job_id).await.map(drop),
+                    _ => client.get_job(&job_id).await.map(drop),
                 }
                 .map_err(|e| e.to_string())
             })

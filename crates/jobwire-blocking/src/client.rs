@@ -1,12 +1,14 @@
 //! The client: settings, a shared transport, and the drive loop every call goes
 //! through ([`Client::execute`], over the core's [`Call`]), blocking the calling thread.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jobwire_core::backoff::jitter_seed;
-use jobwire_core::call::{Call, CallContext, CallStep};
+use jobwire_core::call::{Answer, Call, CallContext, CallStep};
 use jobwire_core::endpoint::{Endpoint, GetHealth};
+use jobwire_core::options::CallOptions;
 use jobwire_core::throttle::Pacer;
 use jobwire_core::trace::TraceContext;
 use jobwire_core::transport::Transport;
@@ -35,6 +37,8 @@ pub struct Client {
     pub(crate) deadline: Option<Instant>,
     /// The trace this clone's calls belong to ([`Client::in_trace`]).
     trace: Option<TraceContext>,
+    /// This clone's per-call settings ([`Client::with_options`]).
+    pub(crate) options: Arc<CallOptions>,
 }
 
 struct Inner {
@@ -46,6 +50,8 @@ struct Inner {
     pacer: Pacer,
     /// The in-flight limit, when there is one.
     in_flight: Option<Slots>,
+    /// Set by [`Client::close`]: every call fails with [`Error::Closed`].
+    closed: AtomicBool,
 }
 
 /// A counting semaphore: at most `limit` slots taken at once; a thread that asks for one
@@ -95,6 +101,7 @@ impl std::fmt::Debug for Client {
             .field("config", &self.inner.config)
             .field("deadline", &self.deadline)
             .field("trace", &self.trace)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -163,10 +170,12 @@ impl ClientBuilder {
                 hub: Hub::new(&config),
                 pacer: Pacer::new(&config, jitter_seed()),
                 in_flight: config.max_in_flight_value().map(Slots::new),
+                closed: AtomicBool::new(false),
                 config,
             }),
             deadline: None,
             trace: None,
+            options: Arc::default(),
         })
     }
 }
@@ -189,6 +198,25 @@ impl Client {
             config: ClientConfig::default(),
             transport: None,
         }
+    }
+
+    /// A client with `config`'s settings and the default transport: one program can
+    /// build both facades' clients from one `ClientConfig`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// let config = jobwire_blocking::ClientConfig::default().base_url(server.url()).token(server.token());
+    /// let client = jobwire_blocking::Client::from_config(config)?;
+    /// assert_eq!(client.health()?.status, "ok");
+    /// # Ok(()) }
+    /// ```
+    pub fn from_config(config: ClientConfig) -> Result<Client, Error> {
+        ClientBuilder {
+            config,
+            transport: None,
+        }
+        .build()
     }
 
     /// A client for `JOBWIRE_URL` (default `http://127.0.0.1:7878`) with the token in
@@ -245,7 +273,27 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn execute<E: Endpoint>(&self, endpoint: &E) -> Result<E::Output, Error> {
-        let request = endpoint.request(self.config())?;
+        Ok(self.execute_answer(endpoint)?.value)
+    }
+
+    /// [`execute`](Self::execute), with what the successful answer said about itself:
+    /// its status and the server's request id (to quote in a bug report).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire_blocking::core::endpoint::GetHealth;
+    /// let answer = client.execute_answer(&GetHealth)?;
+    /// assert_eq!(answer.status, 200);
+    /// assert!(answer.request_id.unwrap().starts_with("req_"));
+    /// # Ok(()) }
+    /// ```
+    pub fn execute_answer<E: Endpoint>(&self, endpoint: &E) -> Result<Answer<E::Output>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let request = self.options.request(endpoint, self.config())?;
         let mut call = Call::new(request, self.call_context(), jitter_seed());
         loop {
             match call.next(Instant::now()) {
@@ -257,16 +305,63 @@ impl Client {
                     };
                     call.observe(answer, Instant::now());
                 }
-                CallStep::Done(answer) => return endpoint.parse(answer?),
+                CallStep::Done(answer) => return Answer::parse(endpoint, answer?),
             }
         }
     }
 
-    /// What a call of this clone runs under: the shared pacing, its deadline and trace.
+    /// What a call of this clone runs under: the shared pacing, its deadline, trace and
+    /// per-call settings.
     fn call_context(&self) -> CallContext<'_> {
         CallContext::new(self.config(), &self.inner.pacer)
             .deadline(self.deadline)
             .trace(self.trace.clone())
+            .options(&self.options)
+    }
+
+    /// A clone of this client whose calls use `options` — a retry policy, a request
+    /// timeout, extra headers — instead of the client's settings (a clone of a clone
+    /// takes the new ones).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use std::time::Duration;
+    /// use jobwire_blocking::core::retry::RetryPolicy;
+    /// use jobwire_blocking::CallOptions;
+    /// let impatient = client.with_options(
+    ///     CallOptions::default().retry(RetryPolicy::none()).timeout(Duration::from_secs(2)).header("x-team", "data"),
+    /// );
+    /// let out: serde_json::Value = impatient.run("echo", &1)?;
+    /// assert_eq!(out, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_options(&self, options: CallOptions) -> Client {
+        let mut client = self.clone();
+        client.options = Arc::new(options);
+        client
+    }
+
+    /// Closes the client, and every clone of it: the shared event stream ends (waits in
+    /// progress fall back to long-polls, whose next request fails) and this returns once
+    /// its reader thread is gone; every later call fails with [`Error::Closed`].
+    /// Dropping the last clone without closing is fine too: the stream then ends by
+    /// itself.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let out: serde_json::Value = client.run("echo", &1)?;
+    /// client.close();
+    /// assert!(matches!(client.health(), Err(jobwire_blocking::Error::Closed)));
+    /// # let _ = out;
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        self.hub().close();
     }
 
     /// A slot of the in-flight limit, held while one attempt is sent (none without a
@@ -312,8 +407,10 @@ impl Client {
     /// A clone of this client whose every call — each request with its retries, `run`
     /// (submit and wait), event streams and paging walks — ends by `limit` from now,
     /// with [`Error::Timeout`] if it has not finished. A clone of a clone keeps the
-    /// earlier deadline. Job handles it returns are not bound by it (so a job can still
-    /// be cancelled after its wait timed out): bound their waits with `wait_for`.
+    /// earlier deadline. Job handles it returns keep it: their waits, events, results and
+    /// cancels end by it too, so "submit, watch, get the result, all within 30 s" is said
+    /// once. To cancel a job after its deadline passed, `client.cancel(job.id())` with a
+    /// client free of it.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -328,6 +425,13 @@ impl Client {
     pub fn within(&self, limit: Duration) -> Client {
         let mut client = self.clone();
         client.deadline = deadline::earlier(self.deadline, deadline::after(Instant::now(), limit));
+        client
+    }
+
+    /// A clone whose calls end by `deadline` too (the earlier of it and this clone's).
+    pub(crate) fn until(&self, deadline: Option<Instant>) -> Client {
+        let mut client = self.clone();
+        client.deadline = deadline::earlier(self.deadline, deadline);
         client
     }
 

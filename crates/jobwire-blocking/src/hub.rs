@@ -5,7 +5,8 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use jobwire_core::backoff::jitter_seed;
 use jobwire_core::push::{self, Joined, Wake};
@@ -25,18 +26,38 @@ impl push::Waker for Waker {
     }
 }
 
+/// The longest the reader thread's blocked read waits before it looks up: how soon it
+/// stops once nobody waits, or the client closes.
+const TICK: Duration = Duration::from_millis(250);
+
 /// The push state of a client, shared by its clones.
 pub(crate) struct Hub {
     state: Mutex<push::Hub<Waker>>,
+    /// The reader thread, for `close` to wait for.
+    reader: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
-            state: Mutex::new(push::Hub::new(
-                config.stream_idle_timeout_value(),
-                jitter_seed(),
-            )),
+            state: Mutex::new(
+                push::Hub::new(config.stream_idle_timeout_value(), jitter_seed())
+                    .reads_in_ticks(TICK),
+            ),
+            reader: Mutex::new(None),
+        }
+    }
+
+    /// Ends the stream for good and waits for the reader thread to be gone (a tick at
+    /// most).
+    pub(crate) fn close(&self) {
+        lock(&self.state).close();
+        let reader = lock(&self.reader).take();
+        if let Some(reader) = reader {
+            if reader.thread().id() != std::thread::current().id() {
+                // A reader that panicked is gone too.
+                let _ = reader.join();
+            }
         }
     }
 }
@@ -72,10 +93,13 @@ impl Client {
                 let started = std::thread::Builder::new()
                     .name("jobwire-events".into())
                     .spawn(move || read_events(client));
-                if started.is_err() {
-                    // No thread to read with: this wait long-polls.
-                    state.driver_not_started(ticket);
-                    return Some(Wake::LongPoll);
+                match started {
+                    Ok(reader) => *lock(&hub.reader) = Some(reader),
+                    Err(_) => {
+                        // No thread to read with: this wait long-polls.
+                        state.driver_not_started(ticket);
+                        return Some(Wake::LongPoll);
+                    }
                 }
             }
             (ticket, woken)
@@ -96,8 +120,8 @@ impl Client {
 }
 
 /// The reader thread: follows the stream while anyone waits. A blocked read cannot be
-/// interrupted, so after the last wait ends the thread stops at the next byte (a
-/// keep-alive at the latest).
+/// interrupted, so it reads in ticks: after the last wait ends, or the client closes,
+/// the thread stops within one.
 fn read_events(client: Client) {
     let hub = client.hub();
     let mut abandon = push::DriverGuard::new(&hub.state);

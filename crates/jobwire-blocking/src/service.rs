@@ -3,11 +3,12 @@
 
 use jobwire_core::create_or_get::{CreateOrGet, CreateOrGetStep};
 use jobwire_core::endpoint::{CreateService, DeleteService, GetService};
+use jobwire_core::options::RunOptions;
 use jobwire_core::{Error, Service, ServiceSpec, SubmitOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Client, JobHandle};
+use crate::{Client, JobHandle, RunStream};
 
 /// A service, as fetched by [`Client::service`], bound to the client that fetched it.
 ///
@@ -209,6 +210,67 @@ impl ServiceHandle {
     /// ```
     pub fn run<I: Serialize + ?Sized, O: DeserializeOwned>(&self, input: &I) -> Result<O, Error> {
         self.client.run(&self.service.id, input)
+    }
+
+    /// [`run`](Self::run) with options (see [`Client::run_with`]): labels, an
+    /// idempotency key, a server-side wait, a timeout, per-call settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let echo = client.service("echo")?;
+    /// let options = jobwire_blocking::RunOptions::default().idempotency_key("nightly-2026-12-04");
+    /// let out: u32 = echo.run_with(&5, options)?;
+    /// assert_eq!(out, 5);
+    /// # Ok(()) }
+    /// ```
+    pub fn run_with<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        input: &I,
+        options: RunOptions,
+    ) -> Result<O, Error> {
+        self.client.run_with(&self.service.id, input, options)
+    }
+
+    /// Runs a job and streams its events, then its typed result (see
+    /// [`Client::run_stream`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let steps = client.service("steps")?;
+    /// let items = steps.run_stream::<_, serde_json::Value>(&serde_json::json!({"steps": 2, "interval_ms": 1})).count();
+    /// assert!(items >= 4, "submitted, events, done");
+    /// # Ok(()) }
+    /// ```
+    pub fn run_stream<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        input: &I,
+    ) -> RunStream<O> {
+        self.client.run_stream(&self.service.id, input)
+    }
+
+    /// [`run_stream`](Self::run_stream) with options (see [`Client::run_stream_with`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let echo = client.service("echo")?;
+    /// let options = jobwire_blocking::RunOptions::default().label("team", "data");
+    /// let last = echo.run_stream_with::<_, u32>(&3, options).last();
+    /// assert!(matches!(last, Some(Ok(jobwire_blocking::RunEvent::Done(3)))));
+    /// # Ok(()) }
+    /// ```
+    pub fn run_stream_with<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        input: &I,
+        options: RunOptions,
+    ) -> RunStream<O> {
+        self.client
+            .run_stream_with(&self.service.id, input, options)
     }
 
     /// Retires the service (one this client's tenant registered): it is no longer

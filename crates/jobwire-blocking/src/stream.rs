@@ -29,9 +29,10 @@ pub(crate) struct Connection {
 }
 
 /// Follows the stream `machine` asks for until it yields something for its user
-/// (`Some`) or stops (`None`). A blocking read cannot be given a deadline: the
-/// transport's read timeout (the request's `ReadTimeout`, the watchdog's or what is
-/// left of the call's deadline) ends a read that waits too long.
+/// (`Some`) or stops (`None`). A blocking read cannot be cut short: the transport's
+/// read timeout (the request's `ReadTimeout`: the watchdog's, or a tick of a follower
+/// that reads in ticks) ends a read that waits too long, and its `RequestTimeout` (what
+/// is left of the call's deadline) the whole answer.
 pub(crate) fn follow<M: EventProtocol>(
     client: &Client,
     machine: &Mutex<M>,
@@ -61,16 +62,14 @@ pub(crate) fn follow<M: EventProtocol>(
                 let Some(follower) = machine.follower() else {
                     continue;
                 };
+                // The connection is let go at the next `Connect`, if the follower asks
+                // for one: a read that timed out within a tick goes on reading.
                 match read {
                     Some(Ok(0)) | None => follower.on_end(now),
-                    Some(Ok(n)) => {
-                        follower.on_chunk(now, &connection.buf[..n]);
-                        continue;
-                    }
-                    Some(Err(e)) if e.is_timeout() => follower.on_silence(now),
+                    Some(Ok(n)) => follower.on_chunk(now, &connection.buf[..n]),
+                    Some(Err(e)) if e.is_timeout() => follower.on_read_timeout(now),
                     Some(Err(e)) => follower.on_broken(now, e),
                 }
-                connection.body = None;
             }
         }
     }

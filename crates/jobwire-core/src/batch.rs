@@ -4,14 +4,16 @@
 //! A facade runs each input as a job (at most `concurrency` at a time: tasks in
 //! `jobwire`, a bounded set of threads in `jobwire-blocking`) and tells a [`Batch`] what
 //! happened: which jobs it submitted, which ended and how. The batch answers what to do
-//! next — which input to start, and, in a fail-fast run, which jobs to cancel after the
+//! next — start the next input (the driver takes it from its source then, so inputs are
+//! read lazily, as room frees: a bounded channel never holds more than its bound plus
+//! the jobs in flight), wait, or, in a fail-fast run, which jobs to cancel after the
 //! first error — and gathers the results in input order with a [`Summary`].
 //!
 //! ```
 //! use jobwire_core::batch::{Batch, Mode, Next};
 //! use jobwire_core::Error;
 //!
-//! let mut batch = Batch::<u32>::new(3, 2, Mode::FailFast);
+//! let mut batch = Batch::<u32>::new(2, Mode::FailFast);
 //! assert_eq!(batch.next_step(), Next::Start(0));
 //! assert_eq!(batch.next_step(), Next::Start(1));
 //! assert_eq!(batch.next_step(), Next::Wait, "two in flight");
@@ -37,28 +39,28 @@ use crate::Error;
 /// saw it.
 pub type Hook = Arc<dyn Fn(&BatchEvent) + Send + Sync>;
 
-/// The inputs of a batch, how many run at once, and who hears about it: what a
-/// facade's `run_all(..)` and `run_unordered(..)` builders hold. Cheap to clone.
+/// How a batch runs — how many at once, whether the first error stops it, who hears
+/// about it: what a facade's `run_all(..)` and `run_unordered(..)` builders hold beside
+/// their inputs. Cheap to clone.
 ///
 /// ```
 /// use jobwire_core::batch::Plan;
-/// let plan = Plan::new([1, 2, 3]).concurrency(2).on_event(|e| println!("{e:?}"));
-/// assert_eq!((plan.len(), plan.concurrency_value()), (3, 2));
-/// assert_eq!(plan.input(1).unwrap(), serde_json::json!(2));
+/// let plan = Plan::default().concurrency(2).on_event(|e| println!("{e:?}"));
+/// assert_eq!(plan.concurrency_value(), 2);
+/// assert!(plan.follows_events());
 /// ```
 #[derive(Clone)]
 pub struct Plan {
-    /// Each input as JSON, or why it could not be made JSON (that item fails alone).
-    inputs: Arc<Vec<Result<Value, String>>>,
     concurrency: usize,
+    fail_fast: bool,
     hook: Option<Hook>,
 }
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
-            .field("inputs", &self.inputs.len())
             .field("concurrency", &self.concurrency)
+            .field("fail_fast", &self.fail_fast)
             .finish_non_exhaustive()
     }
 }
@@ -66,24 +68,40 @@ impl std::fmt::Debug for Plan {
 /// Jobs in flight at once when the caller does not say.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-impl Plan {
-    /// A plan for `inputs` (serde types or `serde_json::Value`s), [`DEFAULT_CONCURRENCY`]
-    /// at a time, with no hook.
-    pub fn new<I: serde::Serialize>(inputs: impl IntoIterator<Item = I>) -> Self {
-        let inputs = inputs
-            .into_iter()
-            .map(|input| serde_json::to_value(input).map_err(|e| e.to_string()))
-            .collect();
+impl Default for Plan {
+    /// [`DEFAULT_CONCURRENCY`] at a time, every input run, no hook.
+    fn default() -> Self {
         Plan {
-            inputs: Arc::new(inputs),
             concurrency: DEFAULT_CONCURRENCY,
+            fail_fast: false,
             hook: None,
         }
     }
+}
 
+/// An input as JSON, or why it could not be made JSON (that item fails alone).
+pub type Input = Result<Value, String>;
+
+/// Makes an input JSON, as a batch reads it from its source.
+///
+/// ```
+/// assert_eq!(jobwire_core::batch::input(&[1, 2]).unwrap(), serde_json::json!([1, 2]));
+/// ```
+pub fn input<I: serde::Serialize + ?Sized>(item: &I) -> Input {
+    serde_json::to_value(item).map_err(|e| e.to_string())
+}
+
+impl Plan {
     /// At most `n` jobs in flight at once (0 counts as 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
+        self
+    }
+
+    /// Stops at the first error: nothing more starts, the jobs in flight are cancelled
+    /// on the server (for `run_unordered`; `run_all`'s `try_collect` does it anyway).
+    pub fn fail_fast(mut self) -> Self {
+        self.fail_fast = true;
         self
     }
 
@@ -94,31 +112,23 @@ impl Plan {
         self
     }
 
-    /// How many inputs there are.
-    pub fn len(&self) -> usize {
-        self.inputs.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty()
-    }
-
     /// The concurrency asked for.
     pub fn concurrency_value(&self) -> usize {
         self.concurrency
     }
 
-    /// Input `index` as JSON; [`Error::Invalid`] when it could not be made JSON.
-    pub fn input(&self, index: usize) -> Result<Value, Error> {
-        match self.inputs.get(index) {
-            Some(Ok(input)) => Ok(input.clone()),
-            Some(Err(why)) => Err(Error::invalid("input", why.clone())),
-            None => Err(Error::invalid(
-                "input",
-                format!("there is no input {index}"),
-            )),
+    /// Whether the first error stops the batch.
+    pub fn mode(&self) -> Mode {
+        if self.fail_fast {
+            Mode::FailFast
+        } else {
+            Mode::Collect
         }
+    }
+
+    /// Input `index` as JSON; [`Error::Invalid`] when it could not be made JSON.
+    pub fn decode_input(&self, input: Input) -> Result<Value, Error> {
+        input.map_err(|why| Error::invalid("input", why))
     }
 
     /// Whether a hook wants progress events.
@@ -141,16 +151,17 @@ impl Plan {
     /// use jobwire_core::event::{EventKind, JobEvent};
     /// let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     /// let log = heard.clone();
-    /// let plan = Plan::new([1]).on_event(move |e| log.lock().unwrap().push(e.clone()));
+    /// let plan = Plan::default().on_event(move |e| log.lock().unwrap().push(e.clone()));
     /// let progress = JobEvent::new(3, "job_1", EventKind::Progress { fraction: 0.5, message: "half".into() });
     /// assert!(plan.observe_event(0, &progress).is_none());
-    /// assert!(matches!(&heard.lock().unwrap()[0], BatchEvent::Progress { index: 0, .. }));
+    /// assert!(matches!(&heard.lock().unwrap()[0], BatchEvent::Progress { index: 0, job_id, .. } if job_id == "job_1"));
     /// ```
     pub fn observe_event<'e>(&self, index: usize, event: &'e JobEvent) -> Option<&'e crate::Job> {
         match &event.kind {
             EventKind::Progress { fraction, message } => {
                 self.emit(BatchEvent::Progress {
                     index,
+                    job_id: event.job_id.clone(),
                     fraction: *fraction,
                     message: message.clone(),
                 });
@@ -161,32 +172,20 @@ impl Plan {
         }
     }
 
-    /// Tells the hook how input `index` ended.
-    pub fn emit_outcome<O>(&self, index: usize, outcome: &Result<O, Error>) {
+    /// Tells the hook how input `index` ended, its job `job_id` if it got one.
+    pub fn emit_outcome<O>(&self, index: usize, job_id: Option<&str>, outcome: &Result<O, Error>) {
         self.emit(match outcome {
-            Ok(_) => BatchEvent::Finished { index },
+            Ok(_) => BatchEvent::Finished {
+                index,
+                job_id: job_id.unwrap_or_default().to_owned(),
+            },
             Err(e) => BatchEvent::Failed {
                 index,
+                job_id: job_id.map(str::to_owned),
                 kind: e.kind_name(),
             },
         });
     }
-}
-
-/// Stamps the [`Plan`] setters onto a facade's builder holding one in `$field`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __batch_setters {
-    ($field:ident) => {
-        $crate::__forward_setters! { $field:
-            /// At most `n` jobs in flight at once (default 8).
-            fn concurrency(n: usize);
-            /// Calls `hook` with each [`BatchEvent`]($crate::batch::BatchEvent) —
-            /// submitted, progress, finished, failed — to drive a progress bar, say. With
-            /// a hook, each job's events are followed for its progress.
-            fn on_event(hook: impl Fn(&$crate::batch::BatchEvent) + Send + Sync + 'static);
-        }
-    };
 }
 
 /// What happened to one job of a batch, for a progress hook (a bar, a log line).
@@ -204,6 +203,8 @@ pub enum BatchEvent {
     Progress {
         /// Position of the input.
         index: usize,
+        /// Its job.
+        job_id: String,
         /// From 0 to 1.
         fraction: f64,
         /// What the job is doing.
@@ -213,11 +214,15 @@ pub enum BatchEvent {
     Finished {
         /// Position of the input.
         index: usize,
+        /// Its job.
+        job_id: String,
     },
     /// Input `index` failed: its submit, its job, or decoding its output.
     Failed {
         /// Position of the input.
         index: usize,
+        /// Its job, when the submit made one.
+        job_id: Option<String>,
         /// [`Error::kind_name`] of the error.
         kind: &'static str,
     },
@@ -281,7 +286,8 @@ pub enum Mode {
 /// both drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
-    /// Start input `index`.
+    /// Take the next input from the source and start it as input `index`; when the
+    /// source has none left, report [`Batch::exhausted`].
     Start(usize),
     /// Wait for a job in flight to end.
     Wait,
@@ -292,10 +298,11 @@ pub enum Next {
 /// The bookkeeping of one batch; see the module docs.
 #[derive(Debug)]
 pub struct Batch<O> {
-    total: usize,
     concurrency: usize,
     mode: Mode,
     started: usize,
+    /// The source has no more inputs.
+    exhausted: bool,
     /// Inputs in flight, with their job once submitted.
     in_flight: HashMap<usize, Option<String>>,
     outcomes: Vec<Option<Result<O, Error>>>,
@@ -305,15 +312,16 @@ pub struct Batch<O> {
 }
 
 impl<O> Batch<O> {
-    /// A batch of `total` inputs, at most `concurrency` (at least 1) in flight.
-    pub fn new(total: usize, concurrency: usize, mode: Mode) -> Self {
+    /// A batch of inputs read from a source as room frees, at most `concurrency` (at
+    /// least 1) in flight.
+    pub fn new(concurrency: usize, mode: Mode) -> Self {
         Batch {
-            total,
             concurrency: concurrency.max(1),
             mode,
             started: 0,
+            exhausted: false,
             in_flight: HashMap::new(),
-            outcomes: (0..total).map(|_| None).collect(),
+            outcomes: Vec::new(),
             first_error: None,
             summary: Summary::default(),
         }
@@ -323,16 +331,26 @@ impl<O> Batch<O> {
     /// else wait while jobs are in flight.
     pub fn next_step(&mut self) -> Next {
         let stopped = self.first_error.is_some();
-        if !stopped && self.started < self.total && self.in_flight.len() < self.concurrency {
+        if !stopped && !self.exhausted && self.in_flight.len() < self.concurrency {
             let index = self.started;
             self.started += 1;
             self.in_flight.insert(index, None);
+            self.outcomes.push(None);
             return Next::Start(index);
         }
         if self.in_flight.is_empty() {
             Next::Done
         } else {
             Next::Wait
+        }
+    }
+
+    /// The source had no input `index` (it was the last start's): nothing more starts.
+    pub fn exhausted(&mut self, index: usize) {
+        self.exhausted = true;
+        if self.in_flight.remove(&index).is_some() && index + 1 == self.started {
+            self.started -= 1;
+            self.outcomes.pop();
         }
     }
 
@@ -373,6 +391,19 @@ impl<O> Batch<O> {
             *slot = Some(outcome);
         }
         cancel
+    }
+
+    /// Whether input `index`'s outcome is worth handing to a caller that takes them as
+    /// they come: in a fail-fast batch that stopped, only the error that stopped it (the
+    /// others were cancelled because of it).
+    pub fn reports(&self, index: usize) -> bool {
+        self.first_error.map_or(true, |first| first == index)
+    }
+
+    /// Takes the outcome of input `index` (for a caller that hands them out as they
+    /// come).
+    pub fn take_outcome(&mut self, index: usize) -> Option<Result<O, Error>> {
+        self.outcomes.get_mut(index)?.take()
     }
 
     /// The summary so far.
@@ -425,12 +456,18 @@ mod tests {
 
     #[test]
     fn at_most_concurrency_in_flight_and_results_in_input_order() {
-        let mut batch = Batch::new(5, 2, Mode::Collect);
+        let mut batch = Batch::new(2, Mode::Collect);
         let mut order = Vec::new();
         let mut in_flight = Vec::new();
+        // A source of five inputs.
+        let mut inputs = 0..5usize;
         loop {
             match batch.next_step() {
                 Next::Start(i) => {
+                    if inputs.next().is_none() {
+                        batch.exhausted(i);
+                        continue;
+                    }
                     in_flight.push(i);
                     assert!(in_flight.len() <= 2);
                 }
@@ -461,7 +498,7 @@ mod tests {
 
     #[test]
     fn fail_fast_cancels_the_siblings_and_starts_nothing_more() {
-        let mut batch = Batch::<u8>::new(10, 3, Mode::FailFast);
+        let mut batch = Batch::<u8>::new(3, Mode::FailFast);
         for i in 0..3 {
             assert_eq!(batch.next_step(), Next::Start(i));
         }
@@ -489,19 +526,77 @@ mod tests {
         }
     }
 
+    /// Inputs are taken one start at a time: however long the source, no more than
+    /// `concurrency` are out of it and not yet ended.
+    #[test]
+    fn a_lazy_source_is_read_only_as_room_frees() {
+        let mut batch = Batch::<usize>::new(3, Mode::Collect);
+        let mut taken = 0usize;
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut most = 0;
+        loop {
+            match batch.next_step() {
+                Next::Start(i) if taken < 100 => {
+                    taken += 1;
+                    in_flight.push_back(i);
+                    most = most.max(in_flight.len());
+                }
+                Next::Start(i) => batch.exhausted(i),
+                Next::Wait => {
+                    let i = in_flight.pop_front().unwrap();
+                    batch.finished(i, Ok(i));
+                }
+                Next::Done => break,
+            }
+        }
+        assert_eq!(most, 3);
+        let report = batch.into_report();
+        assert_eq!(report.results.len(), 100);
+        assert!(report.results.iter().all(|(i, r)| r.as_ref().unwrap() == i));
+    }
+
+    /// Results handed out as they come: a fail-fast batch hands out its first error
+    /// and not the cancels it caused.
+    #[test]
+    fn an_unordered_fail_fast_batch_reports_only_its_first_error() {
+        let mut batch = Batch::<u8>::new(3, Mode::FailFast);
+        for i in 0..3 {
+            assert_eq!(batch.next_step(), Next::Start(i));
+            batch.submitted(i, &format!("job_{i}"));
+        }
+        assert_eq!(batch.finished(0, Ok(1)), Vec::<String>::new());
+        assert!(batch.reports(0));
+        assert_eq!(batch.take_outcome(0).unwrap().unwrap(), 1);
+        assert_eq!(batch.finished(2, Err(failed("job_2"))), ["job_1"]);
+        assert!(batch.reports(2));
+        batch.finished(
+            1,
+            Err(Error::JobCancelled {
+                job_id: "job_1".into(),
+            }),
+        );
+        assert!(!batch.reports(1), "a cancel the failure caused is not news");
+        assert_eq!(batch.next_step(), Next::Done);
+    }
+
     #[test]
     fn a_collecting_batch_keeps_going_after_errors() {
-        let mut batch = Batch::<u8>::new(2, 1, Mode::Collect);
+        let mut batch = Batch::<u8>::new(1, Mode::Collect);
         assert_eq!(batch.next_step(), Next::Start(0));
         assert!(batch.finished(0, Err(failed("j"))).is_empty());
         assert_eq!(batch.next_step(), Next::Start(1));
         batch.finished(1, Ok(1));
+        assert_eq!(batch.next_step(), Next::Start(2));
+        batch.exhausted(2);
         assert_eq!(batch.next_step(), Next::Done);
         assert!(
             batch.into_outputs().is_err(),
             "the first error in input order"
         );
-        let empty = Batch::<u8>::new(0, 4, Mode::FailFast);
+        let mut empty = Batch::<u8>::new(4, Mode::FailFast);
+        assert_eq!(empty.next_step(), Next::Start(0));
+        empty.exhausted(0);
+        assert_eq!(empty.next_step(), Next::Done);
         assert_eq!(empty.into_outputs().unwrap(), Vec::<u8>::new());
     }
 }

@@ -43,10 +43,12 @@ use bytes::Bytes;
 use crate::backoff::Jitter;
 use crate::config::ClientConfig;
 use crate::deadline::{time_left, within_deadline};
-use crate::endpoint::subject_of;
+use crate::endpoint::{subject_of, Endpoint};
 use crate::error::Error;
+use crate::options::CallOptions;
 use crate::retry::{Attempt, RetryPolicy};
 use crate::throttle::Pacer;
+use crate::token::{authorize, SharedTokenSource};
 use crate::trace::TraceContext;
 
 /// The W3C trace header of each attempt.
@@ -67,15 +69,26 @@ pub enum CallStep {
     Done(Result<http::Response<Bytes>, Error>),
 }
 
-/// What a call needs of its client: the shared pacing, the retry policy, the deadline
-/// and the trace its attempts belong to.
-#[derive(Debug, Clone)]
+/// What a call needs of its client: the shared pacing, the retry policy, the deadline,
+/// the trace its attempts belong to, and where its token comes from.
+#[derive(Clone)]
 pub struct CallContext<'a> {
     pacer: &'a Pacer,
     retry: &'a RetryPolicy,
     deadline: Option<Instant>,
     trace: Option<TraceContext>,
     traceparent: bool,
+    token_source: Option<&'a SharedTokenSource>,
+}
+
+impl std::fmt::Debug for CallContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("retry", &self.retry)
+            .field("deadline", &self.deadline)
+            .field("trace", &self.trace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> CallContext<'a> {
@@ -88,7 +101,16 @@ impl<'a> CallContext<'a> {
             deadline: None,
             trace: None,
             traceparent: config.traceparent_value(),
+            token_source: config.token_source_value(),
         }
+    }
+
+    /// The call retries as `options` say, if they say (see [`CallOptions::retry`]).
+    pub fn options(mut self, options: &'a CallOptions) -> Self {
+        if let Some(policy) = options.retry_value() {
+            self.retry = policy;
+        }
+        self
     }
 
     /// The call must end by `deadline` ([`Error::Timeout`] otherwise).
@@ -130,6 +152,8 @@ pub struct Call<'a> {
     random: Jitter,
     attempt: u32,
     phase: Phase,
+    /// Whether a 401 already made the token source give a fresh token.
+    refreshed: bool,
     span: tracing::Span,
     attempt_span: tracing::Span,
 }
@@ -158,6 +182,7 @@ impl<'a> Call<'a> {
             random,
             attempt: 0,
             phase: Phase::Start,
+            refreshed: false,
             span,
             attempt_span: tracing::Span::none(),
         }
@@ -202,6 +227,12 @@ impl<'a> Call<'a> {
                     {
                         return CallStep::Done(Err(e));
                     }
+                    // Asked before every attempt: a source may have a fresher token.
+                    if let Some(source) = self.context.token_source {
+                        if let Err(e) = authorize(&mut attempt, source.as_ref()) {
+                            return CallStep::Done(Err(e));
+                        }
+                    }
                     self.phase = Phase::Sent;
                     return CallStep::Send(attempt);
                 }
@@ -226,6 +257,15 @@ impl<'a> Call<'a> {
     /// from it, and the retry policy decides what comes next.
     pub fn observe(&mut self, answer: Result<http::Response<Bytes>, Error>, now: Instant) {
         let context = &self.context;
+        // A token the server turns down: the source is told and asked again, once.
+        let unauthorized = matches!(&answer, Ok(a) if a.status() == http::StatusCode::UNAUTHORIZED);
+        if let (true, false, Some(source)) = (unauthorized, self.refreshed, context.token_source) {
+            source.invalidate();
+            self.refreshed = true;
+            tracing::debug!(parent: &self.attempt_span, reason = "401", "retrying with a fresh token");
+            self.phase = Phase::Start;
+            return;
+        }
         let decision = context.pacer.after(
             context.retry,
             self.attempt,
@@ -268,6 +308,63 @@ impl<'a> Call<'a> {
                 tracing::debug!(parent: &self.attempt_span, %reason, "answered");
                 self.phase = Phase::Answered(answer);
             }
+        }
+    }
+}
+
+/// A successful answer's value, with what the answer said about itself: its status and
+/// the server's request id (to quote in a bug report).
+///
+/// ```
+/// use bytes::Bytes;
+/// use jobwire_core::call::Answer;
+/// use jobwire_core::endpoint::GetHealth;
+///
+/// let response = http::Response::builder()
+///     .header("x-request-id", "req_1")
+///     .body(Bytes::from_static(br#"{"status":"ok","version":"1"}"#))
+///     .unwrap();
+/// let answer = Answer::parse(&GetHealth, response)?;
+/// assert_eq!((answer.status, answer.request_id.as_deref()), (http::StatusCode::OK, Some("req_1")));
+/// assert_eq!(answer.value.status, "ok");
+/// # Ok::<(), jobwire_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Answer<T> {
+    /// What the answer decoded to.
+    pub value: T,
+    /// The answer's HTTP status.
+    pub status: http::StatusCode,
+    /// The answer's `x-request-id`.
+    pub request_id: Option<String>,
+}
+
+impl<T> Answer<T> {
+    /// Parses `response` with `endpoint`, keeping its status and request id.
+    pub fn parse<E: Endpoint<Output = T>>(
+        endpoint: &E,
+        response: http::Response<Bytes>,
+    ) -> Result<Answer<T>, Error> {
+        let status = response.status();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Answer {
+            value: endpoint.parse(response)?,
+            status,
+            request_id,
+        })
+    }
+
+    /// The same answer with its value made into `U`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        Answer {
+            value: f(self.value),
+            status: self.status,
+            request_id: self.request_id,
         }
     }
 }
@@ -516,6 +613,89 @@ mod tests {
             .to_str()
             .unwrap()
             .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    }
+
+    /// A token source is asked before every attempt; a 401 tells it and the call goes
+    /// once more, with the fresh token — once: a second 401 is the answer.
+    #[test]
+    fn a_401_asks_the_token_source_again_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let asked = Arc::new(AtomicUsize::new(0));
+        let invalidated = Arc::new(AtomicUsize::new(0));
+        struct Source(Arc<AtomicUsize>, Arc<AtomicUsize>);
+        impl crate::token::TokenSource for Source {
+            fn token(&self) -> Result<String, crate::BoxError> {
+                let n = self.0.fetch_add(1, Ordering::SeqCst);
+                Ok(format!("t{}", n + self.1.load(Ordering::SeqCst) * 10))
+            }
+            fn invalidate(&self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let config = ClientConfig::default()
+            .token_source(Source(asked.clone(), invalidated.clone()))
+            .validate()
+            .unwrap();
+        let pacer = Pacer::new(&config, 1);
+        let mut sent = Vec::new();
+        let call = Call::new(get(), CallContext::new(&config, &pacer), 1);
+        let (steps, _) = drive(
+            call,
+            Instant::now(),
+            MS(1),
+            vec![status(401), status(200)],
+            &mut sent,
+        );
+        assert_eq!(steps, [Seen::Send, Seen::Send, Seen::Done(Ok(200))]);
+        let tokens: Vec<&str> = sent
+            .iter()
+            .map(|r| r.headers()["authorization"].to_str().unwrap())
+            .collect();
+        assert_eq!(
+            tokens,
+            ["Bearer t0", "Bearer t11"],
+            "asked each time, fresh after the 401"
+        );
+        assert_eq!(invalidated.load(Ordering::SeqCst), 1);
+        let call = Call::new(get(), CallContext::new(&config, &pacer), 1);
+        let (steps, _) = drive(
+            call,
+            Instant::now(),
+            MS(1),
+            vec![status(401), status(401)],
+            &mut Vec::new(),
+        );
+        assert_eq!(
+            steps,
+            [Seen::Send, Seen::Send, Seen::Done(Ok(401))],
+            "once per call"
+        );
+        // A source that fails sends nothing.
+        let failing = ClientConfig::default()
+            .token_source(|| Err::<String, _>("no token today"))
+            .validate()
+            .unwrap();
+        let pacer = Pacer::new(&failing, 1);
+        let call = Call::new(get(), CallContext::new(&failing, &pacer), 1);
+        let (steps, _) = drive(call, Instant::now(), MS(1), vec![], &mut Vec::new());
+        assert_eq!(steps, [Seen::Done(Err("invalid"))]);
+    }
+
+    #[test]
+    fn per_call_options_replace_the_clients_retry_policy() {
+        let config = config(|c| c);
+        let pacer = Pacer::new(&config, 1);
+        let never = crate::options::CallOptions::default().retry(RetryPolicy::none());
+        let call = Call::new(get(), CallContext::new(&config, &pacer).options(&never), 1);
+        let (steps, _) = drive(
+            call,
+            Instant::now(),
+            MS(1),
+            vec![status(503)],
+            &mut Vec::new(),
+        );
+        assert_eq!(steps, [Seen::Send, Seen::Done(Ok(503))]);
     }
 
     #[test]

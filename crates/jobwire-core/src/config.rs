@@ -57,6 +57,8 @@ pub struct ClientConfig {
     max_in_flight: Option<usize>,
     rate_limit: Option<f64>,
     traceparent: bool,
+    /// Asked for the token before each request, instead of `token`.
+    token_source: Option<crate::token::SharedTokenSource>,
     /// `Authorization` and `User-Agent` as header values, made by `validate`.
     headers: Option<Headers>,
 }
@@ -90,6 +92,7 @@ impl Default for ClientConfig {
             max_in_flight: None,
             rate_limit: None,
             traceparent: false,
+            token_source: None,
             headers: None,
         }
     }
@@ -113,6 +116,10 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("rate_limit", &self.rate_limit)
             .field("traceparent", &self.traceparent)
+            .field(
+                "token_source",
+                &self.token_source.as_ref().map(|_| "<source>"),
+            )
             .finish()
     }
 }
@@ -153,6 +160,17 @@ impl ClientConfig {
     /// The bearer token sent with every request.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self.token_source = None;
+        self.headers = None;
+        self
+    }
+
+    /// Asks `source` for the bearer token before each request, instead of sending a
+    /// fixed one (see [`token`](crate::token)); a 401 makes it fetch a fresh one, and
+    /// the call is sent once more. Replaces [`token`](Self::token).
+    pub fn token_source(mut self, source: impl crate::token::TokenSource) -> Self {
+        self.token_source = Some(std::sync::Arc::new(source));
+        self.token = None;
         self.headers = None;
         self
     }
@@ -409,6 +427,11 @@ impl ClientConfig {
         self.token.as_deref()
     }
 
+    /// The token source, if one is set.
+    pub fn token_source_value(&self) -> Option<&crate::token::SharedTokenSource> {
+        self.token_source.as_ref()
+    }
+
     /// The `User-Agent` header value.
     pub fn user_agent_value(&self) -> &str {
         &self.user_agent
@@ -466,6 +489,9 @@ macro_rules! __client_config_setters {
             fn base_url(url: impl Into<String>);
             /// The bearer token sent with every request.
             fn token(token: impl Into<String>);
+            /// Asks `source` for the bearer token before each request (a closure will
+            /// do); a 401 makes it fetch a fresh one, and the call is sent once more.
+            fn token_source(source: impl $crate::token::TokenSource);
             /// How long one plain request may take, answer body included (default 30 s).
             fn timeout(timeout: std::time::Duration);
             /// How long connecting may take (default 10 s).

@@ -37,8 +37,10 @@ pub fn after(now: Instant, limit: Duration) -> Option<Instant> {
     now.checked_add(limit)
 }
 
-/// Fits an attempt into what is left of its call's deadline: its timeout (whole-request
-/// or per-read) is cut to `time_left`; with nothing left, the call is over.
+/// Fits an attempt into what is left of its call's deadline: its whole-request timeout
+/// is cut to `time_left`; an event stream's per-read timeout is cut to it too, and the
+/// stream gets `time_left` as its whole-answer timeout; with nothing left, the call is
+/// over.
 ///
 /// ```
 /// use std::time::Duration;
@@ -64,12 +66,11 @@ pub fn within_deadline<B>(
     let extensions = request.extensions_mut();
     if let Some(ReadTimeout(idle)) = extensions.get::<ReadTimeout>().copied() {
         extensions.insert(ReadTimeout(idle.min(left)));
-    } else {
-        let whole = extensions
-            .get::<RequestTimeout>()
-            .map_or(left, |t| t.0.min(left));
-        extensions.insert(RequestTimeout(whole));
     }
+    let whole = extensions
+        .get::<RequestTimeout>()
+        .map_or(left, |t| t.0.min(left));
+    extensions.insert(RequestTimeout(whole));
     Ok(())
 }
 
@@ -86,13 +87,17 @@ mod tests {
     use crate::transport::{ReadTimeout, RequestTimeout};
 
     #[test]
-    fn a_stream_keeps_its_read_timeout_cut_to_the_deadline() {
+    fn a_stream_gets_its_read_timeout_cut_and_the_deadline_as_its_end() {
         let mut req = http::Request::new(());
         req.extensions_mut()
             .insert(ReadTimeout(Duration::from_secs(45)));
         within_deadline(&mut req, Some(Duration::from_secs(3))).unwrap();
         assert_eq!(ReadTimeout::of(&req), Some(Duration::from_secs(3)));
-        assert_eq!(RequestTimeout::of(&req), None);
+        assert_eq!(
+            RequestTimeout::of(&req),
+            Some(Duration::from_secs(3)),
+            "and the stream ends at the deadline"
+        );
         let mut plain = http::Request::new(());
         within_deadline(&mut plain, Some(Duration::from_secs(3))).unwrap();
         assert_eq!(RequestTimeout::of(&plain), Some(Duration::from_secs(3)));

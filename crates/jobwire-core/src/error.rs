@@ -123,6 +123,9 @@ pub enum Error {
         /// Why it is not valid.
         message: String,
     },
+    /// The client was closed (`client.close()`): it sends nothing more.
+    #[error("the client is closed")]
+    Closed,
 }
 
 impl From<TransportError> for Error {
@@ -202,6 +205,7 @@ impl Error {
             Error::JobFailed { .. } => "job_failed",
             Error::JobCancelled { .. } => "job_cancelled",
             Error::Invalid { .. } => "invalid",
+            Error::Closed => "closed",
         }
     }
 

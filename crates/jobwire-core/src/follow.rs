@@ -43,9 +43,11 @@ use crate::deadline::{deadline_passed, time_left, within_deadline};
 use crate::endpoint::{encode_component, error_from_response, finish, start_stream_request};
 use crate::error::{Error, TransportError};
 use crate::event::{event_id, EventKind, FinishedJob, JobEvent};
+use crate::options::CallOptions;
 use crate::problem::status_meaning;
 use crate::sse::{SseDecoder, SseEvent};
 use crate::stream::{EventProtocol, StreamStep};
+use crate::token::{authorize, SharedTokenSource};
 use crate::Job;
 
 /// The reconnection delay before the server says otherwise (`retry:`).
@@ -261,6 +263,15 @@ pub struct Follower {
     attempts: u32,
     done: bool,
     jitter: Jitter,
+    /// The longest a single read may wait, for a driver whose reads cannot be cut short
+    /// ([`reads_in_ticks`](Self::reads_in_ticks)).
+    tick: Option<Duration>,
+    /// Extra headers of the stream's requests.
+    options: Option<CallOptions>,
+    /// The token source of the last request, told when a 401 turns its token down.
+    token_source: Option<SharedTokenSource>,
+    /// Whether a 401 already made the token source give a fresh token.
+    refreshed: bool,
 }
 
 impl Follower {
@@ -281,7 +292,28 @@ impl Follower {
             attempts: 0,
             done: false,
             jitter: Jitter::new(seed),
+            tick: None,
+            options: None,
+            token_source: None,
+            refreshed: false,
         }
+    }
+
+    /// For a driver that cannot cut a read short (a blocking one): no single read of the
+    /// stream waits longer than `tick` (the requests' per-read timeout), and a read that
+    /// times out before the watchdog's deadline is reported with
+    /// [`on_read_timeout`](Self::on_read_timeout) and read again. So the driver looks up
+    /// at least every `tick` — to stop when it is no longer needed, to end at the call's
+    /// deadline.
+    pub fn reads_in_ticks(mut self, tick: Duration) -> Self {
+        self.tick = Some(tick);
+        self
+    }
+
+    /// Sends `options`' extra headers with the stream's requests.
+    pub fn options(mut self, options: CallOptions) -> Self {
+        self.options = (!options.is_empty()).then_some(options);
+        self
     }
 
     /// Starts after event `id` (as if it had been handed out): only later events come.
@@ -340,17 +372,27 @@ impl Follower {
     /// The request that opens (or resumes) the stream at `now`, its read timeout cut to
     /// what is left of the call's deadline.
     pub fn request(
-        &self,
+        &mut self,
         config: &ClientConfig,
         now: Instant,
     ) -> Result<http::Request<Bytes>, Error> {
         let path = self.target.path()?;
-        let mut builder = start_stream_request(config, &path, self.idle_timeout);
+        let per_read = self
+            .tick
+            .map_or(self.idle_timeout, |tick| tick.min(self.idle_timeout));
+        let mut builder = start_stream_request(config, &path, per_read);
         if let Some(id) = self.last_id.filter(|_| self.send_last_id) {
             builder = builder.header("last-event-id", HeaderValue::from(id));
         }
         let mut request = finish(builder, Bytes::new())?;
         within_deadline(&mut request, time_left(self.deadline, now))?;
+        if let Some(options) = &self.options {
+            options.add_headers(&mut request)?;
+        }
+        if let Some(source) = config.token_source_value() {
+            authorize(&mut request, source.as_ref())?;
+        }
+        self.token_source = config.token_source_value().cloned();
         Ok(request)
     }
 
@@ -396,6 +438,15 @@ impl Follower {
             return;
         }
         let error = error_from_response(&answer);
+        if status == http::StatusCode::UNAUTHORIZED && !self.refreshed {
+            if let Some(source) = &self.token_source {
+                // The token turned down: a fresh one, at once, once.
+                source.invalidate();
+                self.refreshed = true;
+                self.phase = Phase::Closed { at: Some(now) };
+                return;
+            }
+        }
         if status == http::StatusCode::GONE && self.target.is_job() {
             self.phase = Phase::Refresh;
         } else if status_meaning(status.as_u16()).retryable {
@@ -504,6 +555,22 @@ impl Follower {
             return;
         }
         self.phase = Phase::Closed { at: Some(now) };
+    }
+
+    /// Reports that a read timed out at the per-read timeout of
+    /// [`reads_in_ticks`](Self::reads_in_ticks): before the watchdog's deadline, nothing
+    /// changes (read again); at or after it, the stream is silent
+    /// ([`on_silence`](Self::on_silence)).
+    pub fn on_read_timeout(&mut self, now: Instant) {
+        let silent = match self.phase {
+            Phase::Open { activity } => activity
+                .checked_add(self.idle_timeout)
+                .map_or(true, |silent_at| now >= silent_at),
+            _ => true,
+        };
+        if silent {
+            self.on_silence(now);
+        }
     }
 
     /// Reports the job read after a [`FollowOutput::Refresh`]: a finished job ends the
@@ -907,9 +974,61 @@ mod tests {
         );
     }
 
+    /// A driver that cannot cut reads short reads in ticks: each read waits at most the
+    /// tick; a tick with nothing is no silence until the watchdog's deadline.
+    #[test]
+    fn reads_in_ticks_are_not_silence_before_the_watchdog() {
+        let t0 = Instant::now();
+        let mut f = Follower::new(StreamTarget::all(), S(10), 1).reads_in_ticks(S(1));
+        let req = f.request(&config(), t0).unwrap();
+        assert_eq!(ReadTimeout::of(&req), Some(S(1)));
+        open(&mut f, t0);
+        for n in 1..10 {
+            f.on_read_timeout(t0 + S(n));
+            assert!(
+                matches!(f.step(t0 + S(n)), StreamStep::Read { .. }),
+                "tick {n}"
+            );
+        }
+        f.on_read_timeout(t0 + S(10));
+        assert!(
+            matches!(f.step(t0 + S(10)), StreamStep::Connect { .. }),
+            "the watchdog"
+        );
+    }
+
+    /// A 401 on a stream with a token source: told, and the stream reconnects at once
+    /// with a fresh token, once.
+    #[test]
+    fn a_401_on_a_stream_refreshes_the_token_once() {
+        let t0 = Instant::now();
+        let config = ClientConfig::default()
+            .token_source(|| Ok::<_, std::io::Error>("t".to_owned()))
+            .validate()
+            .unwrap();
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        f.step(t0);
+        let req = f.request(&config, t0).unwrap();
+        assert_eq!(req.headers()["authorization"], "Bearer t");
+        let unauthorized = || {
+            http::Response::builder()
+                .status(401)
+                .body(Bytes::new())
+                .unwrap()
+        };
+        f.on_refused(t0, unauthorized());
+        assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause.is_zero()));
+        f.request(&config, t0).unwrap();
+        f.on_refused(t0, unauthorized());
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Fail(Error::Unauthorized { .. }))
+        ));
+    }
+
     #[test]
     fn the_multiplexed_stream_asks_for_its_filters() {
-        let f = Follower::new(
+        let mut f = Follower::new(
             StreamTarget::All {
                 service: Some("a b".into()),
                 jobs: vec!["j1".into(), "j2".into()],

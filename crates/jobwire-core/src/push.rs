@@ -164,6 +164,8 @@ impl RecentDone {
 pub struct Watchlist {
     idle_timeout: Duration,
     seed: u64,
+    /// The stream's reads in ticks ([`Follower::reads_in_ticks`]).
+    tick: Option<Duration>,
     stream: Stream,
     waiters: HashMap<Ticket, String>,
     by_job: HashMap<String, Vec<Ticket>>,
@@ -180,6 +182,7 @@ impl Watchlist {
         Watchlist {
             idle_timeout,
             seed,
+            tick: None,
             stream: Stream::Stopped,
             waiters: HashMap::new(),
             by_job: HashMap::new(),
@@ -188,6 +191,14 @@ impl Watchlist {
             unavailable_until: None,
             wakes: Vec::new(),
         }
+    }
+
+    /// Reads the stream in ticks of at most `tick` (see [`Follower::reads_in_ticks`]):
+    /// for a driver that cannot cut a read short, so it stops within a tick once nobody
+    /// waits or the hub closes.
+    pub fn reads_in_ticks(mut self, tick: Duration) -> Self {
+        self.tick = Some(tick);
+        self
     }
 
     /// Registers a wait for `job_id`, last seen at event `position` (from its last
@@ -329,9 +340,13 @@ impl EventProtocol for Watchlist {
                 Stream::Stopped => return StreamStep::Stop,
                 Stream::Starting { from } => {
                     let from = *from;
-                    let follower = Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
-                        .routing()
-                        .resume_after(from);
+                    let mut follower =
+                        Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
+                            .routing()
+                            .resume_after(from);
+                    if let Some(tick) = self.tick {
+                        follower = follower.reads_in_ticks(tick);
+                    }
                     self.recent.reset(from);
                     self.stream = Stream::Running {
                         follower: Box::new(follower),
@@ -391,6 +406,8 @@ pub struct Hub<W> {
     list: Watchlist,
     wakers: HashMap<Ticket, W>,
     driving: bool,
+    /// Closed for good ([`close`](Hub::close)): no stream any more.
+    closed: bool,
 }
 
 impl<W: Waker> Hub<W> {
@@ -400,7 +417,24 @@ impl<W: Waker> Hub<W> {
             list: Watchlist::new(idle_timeout, seed),
             wakers: HashMap::new(),
             driving: false,
+            closed: false,
         }
+    }
+
+    /// Reads the stream in ticks of at most `tick` ([`Watchlist::reads_in_ticks`]).
+    pub fn reads_in_ticks(mut self, tick: Duration) -> Self {
+        self.list = self.list.reads_in_ticks(tick);
+        self
+    }
+
+    /// Closes the hub for good (its client was closed): every wait is woken to
+    /// long-poll, no wait registers any more, and the driver's next step is
+    /// [`StreamStep::Stop`]. Whether a driver was running, to wait for.
+    pub fn close(&mut self) -> bool {
+        self.closed = true;
+        self.list.abandon();
+        self.deliver();
+        self.driving
     }
 
     /// Registers a wait for `job_id` last seen at `position`; `channel` makes the waker
@@ -412,6 +446,9 @@ impl<W: Waker> Hub<W> {
         position: Option<u64>,
         channel: impl FnOnce() -> (W, R),
     ) -> Registration<Joined<R>> {
+        if self.closed {
+            return Registration::LongPoll;
+        }
         self.list.register(now, job_id, position).map(|ticket| {
             let (waker, woken) = channel();
             self.wakers.insert(ticket, waker);
@@ -462,7 +499,11 @@ impl<W: Waker> EventProtocol for Hub<W> {
     /// The driver's next step; wakes whom the stream woke. After [`StreamStep::Stop`]
     /// the driver must end: the next wait starts another.
     fn step(&mut self, now: Instant) -> StreamStep<Infallible> {
-        let step = self.list.step(now);
+        let step = if self.closed {
+            StreamStep::Stop
+        } else {
+            self.list.step(now)
+        };
         self.deliver();
         if matches!(step, StreamStep::Stop) {
             self.driving = false;
@@ -800,6 +841,25 @@ mod tests {
         assert!(again);
         hub.driver_failed();
         assert_eq!(c_woken.try_recv(), Ok(Wake::LongPoll));
+    }
+
+    #[test]
+    fn a_closed_hub_stops_its_driver_and_sends_waits_to_long_polls() {
+        let t0 = Instant::now();
+        let mut hub = Hub::new(S(45), 1);
+        let woken = match hub.join(t0, "a", Some(1), std::sync::mpsc::channel) {
+            Registration::Waiting(Joined { woken, .. }) => woken,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hub.step(t0), StreamStep::Connect { pause: S(0) });
+        assert!(hub.close(), "a driver runs: wait for it");
+        assert_eq!(woken.try_recv(), Ok(Wake::LongPoll));
+        assert_eq!(hub.step(t0), StreamStep::Stop);
+        assert!(matches!(
+            hub.join(t0, "b", Some(1), std::sync::mpsc::channel),
+            Registration::LongPoll
+        ));
+        assert!(!hub.close(), "nothing runs any more");
     }
 
     #[test]

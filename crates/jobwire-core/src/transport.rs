@@ -53,9 +53,11 @@ impl RequestTimeout {
 }
 
 /// For an answer that streams without end (an event stream), put in the request's
-/// extensions instead of a [`RequestTimeout`]: how long the transport may wait for the
-/// answer's head, and then for each next piece of its body. Transports must honour it:
-/// it is how a stream that goes silent is noticed (the SDK then reconnects).
+/// extensions: how long the transport may wait for the answer's head, and then for each
+/// next piece of its body. Transports must honour it: it is how a stream that goes
+/// silent is noticed (the SDK then reconnects). A stream under a call's deadline carries
+/// a [`RequestTimeout`] as well, the whole answer's bound: transports end the stream
+/// with a timeout then, however its pieces come.
 ///
 /// ```
 /// use std::time::Duration;

@@ -140,12 +140,14 @@ impl AsyncTransport for HyperTransport {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<AsyncBody>, TransportError> {
-        // A stream's read timeout restarts with every piece; a request timeout does not.
-        let (timeout, per_read) = match ReadTimeout::of(&request) {
-            Some(idle) => (Some(idle), true),
-            None => (RequestTimeout::of(&request), false),
-        };
-        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        // A stream's read timeout restarts with every piece; a request timeout does not,
+        // and bounds a stream too when it has one (a call's deadline).
+        let per_read = ReadTimeout::of(&request);
+        let whole = RequestTimeout::of(&request);
+        let now = tokio::time::Instant::now();
+        let end = whole.and_then(|t| now.checked_add(t));
+        let deadline = earliest(per_read.and_then(|t| now.checked_add(t)), end);
+        let timeout = per_read.or(whole);
         let pending = self.client.request(request.map(Full::new));
         let response = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, pending)
@@ -159,10 +161,22 @@ impl AsyncTransport for HyperTransport {
                 body,
                 deadline,
                 timer: None,
-                timeout,
                 per_read,
+                end,
+                timeout,
             })
         }))
+    }
+}
+
+/// The earlier of two optional instants.
+fn earliest(
+    a: Option<tokio::time::Instant>,
+    b: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -202,7 +216,8 @@ fn source_is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// A hyper body as a stream of data chunks that ends with a timeout error once the
 /// request's deadline passes, so a server that stalls mid-body cannot hang the caller.
-/// With `per_read`, each piece that arrives moves the deadline a whole timeout on.
+/// With `per_read`, each piece that arrives moves the deadline a whole timeout on, never
+/// past `end`.
 struct IncomingStream {
     body: hyper::body::Incoming,
     /// When the body (or, for a stream, the current read) must have arrived.
@@ -210,8 +225,12 @@ struct IncomingStream {
     /// The timer of `deadline`, made only once a read has to wait: most answers arrive
     /// with their head, and then no timer is made at all.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A stream's per-read timeout.
+    per_read: Option<Duration>,
+    /// When the whole answer must have arrived, if ever.
+    end: Option<tokio::time::Instant>,
+    /// The timeout named in a timeout error.
     timeout: Option<Duration>,
-    per_read: bool,
 }
 
 impl Stream for IncomingStream {
@@ -223,8 +242,9 @@ impl Stream for IncomingStream {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if data.is_empty() => continue,
                     Ok(data) => {
-                        if let (true, Some(t)) = (self.per_read, self.timeout) {
+                        if let Some(t) = self.per_read {
                             let next = tokio::time::Instant::now() + t;
+                            let next = self.end.map_or(next, |end| end.min(next));
                             self.deadline = Some(next);
                             if let Some(timer) = self.timer.as_mut() {
                                 timer.as_mut().reset(next);

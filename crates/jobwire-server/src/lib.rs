@@ -74,7 +74,7 @@ mod services;
 mod store;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,6 +201,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         ui: config.ui,
     });
     let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     tokio::spawn(retention::run(
         store,
@@ -212,7 +213,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         (!config.faults.is_empty()).then(|| Arc::new(faults::Injector::new(&config.faults)));
     let task = tokio::spawn(serve(
         listener,
-        http::router(app, injector),
+        http::router(app, injector, requests.clone()),
         config.max_h2_streams,
         connections.clone(),
         stop_rx,
@@ -222,6 +223,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         addr,
         token: first_token,
         connections,
+        requests,
         runner,
         shutdown_grace,
         stop: Some(stop_tx),
@@ -313,6 +315,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     token: String,
     connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicU64>,
     runner: Runner,
     shutdown_grace: Duration,
     stop: Option<oneshot::Sender<()>>,
@@ -346,6 +349,29 @@ impl ServerHandle {
     /// How many client connections are open right now.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// How many requests the server has been asked since it started, every route and
+    /// answer counted: what a test or benchmark reads to count round trips.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// let before = server.requests();
+    /// get_health(&server.url()).await?;
+    /// assert_eq!(server.requests(), before + 1);
+    /// # Ok(()) }
+    /// # async fn get_health(url: &str) -> std::io::Result<()> {
+    /// #     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// #     let mut tcp = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await?;
+    /// #     tcp.write_all(b"GET /v1/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+    /// #     tcp.read_to_end(&mut Vec::new()).await?;
+    /// #     Ok(())
+    /// # }
+    /// ```
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Stops the server gracefully: refuses new jobs (503) at once, lets the running
@@ -409,6 +435,7 @@ pub struct BlockingServerHandle {
     addr: SocketAddr,
     token: String,
     connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -452,6 +479,7 @@ pub fn spawn_blocking_server(config: ServerConfig) -> Result<BlockingServerHandl
                             handle.addr(),
                             handle.token().to_owned(),
                             handle.connections.clone(),
+                            handle.requests.clone(),
                         );
                         let _ = ready_tx.send(Ok(ready));
                         // Stop when asked, or when the handle is gone.
@@ -466,10 +494,11 @@ pub fn spawn_blocking_server(config: ServerConfig) -> Result<BlockingServerHandl
         })
         .map_err(ServerError::Runtime)?;
     match ready_rx.recv() {
-        Ok(Ok((addr, token, connections))) => Ok(BlockingServerHandle {
+        Ok(Ok((addr, token, connections, requests))) => Ok(BlockingServerHandle {
             addr,
             token,
             connections,
+            requests,
             stop: Some(stop_tx),
             thread: Some(thread),
         }),
@@ -505,6 +534,12 @@ impl BlockingServerHandle {
     /// How many client connections are open right now.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// How many requests the server has been asked since it started (see
+    /// [`ServerHandle::requests`]).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Stops the server gracefully (see [`ServerHandle::shutdown`]) and waits for it.

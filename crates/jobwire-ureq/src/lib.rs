@@ -119,15 +119,13 @@ impl Transport for UreqTransport {
         let per_read = ReadTimeout::of(&request);
         let request = request.map(|b| b.to_vec());
         let configured = self.agent.configure_request(request);
-        // An event stream has no end to bound, only each read. A plain request's whole
-        // answer is bounded by its timeout: each read waits at most that long (a socket
-        // timeout that stays the same from request to request, so it is set once per
-        // connection, not per read as a shrinking deadline would be), and the body
-        // reader ends the answer once the deadline has passed.
-        let deadline = match per_read {
-            Some(_) => None,
-            None => timeout.and_then(|t| Instant::now().checked_add(t)),
-        };
+        // A plain request's whole answer is bounded by its timeout: each read waits at
+        // most that long (a socket timeout that stays the same from request to request,
+        // so it is set once per connection, not per read as a shrinking deadline would
+        // be), and the body reader ends the answer once the deadline has passed. An
+        // event stream's reads wait at most its read timeout each; its whole answer is
+        // bounded only when it has a timeout too (a call's deadline).
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let request = configured.timeout_per_read(per_read.or(timeout)).build();
         let response = self.agent.run(request).map_err(classify)?;
         if deadline.is_some_and(|d| Instant::now() > d) {

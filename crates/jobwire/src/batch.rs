@@ -1,15 +1,18 @@
 //! Many jobs at once: [`ServiceHandle::run_all`] (results in input order, or
-//! fail-fast), [`ServiceHandle::run_unordered`] (results as they complete), and
-//! [`JobGuard`] (cancels its jobs when dropped). The bookkeeping is the core's
-//! [`Batch`] and [`Plan`]; this runs the jobs as futures of the caller's task, at most
-//! `concurrency` at a time.
+//! fail-fast), [`ServiceHandle::run_unordered`] (results as they complete), each also
+//! fed from a `Stream` of inputs read as room frees (`run_all_from`,
+//! `run_unordered_from`: a bounded channel works), and [`JobGuard`] (cancels its jobs
+//! when dropped). The bookkeeping is the core's [`Batch`] and [`Plan`]; this runs the
+//! jobs as futures of the caller's task, at most `concurrency` at a time.
 
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_core::Stream;
+use futures_util::future::{select, BoxFuture, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use jobwire_core::batch::{Batch, BatchEvent, BatchReport, Mode, Next, Plan};
+use jobwire_core::batch::{self, Batch, BatchEvent, BatchReport, Input, Mode, Next, Plan};
 use jobwire_core::endpoint::CancelJob;
 use jobwire_core::outcome::job_result;
 use jobwire_core::run::RunPlan;
@@ -20,7 +23,11 @@ use serde::Serialize;
 use crate::stream::lock;
 use crate::{Client, JobHandle, ServiceHandle};
 
-/// A batch whose outcomes come back in input order; from [`ServiceHandle::run_all`].
+/// Where a batch reads its inputs from, one at a time as room frees.
+type Source = Pin<Box<dyn Stream<Item = Input> + Send>>;
+
+/// A batch whose outcomes come back in input order; from [`ServiceHandle::run_all`] or
+/// [`ServiceHandle::run_all_from`].
 ///
 /// ```
 /// # #[tokio::main]
@@ -32,16 +39,16 @@ use crate::{Client, JobHandle, ServiceHandle};
 /// assert_eq!(outputs, [1, 2, 3]);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
 #[must_use = "a batch runs when collected"]
 pub struct RunAll {
     client: Client,
-    service: String,
+    service: Arc<str>,
+    source: Source,
     plan: Plan,
 }
 
 /// A batch whose outcomes come back as they complete; from
-/// [`ServiceHandle::run_unordered`].
+/// [`ServiceHandle::run_unordered`] or [`ServiceHandle::run_unordered_from`].
 ///
 /// ```
 /// # #[tokio::main]
@@ -54,12 +61,30 @@ pub struct RunAll {
 /// assert_eq!(done.len(), 3);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
 #[must_use = "a batch runs when its results are read"]
 pub struct RunUnordered {
     client: Client,
-    service: String,
+    service: Arc<str>,
+    source: Source,
     plan: Plan,
+}
+
+impl std::fmt::Debug for RunAll {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunAll")
+            .field("service", &self.service)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for RunUnordered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunUnordered")
+            .field("service", &self.service)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cancels the jobs added to it when dropped, unless [`disarm`](Self::disarm)ed: the
@@ -113,8 +138,42 @@ impl ServiceHandle {
     pub fn run_all<I: Serialize>(&self, inputs: impl IntoIterator<Item = I>) -> RunAll {
         RunAll {
             client: self.client.clone(),
-            service: self.service.id.clone(),
-            plan: Plan::new(inputs),
+            service: self.service.id.as_str().into(),
+            source: eager(inputs),
+            plan: Plan::default(),
+        }
+    }
+
+    /// [`run_all`](Self::run_all) on inputs taken from `inputs` one at a time, as room
+    /// frees: a lazy or endless stream, or the receiving end of a bounded channel — the
+    /// batch holds no more than `concurrency` inputs beside what the stream buffers.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let (send, mut receive) = tokio::sync::mpsc::channel::<u32>(4);
+    /// tokio::spawn(async move {
+    ///     for i in 0..20 {
+    ///         send.send(i).await.ok(); // waits while the batch is full
+    ///     }
+    /// });
+    /// let inputs = futures_util::stream::poll_fn(move |cx| receive.poll_recv(cx));
+    /// let echo = client.service("echo").await?;
+    /// let outputs: Vec<u32> = echo.run_all_from(inputs).concurrency(4).try_collect().await?;
+    /// assert_eq!(outputs, (0..20).collect::<Vec<_>>());
+    /// # Ok(()) }
+    /// ```
+    pub fn run_all_from<I: Serialize>(
+        &self,
+        inputs: impl Stream<Item = I> + Send + 'static,
+    ) -> RunAll {
+        RunAll {
+            client: self.client.clone(),
+            service: self.service.id.as_str().into(),
+            source: lazy(inputs),
+            plan: Plan::default(),
         }
     }
 
@@ -142,14 +201,96 @@ impl ServiceHandle {
     pub fn run_unordered<I: Serialize>(&self, inputs: impl IntoIterator<Item = I>) -> RunUnordered {
         RunUnordered {
             client: self.client.clone(),
-            service: self.service.id.clone(),
-            plan: Plan::new(inputs),
+            service: self.service.id.as_str().into(),
+            source: eager(inputs),
+            plan: Plan::default(),
+        }
+    }
+
+    /// [`run_unordered`](Self::run_unordered) on inputs taken from `inputs` one at a
+    /// time, as room frees (see [`run_all_from`](Self::run_all_from)).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use futures_util::StreamExt;
+    /// let echo = client.service("echo").await?;
+    /// let endless = futures_util::stream::iter(0u64..);
+    /// let first: Vec<_> = echo.run_unordered_from(endless).results::<u64>().take(5).collect().await;
+    /// assert_eq!(first.len(), 5, "only what was read ran");
+    /// # Ok(()) }
+    /// ```
+    pub fn run_unordered_from<I: Serialize>(
+        &self,
+        inputs: impl Stream<Item = I> + Send + 'static,
+    ) -> RunUnordered {
+        RunUnordered {
+            client: self.client.clone(),
+            service: self.service.id.as_str().into(),
+            source: lazy(inputs),
+            plan: Plan::default(),
         }
     }
 }
 
+/// Inputs made JSON now, handed out one at a time.
+fn eager<I: Serialize>(inputs: impl IntoIterator<Item = I>) -> Source {
+    let inputs: Vec<Input> = inputs.into_iter().map(|i| batch::input(&i)).collect();
+    Box::pin(futures_util::stream::iter(inputs))
+}
+
+/// Inputs made JSON as they are read.
+fn lazy<I: Serialize>(inputs: impl Stream<Item = I> + Send + 'static) -> Source {
+    Box::pin(inputs.map(|i| batch::input(&i)))
+}
+
 impl RunAll {
-    jobwire_core::__batch_setters!(plan);
+    /// At most `n` jobs in flight at once (default 8; 0 counts as 1).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let echo = client.service("echo").await?;
+    /// let outputs: Vec<u32> = echo.run_all(0..32).concurrency(16).try_collect().await?;
+    /// assert_eq!(outputs.len(), 32);
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.plan = self.plan.concurrency(n);
+        self
+    }
+
+    /// Calls `hook` with each [`BatchEvent`] — submitted, progress, finished, failed,
+    /// each with the input's index and its job's id — to drive a progress bar, say.
+    /// With a hook, each job's events are followed for its progress.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use jobwire::BatchEvent;
+    /// let echo = client.service("echo").await?;
+    /// let report = echo
+    ///     .run_all([1, 2])
+    ///     .on_event(|event| {
+    ///         if let BatchEvent::Finished { index, job_id } = event {
+    ///             println!("input {index} done as {job_id}");
+    ///         }
+    ///     })
+    ///     .collect::<u32>()
+    ///     .await;
+    /// assert_eq!(report.summary.succeeded, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&BatchEvent) + Send + Sync + 'static) -> Self {
+        self.plan = self.plan.on_event(hook);
+        self
+    }
 
     /// Runs every input and answers each outcome in input order, with a summary.
     ///
@@ -164,7 +305,7 @@ impl RunAll {
     /// assert_eq!(report.results[3].1.as_ref().unwrap()["i"], 3);
     /// # Ok(()) }
     /// ```
-    pub async fn collect<O: DeserializeOwned>(self) -> BatchReport<O> {
+    pub async fn collect<O: DeserializeOwned + Send + 'static>(self) -> BatchReport<O> {
         self.drive(Mode::Collect).await.into_report()
     }
 
@@ -183,51 +324,85 @@ impl RunAll {
     /// assert!(first_error.is_err(), "and the 30 s job was cancelled");
     /// # Ok(()) }
     /// ```
-    pub async fn try_collect<O: DeserializeOwned>(self) -> Result<Vec<O>, Error> {
+    pub async fn try_collect<O: DeserializeOwned + Send + 'static>(self) -> Result<Vec<O>, Error> {
         self.drive(Mode::FailFast).await.into_outputs()
     }
 
-    /// The batch's drive loop: the core's [`Batch`] decides what to start and what to
-    /// cancel.
-    async fn drive<O: DeserializeOwned>(self, mode: Mode) -> Batch<O> {
+    /// Runs the batch to its end in `mode`.
+    async fn drive<O: DeserializeOwned + Send + 'static>(self, mode: Mode) -> Batch<O> {
         let RunAll {
             client,
             service,
+            source,
             plan,
         } = self;
-        let state = Mutex::new(Batch::new(plan.len(), plan.concurrency_value(), mode));
-        let mut running = FuturesUnordered::new();
-        loop {
-            let next = lock(&state).next_step();
-            match next {
-                Next::Start(index) => {
-                    let (client, service, plan, state) = (&client, &service, &plan, &state);
-                    let submitted = move |job_id: &str| lock(state).submitted(index, job_id);
-                    running.push(async move {
-                        let outcome = client.run_item(service, plan, index, submitted).await;
-                        (index, outcome)
-                    });
-                }
-                Next::Wait => {
-                    let Some((index, outcome)) = running.next().await else {
-                        break;
-                    };
-                    plan.emit_outcome(index, &outcome);
-                    let cancel = lock(&state).finished(index, outcome);
-                    cancel_all(&client, cancel).await;
-                }
-                Next::Done => break,
-            }
-        }
-        drop(running);
-        state
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let mut driver = Driver::new(client, service, source, plan, mode);
+        while driver.next_finished().await.is_some() {}
+        driver.into_batch()
     }
 }
 
 impl RunUnordered {
-    jobwire_core::__batch_setters!(plan);
+    /// At most `n` jobs in flight at once (default 8; 0 counts as 1).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use futures_util::StreamExt;
+    /// let echo = client.service("echo").await?;
+    /// let done = echo.run_unordered(0..32).concurrency(16).results::<u32>().count().await;
+    /// assert_eq!(done, 32);
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.plan = self.plan.concurrency(n);
+        self
+    }
+
+    /// Stops at the first error: nothing more starts, the other jobs in flight are
+    /// cancelled on the server, and the error is the last item.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use futures_util::StreamExt;
+    /// let sleep = client.service("sleep").await?;
+    /// let inputs = [30.0, -1.0, 30.0].map(|s| serde_json::json!({ "duration_seconds": s }));
+    /// let items: Vec<_> = sleep.run_unordered(inputs).fail_fast().results::<serde_json::Value>().collect().await;
+    /// assert!(matches!(items[..], [(1, Err(_))]), "the 30 s jobs were cancelled");
+    /// # Ok(()) }
+    /// ```
+    pub fn fail_fast(mut self) -> Self {
+        self.plan = self.plan.fail_fast();
+        self
+    }
+
+    /// Calls `hook` with each [`BatchEvent`] (see [`RunAll::on_event`]).
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use futures_util::StreamExt;
+    /// let echo = client.service("echo").await?;
+    /// let done = echo
+    ///     .run_unordered([1, 2])
+    ///     .on_event(|event| println!("{event:?}"))
+    ///     .results::<u32>()
+    ///     .count()
+    ///     .await;
+    /// assert_eq!(done, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn on_event(mut self, hook: impl Fn(&BatchEvent) + Send + Sync + 'static) -> Self {
+        self.plan = self.plan.on_event(hook);
+        self
+    }
 
     /// `(index, outcome)` of each input as its job ends, at most `concurrency` jobs in
     /// flight. Dropping the stream starts no more jobs; those in flight go on.
@@ -253,19 +428,134 @@ impl RunUnordered {
         let RunUnordered {
             client,
             service,
+            source,
             plan,
         } = self;
-        let concurrency = plan.concurrency_value();
-        futures_util::stream::iter(0..plan.len())
-            .map(move |index| {
-                let (client, service, plan) = (client.clone(), service.clone(), plan.clone());
-                async move {
-                    let outcome = client.run_item(&service, &plan, index, |_| false).await;
-                    plan.emit_outcome(index, &outcome);
-                    (index, outcome)
+        let mode = plan.mode();
+        let driver = Driver::new(client, service, source, plan, mode);
+        futures_util::stream::unfold(driver, |mut driver| async move {
+            loop {
+                let index = driver.next_finished().await?;
+                if let Some(outcome) = driver.reported(index) {
+                    return Some(((index, outcome), driver));
                 }
-            })
-            .buffer_unordered(concurrency)
+            }
+        })
+    }
+}
+
+/// A job of a batch, running: its input's index and outcome when it ends.
+type Running<O> = BoxFuture<'static, (usize, Result<O, Error>)>;
+
+/// Drives one batch: reads inputs as the core's [`Batch`] makes room, runs each as a
+/// future, hands the batch each outcome and cancels what it says to.
+struct Driver<O> {
+    client: Client,
+    service: Arc<str>,
+    source: Source,
+    plan: Plan,
+    batch: Arc<Mutex<Batch<O>>>,
+    running: FuturesUnordered<Running<O>>,
+    /// An input the batch has room for, not yet read from the source.
+    to_read: Option<usize>,
+}
+
+impl<O: DeserializeOwned + Send + 'static> Driver<O> {
+    fn new(client: Client, service: Arc<str>, source: Source, plan: Plan, mode: Mode) -> Self {
+        let batch = Arc::new(Mutex::new(Batch::new(plan.concurrency_value(), mode)));
+        Driver {
+            client,
+            service,
+            source,
+            plan,
+            batch,
+            running: FuturesUnordered::new(),
+            to_read: None,
+        }
+    }
+
+    /// Runs the batch until an input's job ends and answers that input's index; `None`
+    /// when nothing is left. The jobs in flight go on while the next input is awaited.
+    async fn next_finished(&mut self) -> Option<usize> {
+        loop {
+            let next = match self.to_read {
+                Some(index) => Next::Start(index),
+                None => lock(&self.batch).next_step(),
+            };
+            let index = match next {
+                Next::Start(index) => index,
+                Next::Wait => {
+                    let (index, outcome) = self.running.next().await?;
+                    return Some(self.finish(index, outcome).await);
+                }
+                Next::Done => return None,
+            };
+            self.to_read = Some(index);
+            let read = if self.running.is_empty() {
+                Either::Left(self.source.next().await)
+            } else {
+                match select(self.source.next(), self.running.next()).await {
+                    Either::Left((input, _)) => Either::Left(input),
+                    Either::Right((ended, _)) => Either::Right(ended),
+                }
+            };
+            match read {
+                Either::Left(input) => {
+                    self.to_read = None;
+                    match input {
+                        Some(input) => {
+                            let job = self.start(index, input);
+                            self.running.push(job);
+                        }
+                        None => lock(&self.batch).exhausted(index),
+                    }
+                }
+                Either::Right(Some((ended, outcome))) => {
+                    return Some(self.finish(ended, outcome).await)
+                }
+                Either::Right(None) => {}
+            }
+        }
+    }
+
+    /// Input `index` runs as a job.
+    fn start(&self, index: usize, input: Input) -> Running<O> {
+        let (client, service, plan) =
+            (self.client.clone(), self.service.clone(), self.plan.clone());
+        let batch = self.batch.clone();
+        Box::pin(async move {
+            let mut job_id = None;
+            let submitted = |id: &str| lock(&batch).submitted(index, id);
+            let outcome = client
+                .run_item(&service, &plan, index, input, &mut job_id, submitted)
+                .await;
+            plan.emit_outcome(index, job_id.as_deref(), &outcome);
+            (index, outcome)
+        })
+    }
+
+    /// Hands the batch input `index`'s outcome and cancels what it says to; answers
+    /// `index`.
+    async fn finish(&mut self, index: usize, outcome: Result<O, Error>) -> usize {
+        let cancel = lock(&self.batch).finished(index, outcome);
+        cancel_all(&self.client, cancel).await;
+        index
+    }
+
+    /// Input `index`'s outcome, if it is one to hand out as it comes.
+    fn reported(&mut self, index: usize) -> Option<Result<O, Error>> {
+        let mut batch = lock(&self.batch);
+        if batch.reports(index) {
+            batch.take_outcome(index)
+        } else {
+            None
+        }
+    }
+
+    /// The batch, once it is done.
+    fn into_batch(self) -> Batch<O> {
+        let mut batch = lock(&self.batch);
+        std::mem::replace(&mut *batch, Batch::new(1, Mode::Collect))
     }
 }
 
@@ -292,16 +582,18 @@ impl Client {
     }
 
     /// Runs input `index` of a batch like [`run`](Self::run), telling the plan's hook
-    /// what happens. `submitted(job_id)` answers whether to cancel the job at once (the
-    /// batch stopped meanwhile).
+    /// what happens and `job_id` the job it became. `submitted(job_id)` answers whether
+    /// to cancel the job at once (the batch stopped meanwhile).
     async fn run_item<O: DeserializeOwned>(
         &self,
         service: &str,
         plan: &Plan,
         index: usize,
+        input: Input,
+        job_id: &mut Option<String>,
         submitted: impl FnOnce(&str) -> bool,
     ) -> Result<O, Error> {
-        let input = plan.input(index)?;
+        let input = plan.decode_input(input)?;
         let mut run = RunPlan::new(self.config(), self.deadline, Instant::now());
         if plan.follows_events() {
             // Answered at once: the job's events tell the rest.
@@ -310,6 +602,8 @@ impl Client {
         let mut job = self
             .submit_with(service, &input, run.submit_options())
             .await?;
+        drop(input);
+        *job_id = Some(job.id().to_owned());
         plan.emit(BatchEvent::Submitted {
             index,
             job_id: job.id().to_owned(),

@@ -27,8 +27,11 @@ impl push::Waker for Waker {
 /// The push state of a client, shared by its clones.
 pub(crate) struct Hub {
     state: Mutex<push::Hub<Waker>>,
-    /// Rung when the last waiter leaves, so the driver stops reading at once.
+    /// Rung when the last waiter leaves (or the client closes), so the driver stops
+    /// reading at once.
     emptied: Notify,
+    /// The driver's task, for `close` to wait for.
+    driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Hub {
@@ -39,6 +42,18 @@ impl Hub {
                 jitter_seed(),
             )),
             emptied: Notify::new(),
+            driver: Mutex::new(None),
+        }
+    }
+
+    /// Ends the stream for good and waits for its driver to be gone.
+    pub(crate) async fn close(&self) {
+        let running = lock(&self.state).close();
+        self.emptied.notify_one();
+        let driver = lock(&self.driver).take();
+        if let (true, Some(driver)) = (running, driver) {
+            // A driver that panicked is gone too.
+            let _ = driver.await;
         }
     }
 }
@@ -91,7 +106,7 @@ impl Client {
                 Err(wake) => return Some(wake),
             };
             if start_driver {
-                runtime.spawn(drive(self.clone()));
+                *lock(&hub.driver) = Some(runtime.spawn(drive(self.clone())));
             }
             (ticket, woken)
         };

@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use jobwire_core::call::Answer;
 use jobwire_core::endpoint::{CancelJob, GetJob, SubmitJob};
 use jobwire_core::follow::StreamTarget;
+use jobwire_core::options::RunOptions;
 use jobwire_core::outcome::{input_value, job_result};
 use jobwire_core::run::RunPlan;
 use jobwire_core::wait::{WaitPlan, WaitStep};
@@ -16,7 +18,9 @@ use serde::Serialize;
 use crate::{Client, EventStream};
 
 /// A submitted job. It caches the job as last seen: [`status`](Self::status) reads the
-/// cache, [`refresh`](Self::refresh) and the waits update it.
+/// cache, [`refresh`](Self::refresh) and the waits update it. It keeps the deadline of
+/// the client it was made by (`client.within(..)`): its waits, events, result and
+/// cancel all end by it.
 ///
 /// ```
 /// # #[tokio::main]
@@ -34,6 +38,8 @@ pub struct JobHandle {
     client: Client,
     /// The job as last seen, with its event position (see [`JobSnapshot`]).
     seen: JobSnapshot,
+    /// The status and request id of the last answer about the job.
+    answered: Option<(http::StatusCode, Option<String>)>,
 }
 
 impl Client {
@@ -84,8 +90,8 @@ impl Client {
         options: SubmitOptions,
     ) -> Result<JobHandle, Error> {
         let endpoint = SubmitJob::new(service, input_value(input)?, options.with_fresh_key());
-        let seen = self.execute(&endpoint).await?;
-        Ok(self.job_handle(seen))
+        let answer = self.execute_answer(&endpoint).await?;
+        Ok(self.answered_handle(answer))
     }
 
     /// Submits a job and waits for its result in one call; a job that fails or is
@@ -111,15 +117,78 @@ impl Client {
         service: &str,
         input: &I,
     ) -> Result<O, Error> {
-        let plan = RunPlan::new(self.config(), self.deadline, Instant::now());
-        let mut job = self
+        self.run_with(service, input, RunOptions::default()).await
+    }
+
+    /// [`run`](Self::run) with options: labels, an idempotency key (a caller that
+    /// retries the run with the same key reaches the job the first try made, instead of
+    /// starting the work twice), how long the server may hold the submit's answer, a
+    /// timeout for the whole run, and per-call settings.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use std::time::Duration;
+    /// use jobwire::RunOptions;
+    /// let options = RunOptions::default()
+    ///     .idempotency_key("order-17")
+    ///     .label("team", "data")
+    ///     .timeout(Duration::from_secs(30));
+    /// let first: serde_json::Value = client.run_with("echo", &1, options.clone()).await?;
+    /// let again: serde_json::Value = client.run_with("echo", &1, options).await?; // the same job
+    /// assert_eq!(first, again);
+    /// assert_eq!(client.jobs().label("team", "data").page().await?.items.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        input: &I,
+        options: RunOptions,
+    ) -> Result<O, Error> {
+        let client = self.with_run_options(&options);
+        let plan = RunPlan::with_options(self.config(), self.deadline, &options, Instant::now());
+        let mut job = client
             .submit_with(service, input, plan.submit_options())
             .await?;
         job.wait_until(plan.deadline()).await?;
         job_result(job.job())
     }
 
-    /// A job by id, as it stands now; [`Error::NotFound`] when this tenant has none.
+    /// This client with a run's per-call settings, if it has any.
+    pub(crate) fn with_run_options(&self, options: &RunOptions) -> Client {
+        if options.call_options().is_empty() {
+            self.clone()
+        } else {
+            self.with_options(options.call_options().clone())
+        }
+    }
+
+    /// A handle of the job `id`, without a request: its state is read when it is first
+    /// needed (a wait, a refresh, a result). An id of no job of this tenant is
+    /// [`Error::NotFound`] then.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let id = client.submit("sleep", &serde_json::json!({"duration_seconds": 0.1})).await?.id().to_owned();
+    /// let mut job = client.job(&id); // nothing sent
+    /// assert_eq!(job.wait().await?.status, jobwire::JobStatus::Succeeded);
+    /// # Ok(()) }
+    /// ```
+    pub fn job(&self, id: &str) -> JobHandle {
+        self.job_handle(JobSnapshot::new(
+            Job::new(id, "", JobStatus::Unknown("unread".into())),
+            None,
+        ))
+    }
+
+    /// A job by id, as it stands now: one read; [`Error::NotFound`] when this tenant has
+    /// none.
     ///
     /// ```
     /// # #[tokio::main]
@@ -127,21 +196,80 @@ impl Client {
     /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
     /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
     /// let submitted = client.submit("echo", &1).await?;
-    /// let found = client.job(submitted.id()).await?;
+    /// let found = client.get_job(submitted.id()).await?;
     /// assert_eq!(found.job().service, "echo");
+    /// assert!(matches!(client.get_job("job_nope").await, Err(jobwire::Error::NotFound { .. })));
     /// # Ok(()) }
     /// ```
-    pub async fn job(&self, id: &str) -> Result<JobHandle, Error> {
-        let seen = self.execute(&GetJob::new(id)).await?;
-        Ok(self.job_handle(seen))
+    pub async fn get_job(&self, id: &str) -> Result<JobHandle, Error> {
+        let answer = self.execute_answer(&GetJob::new(id)).await?;
+        Ok(self.answered_handle(answer))
     }
 
-    /// A handle of a job seen as `seen`, free of this clone's deadline (so a job can
-    /// still be cancelled after a wait on it timed out).
+    /// A handle of a job as a list showed it, without a request.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// client.submit("sleep", &serde_json::json!({"duration_seconds": 60})).await?;
+    /// for listed in client.jobs().status(jobwire::JobStatus::Running).page().await?.items {
+    ///     let mut job = client.handle(listed);
+    ///     job.cancel().await?; // one request each
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn handle(&self, job: Job) -> JobHandle {
+        self.job_handle(JobSnapshot::new(job, None))
+    }
+
+    /// Cancels the job `id` (idempotent): one request; the job as it now stands.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let id = client.submit("sleep", &serde_json::json!({"duration_seconds": 60})).await?.id().to_owned();
+    /// assert_eq!(client.cancel(&id).await?.status, jobwire::JobStatus::Cancelled);
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel(&self, id: &str) -> Result<Job, Error> {
+        Ok(self.execute(&CancelJob::new(id)).await?.job)
+    }
+
+    /// Waits for the job `id` to be terminal (bounded by the client's `wait_timeout`,
+    /// if set, and its deadline) and returns it, whatever its outcome.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let id = client.submit("sleep", &serde_json::json!({"duration_seconds": 0.1})).await?.id().to_owned();
+    /// assert_eq!(client.wait(&id).await?.status, jobwire::JobStatus::Succeeded);
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait(&self, id: &str) -> Result<Job, Error> {
+        let mut job = self.job(id);
+        job.wait().await.cloned()
+    }
+
+    /// A handle of a job seen as `seen`, bound by this clone's deadline.
     pub(crate) fn job_handle(&self, seen: JobSnapshot) -> JobHandle {
-        let mut client = self.clone();
-        client.deadline = None;
-        JobHandle { client, seen }
+        JobHandle {
+            client: self.clone(),
+            seen,
+            answered: None,
+        }
+    }
+
+    /// A handle of the job an answer showed, with the answer's status and request id.
+    fn answered_handle(&self, answer: Answer<JobSnapshot>) -> JobHandle {
+        let mut handle = self.job_handle(answer.value);
+        handle.answered = Some((answer.status, answer.request_id));
+        handle
     }
 }
 
@@ -204,9 +332,65 @@ impl JobHandle {
     /// # Ok(()) }
     /// ```
     pub async fn refresh(&mut self) -> Result<&Job, Error> {
-        let fresh = self.client.execute(&GetJob::new(self.id())).await?;
-        self.seen.update(fresh);
-        Ok(&self.seen.job)
+        let answer = self.client.execute_answer(&GetJob::new(self.id())).await?;
+        Ok(self.take(answer))
+    }
+
+    /// Takes a later answer about the job.
+    fn take(&mut self, answer: Answer<JobSnapshot>) -> &Job {
+        self.answered = Some((answer.status, answer.request_id));
+        self.seen.update(answer.value);
+        &self.seen.job
+    }
+
+    /// The server's request id of the last answer about the job (its submit, a refresh,
+    /// a cancel), to quote in a bug report; `None` before the first or when the server
+    /// sent none.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let job = client.submit("echo", &1).await?;
+    /// assert!(job.request_id().unwrap().starts_with("req_"));
+    /// # Ok(()) }
+    /// ```
+    pub fn request_id(&self) -> Option<&str> {
+        self.answered.as_ref()?.1.as_deref()
+    }
+
+    /// The HTTP status of the last answer about the job: 202 for a submit answered at
+    /// once, 200 for one that finished within its server-side wait, 200 for a read.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let job = client.submit("sleep", &serde_json::json!({"duration_seconds": 1})).await?;
+    /// assert_eq!(job.http_status(), Some(http::StatusCode::ACCEPTED));
+    /// # Ok(()) }
+    /// ```
+    pub fn http_status(&self) -> Option<http::StatusCode> {
+        self.answered.as_ref().map(|(status, _)| *status)
+    }
+
+    /// When everything done with this handle must end: the deadline of the client that
+    /// made it (`client.within(..)`), if it had one.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use std::time::Duration;
+    /// let job = client.within(Duration::from_secs(30)).submit("echo", &1).await?;
+    /// assert!(job.deadline().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.client.deadline
     }
 
     /// The job's events — status changes, progress, log lines, output chunks, then
@@ -355,8 +539,10 @@ impl JobHandle {
     /// # Ok(()) }
     /// ```
     pub async fn cancel(&mut self) -> Result<&Job, Error> {
-        let fresh = self.client.execute(&CancelJob::new(self.id())).await?;
-        self.seen.update(fresh);
-        Ok(&self.seen.job)
+        let answer = self
+            .client
+            .execute_answer(&CancelJob::new(self.id()))
+            .await?;
+        Ok(self.take(answer))
     }
 }

@@ -45,6 +45,7 @@ mod events;
 mod hub;
 mod job;
 mod list;
+mod run;
 mod service;
 mod stream;
 
@@ -53,10 +54,15 @@ pub use client::{Client, ClientBuilder};
 pub use events::EventStream;
 pub use job::JobHandle;
 pub use list::{JobList, ServiceList};
+pub use run::RunStream;
 pub use service::ServiceHandle;
 
 pub use jobwire_core::batch::{BatchEvent, BatchReport, Summary};
+pub use jobwire_core::call::Answer;
 pub use jobwire_core::event::{EventKind, JobEvent};
+pub use jobwire_core::options::{CallOptions, RunOptions};
+pub use jobwire_core::run::RunEvent;
+pub use jobwire_core::token::TokenSource;
 pub use jobwire_core::{
     ClientConfig, CommandSpec, Error, FieldError, Health, Job, JobError, JobQuery, JobSnapshot,
     JobStatus, Page, Problem, Progress, Service, ServiceQuery, ServiceSpec, SubmitOptions,

@@ -35,7 +35,7 @@ impl Seen {
             BatchEvent::Submitted { index, job_id } => {
                 seen.unfinished.insert(*index, job_id.clone());
             }
-            BatchEvent::Finished { index } => {
+            BatchEvent::Finished { index, .. } => {
                 seen.unfinished.remove(index);
             }
             BatchEvent::Failed { index, .. } => {
@@ -198,10 +198,17 @@ mod tests {
         };
         assert_eq!(seen.record(&submitted(0)), "1 running");
         assert_eq!(seen.record(&submitted(1)), "2 running");
-        assert_eq!(seen.record(&BatchEvent::Finished { index: 0 }), "1 running");
+        assert_eq!(
+            seen.record(&BatchEvent::Finished {
+                index: 0,
+                job_id: "job_0".into(),
+            }),
+            "1 running"
+        );
         assert_eq!(seen.record(&submitted(2)), "2 running");
         let failed = BatchEvent::Failed {
             index: 2,
+            job_id: Some("job_2".into()),
             kind: "job_failed",
         };
         assert_eq!(seen.record(&failed), "1 running, 1 failed");

@@ -11,7 +11,7 @@ use crate::exit::Failure;
 /// Prints each event of the job as it comes (history first), until `done`.
 pub async fn follow(ctx: &Context, id: &str) -> Result<(), Failure> {
     // Reading the job first makes an unknown id a plain not-found.
-    let job = ctx.client.job(id).await?;
+    let job = ctx.client.get_job(id).await?;
     let mut events = job.events();
     while let Some(event) = events.next().await {
         let event = event?;

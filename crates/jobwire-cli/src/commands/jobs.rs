@@ -35,7 +35,7 @@ pub async fn list(ctx: &Context, args: &JobsArgs) -> Result<(), Failure> {
 
 /// Shows one job as it stands.
 pub async fn show(ctx: &Context, id: &str) -> Result<(), Failure> {
-    let handle = ctx.client.job(id).await?;
+    let handle = ctx.client.get_job(id).await?;
     let job = handle.job();
     if ctx.printer.is_json() {
         return ctx.printer.json(job);

@@ -48,6 +48,12 @@ impl SubmitOptions {
         self
     }
 
+    /// The same options without a server-side wait: answered at once.
+    pub fn without_wait(mut self) -> Self {
+        self.wait = None;
+        self
+    }
+
     /// The server-side wait asked for, if any.
     pub fn wait_value(&self) -> Option<Duration> {
         self.wait

@@ -65,7 +65,11 @@ impl App {
 }
 
 /// The router of API v1 over `app`, with `faults` injected when there are any.
-pub(crate) fn router(app: Arc<App>, faults: Option<Arc<crate::faults::Injector>>) -> Router {
+pub(crate) fn router(
+    app: Arc<App>,
+    faults: Option<Arc<crate::faults::Injector>>,
+    requests: Arc<AtomicU64>,
+) -> Router {
     let routes = Router::new()
         .route("/v1/health", get(routes::health))
         .route("/v1/openapi.json", get(routes::openapi))
@@ -104,7 +108,19 @@ pub(crate) fn router(app: Arc<App>, faults: Option<Arc<crate::faults::Injector>>
     };
     routes
         .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(requests, count_request))
         .with_state(app)
+}
+
+/// Counts every request the server is asked, whatever its route or answer
+/// ([`ServerHandle::requests`](crate::ServerHandle::requests)).
+async fn count_request(
+    axum::extract::State(requests): axum::extract::State<Arc<AtomicU64>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    requests.fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
 }
 
 /// The client's request id if it is sensible (1 to 128 visible ASCII characters).

@@ -1,0 +1,164 @@
+//! Streaming runs: submit a job and follow it to its result in one `Iterator` — its
+//! events as they happen, then its typed result (or its error). The core's
+//! [`RunPlan`] decides how the submit goes and when it all must end, and
+//! [`run_event`] what each event means; the job's event stream (with its resume and
+//! reconnects) carries them.
+
+use std::marker::PhantomData;
+use std::time::Instant;
+
+use jobwire_core::options::RunOptions;
+use jobwire_core::outcome::input_value;
+use jobwire_core::run::{run_event, RunEvent, RunPlan};
+use jobwire_core::Error;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Client, EventStream};
+
+/// A job run as an `Iterator`: [`RunEvent::Submitted`] with its id, each of its events,
+/// then [`RunEvent::Done`] with its typed output — or an error item (the job failed or
+/// was cancelled, the run's deadline passed) — and the end. From
+/// [`Client::run_stream`]. Nothing is sent until the first `next()`.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+/// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+/// use jobwire_blocking::{EventKind, RunEvent};
+///
+/// let input = serde_json::json!({"steps": 3, "interval_ms": 10});
+/// for item in client.run_stream::<_, serde_json::Value>("steps", &input) {
+///     match item? {
+///         RunEvent::Event(event) => {
+///             if let EventKind::Output(chunk) = event.kind {
+///                 print!("{chunk}");
+///             }
+///         }
+///         RunEvent::Done(output) => println!("\n{output}"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use = "an iterator does nothing until iterated"]
+pub struct RunStream<O> {
+    stage: Stage,
+    output: PhantomData<fn() -> O>,
+}
+
+impl<O> std::fmt::Debug for RunStream<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunStream").finish_non_exhaustive()
+    }
+}
+
+/// Where a streaming run stands.
+// One per run, and its stages follow each other: boxing a variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Stage {
+    Submit {
+        client: Client,
+        service: String,
+        input: Result<Value, Error>,
+        plan: RunPlan,
+    },
+    Follow(EventStream),
+    Over,
+}
+
+impl<O: DeserializeOwned> Iterator for RunStream<O> {
+    type Item = Result<RunEvent<O>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match std::mem::replace(&mut self.stage, Stage::Over) {
+            Stage::Submit {
+                client,
+                service,
+                input,
+                plan,
+            } => {
+                let submitted = input
+                    .and_then(|input| client.submit_with(&service, &input, plan.submit_options()));
+                match submitted {
+                    Ok(job) => {
+                        let job_id = job.id().to_owned();
+                        self.stage = Stage::Follow(job.events());
+                        Some(Ok(RunEvent::Submitted { job_id }))
+                    }
+                    Err(e) => Some(Err(e)),
+                }
+            }
+            Stage::Follow(mut events) => match events.next()? {
+                Ok(event) => match run_event(event) {
+                    Ok(RunEvent::Done(output)) => Some(Ok(RunEvent::Done(output))),
+                    Ok(item) => {
+                        self.stage = Stage::Follow(events);
+                        Some(Ok(item))
+                    }
+                    Err(e) => Some(Err(e)),
+                },
+                Err(e) => Some(Err(e)),
+            },
+            Stage::Over => None,
+        }
+    }
+}
+
+impl Client {
+    /// Runs a job on `input` and streams it: its events as they happen, then its typed
+    /// result (see [`RunStream`]), within the deadline of [`run`](Self::run).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let items: Vec<_> = client.run_stream::<_, serde_json::Value>("echo", &7).collect::<Result<_, _>>()?;
+    /// assert!(matches!(items.last(), Some(jobwire_blocking::RunEvent::Done(out)) if *out == 7));
+    /// # Ok(()) }
+    /// ```
+    pub fn run_stream<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        input: &I,
+    ) -> RunStream<O> {
+        self.run_stream_with(service, input, RunOptions::default())
+    }
+
+    /// [`run_stream`](Self::run_stream) with the options of
+    /// [`run_with`](Self::run_with): labels, an idempotency key, a timeout for the whole
+    /// run, per-call settings.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
+    /// # let client = jobwire_blocking::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// use std::time::Duration;
+    /// use jobwire_blocking::RunOptions;
+    /// let slow = serde_json::json!({"duration_seconds": 10});
+    /// let options = RunOptions::default().timeout(Duration::from_millis(300));
+    /// let last = client.run_stream_with::<_, serde_json::Value>("sleep", &slow, options).last();
+    /// assert!(matches!(last, Some(Err(jobwire_blocking::Error::Timeout { .. }))));
+    /// # Ok(()) }
+    /// ```
+    pub fn run_stream_with<I: Serialize + ?Sized, O: DeserializeOwned>(
+        &self,
+        service: &str,
+        input: &I,
+        options: RunOptions,
+    ) -> RunStream<O> {
+        // Answered at once: the job's events tell the rest.
+        let plan = RunPlan::with_options(self.config(), self.deadline, &options, Instant::now())
+            .answered_at_once();
+        RunStream {
+            stage: Stage::Submit {
+                client: self.with_run_options(&options).until(plan.deadline()),
+                service: service.to_owned(),
+                input: input_value(input),
+                plan,
+            },
+            output: PhantomData,
+        }
+    }
+}
