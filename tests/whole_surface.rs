@@ -614,3 +614,66 @@ fn close_ends_the_shared_stream_and_every_later_call() {
         Some(Err(Error::Closed))
     ));
 }
+
+/// The field errors of a validation error.
+fn field_errors<T: std::fmt::Debug>(result: Result<T, Error>) -> Vec<jobwire_core::FieldError> {
+    match result {
+        Err(Error::Validation { problem }) => {
+            assert_eq!(
+                (problem.status, problem.code.as_str()),
+                (422, "validation_failed")
+            );
+            problem.errors
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_wrong_input_is_refused_before_a_request_with_the_servers_own_errors() {
+    let server = spawn_blocking_server(ServerConfig::new()).unwrap();
+    let (async_client, blocking) = clients(&server);
+    let bad = json!({"steps": 0, "interval_ms": "fast", "extra": true});
+
+    // What the server answers when the input is sent (a submit by name is not checked).
+    let from_server = field_errors(blocking.submit("steps", &bad));
+    assert_eq!(from_server.len(), 3, "{from_server:?}");
+
+    let steps = blocking.service("steps").unwrap();
+    let before = server.requests();
+    assert_eq!(field_errors(steps.validate(&bad)), from_server);
+    assert_eq!(field_errors(steps.submit(&bad)), from_server);
+    assert_eq!(field_errors(steps.run::<_, Value>(&bad)), from_server);
+    let mut streamed: Vec<_> = steps.run_stream::<_, Value>(&bad).collect();
+    assert_eq!(streamed.len(), 1);
+    assert_eq!(field_errors(streamed.pop().unwrap()), from_server);
+    let report = steps.run_all([bad.clone()]).collect::<Value>();
+    assert_eq!(
+        report.summary.by_kind.get("validation"),
+        Some(&1),
+        "{:?}",
+        report.summary
+    );
+    assert_eq!(server.requests(), before, "blocking: nothing sent");
+
+    runtime().block_on(async {
+        let steps = async_client.service("steps").await.unwrap();
+        let before = server.requests();
+        assert_eq!(field_errors(steps.validate(&bad)), from_server);
+        assert_eq!(field_errors(steps.submit(&bad).await), from_server);
+        assert_eq!(field_errors(steps.run::<_, Value>(&bad).await), from_server);
+        let mut streamed: Vec<_> = steps.run_stream::<_, Value>(&bad).collect().await;
+        assert_eq!(field_errors(streamed.pop().unwrap()), from_server);
+        let outcomes: Vec<_> = steps
+            .run_unordered([bad.clone()])
+            .results::<Value>()
+            .collect()
+            .await;
+        assert!(matches!(outcomes[..], [(0, Err(Error::Validation { .. }))]));
+        assert_eq!(server.requests(), before, "async: nothing sent");
+        // A good input goes through.
+        let good = json!({"steps": 1, "interval_ms": 1});
+        let out: Value = steps.run(&good).await.unwrap();
+        assert_eq!(out["steps"], 1);
+    });
+}

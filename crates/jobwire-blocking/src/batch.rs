@@ -132,7 +132,7 @@ impl ServiceHandle {
             client: self.client.clone(),
             service: self.service.id.as_str().into(),
             source: eager(inputs),
-            plan: Plan::default(),
+            plan: self.batch_plan(),
         }
     }
 
@@ -165,7 +165,7 @@ impl ServiceHandle {
             client: self.client.clone(),
             service: self.service.id.as_str().into(),
             source: lazy(inputs),
-            plan: Plan::default(),
+            plan: self.batch_plan(),
         }
     }
 
@@ -193,7 +193,7 @@ impl ServiceHandle {
             client: self.client.clone(),
             service: self.service.id.as_str().into(),
             source: eager(inputs),
-            plan: Plan::default(),
+            plan: self.batch_plan(),
         }
     }
 
@@ -219,8 +219,19 @@ impl ServiceHandle {
             client: self.client.clone(),
             service: self.service.id.as_str().into(),
             source: lazy(inputs),
-            plan: Plan::default(),
+            plan: self.batch_plan(),
         }
+    }
+}
+
+impl ServiceHandle {
+    /// How a batch of this service runs by default: with feature `validation`, each
+    /// input checked against the service's input schema before it is sent.
+    fn batch_plan(&self) -> Plan {
+        let plan = Plan::default();
+        #[cfg(feature = "validation")]
+        let plan = plan.checked_against(self.service.clone(), self.input_check.clone());
+        plan
     }
 }
 

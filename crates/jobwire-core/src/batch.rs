@@ -54,6 +54,9 @@ pub struct Plan {
     concurrency: usize,
     fail_fast: bool,
     hook: Option<Hook>,
+    /// The inputs' check before they are sent, with the service it is of.
+    #[cfg(feature = "validation")]
+    check: Option<(Arc<crate::Service>, crate::schema::InputCheck)>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -75,6 +78,8 @@ impl Default for Plan {
             concurrency: DEFAULT_CONCURRENCY,
             fail_fast: false,
             hook: None,
+            #[cfg(feature = "validation")]
+            check: None,
         }
     }
 }
@@ -126,9 +131,27 @@ impl Plan {
         }
     }
 
-    /// Input `index` as JSON; [`Error::Invalid`] when it could not be made JSON.
+    /// Checks each input against `service`'s input schema before it is sent: one that
+    /// fails is that item's [`Error::Validation`], no request made.
+    #[cfg(feature = "validation")]
+    pub fn checked_against(
+        mut self,
+        service: crate::Service,
+        check: crate::schema::InputCheck,
+    ) -> Self {
+        self.check = Some((Arc::new(service), check));
+        self
+    }
+
+    /// An input as JSON, to send; [`Error::Invalid`] when it could not be made JSON,
+    /// [`Error::Validation`] when it fails the input check (with feature `validation`).
     pub fn decode_input(&self, input: Input) -> Result<Value, Error> {
-        input.map_err(|why| Error::invalid("input", why))
+        let input = input.map_err(|why| Error::invalid("input", why))?;
+        #[cfg(feature = "validation")]
+        if let Some((service, check)) = &self.check {
+            check.check(service, &input)?;
+        }
+        Ok(input)
     }
 
     /// Whether a hook wants progress events.

@@ -68,6 +68,8 @@ pub mod problem;
 pub mod push;
 pub mod retry;
 pub mod run;
+#[cfg(feature = "validation")]
+pub mod schema;
 pub mod sse;
 pub mod stream;
 pub mod throttle;

@@ -69,7 +69,6 @@ mod ids;
 mod locking;
 mod retention;
 mod runner;
-mod schema;
 mod services;
 mod store;
 

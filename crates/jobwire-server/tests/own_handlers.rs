@@ -328,3 +328,44 @@ mod commands {
         server.shutdown().await;
     }
 }
+
+/// A schema's whole JSON Schema 2020-12 is enforced: the keywords a subset validator
+/// once accepted and ignored (`pattern`, `oneOf`, `$ref`, `format`, `const`) refuse a
+/// wrong input with a 422 whose pointers name each failing field.
+#[tokio::test]
+async fn every_keyword_of_an_input_schema_is_enforced() {
+    let strict = ServiceSpec::async_fn("strict", |input, _ctx| async move { Ok(input) })
+        .input_schema(json!({
+            "type": "object",
+            "$defs": {"positive": {"type": "number", "exclusiveMinimum": 0}},
+            "properties": {
+                "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]+$"},
+                "size": {"oneOf": [{"const": "small"}, {"type": "integer"}]},
+                "price": {"$ref": "#/$defs/positive"},
+                "email": {"type": "string", "format": "email"},
+                "version": {"const": 2}
+            },
+            "required": ["sku"]
+        }));
+    let server = spawn(ServerConfig::new().service(strict)).await.unwrap();
+    let client = Client::new(server.addr(), server.token());
+    let good =
+        json!({"sku": "ABC-12", "size": "small", "price": 1.5, "email": "a@b.io", "version": 2});
+    let resp = client.submit("strict", good.clone(), Some(5)).await;
+    assert_eq!(resp.status, 200, "{:?}", resp.body);
+    assert_eq!(resp.json()["output"], good);
+
+    let bad = json!({"sku": "abc", "size": "huge", "price": 0, "email": "nobody", "version": 3});
+    let resp = client.submit("strict", bad, None).await;
+    assert_eq!(resp.status, 422);
+    let p = resp.problem();
+    assert_eq!(p.code, "validation_failed");
+    let mut pointers: Vec<&str> = p.errors.iter().map(|e| e.pointer.as_str()).collect();
+    pointers.sort();
+    assert_eq!(
+        pointers,
+        ["/email", "/price", "/size", "/sku", "/version"],
+        "{p:?}"
+    );
+    server.shutdown().await;
+}

@@ -129,13 +129,24 @@ impl Client {
         input: &I,
         options: RunOptions,
     ) -> RunStream<O> {
+        self.run_stream_of(service, input_value(input), options)
+    }
+
+    /// [`run_stream_with`](Self::run_stream_with) of an input made JSON already, or of
+    /// why it could not be (the stream's one item).
+    pub(crate) fn run_stream_of<O: DeserializeOwned + Send + 'static>(
+        &self,
+        service: &str,
+        input: Result<Value, Error>,
+        options: RunOptions,
+    ) -> RunStream<O> {
         // Answered at once: the job's events tell the rest.
         let plan = RunPlan::with_options(self.config(), self.deadline, &options, Instant::now())
             .answered_at_once();
         let stage = Stage::Submit {
             client: self.with_run_options(&options).until(plan.deadline()),
             service: service.to_owned(),
-            input: input_value(input),
+            input,
             plan,
         };
         let items = futures_util::stream::unfold(stage, |stage| async move {

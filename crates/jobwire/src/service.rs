@@ -4,6 +4,7 @@
 use jobwire_core::create_or_get::{CreateOrGet, CreateOrGetStep};
 use jobwire_core::endpoint::{CreateService, DeleteService, GetService};
 use jobwire_core::options::RunOptions;
+use jobwire_core::outcome::input_value;
 use jobwire_core::{Error, Service, ServiceSpec, SubmitOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,6 +28,9 @@ use crate::{Client, JobHandle, RunStream};
 pub struct ServiceHandle {
     pub(crate) client: Client,
     pub(crate) service: Service,
+    /// Its inputs' check before they are sent, compiled when first used.
+    #[cfg(feature = "validation")]
+    pub(crate) input_check: jobwire_core::schema::InputCheck,
 }
 
 impl Client {
@@ -103,6 +107,8 @@ impl Client {
         ServiceHandle {
             client: self.clone(),
             service,
+            #[cfg(feature = "validation")]
+            input_check: Default::default(),
         }
     }
 }
@@ -181,7 +187,7 @@ impl ServiceHandle {
     /// # Ok(()) }
     /// ```
     pub async fn submit<I: Serialize + ?Sized>(&self, input: &I) -> Result<JobHandle, Error> {
-        self.client.submit(&self.service.id, input).await
+        self.submit_with(input, SubmitOptions::default()).await
     }
 
     /// Submits with options: a server-side wait, labels, an idempotency key.
@@ -202,8 +208,9 @@ impl ServiceHandle {
         input: &I,
         options: SubmitOptions,
     ) -> Result<JobHandle, Error> {
+        let input = self.input(input)?;
         self.client
-            .submit_with(&self.service.id, input, options)
+            .submit_with(&self.service.id, &input, options)
             .await
     }
 
@@ -225,7 +232,7 @@ impl ServiceHandle {
         &self,
         input: &I,
     ) -> Result<O, Error> {
-        self.client.run(&self.service.id, input).await
+        self.run_with(input, RunOptions::default()).await
     }
 
     /// [`run`](Self::run) with options (see [`Client::run_with`]): labels, an
@@ -247,7 +254,10 @@ impl ServiceHandle {
         input: &I,
         options: RunOptions,
     ) -> Result<O, Error> {
-        self.client.run_with(&self.service.id, input, options).await
+        let input = self.input(input)?;
+        self.client
+            .run_with(&self.service.id, &input, options)
+            .await
     }
 
     /// Runs a job and streams its events, then its typed result (see
@@ -268,7 +278,7 @@ impl ServiceHandle {
         &self,
         input: &I,
     ) -> RunStream<O> {
-        self.client.run_stream(&self.service.id, input)
+        self.run_stream_with(input, RunOptions::default())
     }
 
     /// [`run_stream`](Self::run_stream) with options (see [`Client::run_stream_with`]).
@@ -291,7 +301,38 @@ impl ServiceHandle {
         options: RunOptions,
     ) -> RunStream<O> {
         self.client
-            .run_stream_with(&self.service.id, input, options)
+            .run_stream_of(&self.service.id, self.input(input), options)
+    }
+
+    /// Checks `input` against the service's input schema (JSON Schema 2020-12, compiled
+    /// once per handle) without sending anything: the [`Error::Validation`] the server
+    /// would answer, one [`FieldError`](jobwire_core::FieldError) per failing field.
+    /// `submit`, `run`, `run_stream` and the batches of this handle check each input so
+    /// before they send it. Cargo feature `validation`.
+    ///
+    /// ```
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
+    /// # let client = jobwire::Client::builder().base_url(server.url()).token(server.token()).build()?;
+    /// let sleep = client.service("sleep").await?;
+    /// let bad = serde_json::json!({"duration_seconds": "soon"});
+    /// let Err(jobwire::Error::Validation { problem }) = sleep.validate(&bad) else { panic!() };
+    /// assert_eq!(problem.errors[0].pointer, "/duration_seconds");
+    /// assert!(matches!(sleep.submit(&bad).await, Err(jobwire::Error::Validation { .. })), "not sent");
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "validation")]
+    pub fn validate<I: Serialize + ?Sized>(&self, input: &I) -> Result<(), Error> {
+        self.input_check.check(&self.service, &input_value(input)?)
+    }
+
+    /// `input` as JSON, to send — checked first with feature `validation`.
+    fn input<I: Serialize + ?Sized>(&self, input: &I) -> Result<serde_json::Value, Error> {
+        let input = input_value(input)?;
+        #[cfg(feature = "validation")]
+        self.input_check.check(&self.service, &input)?;
+        Ok(input)
     }
 
     /// Retires the service (one this client's tenant registered): it is no longer

@@ -132,6 +132,16 @@ impl ApiError {
     }
 }
 
+impl From<Problem> for ApiError {
+    /// A problem made elsewhere (the input check shared with the SDK), sent as it is.
+    fn from(problem: Problem) -> Self {
+        ApiError(Box::new(Inner {
+            problem,
+            headers: HeaderMap::new(),
+        }))
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store failure");

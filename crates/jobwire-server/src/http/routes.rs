@@ -25,7 +25,6 @@ use super::App;
 use crate::clock::{rfc3339_at, unix_millis, Clock, SystemClock};
 use crate::ids::sortable_id;
 use crate::runner::SubmitError;
-use crate::schema;
 use crate::services::registration;
 use crate::store::{Created, JobQuery, KeyRecord, KeyUse, Retired, ServiceQuery};
 
@@ -362,15 +361,18 @@ pub(super) async fn submit(
     })?;
     let bytes = read_body(body, &headers, app.max_body_bytes).await?;
     let (input, labels) = parse_submit(&bytes)?;
-    let errors = schema::validate(&service.input_schema, &input);
+    let schema = service.input.as_ref().map_err(|e| {
+        ApiError::unavailable(format!(
+            "service {} cannot take jobs: its input schema is not valid at {:?}: {}",
+            service.name, e.pointer, e.message
+        ))
+    })?;
+    let errors = schema.errors(&input);
     if !errors.is_empty() {
-        return Err(ApiError::validation(
-            format!(
-                "the input does not match the input schema of {}",
-                service.name
-            ),
+        return Err(ApiError::from(jobwire_core::schema::invalid_input(
+            &service.name,
             errors,
-        ));
+        )));
     }
     // A keyed request: claimed while it is answered; a key used before is answered
     // from what it was used for.

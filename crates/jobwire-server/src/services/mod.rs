@@ -17,7 +17,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobwire_core::{JobError, Service};
+use jobwire_core::schema::InputSchema;
+use jobwire_core::{FieldError, JobError, Service};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -228,7 +229,30 @@ pub(crate) struct ServiceCache {
 }
 
 /// A found service, shared (it carries its whole input schema), and when it was found.
-type Found = (Arc<Service>, Instant);
+type Found = (Arc<FoundService>, Instant);
+
+/// A service as a submit needs it: with its input schema compiled, once per find.
+pub(crate) struct FoundService {
+    pub(crate) service: Service,
+    /// The checker of inputs, or why the stored schema is none (one a server of an
+    /// older version accepted).
+    pub(crate) input: Result<InputSchema, FieldError>,
+}
+
+impl std::ops::Deref for FoundService {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
+}
+
+impl FoundService {
+    fn new(service: Service) -> Self {
+        let input = InputSchema::new(&service.input_schema);
+        FoundService { service, input }
+    }
+}
 
 /// How long a found service is answered from memory.
 pub(crate) const SERVICE_TTL: Duration = Duration::from_secs(1);
@@ -250,7 +274,7 @@ impl ServiceCache {
         store: &dyn Store,
         tenant: &str,
         id_or_name: &str,
-    ) -> Result<Option<Arc<Service>>, StoreError> {
+    ) -> Result<Option<Arc<FoundService>>, StoreError> {
         let key = (tenant.to_owned(), id_or_name.to_owned());
         let now = Instant::now();
         if let Some((service, at)) = lock(&self.found).get(&key) {
@@ -259,7 +283,10 @@ impl ServiceCache {
                 return Ok(Some(service.clone()));
             }
         }
-        let found = store.find_service(tenant, id_or_name).await?.map(Arc::new);
+        let found = store
+            .find_service(tenant, id_or_name)
+            .await?
+            .map(|service| Arc::new(FoundService::new(service)));
         if let Some(service) = &found {
             let mut cached = lock(&self.found);
             if cached.len() >= MAX_CACHED_SERVICES {

@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use jobwire_core::schema::InputSchema;
 use jobwire_core::{CommandSpec, FieldError, Service};
 use serde_json::{Map, Value};
-
-use crate::schema;
 
 /// Longest description.
 const MAX_DESCRIPTION: usize = 1000;
@@ -91,7 +90,12 @@ pub(crate) fn check(
         .get("input_schema")
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
-    errors.extend(schema::malformed(&input_schema, "/input_schema"));
+    if let Err(mistake) = InputSchema::new(&input_schema) {
+        errors.push(FieldError::new(
+            format!("/input_schema{}", mistake.pointer),
+            mistake.message,
+        ));
+    }
     let command = match body.get("command") {
         Some(Value::Object(command)) => check_command(command, &resolve, &mut errors),
         Some(_) => {

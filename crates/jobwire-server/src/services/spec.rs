@@ -185,7 +185,7 @@ impl ServiceSpec {
                 "service name {name:?} must be 1 to 64 of a-z, 0-9, '_' and '-'"
             ));
         }
-        if let Some(e) = crate::schema::malformed(&self.input_schema, "").first() {
+        if let Err(e) = jobwire_core::schema::InputSchema::new(&self.input_schema) {
             return Some(format!(
                 "the input schema of {name} is not a valid JSON Schema: at {:?}, {}",
                 e.pointer, e.message
