@@ -4,10 +4,13 @@
 //!   and the dependency-tree promise (no tokio, hyper or hyper-util under the blocking
 //!   facade or the core);
 //! - `cargo xtask ci`: `lint`, then the README's test command, `cargo test --workspace`,
-//!   then `schemathesis` and `ui`;
+//!   then `schemathesis`, `openapi-client` and `ui`;
 //! - `cargo xtask schemathesis`: the server against its own OpenAPI document with
 //!   schemathesis (a pinned version, installed into a virtual environment under
 //!   `target/`), every check and every phase; CI runs it.
+//! - `cargo xtask openapi-client`: a Python client generated from the OpenAPI document
+//!   by openapi-python-client (pinned, in a virtual environment under `target/`) must
+//!   come out whole, and calls every operation against the server binary; CI runs it.
 //! - `cargo xtask ui`: the dashboard's tests — its JavaScript's unit tests under node's
 //!   test runner, then the browser tests in a real headless Chromium (Debian's
 //!   `chromium`, installed when missing) driven by `playwright-core` (installed with
@@ -34,14 +37,16 @@ fn main() -> ExitCode {
         "ci" => lint()
             .and_then(|()| test())
             .and_then(|()| schemathesis())
+            .and_then(|()| openapi_client())
             .and_then(|()| ui()),
         "test" => test(),
         "tree" => dependency_tree(),
         "schemathesis" => schemathesis(),
+        "openapi-client" => openapi_client(),
         "ui" => ui(),
         "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|ui|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|openapi-client|ui|bench [--quick]>");
             return ExitCode::from(2);
         }
     };
@@ -124,43 +129,13 @@ const SCHEMATHESIS_SEED: &str = "1";
 
 /// Runs schemathesis against the server binary on a free port: 0 failures or an error.
 fn schemathesis() -> Result<(), String> {
-    let venv = Path::new("target/schemathesis-venv");
-    let st = venv.join("bin/st");
-    if !st.exists() {
-        run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
-        let pip = venv.join("bin/pip");
-        run(
-            &pip.to_string_lossy(),
-            &["install", "--quiet", SCHEMATHESIS],
-        )?;
-    }
-    cargo(&[
-        "build",
-        "--quiet",
-        "-p",
-        "jobwire-server",
-        "--bin",
-        "jobwire-server",
-    ])?;
+    let venv = python_tool("schemathesis", SCHEMATHESIS)?;
     let token = format!("st-{}", std::process::id());
-    let mut server = Command::new("target/debug/jobwire-server")
-        .args(["--memory", "--addr", "127.0.0.1:0", "--token", &token])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the server: {e}"))?;
-    let mut lines = BufReader::new(server.stdout.take().ok_or("no server stdout")?)
-        .lines()
-        .map_while(Result::ok);
-    let url = lines
-        .find_map(|line| line.split("listening on ").nth(1).map(str::to_owned))
-        .ok_or("the server did not say where it listens")?;
-    // Keep reading what it prints after, so it never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let server = Server::start(&["--token", &token])?;
     let auth = format!("Authorization: Bearer {token}");
-    let document = format!("{}/v1/openapi.json", url.trim());
-    let result = run(
-        &st.to_string_lossy(),
+    let document = format!("{}/v1/openapi.json", server.url);
+    run(
+        &venv.join("bin/st").to_string_lossy(),
         &[
             "--config-file",
             "crates/jobwire-server/schemathesis.toml",
@@ -180,10 +155,120 @@ fn schemathesis() -> Result<(), String> {
             "--wait-for-schema",
             "10",
         ],
-    );
-    let _ = server.kill();
-    let _ = server.wait();
-    result
+    )
+}
+
+/// The generator release the document is checked with.
+const OPENAPI_PYTHON_CLIENT: &str = "openapi-python-client==0.28.4";
+/// Where the generated client goes (a package named after the directory).
+const GENERATED_CLIENT: &str = "target/openapi-client/jobwire_api";
+
+/// Generates a Python client from the OpenAPI document — every schema and operation
+/// must come through, a generator's warning is a failure — and runs
+/// `openapi-client/check.py` with it against the server binary.
+fn openapi_client() -> Result<(), String> {
+    let venv = python_tool("openapi-client", OPENAPI_PYTHON_CLIENT)?;
+    let _ = std::fs::remove_dir_all(GENERATED_CLIENT);
+    std::fs::create_dir_all("target/openapi-client").map_err(|e| e.to_string())?;
+    let generated = Command::new(venv.join("bin/openapi-python-client"))
+        .args([
+            "generate",
+            "--path",
+            "crates/jobwire-server/openapi.json",
+            "--meta",
+            "none",
+            "--output-path",
+            GENERATED_CLIENT,
+        ])
+        .output()
+        .map_err(|e| format!("openapi-python-client: {e}"))?;
+    let said = String::from_utf8_lossy(&generated.stdout).into_owned()
+        + &String::from_utf8_lossy(&generated.stderr);
+    // It formats with ruff when it finds it; without, it says so, which is no warning
+    // about the document.
+    let warnings: Vec<&str> = said
+        .lines()
+        .filter(|l| {
+            ["Unable to", "Failure to", "Could not", "removal of"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .collect();
+    if !generated.status.success() || !warnings.is_empty() {
+        return Err(format!("the generated client is not whole:\n{said}"));
+    }
+    let token = format!("oc-{}", std::process::id());
+    let server = Server::start(&["--token", &token, "--allow-commands"])?;
+    let mut check = Command::new(venv.join("bin/python"));
+    check
+        .args([
+            "crates/jobwire-server/openapi-client/check.py",
+            &server.url,
+            &token,
+        ])
+        .env("PYTHONPATH", "target/openapi-client");
+    run_command(check)
+}
+
+/// A Python tool installed at a pinned version into its own virtual environment under
+/// `target/`, once; answers the environment's directory.
+fn python_tool(name: &str, requirement: &str) -> Result<std::path::PathBuf, String> {
+    let venv = Path::new("target").join(format!("{name}-venv"));
+    let marker = venv.join("installed.txt");
+    let installed = std::fs::read_to_string(&marker).unwrap_or_default();
+    if installed.trim() != requirement {
+        run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+        let pip = venv.join("bin/pip");
+        run(&pip.to_string_lossy(), &["install", "--quiet", requirement])?;
+        std::fs::write(&marker, requirement).map_err(|e| format!("{}: {e}", marker.display()))?;
+    }
+    Ok(venv)
+}
+
+/// The server binary on a free port with in-memory data, killed when dropped.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Result<Server, String> {
+        cargo(&[
+            "build",
+            "--quiet",
+            "-p",
+            "jobwire-server",
+            "--bin",
+            "jobwire-server",
+        ])?;
+        let mut child = Command::new("target/debug/jobwire-server")
+            .args(["--memory", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the server: {e}"))?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no server stdout")?)
+            .lines()
+            .map_while(Result::ok);
+        let url = lines
+            .find_map(|line| {
+                line.split("listening on ")
+                    .nth(1)
+                    .map(|u| u.trim().to_owned())
+            })
+            .ok_or("the server did not say where it listens")?;
+        // Keep reading what it prints after, so it never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Server { child, url })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Where the dashboard's files and their tests are.
