@@ -36,7 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// List the services (every page).
     Services(ServicesArgs),
-    /// Show one service, with its input schema.
+    /// Show one service, with its input schema; or register (`create`) or retire
+    /// (`delete`) a command service.
     Service(ServiceArgs),
     /// Submit a job, show its progress, and print its output when it ends.
     Run(RunArgs),
@@ -48,6 +49,8 @@ pub enum Command {
     Job(JobArgs),
     /// Print a job's events as they happen, until it is done.
     Events(EventsArgs),
+    /// Wait for existing jobs to end; print the status each ended in.
+    Wait(WaitArgs),
     /// Cancel jobs; print the status each ends up in.
     Cancel(CancelArgs),
     /// Run one job per line of a JSON Lines file; print the results in input order.
@@ -63,12 +66,13 @@ impl Command {
     pub fn common(&self) -> Option<&Common> {
         match self {
             Command::Services(a) => Some(&a.common),
-            Command::Service(a) => Some(&a.common),
+            Command::Service(a) => Some(a.common()),
             Command::Run(a) => Some(&a.common),
             Command::Submit(a) => Some(&a.common),
             Command::Jobs(a) => Some(&a.common),
             Command::Job(a) => Some(&a.common),
             Command::Events(a) => Some(&a.common),
+            Command::Wait(a) => Some(&a.common),
             Command::Cancel(a) => Some(&a.common),
             Command::Batch(a) => Some(&a.common),
             Command::Serve(_) => None,
@@ -127,16 +131,64 @@ pub struct ServicesArgs {
     pub common: Common,
 }
 
-/// `jobwire service NAME`.
+/// `jobwire service NAME`, `jobwire service create FILE`, `jobwire service delete NAME`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ServiceArgs {
-    /// The service's name or id
-    pub name: String,
+    /// The service's name or id, to show it
+    #[arg(required = true)]
+    pub name: Option<String>,
+    /// Register or retire a command service
+    #[command(subcommand)]
+    pub action: Option<ServiceAction>,
     #[command(flatten)]
     pub common: Common,
 }
 
-/// `jobwire run SERVICE INPUT`.
+/// What `jobwire service` does beside showing one.
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Register a command service from a JSON file (`-` for stdin) holding the body of
+    /// `POST /v1/services`: name, description, input_schema, command
+    Create {
+        /// A path to the service's JSON, or `-` for stdin
+        #[arg(allow_hyphen_values = true)]
+        file: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Retire a command service this token registered: it takes no more jobs, its jobs
+    /// stay readable
+    Delete {
+        /// The service's name or id
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show a service (for one named `create` or `delete`)
+    Show {
+        /// The service's name or id
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+impl ServiceArgs {
+    /// The connection flags, wherever on the line they were given.
+    pub fn common(&self) -> &Common {
+        match &self.action {
+            Some(
+                ServiceAction::Create { common, .. }
+                | ServiceAction::Delete { common, .. }
+                | ServiceAction::Show { common, .. },
+            ) => common,
+            None => &self.common,
+        }
+    }
+}
+
+/// `jobwire run SERVICE INPUT [--key KEY] [--label K=V]...`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The service's name or id
@@ -144,6 +196,13 @@ pub struct RunArgs {
     /// The input: JSON text, `@FILE` to read a file, or `-` to read stdin
     #[arg(allow_hyphen_values = true)]
     pub input: String,
+    /// An idempotency key: running again with the same key follows the job the first
+    /// run made instead of starting another (safe to retry)
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// A label for the job, `KEY=VALUE`; repeatable
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
     #[command(flatten)]
     pub interrupt: InterruptArgs,
     #[command(flatten)]
@@ -195,6 +254,16 @@ pub struct JobArgs {
 pub struct EventsArgs {
     /// The job's id (`job_…`)
     pub id: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `jobwire wait ID...`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The jobs' ids (`job_…`)
+    #[arg(required = true)]
+    pub ids: Vec<String>,
     #[command(flatten)]
     pub common: Common,
 }

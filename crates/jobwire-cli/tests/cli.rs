@@ -505,3 +505,91 @@ fn a_timeout_exits_5_and_names_the_job_left_running() {
     assert_eq!(env.job(&id)["status"], "running");
     env.run(&["cancel", &id]).ok();
 }
+
+#[test]
+fn run_with_a_key_twice_follows_one_job_and_keeps_its_labels() {
+    let env = Env::new();
+    let args = [
+        "run",
+        "echo",
+        r#"{"n": 7}"#,
+        "--key",
+        "nightly-7",
+        "--label",
+        "team=data",
+        "-o",
+        "json",
+    ];
+    assert_eq!(env.run(&args).ok().json(), json!({"n": 7}));
+    assert_eq!(env.run(&args).ok().json(), json!({"n": 7}));
+    let jobs = env.run(&["jobs", "-o", "json"]).ok().json();
+    let jobs = jobs.as_array().expect("an array");
+    assert_eq!(jobs.len(), 1, "one job for two runs with one key: {jobs:?}");
+    assert_eq!(jobs[0]["labels"]["team"], "data");
+    env.run(&["run", "echo", "1", "--label", "no-equals"])
+        .expect_code(2);
+}
+
+#[test]
+fn wait_waits_for_existing_jobs_and_says_how_each_ended() {
+    let env = Env::new();
+    let quick = env.submit("sleep", r#"{"duration_seconds": 0.2}"#);
+    let failing = env.submit("fail", r#"{"message": "bang"}"#);
+    let out = env.run(&["wait", &quick]);
+    assert_eq!(out.ok().stdout, format!("{quick}  succeeded\n"));
+
+    let out = env.run(&["wait", &quick, &failing, "-o", "json"]);
+    out.expect_code(4);
+    let ended = out.json_lines();
+    assert_eq!(ended.len(), 2);
+    assert_eq!(
+        (&ended[0]["id"], &ended[0]["status"]),
+        (&json!(quick), &json!("succeeded"))
+    );
+    assert_eq!(ended[1]["status"], "failed");
+    assert!(out.stderr.contains("bang"), "{out:#?}");
+    env.run(&["wait", "job_nope"]).expect_code(3);
+}
+
+#[test]
+fn service_create_and_delete_register_and_retire_a_command_service() {
+    let env = Env::with(jobwire_server::ServerConfig::new().allow_commands(true));
+    let dir = std::env::temp_dir().join(format!("jobwire-cli-service-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("copy.json");
+    let spec = json!({
+        "name": "copy",
+        "description": "Answers its input.",
+        "input_schema": {"type": "object", "required": ["n"]},
+        "command": {"program": "cat"}
+    });
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let path = file.to_string_lossy().into_owned();
+
+    let created = env
+        .run(&["service", "create", &path, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(created["name"], "copy");
+    assert_eq!(created["kind"], "command");
+    assert_eq!(
+        env.run(&["run", "copy", r#"{"n": 1}"#, "-o", "json"])
+            .ok()
+            .json(),
+        json!({"n": 1})
+    );
+    // A second registration of the name is a conflict (exit 6); stdin works too.
+    env.run_with_stdin(&["service", "create", "-"], &spec.to_string())
+        .expect_code(6);
+    std::fs::write(&file, "{\"name\": 3}").unwrap();
+    env.run(&["service", "create", &path]).expect_code(2);
+
+    let out = env.run(&["service", "delete", "copy"]);
+    assert_eq!(
+        out.ok().stdout,
+        format!("{}  deleted\n", created["id"].as_str().unwrap())
+    );
+    env.run(&["service", "copy"]).expect_code(3);
+    env.run(&["service", "show", "sleep"]).ok();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,17 +1,14 @@
 //! `jobwire cancel ID...`, and the one cancel that Ctrl-C handling uses too.
 
-use jobwire::core::endpoint::CancelJob;
-
 use crate::context::Context;
 use crate::exit::Failure;
 
-/// Cancels one job by id (idempotent) and returns it as it now stands; one request,
-/// where `client.job(id)` then `cancel()` would be two.
+/// Cancels one job by id (idempotent) and returns it as it now stands: one request.
 pub async fn cancel_one(
     client: &jobwire::Client,
     id: &str,
 ) -> Result<jobwire::Job, jobwire::Error> {
-    Ok(client.execute(&CancelJob::new(id)).await?.job)
+    client.cancel(id).await
 }
 
 /// Cancels each job in turn and prints the status it ends up in; the failures (a job

@@ -7,8 +7,9 @@ pub mod jobs;
 pub mod run;
 pub mod services;
 pub mod submit;
+pub mod wait;
 
-use crate::args::Command;
+use crate::args::{Command, ServiceAction};
 use crate::context::Context;
 use crate::exit::Failure;
 
@@ -16,10 +17,23 @@ use crate::exit::Failure;
 pub async fn dispatch(command: &Command, ctx: &Context) -> Result<(), Failure> {
     match command {
         Command::Services(_) => ctx.bounded("listing services", services::list(ctx)).await,
-        Command::Service(a) => {
-            let doing = format!("reading service {}", a.name);
-            ctx.bounded(&doing, services::show(ctx, &a.name)).await
-        }
+        Command::Service(a) => match (&a.action, &a.name) {
+            (Some(ServiceAction::Create { file, .. }), _) => {
+                ctx.bounded("registering the service", services::create(ctx, file))
+                    .await
+            }
+            (Some(ServiceAction::Delete { name, .. }), _) => {
+                let doing = format!("retiring service {name}");
+                ctx.bounded(&doing, services::delete(ctx, name)).await
+            }
+            (Some(ServiceAction::Show { name, .. }), _) | (None, Some(name)) => {
+                let doing = format!("reading service {name}");
+                ctx.bounded(&doing, services::show(ctx, name)).await
+            }
+            (None, None) => Err(Failure::Usage(
+                "name a service, or create or delete one".into(),
+            )),
+        },
         // These two watch the deadline themselves, to say which jobs it left running.
         Command::Run(a) => run::run(ctx, a).await,
         Command::Batch(a) => batch::run(ctx, a).await,
@@ -32,6 +46,10 @@ pub async fn dispatch(command: &Command, ctx: &Context) -> Result<(), Failure> {
         Command::Events(a) => {
             let doing = format!("following the events of job {}", a.id);
             ctx.bounded(&doing, events::follow(ctx, &a.id)).await
+        }
+        Command::Wait(a) => {
+            ctx.bounded("waiting for the jobs", wait::wait(ctx, &a.ids))
+                .await
         }
         Command::Cancel(a) => ctx.bounded("cancelling", cancel::cancel(ctx, &a.ids)).await,
         // `main` runs the server before any runtime or client exists.

@@ -1,4 +1,5 @@
-//! `jobwire run SERVICE INPUT`: submit, show the job's progress, print its output.
+//! `jobwire run SERVICE INPUT`: submit (with labels, and a key that makes a retried run
+//! follow the first run's job), show the job's progress, print its output.
 
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
@@ -16,9 +17,16 @@ use crate::progress;
 /// failed or was cancelled is the failure.
 pub async fn run(ctx: &Context, args: &RunArgs) -> Result<(), Failure> {
     let input = read_input(&args.input)?;
+    let mut options = args.labels.iter().fold(
+        jobwire::SubmitOptions::default(),
+        |options, (key, value)| options.label(key, value),
+    );
+    if let Some(key) = &args.key {
+        options = options.idempotency_key(key);
+    }
     let mut interrupt = Interrupt::catch().await;
     let job = tokio::select! {
-        job = ctx.client.submit(&args.service, &input) => job?,
+        job = ctx.client.submit_with(&args.service, &input, options) => job?,
         // Whether the job was made is not known, so there is nothing to cancel.
         () = interrupt.recv() => return Err(Failure::Interrupted),
         () = ctx.deadline() => return Err(ctx.timed_out("submitting the job")),

@@ -1,9 +1,11 @@
-//! `jobwire services` and `jobwire service NAME`.
+//! `jobwire services`, `jobwire service NAME`, and `jobwire service create FILE` /
+//! `jobwire service delete NAME` for command services.
 
 use futures_util::TryStreamExt;
 
 use crate::context::Context;
 use crate::exit::Failure;
+use crate::input::read_input;
 
 /// Lists every service the token can see, walking all pages.
 pub async fn list(ctx: &Context) -> Result<(), Failure> {
@@ -28,7 +30,37 @@ pub async fn list(ctx: &Context) -> Result<(), Failure> {
 /// Shows one service, by name or id, with its input schema.
 pub async fn show(ctx: &Context, name: &str) -> Result<(), Failure> {
     let service = ctx.client.service(name).await?;
-    let info = service.info();
+    print(ctx, service.info())
+}
+
+/// Registers the command service described by the JSON of `file` (a path, or `-` for
+/// stdin) and shows it as the server made it.
+pub async fn create(ctx: &Context, file: &str) -> Result<(), Failure> {
+    let text = if file == "-" {
+        read_input("-")?
+    } else {
+        read_input(&format!("@{file}"))?
+    };
+    let spec: jobwire::ServiceSpec = serde_json::from_value(text)
+        .map_err(|e| Failure::Usage(format!("{file} is not a service: {e}")))?;
+    let service = ctx.client.create_service(&spec).await?;
+    print(ctx, service.info())
+}
+
+/// Retires a service by name or id; prints its id.
+pub async fn delete(ctx: &Context, name: &str) -> Result<(), Failure> {
+    let service = ctx.client.service(name).await?;
+    service.delete().await?;
+    if ctx.printer.is_json() {
+        ctx.printer
+            .json(&serde_json::json!({"id": service.id(), "deleted": true}))
+    } else {
+        ctx.printer.line(&format!("{}  deleted", service.id()))
+    }
+}
+
+/// A service, as fields and its schema (or JSON).
+fn print(ctx: &Context, info: &jobwire::Service) -> Result<(), Failure> {
     if ctx.printer.is_json() {
         return ctx.printer.json(info);
     }

@@ -66,9 +66,19 @@ impl Outcome {
 
 impl Env {
     pub fn new() -> Env {
+        Env::with(ServerConfig::new())
+    }
+
+    /// A server of `config`.
+    pub fn with(config: ServerConfig) -> Env {
         Env {
-            server: spawn_blocking_server(ServerConfig::new()).expect("the server starts"),
+            server: spawn_blocking_server(config).expect("the server starts"),
         }
+    }
+
+    /// How many requests the server has been asked so far.
+    pub fn requests(&self) -> u64 {
+        self.server.requests()
     }
 
     /// The binary with `args`, the server's URL and token in its environment, and
