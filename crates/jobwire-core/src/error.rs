@@ -63,7 +63,7 @@ pub enum Error {
         problem: Box<Problem>,
     },
     /// The server asks the client to slow down.
-    #[error("rate limited (retry after {retry_after:?}): {problem}")]
+    #[error("rate limited ({}): {problem}", retry_hint(*.retry_after))]
     RateLimited {
         /// How long the server asked to wait, from `Retry-After`.
         retry_after: Option<Duration>,
@@ -138,6 +138,14 @@ impl From<TransportError> for Error {
         } else {
             Error::Transport(err)
         }
+    }
+}
+
+/// What a rate-limited error says of the server's `Retry-After`.
+fn retry_hint(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(after) => format!("the server asks to retry after {after:?}"),
+        None => "no Retry-After".to_owned(),
     }
 }
 

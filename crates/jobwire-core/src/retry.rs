@@ -110,6 +110,17 @@ impl RetryPolicy {
         self
     }
 
+    /// The longest pause between two attempts ([`max_delay`](Self::max_delay)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let policy = jobwire_core::retry::RetryPolicy::default().max_delay(Duration::from_secs(3));
+    /// assert_eq!(policy.max_delay_value(), Duration::from_secs(3));
+    /// ```
+    pub fn max_delay_value(&self) -> Duration {
+        self.max_delay
+    }
+
     /// Decides after attempt number `attempt` (1 for the first) of `request`, whose
     /// answer was `answer`; `time_left` is what remains of the call's deadline (a pause
     /// that would not end before it is no retry). Spends from or earns into `budget`.

@@ -79,7 +79,11 @@ impl Throttle {
     }
 
     fn pause(&mut self, now: Instant, retry_after: Option<Duration>) {
-        let until = now + retry_after.unwrap_or(DEFAULT_PAUSE);
+        // A pause past what an `Instant` can hold is no pause a client can keep: the
+        // call that got it gives up instead (its pause is over `max_delay`).
+        let Some(until) = now.checked_add(retry_after.unwrap_or(DEFAULT_PAUSE)) else {
+            return;
+        };
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
 
@@ -94,6 +98,43 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    /// A hostile `Retry-After` neither panics nor holds the client for ages.
+    #[test]
+    fn a_retry_after_too_large_for_an_instant_is_no_pause() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(None);
+        t.observe(t0, 429, Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(t.reserve(t0), Duration::ZERO);
+        t.observe(t0, 429, Some(Duration::from_secs(2)));
+        assert_eq!(t.reserve(t0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_pacer_holds_other_calls_no_longer_than_the_policy_waits() {
+        let t0 = Instant::now();
+        let config = crate::ClientConfig::default();
+        let pacer = Pacer::new(&config, 1);
+        let policy = crate::retry::RetryPolicy::default().max_delay(Duration::from_secs(5));
+        let request = http::Request::get("http://x/v1/jobs")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let answer = http::Response::builder()
+            .status(429)
+            .header("retry-after", "100000000")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let attempt = pacer.after(&policy, 1, &request, &Ok(answer), None, t0);
+        assert!(
+            matches!(attempt, crate::retry::Attempt::Done),
+            "{attempt:?}"
+        );
+        assert_eq!(
+            pacer.reserve(t0),
+            Duration::from_secs(5),
+            "capped at max_delay"
+        );
+    }
 
     #[test]
     fn without_a_limit_nothing_waits_but_a_429() {
@@ -188,7 +229,10 @@ impl Pacer {
         now: Instant,
     ) -> crate::retry::Attempt {
         if let Ok(response) = answer {
-            let retry_after = crate::endpoint::retry_after_of(response);
+            // A `Retry-After` longer than the policy waits ends this call; the other
+            // calls are held no longer than it would wait either.
+            let retry_after =
+                crate::endpoint::retry_after_of(response).map(|d| d.min(policy.max_delay_value()));
             lock(&self.throttle).observe(now, response.status().as_u16(), retry_after);
         }
         let mut retry = lock(&self.retry);
