@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::svg;
+use crate::{svg, Server};
 
 /// How big each figure is.
 struct Sizes {
@@ -145,45 +145,13 @@ fn pinned_command(core: Option<&str>, program: &str) -> Command {
     }
 }
 
-/// A release server on core 0, stopped when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(env: &Env, flags: &[&str]) -> Result<Server, String> {
-        let mut command = pinned_command(env.pinned.then_some("0"), SERVER);
-        command
-            .args(["--addr", "127.0.0.1:0", "--token", TOKEN])
-            .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = command.spawn().map_err(|e| format!("{SERVER}: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no server stdout")?;
-        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-        let url = lines
-            .find_map(|line| {
-                line.split("listening on ")
-                    .nth(1)
-                    .map(|u| u.trim().to_owned())
-            })
-            .ok_or("the server did not say where it listens")?;
-        // Keep reading, so the server never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Server { child, url })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A release server on core 0 (when pinned), stopped when dropped.
+fn release_server(env: &Env, flags: &[&str]) -> Result<Server, String> {
+    let mut command = pinned_command(env.pinned.then_some("0"), SERVER);
+    command
+        .args(["--addr", "127.0.0.1:0", "--token", TOKEN])
+        .args(flags);
+    Server::spawn(command)
 }
 
 /// Runs `command` against `server` (at most `limit`), answering its stdout's JSON lines.
@@ -320,7 +288,7 @@ fn figure_1(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
     println!("figure 1: SDK overhead per call");
     let mut runs: Runs = BTreeMap::new();
     for _ in 0..sizes.runs {
-        let server = Server::start(env, &["--memory"])?;
+        let server = release_server(env, &["--memory"])?;
         let args = vec!["--calls".to_owned(), sizes.calls.to_string()];
         for line in json_lines(
             bench_bin(env, "overhead", &args),
@@ -427,7 +395,7 @@ fn figure_2(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
     for _ in 0..sizes.runs {
         for concurrency in [64, 256] {
             for client in &clients {
-                let server = Server::start(env, &["--memory"])?;
+                let server = release_server(env, &["--memory"])?;
                 let (jobs, c) = (sizes.jobs.to_string(), concurrency.to_string());
                 let command = match (*client, &env.python) {
                     ("jobwire" | "jobwire-blocking", _) => bench_bin(
@@ -571,7 +539,7 @@ fn figure_3(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
                 })
                 .collect();
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            let server = Server::start(env, &flags)?;
+            let server = release_server(env, &flags)?;
             let health = wrk(env, &server, "health.lua", sizes.ceiling_seconds)?;
             let jobs = wrk(env, &server, "submit_wait.lua", sizes.ceiling_seconds)?;
             drop(server);
@@ -648,7 +616,7 @@ fn figures_4_and_5(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), Str
     let mut runs: Runs = BTreeMap::new();
     for _ in 0..sizes.runs {
         for (mode, waits) in &plan {
-            let server = Server::start(env, &["--memory"])?;
+            let server = release_server(env, &["--memory"])?;
             let args = [
                 "--mode",
                 mode,

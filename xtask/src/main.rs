@@ -225,13 +225,14 @@ fn python_tool(name: &str, requirement: &str) -> Result<std::path::PathBuf, Stri
     Ok(venv)
 }
 
-/// The server binary on a free port with in-memory data, killed when dropped.
+/// A running server binary, killed when dropped.
 struct Server {
     child: std::process::Child,
     url: String,
 }
 
 impl Server {
+    /// The debug server binary on a free port with in-memory data, and `args`.
     fn start(args: &[&str]) -> Result<Server, String> {
         cargo(&[
             "build",
@@ -241,9 +242,17 @@ impl Server {
             "--bin",
             "jobwire-server",
         ])?;
-        let mut child = Command::new("target/debug/jobwire-server")
+        let mut command = Command::new("target/debug/jobwire-server");
+        command
             .args(["--memory", "--addr", "127.0.0.1:0"])
-            .args(args)
+            .args(args);
+        Server::spawn(command)
+    }
+
+    /// Starts `command` (a server binary and its flags) and waits until it says where
+    /// it listens.
+    fn spawn(mut command: Command) -> Result<Server, String> {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -261,6 +270,11 @@ impl Server {
         // Keep reading what it prints after, so it never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Ok(Server { child, url })
+    }
+
+    /// The server's process id.
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
