@@ -1,6 +1,5 @@
 //! What the seeds' users reach for, through both facades against the real server over
-//! real sockets: a `run` retried with one key, a streaming run, one deadline through a
-//! handle's life, jobs by id, both clients from one config and `close()`, batches fed
+//! real sockets: a `run` retried with one key, a streaming run, jobs by id, both clients from one config and `close()`, batches fed
 //! from a bounded channel, fail-fast in `run_unordered`, and a token source asked again
 //! after a 401.
 
@@ -14,11 +13,6 @@ use jobwire_core::token::TokenSource;
 use jobwire_core::{BoxError, ClientConfig, Error, JobStatus};
 use jobwire_server::{spawn_blocking_server, ServerConfig};
 use serde_json::{json, Value};
-
-/// The deadline of the handles in [`a_handle_keeps_the_deadline_it_was_made_under`].
-const LIMIT: Duration = Duration::from_millis(300);
-/// How late past [`LIMIT`] a timed-out call may end: 10 %.
-const SLACK: Duration = Duration::from_millis(30);
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
@@ -186,85 +180,6 @@ fn a_streaming_run_yields_progress_and_output_then_the_result() {
     assert!(
         matches!(refused[..], [Err(Error::Validation { .. })]),
         "{refused:?}"
-    );
-}
-
-/// Asserts a call ended with a timeout by [`LIMIT`] (+ [`SLACK`]) after `started`.
-fn timed_out_in_time<T: std::fmt::Debug>(what: &str, started: Instant, result: Result<T, Error>) {
-    let took = started.elapsed();
-    assert!(
-        matches!(result, Err(Error::Timeout { .. })),
-        "{what}: {result:?}"
-    );
-    assert!(took <= LIMIT + SLACK, "{what} took {took:?}");
-}
-
-#[test]
-fn a_handle_keeps_the_deadline_it_was_made_under() {
-    let server = spawn_blocking_server(ServerConfig::new()).unwrap();
-    let (async_client, blocking) = clients(&server);
-    let long = json!({"duration_seconds": 10});
-
-    runtime().block_on(async {
-        let started = Instant::now();
-        let mut job = async_client
-            .within(LIMIT)
-            .submit("sleep", &long)
-            .await
-            .unwrap();
-        timed_out_in_time("async wait", started, job.wait().await.cloned());
-
-        let started = Instant::now();
-        let job = async_client
-            .within(LIMIT)
-            .submit("sleep", &long)
-            .await
-            .unwrap();
-        let mut events = job.events();
-        let last = loop {
-            match events.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => break Err::<(), _>(e),
-                None => panic!("the stream ended without an error"),
-            }
-        };
-        timed_out_in_time("async events", started, last);
-        assert!(events.next().await.is_none());
-
-        let started = Instant::now();
-        let mut job = async_client
-            .within(LIMIT)
-            .submit("sleep", &long)
-            .await
-            .unwrap();
-        timed_out_in_time("async result", started, job.result::<Value>().await);
-    });
-
-    let started = Instant::now();
-    let mut job = blocking.within(LIMIT).submit("sleep", &long).unwrap();
-    timed_out_in_time("blocking wait", started, job.wait().cloned());
-
-    let started = Instant::now();
-    let job = blocking.within(LIMIT).submit("sleep", &long).unwrap();
-    let mut events = job.events();
-    let last = loop {
-        match events.next() {
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => break Err::<(), _>(e),
-            None => panic!("the stream ended without an error"),
-        }
-    };
-    timed_out_in_time("blocking events", started, last);
-    assert!(events.next().is_none());
-
-    let started = Instant::now();
-    let mut job = blocking.within(LIMIT).submit("sleep", &long).unwrap();
-    timed_out_in_time("blocking result", started, job.result::<Value>());
-    // Past its deadline the handle's cancel times out too; a client free of it cancels.
-    assert!(matches!(job.cancel(), Err(Error::Timeout { .. })));
-    assert_eq!(
-        blocking.cancel(job.id()).unwrap().status,
-        JobStatus::Cancelled
     );
 }
 

@@ -4,7 +4,7 @@
 //! [`stream`](crate::stream) moves the bytes, and this hands the events out.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jobwire_core::backoff::jitter_seed;
 use jobwire_core::endpoint::GetJob;
@@ -13,6 +13,9 @@ use jobwire_core::follow::{FollowOutput, Follower, StreamSpec, StreamTarget};
 use jobwire_core::Error;
 
 use crate::stream::{follow, lock, Connection};
+
+/// The longest one read of a stream with a deadline waits.
+const DEADLINE_TICK: Duration = Duration::from_millis(50);
 use crate::Client;
 
 /// An iterator of job events, from [`JobHandle::events`](crate::JobHandle::events) or
@@ -86,13 +89,19 @@ impl EventStream {
     jobwire_core::__stream_spec_setters!(spec);
 
     fn start(&self) -> Feed {
-        let follower = self
+        let mut follower = self
             .spec
             .follower(
                 self.client.config().stream_idle_timeout_value(),
                 jitter_seed(),
             )
-            .until(self.client.deadline);
+            .until(self.client.deadline)
+            .options((*self.client.options).clone());
+        if self.client.deadline.is_some() {
+            // A socket's read timeout is kept loosely for long waits (Linux lets a
+            // 300 ms one run 10 % over); short reads end the stream at its deadline.
+            follower = follower.reads_in_ticks(DEADLINE_TICK);
+        }
         Feed {
             client: self.client.clone(),
             job_id: self.spec.job_id().map(str::to_owned),

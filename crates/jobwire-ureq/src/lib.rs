@@ -126,7 +126,13 @@ impl Transport for UreqTransport {
         // event stream's reads wait at most its read timeout each; its whole answer is
         // bounded only when it has a timeout too (a call's deadline).
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let request = configured.timeout_per_read(per_read.or(timeout)).build();
+        let mut configured = configured.timeout_per_read(per_read.or(timeout));
+        if per_read.is_some() {
+            // A stream with a deadline ends at it, not a read timeout after the last
+            // read began.
+            configured = configured.timeout_global(timeout);
+        }
+        let request = configured.build();
         let response = self.agent.run(request).map_err(classify)?;
         if deadline.is_some_and(|d| Instant::now() > d) {
             return Err(timed_out(timeout));

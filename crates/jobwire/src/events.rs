@@ -102,7 +102,8 @@ impl EventStream {
                 self.client.config().stream_idle_timeout_value(),
                 jitter_seed(),
             )
-            .until(self.client.deadline);
+            .until(self.client.deadline)
+            .options((*self.client.options).clone());
         let feed = Feed {
             client: self.client.clone(),
             job_id: self.spec.job_id().map(str::to_owned),
