@@ -508,7 +508,9 @@ impl<O: DeserializeOwned + Send> Shared<O> {
         let next = lock(&self.batch).next_step();
         match next {
             Next::Start(index) => match source.next() {
-                Some(input) => Some((index, input)),
+                // The batch may have stopped while the input was read: then it is dropped.
+                Some(input) if lock(&self.batch).still_wanted(index) => Some((index, input)),
+                Some(_) => None,
                 None => {
                     lock(&self.batch).exhausted(index);
                     None

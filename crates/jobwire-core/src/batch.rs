@@ -377,6 +377,28 @@ impl<O> Batch<O> {
         }
     }
 
+    /// Whether input `index`, given a [`Next::Start`] but not yet read or not yet
+    /// started, should still run: not once the batch has stopped — it is withdrawn then,
+    /// and nothing more is read from the source.
+    ///
+    /// ```
+    /// use jobwire_core::batch::{Batch, Mode, Next};
+    /// let mut batch = Batch::<u32>::new(2, Mode::FailFast);
+    /// assert_eq!(batch.next_step(), Next::Start(0));
+    /// assert_eq!(batch.next_step(), Next::Start(1)); // its input is still awaited…
+    /// batch.finished(0, Err(jobwire_core::Error::Closed)); // …when the batch stops
+    /// assert!(!batch.still_wanted(1));
+    /// assert_eq!(batch.next_step(), Next::Done);
+    /// ```
+    pub fn still_wanted(&mut self, index: usize) -> bool {
+        if self.first_error.is_some() {
+            self.exhausted(index);
+            false
+        } else {
+            true
+        }
+    }
+
     /// Input `index` became job `job_id`. In a batch that stopped meanwhile, the answer
     /// is true: cancel that job.
     pub fn submitted(&mut self, index: usize, job_id: &str) -> bool {

@@ -489,9 +489,9 @@ impl<O: DeserializeOwned + Send + 'static> Driver<O> {
     /// when nothing is left. The jobs in flight go on while the next input is awaited.
     async fn next_finished(&mut self) -> Option<usize> {
         loop {
-            let next = match self.to_read {
-                Some(index) => Next::Start(index),
-                None => lock(&self.batch).next_step(),
+            let next = match self.to_read.take() {
+                Some(index) if lock(&self.batch).still_wanted(index) => Next::Start(index),
+                _ => lock(&self.batch).next_step(),
             };
             let index = match next {
                 Next::Start(index) => index,
@@ -514,10 +514,12 @@ impl<O: DeserializeOwned + Send + 'static> Driver<O> {
                 Either::Left(input) => {
                     self.to_read = None;
                     match input {
-                        Some(input) => {
+                        Some(input) if lock(&self.batch).still_wanted(index) => {
                             let job = self.start(index, input);
                             self.running.push(job);
                         }
+                        // The batch stopped while its input was read: dropped.
+                        Some(_) => {}
                         None => lock(&self.batch).exhausted(index),
                     }
                 }
