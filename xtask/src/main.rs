@@ -225,6 +225,19 @@ fn python_tool(name: &str, requirement: &str) -> Result<std::path::PathBuf, Stri
     Ok(venv)
 }
 
+/// Builds the debug server binary; answers its path.
+fn debug_server() -> Result<&'static str, String> {
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "jobwire-server",
+        "--bin",
+        "jobwire-server",
+    ])?;
+    Ok("target/debug/jobwire-server")
+}
+
 /// A running server binary, killed when dropped.
 struct Server {
     child: std::process::Child,
@@ -234,15 +247,7 @@ struct Server {
 impl Server {
     /// The debug server binary on a free port with in-memory data, and `args`.
     fn start(args: &[&str]) -> Result<Server, String> {
-        cargo(&[
-            "build",
-            "--quiet",
-            "-p",
-            "jobwire-server",
-            "--bin",
-            "jobwire-server",
-        ])?;
-        let mut command = Command::new("target/debug/jobwire-server");
+        let mut command = Command::new(debug_server()?);
         command
             .args(["--memory", "--addr", "127.0.0.1:0"])
             .args(args);
@@ -311,18 +316,11 @@ fn ui() -> Result<(), String> {
         .current_dir(&e2e);
     run_command(npm)?;
     run("node", &["--test", &format!("{UI}/test/")])?;
-    cargo(&[
-        "build",
-        "--quiet",
-        "-p",
-        "jobwire-server",
-        "--bin",
-        "jobwire-server",
-    ])?;
+    let server = debug_server()?;
     let mut browser_tests = Command::new("node");
     browser_tests
         .arg(format!("{e2e}/run.mjs"))
-        .env("JOBWIRE_SERVER_BIN", "target/debug/jobwire-server")
+        .env("JOBWIRE_SERVER_BIN", server)
         .env("CHROMIUM", CHROMIUM);
     run_command(browser_tests)?;
     println!("screenshots: target/ui-screenshots/ (index.txt lists them)");
