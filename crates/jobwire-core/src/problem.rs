@@ -182,7 +182,7 @@ pub(crate) fn status_meaning(status: u16) -> StatusMeaning {
         401 => ("unauthorized", false, Unauthorized),
         403 => ("forbidden", false, Forbidden),
         404 => ("not_found", false, NotFound),
-        408 => ("bad_request", true, Other),
+        408 => ("request_timeout", true, Other),
         409 => ("conflict", false, Conflict),
         410 => ("gone", false, Other),
         413 => ("payload_too_large", false, Other),

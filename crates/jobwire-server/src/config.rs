@@ -75,6 +75,8 @@ pub struct ServerConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) lease: Duration,
     pub(crate) faults: crate::Faults,
+    pub(crate) connections: crate::connections::ConnectionLimits,
+    pub(crate) body_read_timeout: Duration,
     pub(crate) services: Vec<crate::ServiceSpec>,
     pub(crate) allow_commands: bool,
     pub(crate) ui: bool,
@@ -104,6 +106,8 @@ impl ServerConfig {
             shutdown_grace: Duration::ZERO,
             lease: Duration::from_secs(15),
             faults: crate::Faults::default(),
+            connections: crate::connections::ConnectionLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
             services: Vec::new(),
             allow_commands: false,
             ui: false,
@@ -275,6 +279,88 @@ impl ServerConfig {
         self
     }
 
+    /// Longest time an HTTP/1.1 request's header may take to arrive whole (default
+    /// 30 s; the connection is closed past it). Waiting for the next request on a
+    /// kept-alive HTTP/1.1 connection is reading its header, so this also bounds how
+    /// long such a connection may idle.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = jobwire_server::ServerConfig::new().header_read_timeout(Duration::from_secs(10));
+    /// # let _ = config;
+    /// ```
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.connections.header_read_timeout = timeout;
+        self
+    }
+
+    /// Longest time a connection may stay open with no request in progress (default
+    /// 60 s); HTTP/2 connections get a `GOAWAY`. Long-polls and event streams are
+    /// requests in progress, never idle.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = jobwire_server::ServerConfig::new().idle_timeout(Duration::from_secs(30));
+    /// # let _ = config;
+    /// ```
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.connections.idle_timeout = timeout;
+        self
+    }
+
+    /// Longest time a write may wait for the peer to take bytes (default 30 s): a peer
+    /// that stops reading — an event stream nobody consumes — has its connection closed,
+    /// and what the server held for it is freed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = jobwire_server::ServerConfig::new().write_timeout(Duration::from_secs(10));
+    /// # let _ = config;
+    /// ```
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.connections.write_timeout = timeout;
+        self
+    }
+
+    /// How often an HTTP/2 connection is pinged (default 20 s); a peer that does not
+    /// answer a ping within the same time is taken as gone and its connection closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = jobwire_server::ServerConfig::new().h2_keep_alive(Duration::from_secs(10));
+    /// # let _ = config;
+    /// ```
+    pub fn h2_keep_alive(mut self, interval: Duration) -> Self {
+        self.connections.h2_keep_alive_interval = interval;
+        self
+    }
+
+    /// Most connections open at once (default 10 000). A connection beyond it closes
+    /// the one idle the longest; when none is idle, the newcomer is answered 503
+    /// `unavailable` and closed.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().max_connections(2_000);
+    /// # let _ = config;
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.connections.max_connections = n;
+        self
+    }
+
+    /// Longest time a request body may take to arrive whole (default 30 s): a body sent
+    /// slower is answered 408 and its connection closed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = jobwire_server::ServerConfig::new().body_read_timeout(Duration::from_secs(10));
+    /// # let _ = config;
+    /// ```
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
     /// Misbehaves on purpose (see [`Faults`](crate::Faults)): drops answers, turns
     /// requests away, stalls, cuts streams — to test retry and timeout handling against.
     pub fn faults(mut self, faults: crate::Faults) -> Self {
@@ -307,6 +393,22 @@ impl ServerConfig {
                     "a database URL starts with postgres:// or postgresql://, not {url:?}"
                 ));
             }
+        }
+        let c = &self.connections;
+        if [
+            c.header_read_timeout,
+            c.idle_timeout,
+            c.write_timeout,
+            c.h2_keep_alive_interval,
+            self.body_read_timeout,
+        ]
+        .iter()
+        .any(Duration::is_zero)
+        {
+            return Err("connection and body timeouts must be longer than zero".into());
+        }
+        if c.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
         }
         if self.subscriber_buffer == 0 || self.max_h2_streams == 0 {
             return Err("subscriber_buffer and max_h2_streams must be at least 1".into());
@@ -355,6 +457,8 @@ impl fmt::Debug for ServerConfig {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("lease", &self.lease)
             .field("faults", &self.faults)
+            .field("connections", &self.connections)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("services", &self.services)
             .field("allow_commands", &self.allow_commands)
             .field("ui", &self.ui)
@@ -387,6 +491,11 @@ mod tests {
             .validate()
             .is_err());
         assert!(ServerConfig::new().max_h2_streams(0).validate().is_err());
+        assert!(ServerConfig::new().max_connections(0).validate().is_err());
+        assert!(ServerConfig::new()
+            .write_timeout(Duration::ZERO)
+            .validate()
+            .is_err());
         assert!(ServerConfig::new().token("a b", "t").validate().is_err());
         assert!(ServerConfig::new().token("ab", "").validate().is_err());
         assert!(ServerConfig::new()

@@ -63,6 +63,7 @@ mod bus;
 pub mod cli;
 mod clock;
 mod config;
+mod connections;
 mod faults;
 mod http;
 mod ids;
@@ -73,16 +74,14 @@ mod services;
 mod store;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, DEFAULT_TENANT};
@@ -93,6 +92,7 @@ pub use store::StoreError;
 use bus::EventBus;
 use clock::SystemClock;
 use config::Storage;
+use connections::{Admission, ConnectionLimits, Connections, CountedService, WriteTimed};
 use runner::{Limits, Runner};
 use services::Registry;
 use store::{MemoryStore, PgStore, SqliteStore, Store};
@@ -196,10 +196,11 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_wait: config.max_wait,
         heartbeat: config.heartbeat,
         max_events_per_stream: config.max_events_per_stream,
+        body_read_timeout: config.body_read_timeout,
         keys_in_flight: Default::default(),
         ui: config.ui,
     });
-    let connections = Arc::new(AtomicUsize::new(0));
+    let connections = Arc::new(Connections::new());
     let requests = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     tokio::spawn(retention::run(
@@ -213,7 +214,10 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let task = tokio::spawn(serve(
         listener,
         http::router(app, injector, requests.clone()),
-        config.max_h2_streams,
+        Protocol {
+            max_h2_streams: config.max_h2_streams,
+            limits: config.connections,
+        },
         connections.clone(),
         stop_rx,
     ));
@@ -230,18 +234,37 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     })
 }
 
+/// How connections are spoken and bounded.
+#[derive(Debug, Clone, Copy)]
+struct Protocol {
+    max_h2_streams: u32,
+    limits: ConnectionLimits,
+}
+
 /// Accepts connections until `stop` fires (or its sender is dropped), serving HTTP/1.1
-/// and HTTP/2 on each, then waits for the open connections to finish.
+/// and HTTP/2 on each within the connection limits (see `connections.rs`), then closes
+/// them gracefully and waits for them to finish.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
-    max_h2_streams: u32,
-    open: Arc<AtomicUsize>,
+    protocol: Protocol,
+    connections: Arc<Connections>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let limits = protocol.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(max_h2_streams);
-    let graceful = GracefulShutdown::new();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(protocol.max_h2_streams)
+        .keep_alive_interval(limits.h2_keep_alive_interval)
+        .keep_alive_timeout(limits.h2_keep_alive_interval);
+    let builder = Arc::new(builder);
+    let (stopping_tx, stopping) = watch::channel(false);
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -255,41 +278,42 @@ async fn serve(
             },
             _ = &mut stop => break,
         };
+        let tracked = match connections.admit(limits.max_connections) {
+            Admission::Admitted(tracked) => tracked,
+            Admission::Full => {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    "refusing a connection: every open one is busy"
+                );
+                // Best effort and never waiting: the socket is new, its buffer empty.
+                let _ = tcp.try_write(connections::FULL_ANSWER);
+                continue;
+            }
+        };
         // Answers are small and latency matters more than packet count: no Nagle delay.
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(router.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        let counted = OpenConnection::new(&open);
+        let service = CountedService::new(router.clone(), connections.clone(), tracked.clone());
+        let builder = builder.clone();
+        let connections = connections.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(counted);
+            let io = TokioIo::new(WriteTimed::new(tcp, limits.write_timeout));
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            connections::drive(
+                connections,
+                tracked,
+                connection,
+                limits.idle_timeout,
+                stopping,
+            )
+            .await;
         });
     }
     drop(listener);
-    graceful.shutdown().await;
-}
-
-/// Counts one open connection for as long as it lives.
-struct OpenConnection(Arc<AtomicUsize>);
-
-impl OpenConnection {
-    fn new(open: &Arc<AtomicUsize>) -> Self {
-        open.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(open.clone())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    let _ = stopping_tx.send(true);
+    connections.all_closed().await;
 }
 
 /// `http://` URL of a listening address; an unspecified address (`0.0.0.0`, `::`) is
@@ -313,7 +337,7 @@ fn url_of(addr: SocketAddr) -> String {
 pub struct ServerHandle {
     addr: SocketAddr,
     token: String,
-    connections: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
     requests: Arc<AtomicU64>,
     runner: Runner,
     shutdown_grace: Duration,
@@ -347,7 +371,7 @@ impl ServerHandle {
 
     /// How many client connections are open right now.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.count()
     }
 
     /// How many requests the server has been asked since it started, every route and
@@ -433,7 +457,7 @@ impl Drop for ServerHandle {
 pub struct BlockingServerHandle {
     addr: SocketAddr,
     token: String,
-    connections: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
     requests: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -532,7 +556,7 @@ impl BlockingServerHandle {
 
     /// How many client connections are open right now.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.count()
     }
 
     /// How many requests the server has been asked since it started (see

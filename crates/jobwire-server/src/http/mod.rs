@@ -45,6 +45,8 @@ pub(crate) struct App {
     pub services: ServiceCache,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Longest time a request body may take to arrive.
+    pub body_read_timeout: Duration,
     /// Cap for `Prefer: wait`.
     pub max_wait: Duration,
     /// How often a quiet event stream sends a keep-alive comment.

@@ -64,6 +64,22 @@ impl ApiError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "bad_request", detail)
     }
 
+    /// 408 `request_timeout`: the body did not arrive in time. The connection is closed
+    /// after the answer (what is left of the body is not worth reading).
+    pub(crate) fn request_timeout(limit: std::time::Duration) -> Self {
+        let mut e = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        );
+        e.0.headers
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        e
+    }
+
     /// 409 `conflict`.
     pub(crate) fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", detail)

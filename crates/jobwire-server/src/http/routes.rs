@@ -191,7 +191,7 @@ pub(super) async fn create_service(
              --allow-commands)",
         ));
     }
-    let bytes = read_body(body, &headers, app.max_body_bytes).await?;
+    let bytes = read_body(&app, body, &headers).await?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(body) = body else {
@@ -254,8 +254,19 @@ pub(super) async fn delete_service(
     }
 }
 
-/// Reads a request body of at most `limit` bytes; 413 beyond.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
+/// Reads a request body of at most `max_body_bytes`, 413 beyond, within
+/// `body_read_timeout`, 408 past it.
+async fn read_body(app: &App, body: Body, headers: &HeaderMap) -> Result<Bytes> {
+    let limit = app.max_body_bytes;
+    tokio::time::timeout(
+        app.body_read_timeout,
+        read_body_within(body, headers, limit),
+    )
+    .await
+    .unwrap_or_else(|_| Err(ApiError::request_timeout(app.body_read_timeout)))
+}
+
+async fn read_body_within(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -359,7 +370,7 @@ pub(super) async fn submit(
         };
         ApiError::unavailable(format!("service {} cannot run here: {why}", service.name))
     })?;
-    let bytes = read_body(body, &headers, app.max_body_bytes).await?;
+    let bytes = read_body(&app, body, &headers).await?;
     let (input, labels) = parse_submit(&bytes)?;
     let schema = service.input.as_ref().map_err(|e| {
         ApiError::unavailable(format!(
