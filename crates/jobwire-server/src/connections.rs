@@ -452,7 +452,7 @@ pub(crate) const FULL_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/problem+json\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\
-content-length: 177\r\n\
+content-length: 169\r\n\
 \r\n\
 {\"type\":\"https://jobwire.dev/problems/unavailable\",\"title\":\"Service Unavailable\",\"status\":503,\"code\":\"unavailable\",\"retryable\":true,\"detail\":\"too many open connections\"}";
 
