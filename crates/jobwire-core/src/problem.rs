@@ -188,6 +188,7 @@ pub(crate) fn status_meaning(status: u16) -> StatusMeaning {
         413 => ("payload_too_large", false, Other),
         422 => ("validation_failed", false, Validation),
         429 => ("rate_limited", true, RateLimited),
+        507 => ("quota_exceeded", false, Other),
         // A gateway that failed or timed out: the service behind it is unavailable.
         502..=504 => ("unavailable", true, Other),
         400..=499 => ("bad_request", false, Other),

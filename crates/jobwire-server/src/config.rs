@@ -68,7 +68,8 @@ pub struct ServerConfig {
     pub(crate) event_retention: Duration,
     pub(crate) subscriber_buffer: usize,
     pub(crate) max_events_per_job: usize,
-    pub(crate) max_finished_jobs_in_memory: usize,
+    pub(crate) max_stored_bytes_per_tenant: u64,
+    pub(crate) job_retention: Duration,
     pub(crate) max_h2_streams: u32,
     pub(crate) max_events_per_stream: Option<usize>,
     pub(crate) idempotency_window: Duration,
@@ -99,7 +100,8 @@ impl ServerConfig {
             event_retention: Duration::from_secs(3600),
             subscriber_buffer: 4096,
             max_events_per_job: 10_000,
-            max_finished_jobs_in_memory: 100_000,
+            max_stored_bytes_per_tenant: 1024 * 1024 * 1024,
+            job_retention: Duration::from_secs(7 * 24 * 3600),
             max_h2_streams: 10_000,
             max_events_per_stream: None,
             idempotency_window: Duration::from_secs(24 * 3600),
@@ -209,10 +211,34 @@ impl ServerConfig {
         self
     }
 
-    /// Most finished jobs the in-memory store keeps (the oldest go first, with their
-    /// events); default 100 000. The durable store keeps every job.
-    pub fn max_finished_jobs_in_memory(mut self, n: usize) -> Self {
-        self.max_finished_jobs_in_memory = n;
+    /// Most bytes one tenant may store (default 1 GiB): its jobs and events as the
+    /// store keeps them (their JSON text; in memory, plus a fixed cost per record). A
+    /// tenant at its cap is refused new jobs with 507 `quota_exceeded` until retention
+    /// frees room; nothing it has already been accepted is dropped. The in-memory store
+    /// makes room first: past the cap it removes the tenant's oldest finished jobs
+    /// whole (with their events and keys; a resume from before them answers 410), and
+    /// refuses new jobs only when what is left is all unfinished.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().max_stored_bytes_per_tenant(64 << 20);
+    /// # let _ = config;
+    /// ```
+    pub fn max_stored_bytes_per_tenant(mut self, bytes: u64) -> Self {
+        self.max_stored_bytes_per_tenant = bytes;
+        self
+    }
+
+    /// How long a finished job is kept (default 7 days), on every store: a background
+    /// pass removes older ones whole, after which they answer 404. At least the event
+    /// retention and the idempotency window, so a job outlives its events and its key.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = jobwire_server::ServerConfig::new().job_retention(Duration::from_secs(24 * 3600));
+    /// # let _ = config;
+    /// ```
+    pub fn job_retention(mut self, window: Duration) -> Self {
+        self.job_retention = window;
         self
     }
 
@@ -384,6 +410,16 @@ impl ServerConfig {
                 "heartbeat, event_retention and idempotency_window must be longer than zero".into(),
             );
         }
+        if self.job_retention < self.event_retention.max(self.idempotency_window) {
+            return Err(format!(
+                "job_retention ({:?}) must be at least event_retention ({:?}) and \
+                 idempotency_window ({:?}): a job outlives its events and its key",
+                self.job_retention, self.event_retention, self.idempotency_window
+            ));
+        }
+        if self.max_stored_bytes_per_tenant == 0 {
+            return Err("max_stored_bytes_per_tenant must be at least 1".into());
+        }
         if self.lease < Duration::from_millis(300) {
             return Err("lease must be at least 300 ms".into());
         }
@@ -448,9 +484,10 @@ impl fmt::Debug for ServerConfig {
             .field("subscriber_buffer", &self.subscriber_buffer)
             .field("max_events_per_job", &self.max_events_per_job)
             .field(
-                "max_finished_jobs_in_memory",
-                &self.max_finished_jobs_in_memory,
+                "max_stored_bytes_per_tenant",
+                &self.max_stored_bytes_per_tenant,
             )
+            .field("job_retention", &self.job_retention)
             .field("max_h2_streams", &self.max_h2_streams)
             .field("max_events_per_stream", &self.max_events_per_stream)
             .field("idempotency_window", &self.idempotency_window)
@@ -492,6 +529,16 @@ mod tests {
             .is_err());
         assert!(ServerConfig::new().max_h2_streams(0).validate().is_err());
         assert!(ServerConfig::new().max_connections(0).validate().is_err());
+        assert!(ServerConfig::new()
+            .job_retention(Duration::from_secs(60))
+            .validate()
+            .is_err());
+        assert!(ServerConfig::new()
+            .job_retention(Duration::from_secs(60))
+            .event_retention(Duration::from_secs(30))
+            .idempotency_window(Duration::from_secs(60))
+            .validate()
+            .is_ok());
         assert!(ServerConfig::new()
             .write_timeout(Duration::ZERO)
             .validate()

@@ -144,7 +144,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let bus = Arc::new(EventBus::new(config.subscriber_buffer));
     let store: Arc<dyn Store> = match &config.storage {
         Storage::Memory => Arc::new(MemoryStore::new(
-            config.max_finished_jobs_in_memory,
+            config.max_stored_bytes_per_tenant,
             bus.clone(),
         )),
         Storage::Dir(dir) => Arc::new(SqliteStore::open(dir, bus.clone())?),
@@ -157,6 +157,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let limits = Limits {
         max_in_flight: config.max_jobs_in_flight,
         max_reports_per_job: config.max_events_per_job,
+        max_stored_bytes: config.max_stored_bytes_per_tenant,
         lease: config.lease,
     };
     let server_id = ids::random_id("srv_", 8)
@@ -205,8 +206,11 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     tokio::spawn(retention::run(
         store,
-        config.event_retention,
-        config.idempotency_window,
+        retention::Windows {
+            events: config.event_retention,
+            keys: config.idempotency_window,
+            jobs: config.job_retention,
+        },
         bus.closed(),
     ));
     let injector =

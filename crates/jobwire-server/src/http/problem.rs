@@ -126,6 +126,20 @@ impl ApiError {
         e
     }
 
+    /// 507 `quota_exceeded`: the tenant stores its quota of bytes already. Not
+    /// retryable soon: room comes back only as retention removes old jobs.
+    pub(crate) fn quota_exceeded(used: u64, limit: u64) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "quota_exceeded",
+            format!(
+                "the tenant stores {used} bytes of jobs and events, and may store {limit}; \
+                 no new job is accepted until retention removes old ones (the jobs already \
+                 accepted keep everything they record)"
+            ),
+        )
+    }
+
     /// 500 `internal`. The detail stays generic: the cause goes to the log, not the client.
     pub(crate) fn internal() -> Self {
         Self::new(

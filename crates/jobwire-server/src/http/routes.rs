@@ -423,6 +423,7 @@ pub(super) async fn submit(
             return Err(match e {
                 SubmitError::RateLimited(_) => ApiError::rate_limited(e.to_string()),
                 SubmitError::ShuttingDown => ApiError::unavailable(e.to_string()),
+                SubmitError::OverQuota { used, limit } => ApiError::quota_exceeded(used, limit),
                 SubmitError::Store(e) => ApiError::from(e),
                 _ => {
                     tracing::error!(error = %e, "cannot submit a job");

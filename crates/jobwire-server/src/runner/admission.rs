@@ -31,6 +31,14 @@ pub(crate) enum SubmitError {
     /// No random id could be made.
     #[error("cannot generate a job id: {0}")]
     Random(getrandom::Error),
+    /// The tenant stores its quota of bytes already.
+    #[error("the tenant stores {used} bytes, its quota is {limit}")]
+    OverQuota {
+        /// What it stores.
+        used: u64,
+        /// Its quota.
+        limit: u64,
+    },
     /// The tenant already used the idempotency key; nothing was created.
     #[error("the idempotency key was used before")]
     KeyTaken(KeyRecord),
@@ -133,6 +141,7 @@ impl Runner {
                     .as_ref()
                     .map(|(key, fingerprint)| KeyUse { key, fingerprint }),
                 max_in_flight: inner.limits.max_in_flight,
+                max_stored_bytes: inner.limits.max_stored_bytes,
                 owner: &inner.server_id,
                 lease: inner.limits.lease,
             };
@@ -146,6 +155,10 @@ impl Runner {
                 Ok(Committed::AtLimit) => {
                     Some(SubmitError::RateLimited(inner.limits.max_in_flight))
                 }
+                Ok(Committed::OverQuota { used }) => Some(SubmitError::OverQuota {
+                    used,
+                    limit: inner.limits.max_stored_bytes,
+                }),
                 Ok(Committed::Lost) => Some(SubmitError::Store(StoreError::new(
                     "an insert reported a lost change",
                 ))),

@@ -77,6 +77,8 @@ pub(crate) struct Limits {
     pub max_in_flight: usize,
     /// Progress, log and output events recorded per job (status and done always are).
     pub max_reports_per_job: usize,
+    /// Bytes one tenant may store before its submits are refused.
+    pub max_stored_bytes: u64,
     /// How long a job stays this server's without a renewal (renewed every third of it).
     pub lease: Duration,
 }
@@ -164,6 +166,8 @@ enum Committed {
     KeyTaken(KeyRecord),
     /// An insert past its tenant's limit: nothing written.
     AtLimit,
+    /// An insert of a tenant that stores its quota already: nothing written.
+    OverQuota { used: u64 },
 }
 
 /// How [`Runner::apply`] went.
@@ -297,6 +301,7 @@ impl Runner {
                 Inserted::Stored(_) => (Committed::Stored, None),
                 Inserted::KeyTaken(record) => (Committed::KeyTaken(record), None),
                 Inserted::AtLimit => (Committed::AtLimit, None),
+                Inserted::OverQuota { used } => (Committed::OverQuota { used }, None),
             },
             Write::Change {
                 tenant,
@@ -328,7 +333,7 @@ impl Runner {
                     );
                     self.carry_out(job, state, &lifecycle::lost(), None).await;
                 }
-                Committed::KeyTaken(_) | Committed::AtLimit => {}
+                Committed::KeyTaken(_) | Committed::AtLimit | Committed::OverQuota { .. } => {}
             }
         }
         Ok(committed)
@@ -543,13 +548,14 @@ mod tests {
         Limits {
             max_in_flight,
             max_reports_per_job: 10_000,
+            max_stored_bytes: u64::MAX,
             lease: Duration::from_secs(30),
         }
     }
 
     async fn shared_store() -> (Arc<dyn Store>, Arc<EventBus>, Arc<Registry>) {
         let bus = Arc::new(EventBus::new(4096));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(1000, bus.clone()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(u64::MAX, bus.clone()));
         let registry = Arc::new(Registry::new(&[], false).unwrap());
         registry.seed(store.as_ref()).await.unwrap();
         (store, bus, registry)
@@ -746,6 +752,7 @@ mod tests {
                 job: &job,
                 key: None,
                 max_in_flight: 10,
+                max_stored_bytes: u64::MAX,
                 owner: "srv_gone",
                 lease: Duration::ZERO,
             };

@@ -311,7 +311,7 @@ mod tests {
 
     #[tokio::test]
     async fn found_services_are_kept_for_a_moment_and_misses_never() {
-        let store = MemoryStore::new(10, Arc::new(EventBus::new(16)));
+        let store = MemoryStore::new(u64::MAX, Arc::new(EventBus::new(16)));
         let cache = ServiceCache::new();
         assert!(cache.find(&store, "t", "mine").await.unwrap().is_none());
         let service = Service::new("svc_m", "mine", serde_json::json!({}), "now");

@@ -42,10 +42,23 @@ fn new_job<'a>(tenant: &'a str, job: &'a Job) -> NewJob<'a> {
         job,
         key: None,
         max_in_flight: 1000,
+        max_stored_bytes: u64::MAX,
         owner: OWNER,
         lease: LONG,
     }
 }
+
+/// The cutoffs of a retention pass; `NEVER` removes nothing of its kind.
+fn cutoffs(events_before: &str, keys_before: &str, jobs_before: &str) -> Cutoffs {
+    Cutoffs {
+        events_before: events_before.into(),
+        keys_before: keys_before.into(),
+        jobs_before: jobs_before.into(),
+    }
+}
+
+/// A cutoff before anything.
+const NEVER: &str = "1970-01-01T00:00:00.000000Z";
 
 /// Inserts a job that must be stored; returns its events' ids.
 async fn insert(store: &dyn Store, new: NewJob<'_>, events: Vec<NewEvent>) -> Vec<i64> {
@@ -94,6 +107,74 @@ pub(crate) async fn run(store: &dyn Store, bus: &EventBus) {
     limits(store).await;
     retention(store, bus).await;
     idempotency(store).await;
+    quota(store).await;
+}
+
+/// Stored bytes: a tenant at its quota gets no new job and loses nothing it has; room
+/// comes back as retention removes its old jobs.
+async fn quota(store: &dyn Store) {
+    let mut big = job("job_big", "svc_a", &[]);
+    big.input = json!("x".repeat(10_000));
+    insert(
+        store,
+        new_job("tq", &big),
+        vec![event("job_big", EventKind::Status)],
+    )
+    .await;
+    let next = job("job_next", "svc_a", &[]);
+    let capped = NewJob {
+        max_stored_bytes: 5_000,
+        ..new_job("tq", &next)
+    };
+    match store.insert_job(capped, vec![]).await.unwrap() {
+        Inserted::OverQuota { used } => assert!(used >= 10_000, "{used}"),
+        other => panic!("over its quota: {other:?}"),
+    }
+    // Another tenant is not this one's quota.
+    let theirs = job("job_theirs", "svc_a", &[]);
+    let capped = NewJob {
+        max_stored_bytes: 5_000,
+        ..new_job("tq2", &theirs)
+    };
+    insert(store, capped, vec![]).await;
+    // What was accepted stays, and grows past the quota if it must.
+    big.status = JobStatus::Succeeded;
+    big.output = Some(json!("y".repeat(10_000)));
+    big.finished_at = Some("2026-01-02T00:00:00.000000Z".into());
+    update(
+        store,
+        "tq",
+        &big,
+        JobStatus::Queued,
+        vec![event("job_big", EventKind::Done)],
+    )
+    .await;
+    assert_eq!(
+        store.get_job("tq", "job_big").await.unwrap().unwrap().0,
+        big
+    );
+    // Retention of jobs removes it whole; the tenant has room again (a shared store
+    // may take its ledger's flush to know).
+    let pruned = store
+        .prune(&cutoffs(NEVER, NEVER, "2026-02-01T00:00:00.000000Z"))
+        .await
+        .unwrap();
+    assert!(pruned.jobs >= 1, "{pruned:?}");
+    assert!(store.get_job("tq", "job_big").await.unwrap().is_none());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let capped = NewJob {
+            max_stored_bytes: 5_000,
+            ..new_job("tq", &next)
+        };
+        match store.insert_job(capped, vec![]).await.unwrap() {
+            Inserted::Stored(_) => break,
+            Inserted::OverQuota { .. } if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("room again after retention: {other:?}"),
+        }
+    }
 }
 
 /// A tenant's own services: names unique among what the tenant sees, retired ones
@@ -236,7 +317,7 @@ async fn idempotency(store: &dyn Store) {
     assert!(store.find_key("t4", "nope").await.unwrap().is_none());
     // Keys go after their window, measured from when they were recorded.
     let pruned = store
-        .prune("1970-01-01T00:00:00.000000Z", "9999-01-01T00:00:00.000000Z")
+        .prune(&cutoffs(NEVER, "9999-01-01T00:00:00.000000Z", NEVER))
         .await
         .unwrap();
     assert_eq!(pruned.keys, 2);
@@ -701,6 +782,7 @@ async fn leases(store: &dyn Store) {
 async fn limits(store: &dyn Store) {
     let limited = |job| NewJob {
         max_in_flight: 2,
+        max_stored_bytes: u64::MAX,
         ..new_job("t9", job)
     };
     let (a, b, c) = (
@@ -728,6 +810,7 @@ async fn limits(store: &dyn Store) {
     let theirs = job("job_m4", "svc_a", &[]);
     let other_tenant = NewJob {
         max_in_flight: 2,
+        max_stored_bytes: u64::MAX,
         ..new_job("t10", &theirs)
     };
     insert(store, other_tenant, vec![]).await;
@@ -780,7 +863,7 @@ async fn retention(store: &dyn Store, bus: &EventBus) {
 
     assert_eq!(store.event_floor("t3").await.unwrap(), 0);
     let pruned = store
-        .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+        .prune(&cutoffs("2026-03-01T00:00:00.000Z", NEVER, NEVER))
         .await
         .unwrap();
     assert_eq!(pruned.events, 2);
@@ -800,7 +883,7 @@ async fn retention(store: &dyn Store, bus: &EventBus) {
     assert!(store.get_job("t3", "job_old").await.unwrap().is_some());
     // A second pass finds nothing more; ids are never reused after a prune.
     let again = store
-        .prune("2026-03-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+        .prune(&cutoffs("2026-03-01T00:00:00.000Z", NEVER, NEVER))
         .await
         .unwrap();
     assert_eq!(again.events, 0);
@@ -816,4 +899,29 @@ async fn retention(store: &dyn Store, bus: &EventBus) {
         .unwrap()
         .unwrap();
     assert!(next[0] > last);
+
+    // Jobs finished before the jobs' cutoff go whole; unfinished ones never do.
+    let pruned = store
+        .prune(&cutoffs(NEVER, NEVER, "2026-03-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    // (Other parts' tenants have old finished jobs too.)
+    assert!(pruned.jobs >= 1, "{pruned:?}");
+    assert!(store.get_job("t3", "job_old").await.unwrap().is_none());
+    assert!(store.get_job("t3", "job_recent").await.unwrap().is_some());
+    assert!(store.get_job("t3", "job_running").await.unwrap().is_some());
+    let listed: Vec<String> = store
+        .list_jobs(
+            "t3",
+            &JobQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, j)| j.id)
+        .collect();
+    assert!(!listed.contains(&"job_old".to_owned()), "{listed:?}");
 }

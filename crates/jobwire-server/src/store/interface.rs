@@ -193,6 +193,9 @@ pub(crate) struct NewJob<'a> {
     pub key: Option<KeyUse<'a>>,
     /// The tenant may have at most this many unfinished jobs, this one included.
     pub max_in_flight: usize,
+    /// The tenant may store at most this many bytes (see [`Store::insert_job`]); a
+    /// tenant already past it gets no new job.
+    pub max_stored_bytes: u64,
     /// The server that will run it: it holds the job's lease from the start.
     pub owner: &'a str,
     /// How long the lease lasts unless renewed.
@@ -208,6 +211,11 @@ pub(crate) enum Inserted {
     KeyTaken(KeyRecord),
     /// The tenant has `max_in_flight` unfinished jobs already: nothing was stored.
     AtLimit,
+    /// The tenant stores `max_stored_bytes` or more already: nothing was stored.
+    OverQuota {
+        /// The bytes the tenant stores now, as the store counts them.
+        used: u64,
+    },
 }
 
 /// How registering a tenant's service went.
@@ -249,6 +257,19 @@ impl Expected<'_> {
     }
 }
 
+/// What a retention pass removes: everything older than these times (RFC 3339 as the
+/// server writes them, which sort as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cutoffs {
+    /// Events of jobs that finished before this.
+    pub events_before: String,
+    /// Idempotency keys recorded before this.
+    pub keys_before: String,
+    /// Jobs that finished before this, whole: the job, its labels, what is left of its
+    /// events, and its key.
+    pub jobs_before: String,
+}
+
 /// What one retention pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Pruned {
@@ -256,7 +277,7 @@ pub(crate) struct Pruned {
     pub events: usize,
     /// Idempotency keys removed.
     pub keys: usize,
-    /// Finished jobs removed (only a store with a cap on jobs removes any).
+    /// Finished jobs removed.
     pub jobs: usize,
 }
 
@@ -301,8 +322,14 @@ pub(crate) trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(i64, Service)>, StoreError>;
 
     /// Inserts a new job leased to its owner, its first events and its idempotency key,
-    /// in one transaction — or nothing, when the key was used before or the tenant is at
-    /// its limit.
+    /// in one transaction — or nothing, when the key was used before, the tenant is at
+    /// its limit of unfinished jobs, or it stores its quota of bytes already.
+    ///
+    /// A tenant's stored bytes are the JSON text of its jobs and events as kept (plus,
+    /// in memory, a fixed cost per record). The quota is checked here, before a job is
+    /// accepted, never after: a job already accepted keeps everything it records, even
+    /// past the quota. (On a shared store the figure may lag the peers' writes of the
+    /// last second or so.)
     async fn insert_job(
         &self,
         new: NewJob<'_>,
@@ -379,11 +406,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// stream cannot resume from before it.
     async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError>;
 
-    /// The retention pass: removes the events of jobs that finished before
-    /// `events_before` and the idempotency keys recorded before `keys_before` (RFC 3339
-    /// times as the server writes them, which sort as text), raising the tenants' event
-    /// floors; a store with a cap on finished jobs also drops the oldest past it.
-    async fn prune(&self, events_before: &str, keys_before: &str) -> Result<Pruned, StoreError>;
+    /// The retention pass: removes what [`Cutoffs`] names, raising the tenants' event
+    /// floors past every event it removes. A pass may stop early on a large backlog
+    /// (it says how much it removed) so that it never holds the store long; the next
+    /// pass goes on.
+    async fn prune(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError>;
 
     /// Flushes what needs flushing before the process exits.
     async fn close(&self) -> Result<(), StoreError>;

@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use jobwire_core::{Job, Service};
 
+use super::codec::json_len;
 use super::{
-    labels_match, Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent,
-    NewJob, Pruned, Retired, ServiceQuery, Store, StoreError,
+    labels_match, Created, Cutoffs, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord,
+    NewEvent, NewJob, Pruned, Retired, ServiceQuery, Store, StoreError,
 };
 use crate::bus::{EventBus, LiveEvent};
 use crate::clock::{lease_end, unix_millis};
@@ -18,11 +19,16 @@ use crate::locking::lock;
 /// A store in process memory, for tests and throwaway servers.
 ///
 /// Every call is a few map operations under one mutex, so its futures finish at once.
-/// Bounded: the retention pass removes the events of jobs finished before its cutoff, and
-/// keeps at most `max_finished_jobs` finished jobs (the oldest go first, events and all).
+/// Bounded in bytes, whatever the rate: each tenant may keep `budget` bytes of jobs,
+/// events and idempotency keys (their JSON plus a fixed cost per record for the maps
+/// that hold them). A write that takes a tenant past its budget makes room at once by
+/// removing the tenant's oldest finished jobs whole — the job, its events (raising the
+/// tenant's event floor, so a resume from before them answers 410) and its key. When
+/// nothing finished is left to remove, the tenant's next submit is refused (the quota).
+/// The retention pass also removes what is older than its cutoffs.
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
-    max_finished_jobs: usize,
+    budget: u64,
     bus: Arc<EventBus>,
 }
 
@@ -32,6 +38,12 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
+/// What a record costs beyond its JSON text: the map entries, headers and strings that
+/// hold it (measured roughly; the budget is an estimate of memory, not an exact count).
+const JOB_OVERHEAD: u64 = 320;
+const EVENT_OVERHEAD: u64 = 160;
+const KEY_OVERHEAD: u64 = 160;
+
 /// A stored job and who runs it.
 #[derive(Debug)]
 struct Row {
@@ -40,6 +52,39 @@ struct Row {
     owner: String,
     /// When the lease runs out, in Unix milliseconds.
     lease_until: i64,
+    /// What the job itself is charged (its JSON plus [`JOB_OVERHEAD`]).
+    bytes: u64,
+    /// The ids of its events still kept, oldest first.
+    events: Vec<i64>,
+    /// The idempotency key it was created with, while the key is kept.
+    key: Option<String>,
+}
+
+/// One tenant's events, counters and orders of removal.
+#[derive(Debug, Default)]
+struct Tenant {
+    /// Its kept events by id.
+    events: BTreeMap<i64, LiveEvent>,
+    /// The highest id of an event of it that was removed.
+    floor: i64,
+    /// What it stores, charged as the module docs say.
+    bytes: u64,
+    /// Its unfinished jobs (the limit check is on every submit).
+    unfinished: usize,
+    /// Its finished jobs (sequence numbers) in the order they finished: retention and
+    /// the budget remove the oldest first. May name jobs already removed.
+    finished: VecDeque<i64>,
+    /// Its finished jobs whose events are still kept, in the order they finished.
+    with_events: VecDeque<i64>,
+    /// Its idempotency keys in the order they were recorded, with when.
+    keys: VecDeque<(String, String)>,
+}
+
+/// A kept idempotency key.
+#[derive(Debug)]
+struct KeyEntry {
+    record: KeyRecord,
+    created_at: String,
 }
 
 #[derive(Debug, Default)]
@@ -52,30 +97,36 @@ struct Inner {
     jobs: BTreeMap<i64, Row>,
     /// job id -> seq.
     job_seq: HashMap<String, i64>,
-    /// Oldest first, with the tenant.
-    events: VecDeque<(String, LiveEvent)>,
-    /// Per tenant, the highest sequence id of a removed event.
-    floors: HashMap<String, i64>,
-    /// (tenant, key) -> (what it was used for, when it was recorded).
-    keys: HashMap<(String, String), (KeyRecord, String)>,
-    /// Unfinished jobs per tenant (kept, not counted per insert: the limit check is on
-    /// every submit).
-    unfinished: HashMap<String, usize>,
+    tenants: HashMap<String, Tenant>,
+    /// (tenant, key) -> what it was used for.
+    keys: HashMap<(String, String), KeyEntry>,
     next_service: i64,
     next_job: i64,
     next_event: i64,
 }
 
 impl MemoryStore {
-    /// An empty store that keeps at most `max_finished_jobs` finished jobs and publishes
-    /// its events on `bus`.
-    pub(crate) fn new(max_finished_jobs: usize, bus: Arc<EventBus>) -> Self {
+    /// An empty store that keeps at most `budget` bytes per tenant and publishes its
+    /// events on `bus`.
+    pub(crate) fn new(budget: u64, bus: Arc<EventBus>) -> Self {
         MemoryStore {
             inner: Mutex::new(Inner::default()),
-            max_finished_jobs,
+            budget,
             bus,
         }
     }
+}
+
+fn event_bytes(event: &Event) -> u64 {
+    (event.data.get().len() + event.job_id.len() + event.service_id.len()) as u64 + EVENT_OVERHEAD
+}
+
+fn key_bytes(key: &str, record: &KeyRecord) -> u64 {
+    (key.len() + record.fingerprint.len() + record.job_id.len()) as u64 + KEY_OVERHEAD
+}
+
+fn job_bytes(job: &Job) -> u64 {
+    json_len(job) + JOB_OVERHEAD
 }
 
 impl Inner {
@@ -92,56 +143,119 @@ impl Inner {
         self.live_service_entry(tenant, name).map(|(_, s)| s)
     }
 
-    /// Records events and publishes them, still under the store's lock: id order is
-    /// publish order.
-    fn push_events(&mut self, bus: &EventBus, tenant: &str, events: Vec<NewEvent>) -> Vec<i64> {
-        let first = self.events.len();
-        let mut seqs = Vec::with_capacity(events.len());
+    fn tenant(&mut self, tenant: &str) -> &mut Tenant {
+        self.tenants.entry(tenant.to_owned()).or_default()
+    }
+
+    /// Records the events of job `seq` and publishes them, still under the store's lock:
+    /// id order is publish order.
+    fn push_events(
+        &mut self,
+        bus: &EventBus,
+        tenant: &str,
+        seq: i64,
+        events: Vec<NewEvent>,
+    ) -> Vec<i64> {
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let mut recorded = Vec::with_capacity(events.len());
         for e in events {
             self.next_event += 1;
-            let event = Arc::new(e.recorded(self.next_event));
-            seqs.push(event.seq);
-            self.events.push_back((tenant.to_owned(), event));
+            recorded.push(Arc::new(e.recorded(self.next_event)));
         }
-        bus.publish_shared(self.events.range(first..).map(|(t, e)| (t, e.clone())));
-        seqs
-    }
-
-    /// Removes the events `doomed` selects (by job id), raising the floors.
-    fn remove_events(&mut self, doomed: impl Fn(&str) -> bool) -> usize {
-        let before = self.events.len();
-        let floors = &mut self.floors;
-        self.events.retain(|(tenant, e)| {
-            if doomed(&e.job_id) {
-                let floor = floors.entry(tenant.clone()).or_insert(0);
-                *floor = (*floor).max(e.seq);
-                false
-            } else {
-                true
-            }
-        });
-        before - self.events.len()
-    }
-
-    fn unfinished_of(&self, tenant: &str) -> usize {
-        self.unfinished.get(tenant).copied().unwrap_or(0)
-    }
-
-    /// Keeps the per-tenant count of unfinished jobs as a job goes from `was` to `now`
-    /// being terminal.
-    fn count_unfinished(&mut self, tenant: &str, was_terminal: bool, now_terminal: bool) {
-        match (was_terminal, now_terminal) {
-            (false, true) => {
-                if let Some(n) = self.unfinished.get_mut(tenant) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.unfinished.remove(tenant);
-                    }
-                }
-            }
-            (true, false) => *self.unfinished.entry(tenant.to_owned()).or_insert(0) += 1,
-            _ => {}
+        let ids: Vec<i64> = recorded.iter().map(|e| e.seq).collect();
+        if let Some(row) = self.jobs.get_mut(&seq) {
+            row.events.extend_from_slice(&ids);
         }
+        let t = self.tenant(tenant);
+        for event in &recorded {
+            t.bytes += event_bytes(event);
+            t.events.insert(event.seq, event.clone());
+        }
+        bus.publish_shared(recorded.into_iter().map(|e| (tenant, e)));
+        ids
+    }
+
+    /// Removes the kept events of job `seq`, raising its tenant's floor past them.
+    fn remove_events_of(&mut self, seq: i64) -> usize {
+        let Some(row) = self.jobs.get_mut(&seq) else {
+            return 0;
+        };
+        let ids = std::mem::take(&mut row.events);
+        let Some(t) = self.tenants.get_mut(&row.tenant) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for id in ids {
+            if let Some(event) = t.events.remove(&id) {
+                t.bytes = t.bytes.saturating_sub(event_bytes(&event));
+                t.floor = t.floor.max(id);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Removes idempotency key `key` of `tenant`, with what it is charged.
+    fn remove_key(&mut self, tenant: &str, key: &str) -> bool {
+        let Some(entry) = self.keys.remove(&(tenant.to_owned(), key.to_owned())) else {
+            return false;
+        };
+        if let Some(row) = self
+            .job_seq
+            .get(&entry.record.job_id)
+            .and_then(|seq| self.jobs.get_mut(seq))
+        {
+            row.key = None;
+        }
+        if let Some(t) = self.tenants.get_mut(tenant) {
+            t.bytes = t.bytes.saturating_sub(key_bytes(key, &entry.record));
+        }
+        true
+    }
+
+    /// Removes finished job `seq` whole: itself, its events and its key. Returns the
+    /// events removed, or `None` when there was no such finished job.
+    fn remove_job(&mut self, seq: i64) -> Option<usize> {
+        if !self.jobs.get(&seq)?.job.is_finished() {
+            return None;
+        }
+        let events = self.remove_events_of(seq);
+        let row = self.jobs.remove(&seq)?;
+        self.job_seq.remove(&row.job.id);
+        if let Some(key) = &row.key {
+            self.remove_key(&row.tenant, key);
+        }
+        if let Some(t) = self.tenants.get_mut(&row.tenant) {
+            t.bytes = t.bytes.saturating_sub(row.bytes);
+        }
+        Some(events)
+    }
+
+    /// Makes room under `budget` for `tenant` by removing its oldest finished jobs.
+    fn enforce_budget(&mut self, tenant: &str, budget: u64) {
+        loop {
+            let Some(t) = self.tenants.get_mut(tenant) else {
+                return;
+            };
+            if t.bytes <= budget {
+                return;
+            }
+            let Some(oldest) = t.finished.pop_front() else {
+                return;
+            };
+            self.remove_job(oldest);
+        }
+    }
+
+    /// Keeps the per-tenant count of unfinished jobs, and the order of finished ones,
+    /// when stored job `seq` becomes terminal (a terminal job never changes again).
+    fn count_finished(&mut self, tenant: &str, seq: i64) {
+        let t = self.tenant(tenant);
+        t.unfinished = t.unfinished.saturating_sub(1);
+        t.finished.push_back(seq);
+        t.with_events.push_back(seq);
     }
 }
 
@@ -257,53 +371,73 @@ impl Store for MemoryStore {
     ) -> Result<Inserted, StoreError> {
         let mut inner = lock(&self.inner);
         let slot = new.key.map(|k| (new.tenant.to_owned(), k.key.to_owned()));
-        if let Some((record, _)) = slot.as_ref().and_then(|slot| inner.keys.get(slot)) {
-            return Ok(Inserted::KeyTaken(record.clone()));
+        if let Some(entry) = slot.as_ref().and_then(|slot| inner.keys.get(slot)) {
+            return Ok(Inserted::KeyTaken(entry.record.clone()));
         }
-        if inner.unfinished_of(new.tenant) >= new.max_in_flight {
+        let (unfinished, used) = inner
+            .tenants
+            .get(new.tenant)
+            .map_or((0, 0), |t| (t.unfinished, t.bytes));
+        if unfinished >= new.max_in_flight {
             return Ok(Inserted::AtLimit);
+        }
+        if used >= new.max_stored_bytes {
+            return Ok(Inserted::OverQuota { used });
         }
         if inner.job_seq.contains_key(&new.job.id) {
             return Err(StoreError::new(format!("job id {} is taken", new.job.id)));
         }
         inner.next_job += 1;
         let seq = inner.next_job;
+        let bytes = job_bytes(new.job);
         let row = Row {
             tenant: new.tenant.to_owned(),
             job: new.job.clone(),
             owner: new.owner.to_owned(),
             lease_until: lease_end(SystemTime::now(), new.lease),
+            bytes,
+            events: Vec::new(),
+            key: new.key.map(|k| k.key.to_owned()),
         };
         inner.jobs.insert(seq, row);
         inner.job_seq.insert(new.job.id.clone(), seq);
-        let terminal = new.job.status.is_terminal();
-        inner.count_unfinished(new.tenant, true, terminal);
+        let t = inner.tenant(new.tenant);
+        t.bytes += bytes;
+        if new.job.status.is_terminal() {
+            t.finished.push_back(seq);
+            t.with_events.push_back(seq);
+        } else {
+            t.unfinished += 1;
+        }
         if let (Some(slot), Some(key)) = (slot, new.key) {
             let record = KeyRecord {
                 fingerprint: key.fingerprint.to_owned(),
                 job_id: new.job.id.clone(),
                 status: None,
             };
-            inner
-                .keys
-                .insert(slot, (record, new.job.created_at.clone()));
+            let t = inner.tenant(new.tenant);
+            t.bytes += key_bytes(key.key, &record);
+            t.keys
+                .push_back((key.key.to_owned(), new.job.created_at.clone()));
+            let created_at = new.job.created_at.clone();
+            inner.keys.insert(slot, KeyEntry { record, created_at });
         }
-        Ok(Inserted::Stored(
-            inner.push_events(&self.bus, new.tenant, events),
-        ))
+        let ids = inner.push_events(&self.bus, new.tenant, seq, events);
+        inner.enforce_budget(new.tenant, self.budget);
+        Ok(Inserted::Stored(ids))
     }
 
     async fn find_key(&self, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         let inner = lock(&self.inner);
         let slot = (tenant.to_owned(), key.to_owned());
-        Ok(inner.keys.get(&slot).map(|(record, _)| record.clone()))
+        Ok(inner.keys.get(&slot).map(|entry| entry.record.clone()))
     }
 
     async fn set_key_status(&self, tenant: &str, key: &str, status: u16) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
         let slot = (tenant.to_owned(), key.to_owned());
-        if let Some((record, _)) = inner.keys.get_mut(&slot) {
-            record.status = Some(status);
+        if let Some(entry) = inner.keys.get_mut(&slot) {
+            entry.record.status = Some(status);
         }
         Ok(())
     }
@@ -316,17 +450,27 @@ impl Store for MemoryStore {
         events: Vec<NewEvent>,
     ) -> Result<Option<Vec<i64>>, StoreError> {
         let mut inner = lock(&self.inner);
-        let seq = inner.job_seq.get(&job.id).copied();
-        let was_terminal = match seq.and_then(|seq| inner.jobs.get_mut(&seq)) {
+        let Some(seq) = inner.job_seq.get(&job.id).copied() else {
+            return Ok(None);
+        };
+        let bytes = job_bytes(job);
+        let (was_terminal, was_bytes) = match inner.jobs.get_mut(&seq) {
             Some(row) if row.tenant == tenant && expected.holds(&row.job, &row.owner) => {
-                let was = row.job.status.is_terminal();
+                let was = (row.job.status.is_terminal(), row.bytes);
                 row.job = job.clone();
+                row.bytes = bytes;
                 was
             }
             _ => return Ok(None),
         };
-        inner.count_unfinished(tenant, was_terminal, job.status.is_terminal());
-        Ok(Some(inner.push_events(&self.bus, tenant, events)))
+        let t = inner.tenant(tenant);
+        t.bytes = t.bytes.saturating_sub(was_bytes) + bytes;
+        if !was_terminal && job.status.is_terminal() {
+            inner.count_finished(tenant, seq);
+        }
+        let ids = inner.push_events(&self.bus, tenant, seq, events);
+        inner.enforce_budget(tenant, self.budget);
+        Ok(Some(ids))
     }
 
     async fn append_events(
@@ -337,12 +481,16 @@ impl Store for MemoryStore {
         events: Vec<NewEvent>,
     ) -> Result<Option<Vec<i64>>, StoreError> {
         let mut inner = lock(&self.inner);
-        let seq = inner.job_seq.get(job_id).copied();
-        let row = seq.and_then(|seq| inner.jobs.get(&seq));
+        let Some(seq) = inner.job_seq.get(job_id).copied() else {
+            return Ok(None);
+        };
+        let row = inner.jobs.get(&seq);
         if !row.is_some_and(|row| row.tenant == tenant && expected.holds(&row.job, &row.owner)) {
             return Ok(None);
         }
-        Ok(Some(inner.push_events(&self.bus, tenant, events)))
+        let ids = inner.push_events(&self.bus, tenant, seq, events);
+        inner.enforce_budget(tenant, self.budget);
+        Ok(Some(ids))
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
@@ -443,59 +591,109 @@ impl Store for MemoryStore {
 
     async fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let inner = lock(&self.inner);
-        let start = inner.events.partition_point(|(_, e)| e.seq <= query.after);
-        Ok(inner
-            .events
-            .range(start..)
-            .filter(|(owner, e)| owner == tenant && query.matches(&e.job_id, &e.service_id))
+        let Some(t) = inner.tenants.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let start = query.after.saturating_add(1);
+        if query.jobs.is_empty() {
+            return Ok(t
+                .events
+                .range(start..)
+                .map(|(_, e)| e)
+                .filter(|e| query.matches(&e.job_id, &e.service_id))
+                .take(query.limit)
+                .map(|e| Event::clone(e))
+                .collect());
+        }
+        // A few jobs: their own lists of ids, not the tenant's whole history.
+        let mut ids: Vec<i64> = query
+            .jobs
+            .iter()
+            .filter_map(|id| inner.job_seq.get(id).and_then(|seq| inner.jobs.get(seq)))
+            .filter(|row| row.tenant == tenant)
+            .flat_map(|row| row.events.iter().copied().filter(|id| *id >= start))
+            .collect();
+        ids.sort_unstable();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| t.events.get(&id))
+            .filter(|e| query.matches(&e.job_id, &e.service_id))
             .take(query.limit)
-            .map(|(_, e)| Event::clone(e))
+            .map(|e| Event::clone(e))
             .collect())
     }
 
     async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
-        Ok(lock(&self.inner).floors.get(tenant).copied().unwrap_or(0))
+        Ok(lock(&self.inner).tenants.get(tenant).map_or(0, |t| t.floor))
     }
 
-    async fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
+    async fn prune(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
         let mut inner = lock(&self.inner);
-        let keys_before_pass = inner.keys.len();
-        inner.keys.retain(|_, (_, at)| at.as_str() >= keys_before);
-        let keys = keys_before_pass - inner.keys.len();
-        let finished: Vec<(i64, bool)> = inner
-            .jobs
-            .iter()
-            .filter_map(|(seq, row)| {
-                let job = &row.job;
-                let at = job.finished_at.as_deref().filter(|_| job.is_finished())?;
-                Some((*seq, at < cutoff))
-            })
-            .collect();
-        // Past the cap, the oldest finished jobs go whole.
-        let excess = finished.len().saturating_sub(self.max_finished_jobs);
-        let dropped: Vec<String> = finished[..excess]
-            .iter()
-            .filter_map(|(seq, _)| inner.jobs.remove(seq).map(|row| row.job.id))
-            .collect();
-        for id in &dropped {
-            inner.job_seq.remove(id);
-        }
-        let expired: HashSet<String> = finished[excess..]
-            .iter()
-            .filter(|(_, old)| *old)
-            .filter_map(|(seq, _)| inner.jobs.get(seq).map(|row| row.job.id.clone()))
-            .chain(dropped.iter().cloned())
-            .collect();
-        let events = if expired.is_empty() {
-            0
-        } else {
-            inner.remove_events(|job_id| expired.contains(job_id))
+        let mut pruned = Pruned::default();
+        let tenants: Vec<String> = inner.tenants.keys().cloned().collect();
+        let finished_before = |inner: &Inner, seq: i64, cutoff: &str| {
+            inner
+                .jobs
+                .get(&seq)
+                .map(|row| row.job.finished_at.as_deref().is_some_and(|at| at < cutoff))
         };
-        Ok(Pruned {
-            events,
-            keys,
-            jobs: dropped.len(),
-        })
+        for tenant in &tenants {
+            // Keys, in the order they were recorded.
+            while let Some((key, at)) = inner
+                .tenants
+                .get(tenant)
+                .and_then(|t| t.keys.front().cloned())
+            {
+                if at.as_str() >= cutoffs.keys_before.as_str() {
+                    break;
+                }
+                if let Some(t) = inner.tenants.get_mut(tenant) {
+                    t.keys.pop_front();
+                }
+                let slot = (tenant.clone(), key.clone());
+                if inner.keys.get(&slot).is_some_and(|e| e.created_at == at)
+                    && inner.remove_key(tenant, &key)
+                {
+                    pruned.keys += 1;
+                }
+            }
+            // Events of jobs, in the order the jobs finished.
+            while let Some(seq) = inner
+                .tenants
+                .get(tenant)
+                .and_then(|t| t.with_events.front().copied())
+            {
+                match finished_before(&inner, seq, &cutoffs.events_before) {
+                    Some(false) => break,
+                    Some(true) => pruned.events += inner.remove_events_of(seq),
+                    None => {}
+                }
+                if let Some(t) = inner.tenants.get_mut(tenant) {
+                    t.with_events.pop_front();
+                }
+            }
+            // Jobs, in the order they finished.
+            while let Some(seq) = inner
+                .tenants
+                .get(tenant)
+                .and_then(|t| t.finished.front().copied())
+            {
+                match finished_before(&inner, seq, &cutoffs.jobs_before) {
+                    Some(false) => break,
+                    Some(true) => {
+                        if let Some(events) = inner.remove_job(seq) {
+                            pruned.events += events;
+                            pruned.jobs += 1;
+                        }
+                    }
+                    None => {}
+                }
+                if let Some(t) = inner.tenants.get_mut(tenant) {
+                    t.finished.pop_front();
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -506,66 +704,157 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EventKind, NewJob};
+    use crate::store::{EventData, EventKind, NewJob};
     use jobwire_core::JobStatus;
 
-    fn store(max_finished_jobs: usize) -> (MemoryStore, Arc<EventBus>) {
+    fn store(budget: u64) -> (MemoryStore, Arc<EventBus>) {
         let bus = Arc::new(EventBus::new(4096));
-        (MemoryStore::new(max_finished_jobs, bus.clone()), bus)
+        (MemoryStore::new(budget, bus.clone()), bus)
     }
 
     #[tokio::test]
     async fn memory_store_keeps_the_contract() {
-        let (store, bus) = store(1000);
+        let (store, bus) = store(u64::MAX);
         super::super::contract::run(&store, &bus).await;
     }
 
-    #[tokio::test]
-    async fn finished_jobs_past_the_cap_go_oldest_first() {
-        let (store, _) = store(2);
-        let insert = |job: Job, events: Vec<NewEvent>| {
-            let store = &store;
-            async move {
-                let new = NewJob {
-                    tenant: "t",
-                    job: &job,
-                    key: None,
-                    max_in_flight: 100,
-                    owner: "srv",
-                    lease: Duration::from_secs(60),
-                };
-                store.insert_job(new, events).await.unwrap();
-            }
-        };
-        for i in 0..5 {
-            let mut job = Job::new(format!("job_{i}"), "svc_a", JobStatus::Succeeded);
-            job.finished_at = Some(format!("2026-01-01T00:00:0{i}.000Z"));
-            let event = NewEvent {
-                job_id: job.id.clone(),
-                service_id: "svc_a".into(),
-                kind: EventKind::Done,
-                data: crate::store::EventData::of(&serde_json::json!({})),
-                created_at: String::new(),
-            };
-            insert(job, vec![event]).await;
+    fn log(job: &Job, bytes: usize) -> NewEvent {
+        NewEvent {
+            job_id: job.id.clone(),
+            service_id: job.service_id.clone(),
+            kind: EventKind::Log,
+            data: EventData::of(&serde_json::json!({"line": "x".repeat(bytes)})),
+            created_at: String::new(),
         }
-        insert(Job::new("job_live", "svc_a", JobStatus::Running), vec![]).await;
-        // Nothing is old enough for the window, but the cap removes three jobs.
-        let pruned = store
-            .prune("2000-01-01T00:00:00.000Z", "2000-01-01T00:00:00.000Z")
+    }
+
+    async fn insert(
+        store: &MemoryStore,
+        tenant: &str,
+        job: &Job,
+        events: Vec<NewEvent>,
+    ) -> Inserted {
+        let new = NewJob {
+            tenant,
+            job,
+            key: Some(crate::store::KeyUse {
+                key: &job.id,
+                fingerprint: "f",
+            }),
+            max_in_flight: 100,
+            max_stored_bytes: u64::MAX,
+            owner: "srv",
+            lease: Duration::from_secs(60),
+        };
+        store.insert_job(new, events).await.unwrap()
+    }
+
+    fn finished(i: usize) -> Job {
+        let mut job = Job::new(format!("job_{i}"), "svc_a", JobStatus::Succeeded);
+        job.created_at = format!("2026-01-01T00:00:{i:02}.000000Z");
+        job.finished_at = Some(format!("2026-01-01T00:00:{i:02}.000000Z"));
+        job
+    }
+
+    #[tokio::test]
+    async fn past_its_budget_a_tenant_loses_its_oldest_finished_jobs_whole() {
+        // Room for the running job and three finished jobs of ~11 KB each.
+        let (store, _) = store(40 * 1024);
+        let running = Job::new("job_live", "svc_a", JobStatus::Running);
+        insert(&store, "t", &running, vec![log(&running, 2_000)]).await;
+        for i in 0..6 {
+            let job = finished(i);
+            insert(&store, "t", &job, vec![log(&job, 10_000)]).await;
+            // Another tenant's jobs never make room for this one's.
+            let theirs = finished(100 + i);
+            insert(&store, "other", &theirs, vec![log(&theirs, 10_000)]).await;
+        }
+        let mut kept = Vec::new();
+        for i in 0..6 {
+            kept.push(
+                store
+                    .get_job("t", &format!("job_{i}"))
+                    .await
+                    .unwrap()
+                    .is_some(),
+            );
+        }
+        assert_eq!(kept, [false, false, false, true, true, true]);
+        assert!(store.get_job("t", "job_live").await.unwrap().is_some());
+        // Their events and keys went with them; a resume from before them is past the
+        // floor.
+        assert!(store.find_key("t", "job_0").await.unwrap().is_none());
+        assert!(store.find_key("t", "job_5").await.unwrap().is_some());
+        let floor = store.event_floor("t").await.unwrap();
+        assert!(floor > 0);
+        let all = EventQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        let left: Vec<String> = store
+            .events("t", &all)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|e| e.job_id)
+            .collect();
+        assert_eq!(left, ["job_live", "job_3", "job_4", "job_5"]);
+        let used = lock(&store.inner).tenants["t"].bytes;
+        assert!(used <= 40 * 1024, "{used}");
+        // The other tenant kept as much as its own budget allows.
+        assert!(store.get_job("other", "job_105").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_whose_unfinished_jobs_fill_its_budget_is_refused_new_ones() {
+        let (store, _) = store(16 * 1024);
+        let big = Job::new("job_big", "svc_a", JobStatus::Running);
+        assert!(matches!(
+            insert(&store, "t", &big, vec![log(&big, 20_000)]).await,
+            Inserted::Stored(_)
+        ));
+        let next = Job::new("job_next", "svc_a", JobStatus::Queued);
+        let new = NewJob {
+            tenant: "t",
+            job: &next,
+            key: None,
+            max_in_flight: 100,
+            max_stored_bytes: 16 * 1024,
+            owner: "srv",
+            lease: Duration::from_secs(60),
+        };
+        let refused = store.insert_job(new, vec![]).await.unwrap();
+        assert!(matches!(refused, Inserted::OverQuota { used } if used > 16 * 1024));
+        // Nothing accepted was lost: the running job and its events are all there.
+        assert!(store.get_job("t", "job_big").await.unwrap().is_some());
+        assert_eq!(store.event_floor("t").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn retention_removes_events_then_jobs_in_the_order_they_finished() {
+        let (store, _) = store(u64::MAX);
+        for i in 0..4 {
+            let job = finished(i);
+            insert(&store, "t", &job, vec![log(&job, 10)]).await;
+        }
+        let cutoffs = Cutoffs {
+            events_before: "2026-01-01T00:00:03.000000Z".into(),
+            keys_before: "2000-01-01T00:00:00.000000Z".into(),
+            jobs_before: "2026-01-01T00:00:01.000000Z".into(),
+        };
+        let pruned = store.prune(&cutoffs).await.unwrap();
         assert_eq!(
             pruned,
             Pruned {
                 events: 3,
                 keys: 0,
-                jobs: 3
+                jobs: 1
             }
         );
         assert!(store.get_job("t", "job_0").await.unwrap().is_none());
-        assert!(store.get_job("t", "job_3").await.unwrap().is_some());
-        assert!(store.get_job("t", "job_live").await.unwrap().is_some());
+        assert!(store.get_job("t", "job_1").await.unwrap().is_some());
         assert_eq!(store.event_floor("t").await.unwrap(), 3);
+        // A second pass finds nothing more.
+        assert_eq!(store.prune(&cutoffs).await.unwrap(), Pruned::default());
     }
 }

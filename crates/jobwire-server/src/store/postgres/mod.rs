@@ -40,14 +40,16 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 mod listener;
 mod migrations;
+mod usage;
 
 use listener::Listener;
 use migrations::migrate;
+use usage::Ledger;
 
 use super::codec::{finished_at, from_json, to_json};
 use super::{
-    Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
-    Retired, ServiceQuery, Store, StoreError,
+    Created, Cutoffs, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob,
+    Pruned, Retired, ServiceQuery, Store, StoreError,
 };
 use crate::bus::EventBus;
 
@@ -68,6 +70,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// in `jobwire_record_events`, migration 2, as well).
 const CHANNEL: &str = "jobwire_events";
 
+/// Most jobs one retention pass prunes the events of, and most it removes: a backlog
+/// is worked off over several passes, each short.
+const PRUNE_BATCH: i64 = 5_000;
+
 /// How long `close` waits for the listener to stop.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -78,6 +84,10 @@ pub(crate) struct PgStore {
     stop: watch::Sender<bool>,
     /// The listener task, until `close` waits for it.
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// The bytes each tenant stores, as this process knows them.
+    ledger: Arc<Ledger>,
+    /// The task that flushes the ledger, until `close` waits for it.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -161,9 +171,16 @@ fn event_from(row: &Row, first: usize) -> Result<Event, StoreError> {
     })
 }
 
+/// The bytes of a text, as the ledger counts them.
+fn bytes_of(text: &str) -> i64 {
+    i64::try_from(text.len()).unwrap_or(i64::MAX)
+}
+
 /// Events as the columns `jobwire_record_events` takes, one array each.
 struct EventColumns {
     n: i64,
+    /// The bytes of their data, together.
+    bytes: i64,
     job_ids: Vec<String>,
     service_ids: Vec<String>,
     kinds: Vec<&'static str>,
@@ -177,6 +194,7 @@ impl EventColumns {
             .map_err(|e| StoreError::with_source("too many events", e))?;
         let mut columns = EventColumns {
             n,
+            bytes: 0,
             job_ids: Vec::with_capacity(events.len()),
             service_ids: Vec::with_capacity(events.len()),
             kinds: Vec::with_capacity(events.len()),
@@ -184,7 +202,9 @@ impl EventColumns {
             created_at: Vec::with_capacity(events.len()),
         };
         for e in events {
-            columns.data.push(to_json(&e.data)?);
+            let data = to_json(&e.data)?;
+            columns.bytes += bytes_of(&data);
+            columns.data.push(data);
             columns.kinds.push(e.kind.as_str());
             columns.job_ids.push(e.job_id);
             columns.service_ids.push(e.service_id);
@@ -283,10 +303,14 @@ impl PgStore {
             stop: stopped,
         };
         let listener = tokio::spawn(listener.run());
+        let ledger = Arc::new(Ledger::default());
+        let flusher = tokio::spawn(flush_loop(pool.clone(), ledger.clone(), stop.subscribe()));
         Ok(PgStore {
             pool,
             stop,
             listener: Mutex::new(Some(listener)),
+            ledger,
+            flusher: Mutex::new(Some(flusher)),
         })
     }
 
@@ -296,6 +320,26 @@ impl PgStore {
             .get()
             .await
             .map_err(err("taking a connection from the pool"))
+    }
+}
+
+/// Flushes `ledger` every [`usage::FLUSH_EVERY`] until `stop`, then once more.
+async fn flush_loop(pool: Pool, ledger: Arc<Ledger>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(usage::FLUSH_EVERY) => false,
+            _ = stop.wait_for(|stop| *stop) => true,
+        };
+        let flushed = match pool.get().await {
+            Ok(client) => ledger.flush(&client).await,
+            Err(e) => Err(StoreError::with_source("flushing stored bytes", e)),
+        };
+        if let Err(e) = flushed {
+            tracing::warn!(error = %e, "cannot flush stored bytes; retrying");
+        }
+        if stopping {
+            return;
+        }
     }
 }
 
@@ -459,6 +503,10 @@ impl Store for PgStore {
     ) -> Result<Inserted, StoreError> {
         const WHAT: &str = "inserting a job";
         let job = new.job;
+        let used = self.ledger.used(new.tenant);
+        if used >= new.max_stored_bytes {
+            return Ok(Inserted::OverQuota { used });
+        }
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
         let events = EventColumns::new(events)?;
@@ -495,7 +543,11 @@ impl Store for PgStore {
             .ok_or_else(|| StoreError::new("inserting a job: no outcome"))?;
         let outcome: &str = get(row, 0, WHAT)?;
         match outcome {
-            "stored" => Ok(Inserted::Stored(events.ids(get(row, 1, WHAT)?))),
+            "stored" => {
+                self.ledger
+                    .charge(new.tenant, bytes_of(&body) + events.bytes);
+                Ok(Inserted::Stored(events.ids(get(row, 1, WHAT)?)))
+            }
             "at_limit" => Ok(Inserted::AtLimit),
             "key_taken" => {
                 let status: Option<i32> = get(row, 4, WHAT)?;
@@ -562,7 +614,13 @@ impl Store for PgStore {
             ],
         )
         .await?;
-        changed_and_ids(&rows, &events, WHAT)
+        let changed = changed_and_ids(&rows, &events, WHAT)?;
+        if changed.is_some() {
+            let was: i64 = rows.first().map_or(Ok(0), |row| get(row, 2, WHAT))?;
+            self.ledger
+                .charge(tenant, bytes_of(&body) - was + events.bytes);
+        }
+        Ok(changed)
     }
 
     async fn append_events(
@@ -592,7 +650,11 @@ impl Store for PgStore {
             ],
         )
         .await?;
-        changed_and_ids(&rows, &events, WHAT)
+        let changed = changed_and_ids(&rows, &events, WHAT)?;
+        if changed.is_some() {
+            self.ledger.charge(tenant, events.bytes);
+        }
+        Ok(changed)
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
@@ -766,7 +828,7 @@ impl Store for PgStore {
         }
     }
 
-    async fn prune(&self, events_before: &str, keys_before: &str) -> Result<Pruned, StoreError> {
+    async fn prune(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
         let mut client = self.client().await?;
         let tx = client
             .transaction()
@@ -784,35 +846,59 @@ impl Store for PgStore {
             &tx,
             "pruning idempotency keys",
             "DELETE FROM idempotency_keys WHERE created_at < $1",
-            &[&keys_before],
+            &[&cutoffs.keys_before],
         )
         .await?;
-        // Each job is pruned once (events_kept), and its tenant's floor rises to the
-        // highest id removed.
+        // The events of jobs finished before the events' cutoff (each job once, by
+        // events_kept), and jobs finished before the jobs' cutoff, whole; at most
+        // PRUNE_BATCH of each per pass, so no pass holds its locks long. The tenants'
+        // floors rise to the highest id removed; what leaves is taken off their usage.
         let rows = query(
             &tx,
-            "pruning events",
-            "WITH prunable AS (
-                 UPDATE jobs SET events_kept = false
-                 WHERE events_kept AND finished_at < $1
+            "pruning events and jobs",
+            "WITH doomed AS (
+                 DELETE FROM jobs WHERE seq IN (
+                     SELECT seq FROM jobs
+                     WHERE finished_at IS NOT NULL AND finished_at < $2 LIMIT $3)
+                 RETURNING id, tenant, bytes
+             ), old_keys AS (
+                 DELETE FROM idempotency_keys k USING doomed
+                 WHERE k.tenant = doomed.tenant AND k.job_id = doomed.id
+             ), prunable AS (
+                 UPDATE jobs SET events_kept = false WHERE seq IN (
+                     SELECT seq FROM jobs
+                     WHERE events_kept AND finished_at < $1 LIMIT $3)
                  RETURNING id, tenant
              ), removed AS (
-                 DELETE FROM events USING prunable
-                 WHERE events.job_id = prunable.id AND events.tenant = prunable.tenant
-                 RETURNING events.tenant, events.seq
+                 DELETE FROM events e USING (
+                     SELECT id, tenant FROM prunable
+                     UNION SELECT id, tenant FROM doomed) p
+                 WHERE e.job_id = p.id AND e.tenant = p.tenant
+                 RETURNING e.tenant, e.seq, octet_length(e.data) AS bytes
              ), floors AS (
                  INSERT INTO event_floors (tenant, seq)
                  SELECT tenant, max(seq) FROM removed GROUP BY tenant
                  ON CONFLICT (tenant) DO UPDATE
                      SET seq = greatest(event_floors.seq, excluded.seq)
+             ), freed AS (
+                 SELECT tenant, sum(bytes) AS bytes FROM (
+                     SELECT tenant, bytes FROM removed
+                     UNION ALL SELECT tenant, bytes FROM doomed) f
+                 GROUP BY tenant
+             ), usage AS (
+                 -- Upserted, and never clamped here: a server may not have flushed what
+                 -- it charged for these yet, and its flush then nets out to the truth.
+                 INSERT INTO tenant_usage (tenant, bytes)
+                 SELECT tenant, -bytes FROM freed
+                 ON CONFLICT (tenant) DO UPDATE SET bytes = tenant_usage.bytes + excluded.bytes
              )
-             SELECT count(*) FROM removed",
-            &[&events_before],
+             SELECT (SELECT count(*) FROM removed), (SELECT count(*) FROM doomed)",
+            &[&cutoffs.events_before, &cutoffs.jobs_before, &PRUNE_BATCH],
         )
         .await?;
-        let events: i64 = match rows.first() {
-            Some(row) => get(row, 0, "pruning events")?,
-            None => 0,
+        let (events, jobs): (i64, i64) = match rows.first() {
+            Some(row) => (get(row, 0, "pruning events")?, get(row, 1, "pruning jobs")?),
+            None => (0, 0),
         };
         tx.commit()
             .await
@@ -820,7 +906,7 @@ impl Store for PgStore {
         Ok(Pruned {
             events: usize::try_from(events).unwrap_or(0),
             keys: count(keys),
-            jobs: 0,
+            jobs: usize::try_from(jobs).unwrap_or(0),
         })
     }
 
@@ -829,8 +915,19 @@ impl Store for PgStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        // Everything is committed already; only the listener has work in flight.
+        // Everything is committed already; the listener and the ledger's last flush
+        // are what is in flight.
         self.stop.send_replace(true);
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(flusher) = flusher {
+            if tokio::time::timeout(CLOSE_WAIT, flusher).await.is_err() {
+                tracing::warn!("the last flush of stored bytes did not finish");
+            }
+        }
         let listener = self
             .listener
             .lock()
@@ -886,6 +983,7 @@ mod tests {
             job: &job,
             key: None,
             max_in_flight: 100_000,
+            max_stored_bytes: u64::MAX,
             owner: "srv",
             lease: LONG,
         };
@@ -1101,6 +1199,7 @@ mod tests {
                 job: &job,
                 key: None,
                 max_in_flight: 1000,
+                max_stored_bytes: u64::MAX,
                 owner: "srv_gone",
                 lease: Duration::ZERO,
             };

@@ -18,6 +18,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_leases.sql"),
     include_str!("migrations/0005_drop_status_index.sql"),
     include_str!("migrations/0006_retired_services.sql"),
+    include_str!("migrations/0007_usage_and_job_retention.sql"),
 ];
 
 /// Applies the migrations `conn` has not seen yet, each in its own transaction.

@@ -34,18 +34,22 @@ mod writer;
 
 use readers::{decode_rows, Readers, READERS};
 use writer::{
-    checkpoint_loop, encode, insert_events, insert_job_row, last_event_seq, open_writer, seqs,
-    write_loop, Command, JobInsert,
+    charge, checkpoint_loop, encode, insert_events, insert_job_row, last_event_seq, open_writer,
+    seqs, write_loop, Command, JobInsert,
 };
 
 use super::codec::{finished_at, from_json, to_json};
 use super::{
-    Created, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob, Pruned,
-    Retired, ServiceQuery, Store, StoreError,
+    Created, Cutoffs, Event, EventQuery, Expected, Inserted, JobQuery, KeyRecord, NewEvent, NewJob,
+    Pruned, Retired, ServiceQuery, Store, StoreError,
 };
 use crate::bus::EventBus;
 use crate::clock::{lease_end, unix_millis};
 use crate::locking::lock;
+
+/// Most jobs one retention pass prunes the events of, and most it removes: a backlog
+/// is worked off over several passes, each short, since the writer waits for it.
+const PRUNE_BATCH: i64 = 5_000;
 
 /// The database file inside the data directory.
 pub(crate) const DB_FILE: &str = "jobwire.db";
@@ -292,6 +296,7 @@ impl Store for SqliteStore {
                 .key
                 .map(|k| (k.key.to_owned(), k.fingerprint.to_owned())),
             max_in_flight: i64::try_from(new.max_in_flight).unwrap_or(i64::MAX),
+            max_stored_bytes: i64::try_from(new.max_stored_bytes).unwrap_or(i64::MAX),
             owner: new.owner.to_owned(),
             lease_until: lease_end(SystemTime::now(), new.lease),
         };
@@ -333,19 +338,31 @@ impl Store for SqliteStore {
         let owner = expected.owner.map(str::to_owned);
         let events = encode(events)?;
         self.write(move |conn| {
-            let changed = conn
+            // Compare, then set: nothing else writes between the two (one writer).
+            let stored: Option<(i64, i64)> = conn
                 .prepare_cached(
-                    "UPDATE jobs SET status = ?1, body = ?2, finished_at = ?3
-                     WHERE id = ?4 AND tenant = ?5 AND status = ?6
-                         AND (?7 IS NULL OR owner = ?7)",
+                    "SELECT seq, bytes FROM jobs
+                     WHERE id = ?1 AND tenant = ?2 AND status = ?3
+                         AND (?4 IS NULL OR owner = ?4)",
                 )
                 .and_then(|mut stmt| {
-                    stmt.execute(params![status, body, finished, id, tenant, was, owner])
+                    stmt.query_row(params![id, tenant, was, owner], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()
                 })
-                .map_err(err("updating a job"))?;
-            if changed != 1 {
+                .map_err(err("reading a job to update"))?;
+            let Some((seq, was_bytes)) = stored else {
                 return Ok((None, Vec::new()));
-            }
+            };
+            let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
+            conn.prepare_cached(
+                "UPDATE jobs SET status = ?1, body = ?2, finished_at = ?3, bytes = ?4
+                 WHERE seq = ?5",
+            )
+            .and_then(|mut stmt| stmt.execute(params![status, body, finished, bytes, seq]))
+            .map_err(err("updating a job"))?;
+            charge(conn, &tenant, bytes - was_bytes)?;
             let recorded = insert_events(conn, &tenant, events)?;
             Ok((Some(seqs(&recorded)), recorded))
         })
@@ -602,25 +619,39 @@ impl Store for SqliteStore {
         Ok(floor.unwrap_or(0))
     }
 
-    async fn prune(&self, cutoff: &str, keys_before: &str) -> Result<Pruned, StoreError> {
-        let (cutoff, keys_before) = (cutoff.to_owned(), keys_before.to_owned());
+    async fn prune(&self, cutoffs: &Cutoffs) -> Result<Pruned, StoreError> {
+        let cutoffs = cutoffs.clone();
         self.write(move |tx| {
             let keys = tx
                 .execute(
                     "DELETE FROM idempotency_keys WHERE created_at < ?1",
-                    [keys_before],
+                    [&cutoffs.keys_before],
                 )
                 .map_err(err("pruning idempotency keys"))?;
-            // Only jobs whose events are still there: each job is pruned once.
+            // The events of jobs finished before the events' cutoff, and the jobs
+            // finished before the jobs' cutoff, whole: each pass takes at most
+            // PRUNE_BATCH jobs of each, so the writer is never held long.
             tx.execute_batch(
                 "CREATE TEMP TABLE IF NOT EXISTS prunable (id TEXT PRIMARY KEY);
-                 DELETE FROM prunable;",
+                 CREATE TEMP TABLE IF NOT EXISTS doomed (seq INTEGER PRIMARY KEY, id TEXT);
+                 DELETE FROM prunable; DELETE FROM doomed;",
             )
             .map_err(err("preparing a retention pass"))?;
             tx.execute(
                 "INSERT INTO prunable (id) SELECT id FROM jobs
-                 WHERE events_kept = 1 AND finished_at < ?1",
-                [cutoff],
+                 WHERE events_kept = 1 AND finished_at < ?1 LIMIT ?2",
+                params![cutoffs.events_before, PRUNE_BATCH],
+            )
+            .map_err(err("choosing jobs to prune"))?;
+            tx.execute(
+                "INSERT INTO doomed (seq, id) SELECT seq, id FROM jobs
+                 WHERE finished_at IS NOT NULL AND finished_at < ?1 LIMIT ?2",
+                params![cutoffs.jobs_before, PRUNE_BATCH],
+            )
+            .map_err(err("choosing jobs to remove"))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO prunable (id) SELECT id FROM doomed",
+                [],
             )
             .map_err(err("choosing jobs to prune"))?;
             tx.execute(
@@ -631,6 +662,21 @@ impl Store for SqliteStore {
                 [],
             )
             .map_err(err("raising event floors"))?;
+            // What leaves, per tenant, before it leaves.
+            let freed: Vec<(String, i64)> = tx
+                .prepare(
+                    "SELECT tenant, sum(b) FROM (
+                         SELECT tenant, length(CAST(data AS BLOB)) AS b FROM events
+                         WHERE job_id IN (SELECT id FROM prunable)
+                         UNION ALL
+                         SELECT tenant, bytes FROM jobs WHERE seq IN (SELECT seq FROM doomed))
+                     GROUP BY tenant",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<Result<_, _>>()
+                })
+                .map_err(err("counting what a retention pass frees"))?;
             let events = tx
                 .execute(
                     "DELETE FROM events WHERE job_id IN (SELECT id FROM prunable)",
@@ -642,11 +688,23 @@ impl Store for SqliteStore {
                 [],
             )
             .map_err(err("marking pruned jobs"))?;
-            let pruned = Pruned {
-                events,
-                keys,
-                jobs: 0,
-            };
+            tx.execute(
+                "DELETE FROM job_labels WHERE job_seq IN (SELECT seq FROM doomed)",
+                [],
+            )
+            .map_err(err("removing the labels of old jobs"))?;
+            tx.execute(
+                "DELETE FROM idempotency_keys WHERE job_id IN (SELECT id FROM doomed)",
+                [],
+            )
+            .map_err(err("removing the keys of old jobs"))?;
+            let jobs = tx
+                .execute("DELETE FROM jobs WHERE seq IN (SELECT seq FROM doomed)", [])
+                .map_err(err("removing old jobs"))?;
+            for (tenant, bytes) in freed {
+                charge(tx, &tenant, -bytes)?;
+            }
+            let pruned = Pruned { events, keys, jobs };
             Ok((pruned, Vec::new()))
         })
         .await
@@ -707,6 +765,7 @@ mod tests {
             job,
             key: None,
             max_in_flight: 100_000,
+            max_stored_bytes: u64::MAX,
             owner: "srv",
             lease: Duration::from_secs(60),
         }
@@ -885,7 +944,11 @@ mod tests {
         assert_eq!(events[0].service_id, "svc_a", "service ids are filled in");
         // The finished time was copied out of the body, so retention finds the job.
         let pruned = store
-            .prune("2026-02-01T00:00:00.000Z", "1970-01-01T00:00:00.000000Z")
+            .prune(&Cutoffs {
+                events_before: "2026-02-01T00:00:00.000Z".into(),
+                keys_before: "1970-01-01T00:00:00.000000Z".into(),
+                jobs_before: "1970-01-01T00:00:00.000000Z".into(),
+            })
             .await
             .unwrap();
         assert_eq!(pruned.events, 1);

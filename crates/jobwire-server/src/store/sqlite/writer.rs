@@ -213,7 +213,30 @@ pub(super) fn encode(events: Vec<NewEvent>) -> Result<Encoded, StoreError> {
     Ok(Encoded(encoded))
 }
 
-/// Inserts events; returns them as recorded, with the ids SQLite gave them.
+/// Adds `delta` to the bytes `tenant` stores.
+pub(super) fn charge(conn: &Connection, tenant: &str, delta: i64) -> Result<(), StoreError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO tenant_usage (tenant, bytes) VALUES (?1, ?2)
+         ON CONFLICT (tenant) DO UPDATE SET bytes = max(0, bytes + excluded.bytes)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![tenant, delta]))
+    .map_err(err("counting stored bytes"))?;
+    Ok(())
+}
+
+/// The bytes `tenant` stores.
+pub(super) fn usage(conn: &Connection, tenant: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT bytes FROM tenant_usage WHERE tenant = ?1")
+        .and_then(|mut stmt| stmt.query_row([tenant], |row| row.get(0)).optional())
+        .map(Option::unwrap_or_default)
+        .map_err(err("reading stored bytes"))
+}
+
+/// Inserts events, charging their tenant for them; returns them as recorded, with the
+/// ids SQLite gave them.
 pub(super) fn insert_events(
     conn: &Connection,
     tenant: &str,
@@ -230,6 +253,7 @@ pub(super) fn insert_events(
         )
         .map_err(err("preparing an event insert"))?;
     let mut recorded = Vec::with_capacity(events.len());
+    let bytes: usize = events.iter().map(|(_, data)| data.len()).sum();
     for (e, data) in events {
         stmt.execute(params![
             tenant,
@@ -242,6 +266,7 @@ pub(super) fn insert_events(
         .map_err(err("inserting an event"))?;
         recorded.push((tenant.to_owned(), e.recorded(conn.last_insert_rowid())));
     }
+    charge(conn, tenant, i64::try_from(bytes).unwrap_or(i64::MAX))?;
     Ok(recorded)
 }
 
@@ -256,6 +281,7 @@ pub(super) struct JobInsert {
     pub(super) body: String,
     pub(super) key: Option<(String, String)>,
     pub(super) max_in_flight: i64,
+    pub(super) max_stored_bytes: i64,
     pub(super) owner: String,
     pub(super) lease_until: i64,
 }
@@ -272,6 +298,7 @@ pub(super) fn insert_job_row(
         body,
         key,
         max_in_flight,
+        max_stored_bytes,
         owner,
         lease_until,
     } = new;
@@ -291,9 +318,16 @@ pub(super) fn insert_job_row(
     if unfinished >= max_in_flight {
         return Ok((Inserted::AtLimit, Vec::new()));
     }
+    let used = usage(conn, &tenant)?;
+    if used >= max_stored_bytes {
+        let used = u64::try_from(used).unwrap_or(0);
+        return Ok((Inserted::OverQuota { used }, Vec::new()));
+    }
+    let bytes = i64::try_from(body.len()).unwrap_or(i64::MAX);
     conn.prepare_cached(
-        "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at, owner, lease_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO jobs (id, tenant, service_id, status, body, finished_at, owner, lease_until,
+                           bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -304,11 +338,13 @@ pub(super) fn insert_job_row(
             body,
             finished_at(&job),
             owner,
-            lease_until
+            lease_until,
+            bytes
         ])
     })
     .map_err(err("inserting a job"))?;
     let seq = conn.last_insert_rowid();
+    charge(conn, &tenant, bytes)?;
     if !job.labels.is_empty() {
         let mut stmt = conn
             .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
