@@ -161,11 +161,11 @@ impl Command {
                 // std drops the supplementary groups (setgroups) before setuid.
                 command.uid(user.uid).gid(user.gid);
             }
-            let limits = isolation.rlimits(self.timeout, self.grace);
+            let setup = isolation.child_setup(self.timeout, self.grace);
             // SAFETY: `apply` allocates nothing and makes only async-signal-safe calls,
             // as code between fork and exec must.
             unsafe {
-                command.pre_exec(move || limits.apply());
+                command.pre_exec(move || setup.apply());
             }
         }
         // From here on, however the job ends, the program's group is stopped.
@@ -305,8 +305,8 @@ impl TextBudget {
 }
 
 /// Reads one line of at most `cap` bytes (newline and a `\r` before it removed) into
-/// `line`. `None` at the end; `Some(true)` when the line was longer, its rest read and
-/// dropped.
+/// `line`. `None` at the end; `Some(true)` when the line is longer: its rest is still
+/// to be read (see [`skip_line`]), so a line that never ends is seen at once.
 async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     cap: usize,
@@ -330,7 +330,6 @@ async fn read_line<R: AsyncBufRead + Unpin>(
         return Ok(Some(false));
     }
     line.truncate(cap);
-    skip_line(reader).await?;
     Ok(Some(true))
 }
 
@@ -390,6 +389,9 @@ async fn read_stderr<R: AsyncBufRead + Unpin>(
             tail.pop_front();
         }
         tail.push_back(cut(&text, TAIL_LINE).to_owned());
+        if was_cut && skip_line(&mut reader).await.is_err() {
+            break;
+        }
     }
     tail
 }
@@ -478,6 +480,9 @@ mod tests {
         let mut seen = Vec::new();
         while let Some(was_cut) = read_line(&mut reader, cap, &mut line).await.unwrap() {
             seen.push((String::from_utf8_lossy(&line).into_owned(), was_cut));
+            if was_cut {
+                skip_line(&mut reader).await.unwrap();
+            }
         }
         seen
     }

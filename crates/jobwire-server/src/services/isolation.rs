@@ -176,10 +176,10 @@ impl Isolation {
         Ok(Isolation { run_as, limits })
     }
 
-    /// The limits to set for a program with this timeout and grace, each lowered to the
-    /// hard limit this process has.
+    /// What to do in a program's process before it starts, for a program with this
+    /// timeout and grace: its limits, each lowered to the hard limit this process has.
     #[cfg(unix)]
-    pub(crate) fn rlimits(&self, timeout: Duration, grace: Duration) -> Rlimits {
+    pub(crate) fn child_setup(&self, timeout: Duration, grace: Duration) -> ChildSetup {
         let limits = &self.limits;
         let processes = match limits.processes {
             Processes::Set(n) => n,
@@ -204,7 +204,11 @@ impl Isolation {
             let hard = hard.min(current_hard);
             set.push((resource, soft.min(hard), hard));
         }
-        Rlimits { set }
+        // The highest descriptor to close if close_range(2) is missing: this process's
+        // own limit bounds every descriptor it can hold.
+        let (open_soft, _) = Resource::OpenFiles.get();
+        let max_fd = libc::c_int::try_from(open_soft.min(1 << 20)).unwrap_or(1 << 20);
+        ChildSetup { set, max_fd }
     }
 }
 
@@ -385,19 +389,26 @@ impl Resource {
     }
 }
 
-/// The limits to set in a program's process: (resource, soft, hard).
+/// What is done in a program's process between fork and exec.
 #[cfg(unix)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rlimits {
+pub(crate) struct ChildSetup {
+    /// The limits to set: (resource, soft, hard).
     pub(crate) set: Vec<(Resource, u64, u64)>,
+    /// Above the pipes, descriptors up to this one are closed.
+    max_fd: libc::c_int,
 }
 
 #[cfg(unix)]
-impl Rlimits {
-    /// Sets the limits, and `PR_SET_NO_NEW_PRIVS` on Linux (a setuid program such as
-    /// `su` or `sudo` gains nothing). Runs in the child between fork and exec, so it
-    /// allocates nothing and calls only async-signal-safe functions.
+impl ChildSetup {
+    /// Closes every descriptor but stdin, stdout and stderr — the server's own are
+    /// close-on-exec already, but a descriptor its process inherited without that flag
+    /// (from whatever started it) would otherwise reach the program — then sets the
+    /// limits, and `PR_SET_NO_NEW_PRIVS` on Linux (a setuid program such as `su` or
+    /// `sudo` gains nothing). Runs in the child between fork and exec, so it allocates
+    /// nothing and calls only async-signal-safe functions.
     pub(crate) fn apply(&self) -> std::io::Result<()> {
+        close_from(3, self.max_fd);
         let raw = |v: u64| {
             if v == u64::MAX {
                 libc::RLIM_INFINITY
@@ -425,11 +436,31 @@ impl Rlimits {
     }
 }
 
+/// Closes descriptors `first` and above: close_range(2) on Linux, one by one up to
+/// `max_fd` where it is missing.
+#[cfg(unix)]
+fn close_from(first: libc::c_int, max_fd: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: a raw syscall with integer arguments; async-signal-safe.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
+        if rc == 0 {
+            return;
+        }
+    }
+    for fd in first..=max_fd {
+        // SAFETY: closing a descriptor in the child touches nothing of the parent's.
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
-    fn limit_of(rlimits: &Rlimits, resource: Resource) -> Option<(u64, u64)> {
+    fn limit_of(rlimits: &ChildSetup, resource: Resource) -> Option<(u64, u64)> {
         rlimits
             .set
             .iter()
@@ -441,7 +472,7 @@ mod tests {
     fn limits_follow_the_settings_the_timeout_and_the_user() {
         let timeout = Duration::from_secs(10);
         let grace = Duration::from_secs(5);
-        let own_user = Isolation::default().rlimits(timeout, grace);
+        let own_user = Isolation::default().child_setup(timeout, grace);
         assert_eq!(limit_of(&own_user, Resource::Core), Some((0, 0)));
         let (cpu_soft, cpu_hard) = limit_of(&own_user, Resource::Cpu).unwrap();
         assert!(cpu_soft <= 12 && cpu_hard <= 22 && cpu_soft <= cpu_hard);
@@ -455,14 +486,14 @@ mod tests {
             run_as: Some(RunAs { uid: 1, gid: 1 }),
             limits: CommandLimits::default(),
         };
-        let (nproc, _) = limit_of(&other_user.rlimits(timeout, grace), Resource::Processes)
+        let (nproc, _) = limit_of(&other_user.child_setup(timeout, grace), Resource::Processes)
             .expect("set for a user of its own");
         assert!(nproc <= DEFAULT_PROCESSES);
         let none = Isolation {
             run_as: None,
             limits: CommandLimits::none(),
         }
-        .rlimits(Duration::MAX, Duration::MAX);
+        .child_setup(Duration::MAX, Duration::MAX);
         let kinds: Vec<Resource> = none.set.iter().map(|(r, _, _)| *r).collect();
         assert_eq!(kinds, [Resource::Cpu, Resource::Core]);
         let (soft, hard) = limit_of(&none, Resource::Cpu).unwrap();
