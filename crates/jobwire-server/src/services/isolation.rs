@@ -378,6 +378,8 @@ impl Resource {
         if rc != 0 {
             return (u64::MAX, u64::MAX);
         }
+        // rlim_t is u64 on most targets, narrower on some 32-bit ones.
+        #[allow(clippy::useless_conversion)]
         let as_u64 = |v: libc::rlim_t| {
             if v == libc::RLIM_INFINITY {
                 u64::MAX
@@ -409,11 +411,13 @@ impl ChildSetup {
     /// nothing and calls only async-signal-safe functions.
     pub(crate) fn apply(&self) -> std::io::Result<()> {
         close_from(3, self.max_fd);
+        // rlim_t is u64 on most targets, narrower on some 32-bit ones.
+        #[allow(clippy::useless_conversion)]
         let raw = |v: u64| {
             if v == u64::MAX {
                 libc::RLIM_INFINITY
             } else {
-                v as libc::rlim_t
+                libc::rlim_t::try_from(v).unwrap_or(libc::RLIM_INFINITY)
             }
         };
         for &(resource, soft, hard) in &self.set {
