@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
-/// How often the exit is checked for when no SIGCHLD arrives (a safety net: SIGCHLD
-/// wakes the check at once).
+/// How often the exit is checked for when nothing wakes the check (a safety net: the
+/// pidfd, or SIGCHLD, wakes it at once).
 #[cfg(unix)]
 const EXIT_POLL: Duration = Duration::from_millis(200);
 /// How often a stopping group is checked for being empty during the grace period.
@@ -34,7 +34,19 @@ pub(crate) struct Program {
     #[cfg(unix)]
     pid: i32,
     #[cfg(unix)]
-    sigchld: Option<tokio::signal::unix::Signal>,
+    exit: ExitWatch,
+}
+
+/// What wakes a wait for the program's exit.
+#[cfg(unix)]
+enum ExitWatch {
+    /// A pidfd (Linux 5.3+), readable once the process exited: only this program's
+    /// exit wakes its job.
+    #[cfg(target_os = "linux")]
+    Pidfd(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>),
+    /// SIGCHLD, which any child's exit sends; `None` when it cannot be listened to
+    /// (then the exit is polled).
+    Sigchld(Option<tokio::signal::unix::Signal>),
 }
 
 impl Program {
@@ -45,20 +57,32 @@ impl Program {
     ) -> std::io::Result<Program> {
         #[cfg(unix)]
         {
-            // Listening before the spawn: no SIGCHLD of this child can be missed.
-            let sigchld =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+            // Without pidfds, SIGCHLD is listened to before the spawn, so that none of
+            // this child's is missed.
+            #[cfg(target_os = "linux")]
+            let pidfd_works = PIDFD_WORKS.load(std::sync::atomic::Ordering::Relaxed);
+            #[cfg(not(target_os = "linux"))]
+            let pidfd_works = false;
+            let sigchld = (!pidfd_works)
+                .then(|| tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok())
+                .flatten();
             command.process_group(0);
             let child = command.spawn()?;
             let pid = child
                 .id()
                 .and_then(|id| i32::try_from(id).ok())
                 .ok_or_else(|| std::io::Error::other("the program has no pid"))?;
+            let exit = match watch_exit(pid) {
+                Some(watch) => watch,
+                // A pidfd was expected and is missing: poll (rare; never on a kernel
+                // that opened one before).
+                None => ExitWatch::Sigchld(sigchld),
+            };
             Ok(Program {
                 child: Some(child),
                 grace,
                 pid,
-                sigchld,
+                exit,
             })
         }
         #[cfg(not(unix))]
@@ -82,11 +106,16 @@ impl Program {
             if let Some(status) = peek_exit(self.pid)? {
                 return Ok(status);
             }
-            match &mut self.sigchld {
-                Some(sigchld) => {
+            match &mut self.exit {
+                #[cfg(target_os = "linux")]
+                ExitWatch::Pidfd(fd) => {
+                    // Readable from the exit on, for good: no need to clear readiness.
+                    let _ = tokio::time::timeout(EXIT_POLL, fd.readable()).await;
+                }
+                ExitWatch::Sigchld(Some(sigchld)) => {
                     let _ = tokio::time::timeout(EXIT_POLL, sigchld.recv()).await;
                 }
-                None => tokio::time::sleep(Duration::from_millis(10)).await,
+                ExitWatch::Sigchld(None) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
     }
@@ -200,6 +229,49 @@ impl Drop for Stop {
             // reaped by tokio's orphan queue.
             signal_group(self.pid, libc::SIGKILL);
         }
+    }
+}
+
+/// Whether pidfd_open(2) worked so far (it does from Linux 5.3 on): once it fails, SIGCHLD
+/// is used instead.
+#[cfg(target_os = "linux")]
+static PIDFD_WORKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// A pidfd for child `pid`, registered with the runtime; `None` where there is none.
+#[cfg(unix)]
+fn watch_exit(pid: i32) -> Option<ExitWatch> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::FromRawFd;
+        if !PIDFD_WORKS.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: a raw syscall with integer arguments; the pid is our unreaped child, so
+        // it names that process. The descriptor is close-on-exec.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let Ok(fd) = libc::c_int::try_from(fd).map_err(drop).and_then(|fd| {
+            if fd >= 0 {
+                Ok(fd)
+            } else {
+                Err(())
+            }
+        }) else {
+            PIDFD_WORKS.store(false, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        };
+        // SAFETY: the descriptor was just opened and is owned by nothing else.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: `owned` is a valid descriptor, and nothing replaces or closes it while
+        // the AsyncFd owns it.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE)
+        };
+        registered.ok().map(ExitWatch::Pidfd)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
     }
 }
 
