@@ -26,12 +26,74 @@ pub(crate) struct DatabaseUrl(pub(crate) String);
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // postgres://user:password@host/db -> postgres://…@host/db
-        match self.0.split_once("://").zip(self.0.rsplit_once('@')) {
-            Some(((scheme, _), (_, rest))) => write!(f, "\"{scheme}://…@{rest}\""),
-            None => write!(f, "{:?}", self.0),
+        write!(f, "{:?}", redacted(&self.0))
+    }
+}
+
+/// A connection string with its secrets replaced by `…`: a URL's user info
+/// (`postgres://user:password@host/db` -> `postgres://…@host/db`), the value of every
+/// query parameter whose name (percent-decoded) holds "pass" (`password`, `sslpassword`,
+/// …), and any fragment. A `key=value` string that mentions a password is hidden whole:
+/// its quoting rules make a partial cut easy to get wrong.
+pub(crate) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return if url.to_ascii_lowercase().contains("pass") {
+            "… (a connection string with a password)".into()
+        } else {
+            url.to_owned()
+        };
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, _)) => (rest, "#…"),
+        None => (rest, ""),
+    };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_owned(),
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if percent_decoded(key).to_ascii_lowercase().contains("pass") => {
+                format!("{key}=…")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", query.join("&"))
+    };
+    format!("{scheme}://{host}{path}{query}{fragment}")
+}
+
+/// `text` with its `%XX` escapes decoded (invalid ones left as they are).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
         }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How to run a server: built with chained calls, handed to [`spawn`](crate::spawn) or
@@ -79,7 +141,7 @@ pub struct ServerConfig {
     pub(crate) connections: crate::connections::ConnectionLimits,
     pub(crate) body_read_timeout: Duration,
     pub(crate) services: Vec<crate::ServiceSpec>,
-    pub(crate) allow_commands: bool,
+    pub(crate) commands: crate::services::CommandSettings,
     pub(crate) ui: bool,
 }
 
@@ -111,7 +173,7 @@ impl ServerConfig {
             connections: crate::connections::ConnectionLimits::default(),
             body_read_timeout: Duration::from_secs(30),
             services: Vec::new(),
-            allow_commands: false,
+            commands: Default::default(),
             ui: false,
         }
     }
@@ -281,12 +343,75 @@ impl ServerConfig {
         self
     }
 
-    /// Lets tenants register command services over the API (`POST /v1/services`), whose
-    /// jobs run programs on this machine with the server's rights; off by default, when
-    /// such a registration answers 403. Turn it on only where every token holder may
-    /// run programs here.
+    /// Lets every tenant register command services over the API (`POST /v1/services`),
+    /// whose jobs run programs on this machine; off by default, when such a registration
+    /// answers 403. Turn it on only where every token holder may run programs here, and
+    /// see [`command_user`](Self::command_user) and `docs/security.md`.
     pub fn allow_commands(mut self, allow: bool) -> Self {
-        self.allow_commands = allow;
+        self.commands.tenants = if allow {
+            crate::services::registration::Tenants::All
+        } else {
+            crate::services::registration::Tenants::None
+        };
+        self
+    }
+
+    /// Lets only these tenants register command services (and have their programs run
+    /// here); the others get 403 as without [`allow_commands`](Self::allow_commands).
+    /// An empty list allows nobody.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new()
+    ///     .token("secret-a", "builders")
+    ///     .token("secret-b", "viewers")
+    ///     .allow_commands_for(["builders"]);
+    /// # let _ = config;
+    /// ```
+    pub fn allow_commands_for<T: Into<String>>(
+        mut self,
+        tenants: impl IntoIterator<Item = T>,
+    ) -> Self {
+        let tenants: std::collections::BTreeSet<String> =
+            tenants.into_iter().map(Into::into).collect();
+        self.commands.tenants = if tenants.is_empty() {
+            crate::services::registration::Tenants::None
+        } else {
+            crate::services::registration::Tenants::Only(tenants)
+        };
+        self
+    }
+
+    /// Runs the programs of registered command services as `user` (a name or a uid), in
+    /// its primary group unless [`command_group`](Self::command_group) names another,
+    /// with no supplementary groups. Needs the server to run as root; [`spawn`] refuses
+    /// to start when the user cannot be applied. Default: the server's own user, which
+    /// lets a program read whatever the server can (see `docs/security.md`).
+    ///
+    /// [`spawn`]: crate::spawn
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new()
+    ///     .allow_commands(true)
+    ///     .command_user("nobody")
+    ///     .command_group("nogroup");
+    /// # let _ = config;
+    /// ```
+    pub fn command_user(mut self, user: impl Into<String>) -> Self {
+        self.commands.user = Some(user.into());
+        self
+    }
+
+    /// The group (a name or a gid) the programs of registered command services run in,
+    /// with [`command_user`](Self::command_user).
+    pub fn command_group(mut self, group: impl Into<String>) -> Self {
+        self.commands.group = Some(group.into());
+        self
+    }
+
+    /// The resource limits of the programs of registered command services (default:
+    /// [`CommandLimits::default`](crate::CommandLimits)).
+    pub fn command_limits(mut self, limits: crate::CommandLimits) -> Self {
+        self.commands.limits = limits;
         self
     }
 
@@ -497,7 +622,7 @@ impl fmt::Debug for ServerConfig {
             .field("connections", &self.connections)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("services", &self.services)
-            .field("allow_commands", &self.allow_commands)
+            .field("commands", &self.commands)
             .field("ui", &self.ui)
             .finish()
     }
@@ -517,6 +642,63 @@ mod tests {
         let shown = format!("{c:?}");
         assert!(shown.contains("postgres://…@db.local:5432/jobs"), "{shown}");
         assert!(!shown.contains("pw0rd"));
+    }
+
+    #[test]
+    fn database_urls_show_no_secret() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db.local:5432/jobs",
+                "postgres://…@db.local:5432/jobs",
+            ),
+            ("postgres://app@db/jobs", "postgres://…@db/jobs"),
+            ("postgres://u:p@ss@s3cret@host/db", "postgres://…@host/db"),
+            (
+                "postgres://db/jobs?user=app&password=s3cret",
+                "postgres://db/jobs?user=app&password=…",
+            ),
+            (
+                "postgresql://db/jobs?sslpassword=s3cret&sslmode=require",
+                "postgresql://db/jobs?sslpassword=…&sslmode=require",
+            ),
+            (
+                "postgres://db/jobs?PassWord=s3cret",
+                "postgres://db/jobs?PassWord=…",
+            ),
+            (
+                "postgres://db/jobs?pass%77ord=s3cret",
+                "postgres://db/jobs?pass%77ord=…",
+            ),
+            (
+                "postgres://db/jobs?application_name=a@b&password=s3cret",
+                "postgres://db/jobs?application_name=a@b&password=…",
+            ),
+            ("postgres://db/jobs#s3cret", "postgres://db/jobs#…"),
+            ("postgres://db:5432", "postgres://db:5432"),
+            (
+                "host=db user=app password=s3cret",
+                "… (a connection string with a password)",
+            ),
+            (
+                "host=db password = 's3 cret'",
+                "… (a connection string with a password)",
+            ),
+            ("host=db user=app", "host=db user=app"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redacted(url), shown, "{url}");
+            let debug = format!("{:?}", ServerConfig::new().database_url(url));
+            assert!(
+                !debug.contains("s3cret") && !debug.contains("s3 cret"),
+                "{debug}"
+            );
+            // The validation error quotes the URL through the same Debug.
+            if let Err(e) = ServerConfig::new().database_url(url).validate() {
+                assert!(!e.contains("s3cret"), "{e}");
+            }
+        }
+        let c = ServerConfig::new().command_user("nobody");
+        assert!(format!("{c:?}").contains("nobody"));
     }
 
     #[test]

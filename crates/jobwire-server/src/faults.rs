@@ -156,29 +156,36 @@ impl Faults {
     /// assert!(jobwire_server::Faults::new(1).with_spec("explode:1").is_err());
     /// # Ok::<(), String>(())
     /// ```
+    ///
+    /// SECONDS is a number from 0 to 86400 (a day), BYTES a whole number; anything else,
+    /// however large or odd, is refused with an error rather than a panic.
     pub fn with_spec(self, spec: &str) -> Result<Self, String> {
         let mut parts = spec.splitn(4, ':');
         let kind = parts.next().unwrap_or_default();
         let (name, arg) = kind.split_once('=').unwrap_or((kind, ""));
-        let number = |what: &str| -> Result<f64, String> {
+        let seconds = || -> Result<Duration, String> {
             arg.parse::<f64>()
                 .ok()
-                .filter(|n| n.is_finite() && *n >= 0.0)
-                .ok_or_else(|| format!("fault {name} needs ={what}, in {spec:?}"))
+                .filter(|n| (0.0..=MAX_FAULT_SECONDS).contains(n))
+                .and_then(|n| Duration::try_from_secs_f64(n).ok())
+                .ok_or_else(|| {
+                    format!("fault {name} needs =SECONDS, 0 to {MAX_FAULT_SECONDS}, in {spec:?}")
+                })
         };
-        let seconds = |n: f64| Duration::from_secs_f64(n);
         let fault = match name {
             "drop-answer" => Fault::DropAnswer,
             "unavailable" => Fault::Unavailable {
-                retry_after: seconds(number("SECONDS")?),
+                retry_after: seconds()?,
             },
             "rate-limited" => Fault::RateLimited {
-                retry_after: seconds(number("SECONDS")?),
+                retry_after: seconds()?,
             },
-            "stall-head" => Fault::StallHead(seconds(number("SECONDS")?)),
-            "stall-body" => Fault::StallBody(seconds(number("SECONDS")?)),
+            "stall-head" => Fault::StallHead(seconds()?),
+            "stall-body" => Fault::StallBody(seconds()?),
             "cut-body" => Fault::CutBody {
-                after_bytes: number("BYTES")? as usize,
+                after_bytes: arg.parse::<usize>().map_err(|_| {
+                    format!("fault {name} needs =BYTES, a whole number, in {spec:?}")
+                })?,
             },
             other => return Err(format!("unknown fault {other:?} in {spec:?}")),
         };
@@ -188,10 +195,17 @@ impl Faults {
             .filter(|p| (0.0..=1.0).contains(p))
             .ok_or_else(|| format!("a fault needs a probability from 0 to 1, in {spec:?}"))?;
         let method = parts.next().filter(|m| !m.is_empty() && *m != "*");
+        if let Some(method) = method {
+            http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                .map_err(|_| format!("{method:?} is not an HTTP method, in {spec:?}"))?;
+        }
         let path = parts.next().unwrap_or("");
         Ok(self.rule(fault, probability, method, path))
     }
 }
+
+/// Longest a `--fault` stall or `Retry-After` may be, in seconds: a day.
+const MAX_FAULT_SECONDS: f64 = 86_400.0;
 
 /// The faults in force and the seeded sequence that decides when they fire.
 #[derive(Debug)]

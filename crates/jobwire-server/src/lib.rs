@@ -86,7 +86,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{ServerConfig, DEFAULT_TENANT};
 pub use faults::{Fault, Faults};
-pub use services::{Command, JobContext, ServiceSpec, PROGRESS_PREFIX};
+pub use services::{Command, CommandLimits, JobContext, ServiceSpec, PROGRESS_PREFIX};
 pub use store::StoreError;
 
 use bus::EventBus;
@@ -147,12 +147,16 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
             config.max_stored_bytes_per_tenant,
             bus.clone(),
         )),
-        Storage::Dir(dir) => Arc::new(SqliteStore::open(dir, bus.clone())?),
+        Storage::Dir(dir) => {
+            create_private_dir(dir)?;
+            Arc::new(SqliteStore::open(dir, bus.clone())?)
+        }
         Storage::Postgres(url) => Arc::new(PgStore::connect(&url.0, bus.clone()).await?),
     };
-    let registry = Arc::new(
-        Registry::new(&config.services, config.allow_commands).map_err(ServerError::Config)?,
-    );
+    let commands = config.commands.resolve().map_err(ServerError::Config)?;
+    warn_about_command_rights(&commands);
+    let registry =
+        Arc::new(Registry::new(&config.services, commands).map_err(ServerError::Config)?);
     registry.seed(store.as_ref()).await?;
     let limits = Limits {
         max_in_flight: config.max_jobs_in_flight,
@@ -236,6 +240,54 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         stop: Some(stop_tx),
         task: Some(task),
     })
+}
+
+/// Creates the data directory readable by the server's user only (0700), so programs
+/// running as another user (`command_user`) cannot read the database. A directory that
+/// exists is left as it is, with a warning when others may read it.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), ServerError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => tracing::warn!(
+                dir = %dir.display(),
+                "the data directory may be read by other users (chmod 700 it)"
+            ),
+            Ok(_) => {}
+            Err(_) => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    StoreError::with_source(
+                        format!("creating the data directory {}", dir.display()),
+                        e,
+                    )
+                })?,
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Warns when tenants' programs would run with the rights of root.
+fn warn_about_command_rights(commands: &services::CommandPolicy) {
+    #[cfg(unix)]
+    {
+        // SAFETY: a plain getter.
+        let root = unsafe { libc::geteuid() } == 0;
+        let any_allowed = !matches!(commands.tenants, services::registration::Tenants::None);
+        if root && any_allowed && commands.isolation.run_as.is_none() {
+            tracing::warn!(
+                "tenants' programs run as root: give them a user of their own \
+                 (--command-user, ServerConfig::command_user)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = commands;
 }
 
 /// How connections are spoken and bounded.

@@ -185,12 +185,10 @@ pub(super) async fn create_service(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if !app.runner.handlers().allows_commands() {
-        return Err(ApiError::forbidden(
-            "this server does not run programs for its tenants (it was started without \
-             --allow-commands)",
-        ));
-    }
+    app.runner
+        .handlers()
+        .allows_commands_for(tenant.as_str())
+        .map_err(ApiError::forbidden)?;
     let bytes = read_body(&app, body, &headers).await?;
     let body: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
@@ -362,11 +360,11 @@ pub(super) async fn submit(
             ApiError::not_found(format!("there is no service with id or name {id:?}"))
         });
     };
-    let handler = app.runner.handlers().handler(&service).ok_or_else(|| {
-        let why = if service.command.is_some() {
-            "it runs a program, and this server was started without --allow-commands"
-        } else {
-            "this server process has no handler for it"
+    let handlers = app.runner.handlers();
+    let handler = handlers.handler(tenant.as_str(), &service).ok_or_else(|| {
+        let why = match handlers.allows_commands_for(tenant.as_str()) {
+            Err(why) if service.command.is_some() => format!("it runs a program, and {why}"),
+            _ => "this server process has no handler for it".to_owned(),
         };
         ApiError::unavailable(format!("service {} cannot run here: {why}", service.name))
     })?;

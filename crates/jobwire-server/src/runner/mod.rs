@@ -556,7 +556,7 @@ mod tests {
     async fn shared_store() -> (Arc<dyn Store>, Arc<EventBus>, Arc<Registry>) {
         let bus = Arc::new(EventBus::new(4096));
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(u64::MAX, bus.clone()));
-        let registry = Arc::new(Registry::new(&[], false).unwrap());
+        let registry = Arc::new(Registry::new(&[], Default::default()).unwrap());
         registry.seed(store.as_ref()).await.unwrap();
         (store, bus, registry)
     }
@@ -609,7 +609,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let handler = runner.handlers().handler(&service).unwrap();
+        let handler = runner.handlers().handler(tenant, &service).unwrap();
         runner
             .submit(tenant, &service, handler, input, BTreeMap::new(), None)
             .await

@@ -168,7 +168,7 @@ impl Runner {
     /// The handler of a tenant's service, if this server runs it.
     async fn handler_of(&self, tenant: &str, service_id: &str) -> Option<Handler> {
         match self.inner.store.find_service(tenant, service_id).await {
-            Ok(Some(service)) => self.inner.handlers.handler(&service),
+            Ok(Some(service)) => self.inner.handlers.handler(tenant, &service),
             Ok(None) => None,
             Err(e) => {
                 tracing::warn!(error = %e, service_id, "cannot read a service");

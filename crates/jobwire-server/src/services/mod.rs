@@ -8,6 +8,8 @@
 
 mod builtins;
 mod command;
+mod isolation;
+mod program;
 pub(crate) mod registration;
 mod spec;
 
@@ -27,6 +29,8 @@ use crate::locking::lock;
 pub use crate::runner::JobContext;
 use crate::store::{Store, StoreError};
 pub use command::{Command, PROGRESS_PREFIX};
+pub use isolation::CommandLimits;
+pub(crate) use isolation::{CommandPolicy, CommandSettings};
 pub use spec::ServiceSpec;
 
 /// What a handler returns: the job's output, or why it failed.
@@ -91,9 +95,9 @@ impl Handler {
         self.slots.as_ref()
     }
 
-    /// The handler of a command service: runs `spec`'s program per job.
-    fn for_command(spec: &jobwire_core::CommandSpec) -> Self {
-        let command = Command::from_spec(spec);
+    /// The handler of a command service: runs `spec`'s program per job, with `isolation`.
+    fn for_command(spec: &jobwire_core::CommandSpec, isolation: Arc<isolation::Isolation>) -> Self {
+        let command = Command::from_spec(spec, isolation);
         let handler = Handler::from_async(move |input, ctx| {
             let command = command.clone();
             async move { command.run(input, ctx).await }
@@ -125,19 +129,19 @@ pub(crate) struct ServiceDef {
 pub(crate) struct Registry {
     defs: Vec<ServiceDef>,
     by_id: HashMap<String, usize>,
-    /// Whether this server runs the programs of command services tenants register.
-    allow_commands: bool,
+    /// Whose command services this server registers and runs, and how.
+    commands: CommandPolicy,
     /// The handlers of command services made so far, so each keeps one concurrency
     /// limit (a service's spec never changes: a new spec is a new service).
-    commands: Mutex<HashMap<String, Handler>>,
+    command_handlers: Mutex<HashMap<String, Handler>>,
 }
 
 impl Registry {
     /// The built-in services (`echo`, `sleep`, `fail`, `steps` and `digest`) and the
     /// embedding program's own `specs`; refused when a spec is not servable or two
-    /// services share a name. With `allow_commands`, the command services tenants
-    /// register run here too.
-    pub(crate) fn new(specs: &[ServiceSpec], allow_commands: bool) -> Result<Self, String> {
+    /// services share a name. The command services of the tenants `commands` allows run
+    /// here too.
+    pub(crate) fn new(specs: &[ServiceSpec], commands: CommandPolicy) -> Result<Self, String> {
         let mut defs = builtins::all();
         for spec in specs {
             if let Some(problem) = spec.problem() {
@@ -155,10 +159,10 @@ impl Registry {
                 kind: "embedded",
             });
         }
-        Ok(Registry::with(defs, allow_commands))
+        Ok(Registry::with(defs, commands))
     }
 
-    fn with(defs: Vec<ServiceDef>, allow_commands: bool) -> Self {
+    fn with(defs: Vec<ServiceDef>, commands: CommandPolicy) -> Self {
         let by_id = defs
             .iter()
             .enumerate()
@@ -167,33 +171,41 @@ impl Registry {
         Registry {
             defs,
             by_id,
-            allow_commands,
-            commands: Mutex::new(HashMap::new()),
+            commands,
+            command_handlers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether this server runs command services' programs.
-    pub(crate) fn allows_commands(&self) -> bool {
-        self.allow_commands
+    /// Whether `tenant` may register command services here: `Err` with why not.
+    pub(crate) fn allows_commands_for(&self, tenant: &str) -> Result<(), String> {
+        if self.commands.tenants.allow(tenant) {
+            Ok(())
+        } else {
+            Err(self.commands.tenants.refusal(tenant))
+        }
     }
 
-    /// The handler of `service`, if this server runs it: its own services by id, a
-    /// command service from its spec when commands are allowed.
-    pub(crate) fn handler(&self, service: &Service) -> Option<Handler> {
+    /// The handler of `tenant`'s `service`, if this server runs it: its own services by
+    /// id, a command service from its spec when the tenant's commands are allowed (a
+    /// tenant taken off the list has its registered programs run no more).
+    pub(crate) fn handler(&self, tenant: &str, service: &Service) -> Option<Handler> {
         if let Some(def) = self.by_id.get(&service.id).and_then(|&i| self.defs.get(i)) {
             return Some(def.handler.clone());
         }
-        let spec = service.command.as_ref().filter(|_| self.allow_commands)?;
-        let mut commands = lock(&self.commands);
-        let handler = commands
+        let spec = service
+            .command
+            .as_ref()
+            .filter(|_| self.commands.tenants.allow(tenant))?;
+        let mut handlers = lock(&self.command_handlers);
+        let handler = handlers
             .entry(service.id.clone())
-            .or_insert_with(|| Handler::for_command(spec));
+            .or_insert_with(|| Handler::for_command(spec, self.commands.isolation.clone()));
         Some(handler.clone())
     }
 
     /// Drops what it made for a retired command service.
     pub(crate) fn forget(&self, service_id: &str) {
-        lock(&self.commands).remove(service_id);
+        lock(&self.command_handlers).remove(service_id);
     }
 
     /// Saves the registered services to the store as global services, keeping the

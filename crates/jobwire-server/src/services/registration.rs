@@ -22,6 +22,42 @@ pub(crate) const DEFAULT_TIMEOUT_SECONDS: f64 = 60.0;
 /// Highest concurrency limit.
 const MAX_CONCURRENCY: u64 = 10_000;
 
+/// The tenants whose command services this server registers and runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Tenants {
+    /// None: the default.
+    #[default]
+    None,
+    /// Every tenant (`--allow-commands`).
+    All,
+    /// These tenants only (`--allow-commands-for`).
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Tenants {
+    /// Whether `tenant` may register command services and have their programs run.
+    pub(crate) fn allow(&self, tenant: &str) -> bool {
+        match self {
+            Tenants::None => false,
+            Tenants::All => true,
+            Tenants::Only(tenants) => tenants.contains(tenant),
+        }
+    }
+
+    /// Why `tenant` may not, for a 403 or 503 problem's detail.
+    pub(crate) fn refusal(&self, tenant: &str) -> String {
+        match self {
+            Tenants::Only(_) => format!(
+                "this server runs programs only for the tenants it was started with \
+                 (--allow-commands-for), and tenant {tenant:?} is not one of them"
+            ),
+            _ => "this server does not run programs for its tenants (it was started without \
+                  --allow-commands)"
+                .into(),
+        }
+    }
+}
+
 /// A registration that passed every check, with its program resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Registration {
@@ -386,6 +422,23 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(pointers(body.clone()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn tenants_are_allowed_by_the_list() {
+        let only = Tenants::Only(["a".to_string()].into_iter().collect());
+        let cases = [
+            (Tenants::None, "a", false),
+            (Tenants::All, "a", true),
+            (only.clone(), "a", true),
+            (only.clone(), "b", false),
+            (only.clone(), "", false),
+        ];
+        for (tenants, tenant, allowed) in cases {
+            assert_eq!(tenants.allow(tenant), allowed, "{tenants:?} {tenant}");
+            assert!(tenants.refusal(tenant).contains("--allow-commands"));
+        }
+        assert!(only.refusal("b").contains("\"b\""));
     }
 
     #[test]
