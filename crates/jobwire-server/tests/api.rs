@@ -902,3 +902,37 @@ async fn http2_is_served() {
     drop(sender);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_one_data_dir_is_refused_and_the_first_loses_nothing() {
+    let dir = TempDir::new("locked");
+    let (first, client) = server_with(ServerConfig::new().data_dir(&dir.0)).await;
+    let job = client
+        .submit("sleep", json!({"duration_seconds": 1}), None)
+        .await
+        .job();
+    let second = spawn(ServerConfig::new().data_dir(&dir.0)).await;
+    let error = second.expect_err("the directory is taken").to_string();
+    assert!(
+        error.contains("in use by another jobwire server"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("pid {}", std::process::id())),
+        "{error}"
+    );
+    // The first one's running job was left alone.
+    let done = client
+        .get_with(&format!("/v1/jobs/{}", job.id), &[("Prefer", "wait=5")])
+        .await
+        .job();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    // Once the first has stopped, the directory is free again.
+    first.shutdown().await;
+    let (again, client) = server_with(ServerConfig::new().data_dir(&dir.0)).await;
+    assert_eq!(
+        client.get(&format!("/v1/jobs/{}", job.id)).await.status,
+        200
+    );
+    again.shutdown().await;
+}

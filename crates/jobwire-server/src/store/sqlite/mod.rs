@@ -28,9 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
+mod dir_lock;
 mod migrations;
 mod readers;
 mod writer;
+
+use dir_lock::DirLock;
 
 use readers::{decode_rows, Readers, READERS};
 use writer::{
@@ -65,6 +68,8 @@ pub(crate) struct SqliteStore {
     readers: Arc<Readers>,
     /// Stops the checkpointer (dropping the sender does too).
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// The data directory is this store's until `close` (or the drop).
+    lock: Mutex<Option<DirLock>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -88,6 +93,7 @@ impl SqliteStore {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::with_source(format!("creating data directory {}", dir.display()), e)
         })?;
+        let lock = DirLock::take(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_writer(&path)?;
         bus.advance(last_event_seq(&conn)?);
@@ -106,6 +112,7 @@ impl SqliteStore {
             writer,
             thread: Mutex::new(Some(thread)),
             checkpointer: Mutex::new(Some((stop, checkpointer))),
+            lock: Mutex::new(Some(lock)),
             readers: Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -724,6 +731,8 @@ impl Store for SqliteStore {
             // The thread has answered and is about to return.
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        // The writer is gone: another server may have the directory now.
+        lock(&self.lock).take();
         flushed
     }
 }
