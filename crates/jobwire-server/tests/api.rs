@@ -775,33 +775,6 @@ async fn jobs_survive_a_restart_with_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_a_crashed_process_was_running_fail_as_interrupted_on_restart() {
-    let dir = TempDir::new("crash");
-    let config = || {
-        ServerConfig::new()
-            .data_dir(dir.0.clone())
-            .token("t", "tenant")
-    };
-    let (crashed, client) = server_with(config()).await;
-    let job = client
-        .submit("sleep", json!({"duration_seconds": 60}), None)
-        .await
-        .job();
-    // A crashed process never shuts down; leaking its handle leaves the job `queued` or
-    // `running` in the database just the same.
-    std::mem::forget(crashed);
-
-    let (server, client) = server_with(config()).await;
-    let job = client.get(&format!("/v1/jobs/{}", job.id)).await.job();
-    assert_eq!(job.status, JobStatus::Failed);
-    assert!(job.finished_at.is_some());
-    let error = job.error.unwrap();
-    assert_eq!(error.code.as_deref(), Some("interrupted"));
-    assert!(error.message.contains("stopped"), "{}", error.message);
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_jobs_in_flight_is_429() {
     let (server, client) = server_with(ServerConfig::new().max_jobs_in_flight(1)).await;
     let first = client
