@@ -61,6 +61,8 @@ OPTIONS:
                            a request body must arrive within this, else 408 (default 30)
     --max-connections N    most open connections; past it the longest-idle one is closed,
                            or the newcomer refused with 503 (default 10000)
+    --worker-threads N     threads for blocking handlers such as digest (default: one per
+                           core); their jobs queue per tenant and take turns
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
     --allow-commands       let every tenant register command services (POST /v1/services),
@@ -121,6 +123,7 @@ struct Bounds {
     write_timeout: Option<Duration>,
     body_read_timeout: Option<Duration>,
     max_connections: Option<usize>,
+    worker_threads: Option<usize>,
 }
 
 impl Bounds {
@@ -146,6 +149,9 @@ impl Bounds {
         }
         if let Some(n) = self.max_connections {
             config = config.max_connections(n);
+        }
+        if let Some(n) = self.worker_threads {
+            config = config.worker_threads(n);
         }
         config
     }
@@ -407,6 +413,18 @@ fn parse(
                 let n = limit(&flag, &value("--max-connections")?, false)?;
                 bounds.max_connections =
                     Some(n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)));
+            }
+            "--worker-threads" => {
+                let text = value("--worker-threads")?;
+                let n = text
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=4096).contains(n))
+                    .ok_or_else(|| {
+                        format!("--worker-threads takes a number from 1 to 4096, not {text:?}")
+                    })?;
+                bounds.worker_threads = Some(n);
             }
             "--event-retention" => {
                 event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
@@ -719,6 +737,8 @@ mod tests {
                 "9",
                 "--max-connections",
                 "500",
+                "--worker-threads",
+                "3",
             ],
             &[],
         )
@@ -734,6 +754,7 @@ mod tests {
                 write_timeout: Some(Duration::from_millis(7_500)),
                 body_read_timeout: Some(Duration::from_secs(9)),
                 max_connections: Some(500),
+                worker_threads: Some(3),
             }
         );
         let unlimited = cli(&["--max-stored-bytes", "unlimited"], &[])
@@ -746,6 +767,8 @@ mod tests {
             &["--idle-timeout", "0"],
             &["--write-timeout", "1e300"],
             &["--max-stored-bytes", "18446744073709551615T"],
+            &["--worker-threads", "0"],
+            &["--worker-threads", "5000"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");
         }

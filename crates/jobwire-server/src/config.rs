@@ -140,6 +140,7 @@ pub struct ServerConfig {
     pub(crate) faults: crate::Faults,
     pub(crate) connections: crate::connections::ConnectionLimits,
     pub(crate) body_read_timeout: Duration,
+    pub(crate) worker_threads: usize,
     pub(crate) services: Vec<crate::ServiceSpec>,
     pub(crate) commands: crate::services::CommandSettings,
     pub(crate) ui: bool,
@@ -172,6 +173,7 @@ impl ServerConfig {
             faults: crate::Faults::default(),
             connections: crate::connections::ConnectionLimits::default(),
             body_read_timeout: Duration::from_secs(30),
+            worker_threads: std::thread::available_parallelism().map_or(2, usize::from),
             services: Vec::new(),
             commands: Default::default(),
             ui: false,
@@ -512,6 +514,22 @@ impl ServerConfig {
         self
     }
 
+    /// Threads of the worker pool, where blocking handlers run — the `digest` built-in
+    /// and the `fn` handlers of [`ServiceSpec::blocking_fn`](crate::ServiceSpec::blocking_fn)
+    /// (default: one per core). Jobs beyond it wait their turn, each tenant's in a
+    /// queue of its own, served in turn; the threads run at a lower priority than the
+    /// event loop, so requests and store reads never wait behind them. Raise it for
+    /// handlers that block on I/O rather than compute.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().worker_threads(8);
+    /// # let _ = config;
+    /// ```
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.worker_threads = n;
+        self
+    }
+
     /// Misbehaves on purpose (see [`Faults`](crate::Faults)): drops answers, turns
     /// requests away, stalls, cuts streams — to test retry and timeout handling against.
     pub fn faults(mut self, faults: crate::Faults) -> Self {
@@ -571,6 +589,9 @@ impl ServerConfig {
         if c.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
         }
+        if self.worker_threads == 0 || self.worker_threads > 4096 {
+            return Err("worker_threads must be between 1 and 4096".into());
+        }
         if self.subscriber_buffer == 0 || self.max_h2_streams == 0 {
             return Err("subscriber_buffer and max_h2_streams must be at least 1".into());
         }
@@ -621,6 +642,7 @@ impl fmt::Debug for ServerConfig {
             .field("faults", &self.faults)
             .field("connections", &self.connections)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("worker_threads", &self.worker_threads)
             .field("services", &self.services)
             .field("commands", &self.commands)
             .field("ui", &self.ui)

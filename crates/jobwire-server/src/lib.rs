@@ -16,7 +16,7 @@
 //! input), `sleep` (`{"duration_seconds": f64}`, waits on the event loop), `fail`
 //! (`{"message": str}`), `steps` (`{"steps": u32, "interval_ms": u64}`, reports progress,
 //! log lines and output chunks) and `digest` (`{"data": str, "rounds": u32}`, CPU-bound
-//! iterated SHA-256 on the blocking pool).
+//! iterated SHA-256 on the worker pool).
 //!
 //! # Example
 //!
@@ -162,6 +162,7 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_in_flight: config.max_jobs_in_flight,
         max_reports_per_job: config.max_events_per_job,
         max_stored_bytes: config.max_stored_bytes_per_tenant,
+        worker_threads: config.worker_threads,
         lease: config.lease,
     };
     let server_id = ids::random_id("srv_", 8)

@@ -99,8 +99,9 @@ async fn idle_connections_close_and_busy_ones_do_not() {
     let request = http::Request::get(format!("{}/v1/health", server.url()))
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
-    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    // From before the request: the server's idle clock starts after its answer.
     let started = Instant::now();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
     tokio::time::timeout(Duration::from_secs(3), driven)
         .await
         .expect("the idle HTTP/2 connection is closed")

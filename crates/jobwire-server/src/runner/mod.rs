@@ -28,6 +28,7 @@ mod completion;
 mod context;
 mod lifecycle;
 mod supervision;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -68,9 +69,12 @@ struct Inner {
     /// Unfinished jobs this server runs, by id.
     active: Mutex<HashMap<String, Arc<ActiveJob>>>,
     closed: AtomicBool,
+    /// Where blocking handlers run.
+    workers: workers::Workers,
 }
 
-/// What one tenant and one job may take, and how long a lease lasts.
+/// What one tenant and one job may take, how long a lease lasts, and how many threads
+/// blocking handlers get.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     /// Unfinished jobs per tenant.
@@ -81,6 +85,8 @@ pub(crate) struct Limits {
     pub max_stored_bytes: u64,
     /// How long a job stays this server's without a renewal (renewed every third of it).
     pub lease: Duration,
+    /// Threads of the worker pool, where blocking handlers run.
+    pub worker_threads: usize,
 }
 
 /// An unfinished job this server runs.
@@ -225,6 +231,7 @@ impl Runner {
                 limits,
                 active: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
+                workers: workers::Workers::new(limits.worker_threads),
             }),
         }
     }
@@ -550,6 +557,7 @@ mod tests {
             max_reports_per_job: 10_000,
             max_stored_bytes: u64::MAX,
             lease: Duration::from_secs(30),
+            worker_threads: 2,
         }
     }
 

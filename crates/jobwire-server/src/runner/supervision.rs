@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::sync::watch;
 
 use super::lifecycle::{self, Happening, Recovery};
+use super::workers::Unfinished;
 use super::{ActiveJob, Applied, JobContext, Runner};
 use crate::locking::lock;
 use crate::services::{Handler, Run};
@@ -67,7 +68,19 @@ impl Runner {
         let ctx = JobContext::new(self.clone(), job.clone());
         let mut task = match handler.run {
             Run::Async(f) => tokio::spawn(f(input, ctx)),
-            Run::Blocking(f) => tokio::task::spawn_blocking(move || f(input, ctx)),
+            Run::Blocking(f) => {
+                let work = self.inner.workers.run(&job.tenant, move || f(input, ctx));
+                tokio::spawn(async move {
+                    match work.await {
+                        Ok(outcome) => outcome,
+                        // As a panic of the task, like an async handler's.
+                        Err(Unfinished::Panicked(panic)) => std::panic::resume_unwind(panic),
+                        Err(Unfinished::Dropped) => Err(JobError::new(
+                            "the server stopped before the job's turn came",
+                        )),
+                    }
+                })
+            }
         };
         {
             let mut state = job.state.lock().await;

@@ -74,7 +74,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
         ServiceDef {
             id: "svc_digest".into(),
             name: "digest".into(),
-            description: "CPU-bound: SHA-256 of `data`, iterated `rounds` times, on the blocking pool.".into(),
+            description: "CPU-bound: SHA-256 of `data`, iterated `rounds` times, on the worker pool.".into(),
             input_schema: json!({
                 "type": "object",
                 "properties": {

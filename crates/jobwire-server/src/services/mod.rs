@@ -1,7 +1,7 @@
 //! Services and the handlers that run their jobs.
 //!
 //! A [`Handler`] is either async (runs on the event loop; right for waiting on timers or
-//! I/O) or blocking (a plain `fn`, run on tokio's blocking pool; right for CPU-bound
+//! I/O) or blocking (a plain `fn`, run on the server's worker pool; right for CPU-bound
 //! work), with an optional limit on how many of its jobs run at once. The [`Registry`]
 //! finds the handler of a service: the built-ins and the embedding program's own by id,
 //! and the command services tenants register ([`registration`]) from their stored spec.
@@ -47,7 +47,7 @@ type BlockingFn = dyn Fn(Value, JobContext) -> HandlerResult + Send + Sync;
 pub(crate) enum Run {
     /// As a task on the event loop; must not block.
     Async(Arc<AsyncFn>),
-    /// On the blocking pool; may take the CPU for as long as it needs.
+    /// On the worker pool; may take the CPU for as long as it needs.
     Blocking(Arc<BlockingFn>),
 }
 
@@ -73,7 +73,7 @@ impl Handler {
         }
     }
 
-    /// A blocking handler: `f(input, ctx)` computes the output on the blocking pool.
+    /// A blocking handler: `f(input, ctx)` computes the output on the worker pool.
     pub(crate) fn from_blocking<F>(f: F) -> Self
     where
         F: Fn(Value, JobContext) -> HandlerResult + Send + Sync + 'static,

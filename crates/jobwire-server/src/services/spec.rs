@@ -75,7 +75,7 @@ impl ServiceSpec {
         ServiceSpec::with_handler(name.into(), Handler::from_async(f))
     }
 
-    /// A service named `name` whose jobs run `f(input, ctx)` on the blocking pool. The
+    /// A service named `name` whose jobs run `f(input, ctx)` on the server's worker pool. The
     /// input schema starts as `{}` (anything).
     pub fn blocking_fn<F>(name: impl Into<String>, f: F) -> Self
     where
