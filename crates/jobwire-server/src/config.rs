@@ -206,6 +206,41 @@ impl ServerConfig {
     /// jobs it accepted under a lease it renews, and takes over the jobs of a server that
     /// is gone once their leases run out (by the crash rule). Events reach subscribers on
     /// every server, and idempotency keys and per-tenant limits hold across them.
+    ///
+    /// The URL's parameters are libpq's, as tokio-postgres reads them
+    /// (`connect_timeout`, `application_name`, `channel_binding`, `hostaddr`, …; an
+    /// unknown one is an error when the server starts), with TLS as libpq's `sslmode`
+    /// says. The server reads `sslmode` and `sslrootcert` itself:
+    ///
+    /// - `sslmode=disable`: no TLS.
+    /// - `sslmode=prefer` (the default): TLS if the server offers it, else plain text (a
+    ///   failed handshake is an error, where libpq would try again in plain text).
+    /// - `sslmode=require`: TLS or no connection.
+    /// - `sslmode=verify-ca`: TLS, and the server's certificate must chain to a trusted
+    ///   root.
+    /// - `sslmode=verify-full`: as `verify-ca`, and the certificate must name the host
+    ///   of the URL (a DNS name or an IP address).
+    /// - `sslrootcert=PATH`: the trusted roots, a PEM file. As in libpq, with it `prefer`
+    ///   and `require` check the chain too (not the host name). Without it, `verify-ca`
+    ///   and `verify-full` trust the operating system's store (where
+    ///   `SSL_CERT_FILE`/`SSL_CERT_DIR` point, else the system's bundle), not libpq's
+    ///   `~/.postgresql/root.crt`.
+    /// - `sslrootcert=system`: the operating system's store; it needs, and defaults to,
+    ///   `verify-full`.
+    ///
+    /// `prefer` and `require` without `sslrootcert` encrypt but do not check who answers;
+    /// with a password (SCRAM), `channel_binding=require` still makes a login relayed by
+    /// someone in between fail. `sslmode=allow` and client certificates (`sslcert`,
+    /// `sslkey`) are refused; a refused certificate or a bad `sslmode` stops the server at
+    /// start with an error that names the mode, the roots and the fault. Over a Unix
+    /// socket there is no TLS: use `disable` or `prefer` there.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().database_url(
+    ///     "postgres://jobwire@db.internal/jobwire?sslmode=verify-full\
+    ///      &sslrootcert=/etc/jobwire/db-ca.pem",
+    /// );
+    /// ```
     pub fn database_url(mut self, url: impl Into<String>) -> Self {
         self.storage = Storage::Postgres(DatabaseUrl(url.into()));
         self

@@ -5,6 +5,13 @@
 //! Only `std` is used, so both the integration tests and the store's unit tests can
 //! include this file with `#[path]`. Every cluster has its own directory and port, so
 //! tests running in parallel in one process may each start one.
+//!
+//! A cluster may speak TLS only ([`Tls::Only`]): its certificates are made for it with
+//! the `openssl` command, which Debian's `postgresql` package brings along (through
+//! `ssl-cert`).
+
+// Not every test binary that includes this file uses all of it.
+#![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
@@ -16,6 +23,40 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How many times `start` tries a fresh port when the server does not come up (another
 /// process may have taken the port between our probe and the server's bind).
 const START_ATTEMPTS: usize = 3;
+
+/// Whether a cluster speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// `ssl=off`, initdb's default.
+    Off,
+    /// `ssl=on`, with a certificate for `localhost` and `127.0.0.1` signed by a CA made
+    /// for the cluster ([`PgCluster::root_cert`]), and TCP connections accepted over
+    /// TLS only (`hostssl` in `pg_hba.conf`). The role [`SCRAM_ROLE`], once a test creates
+    /// it, logs in with a password (SCRAM), so channel binding can be shown.
+    Only,
+}
+
+/// The role that logs in with a password on a [`Tls::Only`] cluster.
+pub const SCRAM_ROLE: &str = "scram_user";
+
+/// The configuration `openssl` makes the test certificates with: a CA, and a server
+/// certificate for `localhost` and `127.0.0.1` that it signs.
+const OPENSSL_CNF: &str = "\
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+";
 
 /// A running PostgreSQL cluster owned by the test; stopped and deleted on drop.
 #[derive(Debug)]
@@ -37,6 +78,11 @@ impl PgCluster {
     /// binaries can be found. Any other failure panics: the binaries are there, so the
     /// test must not pass silently.
     pub fn start() -> Option<PgCluster> {
+        PgCluster::start_with(Tls::Off)
+    }
+
+    /// Starts a fresh cluster that speaks TLS as `tls` says; `None` as [`PgCluster::start`].
+    pub fn start_with(tls: Tls) -> Option<PgCluster> {
         let Some(bin) = find_bin_dir() else {
             eprintln!(
                 "skipping: no PostgreSQL server binaries (initdb, pg_ctl) in \
@@ -73,12 +119,29 @@ impl PgCluster {
                 .args(["--no-locale", "--no-sync"]);
         });
         check("initdb", &initdb);
+        let mut tls_options = String::new();
+        if tls == Tls::Only {
+            cluster.make_certificates();
+            let hba = format!(
+                "local all all trust\n\
+                 hostssl all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n\
+                 hostssl all all 127.0.0.1/32 trust\n"
+            );
+            let path = cluster.data.join("pg_hba.conf");
+            std::fs::write(&path, hba)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            tls_options = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cluster.base.join("server.crt").display(),
+                cluster.base.join("server.key").display()
+            );
+        }
 
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
             cluster.port = free_port();
             let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{tls_options}",
                 cluster.port,
                 cluster.base.display()
             );
@@ -113,16 +176,73 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{port}/{name}")
     }
 
+    /// The loopback TCP port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The CA certificate (PEM) that signed the server's certificate, on a [`Tls::Only`]
+    /// cluster: its clients' `sslrootcert`.
+    pub fn root_cert(&self) -> PathBuf {
+        self.base.join("ca.crt")
+    }
+
+    /// A CA certificate (PEM) that signed nothing of this cluster's: the wrong root.
+    pub fn other_root_cert(&self) -> PathBuf {
+        self.base.join("other-ca.crt")
+    }
+
+    /// Makes, in the cluster's directory and as the user the server runs as (it must own
+    /// its key): a CA, another CA, and a server certificate and key signed by the first.
+    fn make_certificates(&self) {
+        let openssl = find_on_path("openssl").unwrap_or_else(|| {
+            panic!(
+                "a TLS cluster needs the openssl command (Debian's postgresql package \
+                 brings it through ssl-cert); none on PATH"
+            )
+        });
+        let cnf = self.base.join("openssl.cnf");
+        std::fs::write(&cnf, OPENSSL_CNF)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", cnf.display()));
+        // EC P-256 keys: made at once, unlike RSA.
+        let new_key = "-config openssl.cnf -nodes \
+                       -newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
+        let steps = [
+            format!(
+                "req -x509 -days 2 -extensions ca {new_key} -subj /CN=jobwire-test-ca \
+                 -keyout ca.key -out ca.crt"
+            ),
+            format!(
+                "req -x509 -days 2 -extensions ca {new_key} -subj /CN=another-ca \
+                 -keyout other-ca.key -out other-ca.crt"
+            ),
+            format!("req -new {new_key} -subj /CN=localhost -keyout server.key -out server.csr"),
+            "x509 -req -days 2 -in server.csr -CA ca.crt -CAkey ca.key -set_serial 2 \
+             -extfile openssl.cnf -extensions server -out server.crt"
+                .to_owned(),
+        ];
+        for step in &steps {
+            let out = self.as_server_user(&openssl, |c| {
+                c.args(step.split_whitespace());
+            });
+            check(&format!("openssl {step}"), &out);
+        }
+    }
+
     /// Runs a server-side binary from the bin directory, as `postgres` when we are root.
     fn server_command(&self, name: &str, args: impl FnOnce(&mut Command)) -> Output {
-        let program = self.bin.join(name);
+        self.as_server_user(&self.bin.join(name), args)
+    }
+
+    /// Runs `program` in the cluster's directory, as `postgres` when we are root.
+    fn as_server_user(&self, program: &Path, args: impl FnOnce(&mut Command)) -> Output {
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args([OsStr::new("-u"), OsStr::new("postgres"), OsStr::new("--")])
-                .arg(&program);
+                .arg(program);
             c
         } else {
-            Command::new(&program)
+            Command::new(program)
         };
         // Not a directory the postgres user may be unable to enter.
         command.current_dir(&self.base);
@@ -181,6 +301,14 @@ fn find_bin_dir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find(|d| has_both(d)))
+}
+
+/// The first `name` on PATH.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|program| program.is_file())
 }
 
 /// Whether this process runs as root (PostgreSQL must then be run as another user).

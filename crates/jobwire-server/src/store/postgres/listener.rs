@@ -8,9 +8,10 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{err, event_from, get, limit, query, CHANNEL};
+use super::{connect_error, err, event_from, get, limit, query, CHANNEL};
 use crate::bus::EventBus;
 use crate::store::StoreError;
 
@@ -39,6 +40,8 @@ pub(super) struct Listener {
     pub(super) pool: Pool,
     /// Where to open the `LISTEN` connection (outside the pool: it stays subscribed).
     pub(super) config: tokio_postgres::Config,
+    /// The pool's TLS connector: the `LISTEN` connection is encrypted and checked alike.
+    pub(super) tls: MakeRustlsConnect,
     pub(super) bus: Arc<EventBus>,
     /// The server is stopping.
     pub(super) closed: watch::Receiver<bool>,
@@ -77,7 +80,7 @@ impl Listener {
         let mut backoff = MIN_BACKOFF;
         'run: loop {
             let subscribed = tokio::select! {
-                subscribed = subscribe(&self.config) => subscribed,
+                subscribed = subscribe(&self.config, &self.tls) => subscribed,
                 () = stopped(&mut self.stop, &mut self.closed) => break,
             };
             match subscribed {
@@ -192,11 +195,14 @@ impl Listener {
 }
 
 /// Opens a connection and starts `LISTEN` on it.
-pub(super) async fn subscribe(config: &tokio_postgres::Config) -> Result<Subscription, StoreError> {
+pub(super) async fn subscribe(
+    config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
+) -> Result<Subscription, StoreError> {
     let (client, mut connection) = config
-        .connect(NoTls)
+        .connect(tls.clone())
         .await
-        .map_err(err("opening the LISTEN connection"))?;
+        .map_err(|e| connect_error("opening the LISTEN connection".into(), &e))?;
     let (wake, notified) = mpsc::channel(1);
     let driver = tokio::spawn(async move {
         // poll_message drives the connection and yields what the server sends unasked:

@@ -37,9 +37,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 mod listener;
 mod migrations;
+mod tls;
 mod usage;
 
 use listener::Listener;
@@ -102,6 +103,24 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     move |e| StoreError::with_source(context, e)
+}
+
+/// Wraps an error of opening a connection with what was being done and every cause:
+/// tokio-postgres's errors leave theirs (the server's refusal, the certificate's fault)
+/// out of their own text, which says only "db error" or "error performing TLS handshake".
+fn connect_error(context: String, e: &(dyn std::error::Error + 'static)) -> StoreError {
+    let mut text = format!("{context}: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors print their cause already.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    StoreError::new(text)
 }
 
 /// A `LIMIT` parameter.
@@ -266,24 +285,31 @@ async fn read_key(
 }
 
 impl PgStore {
-    /// Connects to the database at `url` (a `postgres://` URL or key=value string, no
-    /// TLS), brings its schema up to date, tells `bus` where the recorded events end and
-    /// starts publishing every event committed from now on, by any server, on `bus`.
+    /// Connects to the database at `url` (a `postgres://` URL, over TLS as its `sslmode`
+    /// says: see the `tls` module), brings its schema up to date, tells `bus` where the
+    /// recorded events end and starts publishing every event committed from now on, by
+    /// any server, on `bus`.
     pub(crate) async fn connect(url: &str, bus: Arc<EventBus>) -> Result<PgStore, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(err("parsing the PostgreSQL connection string"))?;
+        let tls::Connection {
+            mut config,
+            tls,
+            settings,
+        } = tls::connection(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let pool = Pool::builder(Manager::new(config.clone(), NoTls))
+        let pool = Pool::builder(Manager::new(config.clone(), tls.clone()))
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(err("building the connection pool"))?;
-        let mut client = pool.get().await.map_err(err("connecting to PostgreSQL"))?;
+        // A refused certificate or a server without TLS shows here, with the mode.
+        let mut client = pool.get().await.map_err(|e| {
+            let context = format!("connecting to PostgreSQL ({})", settings.describe());
+            connect_error(context, &e)
+        })?;
         migrate(&mut client).await?;
         let row = client
             .query_one("SELECT last FROM event_counter", &[])
@@ -297,6 +323,7 @@ impl PgStore {
         let listener = Listener {
             pool: pool.clone(),
             config,
+            tls,
             closed: bus.closed(),
             bus,
             published: last,
@@ -319,7 +346,7 @@ impl PgStore {
         self.pool
             .get()
             .await
-            .map_err(err("taking a connection from the pool"))
+            .map_err(|e| connect_error("taking a connection from the pool".into(), &e))
     }
 }
 
@@ -950,7 +977,7 @@ impl Store for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::pg_cluster::PgCluster;
+    use super::pg_cluster::{PgCluster, Tls, SCRAM_ROLE};
     use super::*;
     use crate::store::EventKind;
     use jobwire_core::JobStatus;
@@ -1024,6 +1051,10 @@ mod tests {
         let url = cluster.database("contract");
         let bus = new_bus();
         let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
+        // sslmode=prefer (the default), and the server offers no TLS: plain text.
+        let client = store.client().await.unwrap();
+        assert!(!encrypted(&client, backend(&client).await).await);
+        drop(client);
         super::super::contract::run(&store, &bus).await;
         store.close().await.unwrap();
         // Opening again migrates nothing and starts from the recorded events.
@@ -1245,5 +1276,150 @@ mod tests {
         assert!(refused.to_string().contains("newer"), "{refused}");
         a.close().await.unwrap();
         b.close().await.unwrap();
+    }
+
+    /// Whether the backend `pid` speaks TLS with its client.
+    async fn encrypted(client: &impl GenericClient, pid: i32) -> bool {
+        let row = client
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = $1", &[&pid])
+            .await
+            .unwrap();
+        row.get(0)
+    }
+
+    /// The pid of the backend serving `client`.
+    async fn backend(client: &impl GenericClient) -> i32 {
+        let row = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap();
+        row.get(0)
+    }
+
+    /// Why a store cannot connect to `url`.
+    async fn refused(url: &str) -> String {
+        match PgStore::connect(url, new_bus()).await {
+            Ok(store) => {
+                store.close().await.unwrap();
+                panic!("{url} connected");
+            }
+            Err(e) => {
+                eprintln!("refused as expected: {e}");
+                e.to_string()
+            }
+        }
+    }
+
+    /// One cluster that speaks TLS only: each `sslmode` connects, checks the certificate,
+    /// or is refused as libpq's would, the pool's and the listener's connections alike,
+    /// and the whole contract holds over TLS.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connects_over_tls_as_sslmode_says() {
+        let Some(cluster) = PgCluster::start_with(Tls::Only) else {
+            return;
+        };
+        let url = cluster.database("tls");
+        let port = cluster.port();
+        let root = cluster.root_cert().display().to_string();
+        let other = cluster.other_root_cert().display().to_string();
+
+        // require: encrypted, with no certificate check (the test CA is known to no one).
+        let store = PgStore::connect(&format!("{url}?sslmode=require"), new_bus())
+            .await
+            .unwrap();
+        let client = store.client().await.unwrap();
+        assert!(encrypted(&client, backend(&client).await).await);
+        let listen = listen_backend(&store, 0).await;
+        assert!(
+            encrypted(&client, listen).await,
+            "the LISTEN connection is encrypted too"
+        );
+        client
+            .batch_execute(&format!(
+                "CREATE ROLE {SCRAM_ROLE} LOGIN SUPERUSER PASSWORD 'secret'"
+            ))
+            .await
+            .unwrap();
+        drop(client);
+        store.close().await.unwrap();
+
+        // prefer, the default: TLS, as the server offers it.
+        let store = PgStore::connect(&url, new_bus()).await.unwrap();
+        let client = store.client().await.unwrap();
+        assert!(encrypted(&client, backend(&client).await).await);
+        drop(client);
+        store.close().await.unwrap();
+
+        // verify-full with the root that signed the server's certificate: by its IP
+        // address and by its DNS name; and channel binding (SCRAM-SHA-256-PLUS) works
+        // over the connector.
+        for url in [
+            format!("{url}?sslmode=verify-full&sslrootcert={root}"),
+            format!(
+                "postgres://postgres@localhost:{port}/tls?hostaddr=127.0.0.1\
+                 &sslmode=verify-full&sslrootcert={root}"
+            ),
+            format!(
+                "postgres://{SCRAM_ROLE}:secret@127.0.0.1:{port}/tls?channel_binding=require\
+                 &sslmode=verify-full&sslrootcert={root}"
+            ),
+        ] {
+            let store = PgStore::connect(&url, new_bus()).await.unwrap();
+            let client = store.client().await.unwrap();
+            assert!(encrypted(&client, backend(&client).await).await, "{url}");
+            drop(client);
+            store.close().await.unwrap();
+        }
+
+        // A certificate the given root did not sign, or the system's roots, which do not
+        // know the test CA.
+        let wrong_root = refused(&format!("{url}?sslmode=verify-full&sslrootcert={other}")).await;
+        let expected = format!("(sslmode=verify-full, root certificates from {other})");
+        assert!(wrong_root.contains(&expected), "{wrong_root}");
+        assert!(wrong_root.contains("UnknownIssuer"), "{wrong_root}");
+        let system = refused(&format!("{url}?sslmode=verify-ca")).await;
+        assert!(
+            system.contains("UnknownIssuer") || system.contains("no usable root certificate"),
+            "{system}"
+        );
+        assert!(system.contains("system's"), "{system}");
+        // libpq's rule: a root certificate makes require check the chain.
+        let required = refused(&format!("{url}?sslmode=require&sslrootcert={other}")).await;
+        assert!(required.contains("UnknownIssuer"), "{required}");
+
+        // A host name the certificate is not for: refused by verify-full, not verify-ca.
+        let renamed = format!(
+            "postgres://postgres@db.invalid:{port}/tls?hostaddr=127.0.0.1&sslrootcert={root}"
+        );
+        let wrong_name = refused(&format!("{renamed}&sslmode=verify-full")).await;
+        assert!(
+            wrong_name.contains("certificate not valid for name \"db.invalid\""),
+            "{wrong_name}"
+        );
+        let store = PgStore::connect(&format!("{renamed}&sslmode=verify-ca"), new_bus())
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+
+        // disable, where the server takes TLS connections only.
+        let plain = refused(&format!("{url}?sslmode=disable")).await;
+        assert!(plain.contains("(sslmode=disable)"), "{plain}");
+        assert!(plain.contains("no encryption"), "{plain}");
+
+        // A bad sslmode is refused before any connection.
+        let bad = refused(&format!("{url}?sslmode=verify")).await;
+        assert!(bad.contains("sslmode must be disable, prefer"), "{bad}");
+
+        // The whole contract, over TLS with every check.
+        let url = cluster.database("contract");
+        let bus = new_bus();
+        let store = PgStore::connect(
+            &format!("{url}?sslmode=verify-full&sslrootcert={root}"),
+            Arc::clone(&bus),
+        )
+        .await
+        .unwrap();
+        super::super::contract::run(&store, &bus).await;
+        store.close().await.unwrap();
     }
 }
