@@ -785,7 +785,12 @@ fn figure_7(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
         let dir_text = dir.to_string_lossy().into_owned();
         let server = release_server(
             env,
-            &["--data-dir", &dir_text, "--token", "bench-flood-token=flood"],
+            &[
+                "--data-dir",
+                &dir_text,
+                "--token",
+                "bench-flood-token=flood",
+            ],
         )?;
         let mut command = env.client("target/release/isolation");
         command

@@ -13,7 +13,12 @@ use jobwire_bench::{arg, emit, ms, percentile, server_from_env};
 use serde_json::json;
 
 /// Reads `id` with `readers` callers for `seconds`; every latency seen.
-async fn read_for(client: &jobwire::Client, id: &str, readers: usize, seconds: f64) -> Vec<Duration> {
+async fn read_for(
+    client: &jobwire::Client,
+    id: &str,
+    readers: usize,
+    seconds: f64,
+) -> Vec<Duration> {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let mut tasks = Vec::new();
     for _ in 0..readers {

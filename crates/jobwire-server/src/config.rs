@@ -607,6 +607,7 @@ impl ServerConfig {
                     "a database URL starts with postgres:// or postgresql://, not {url:?}"
                 ));
             }
+            crate::store::PgStore::check_url(&url.0).map_err(|e| e.to_string())?;
         }
         let c = &self.connections;
         if [
@@ -792,5 +793,11 @@ mod tests {
             .database_url("mysql://x")
             .validate()
             .is_err());
+        let bad_mode = ServerConfig::new()
+            .database_url("postgres://u:secret@h/db?sslmode=verify")
+            .validate()
+            .unwrap_err();
+        assert!(bad_mode.contains("sslmode"), "{bad_mode}");
+        assert!(!bad_mode.contains("secret"), "{bad_mode}");
     }
 }

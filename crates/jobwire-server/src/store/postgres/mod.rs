@@ -341,6 +341,11 @@ impl PgStore {
         })
     }
 
+    /// Checks a database URL without connecting (its TLS parameters, its syntax).
+    pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
+        tls::check(url)
+    }
+
     /// A pooled connection.
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool

@@ -124,6 +124,15 @@ pub(super) struct Connection {
     pub(super) settings: TlsSettings,
 }
 
+/// Checks a `postgres://` URL as [`connection`] reads it, without reading certificates
+/// or connecting: a bad `sslmode` is a configuration error, found before anything starts.
+pub(super) fn check(url: &str) -> Result<(), StoreError> {
+    let (rest, _) = split_url(url)?;
+    rest.parse::<tokio_postgres::Config>()
+        .map(drop)
+        .map_err(|e| super::connect_error("the database URL".into(), &e))
+}
+
 /// Reads a `postgres://` URL: its TLS parameters here, the rest by tokio-postgres, and
 /// builds the connector (reading the root certificates once).
 pub(super) fn connection(url: &str) -> Result<Connection, StoreError> {
