@@ -70,6 +70,19 @@ impl Server {
                 embedded: None,
             });
         }
+        Server::spawn(config).await
+    }
+
+    /// A reference server spawned here with `config`, whatever `JOBWIRE_URL` says: for
+    /// an example whose services are its own functions, which only this process has.
+    pub async fn embedded(config: ServerConfig) -> Result<Server> {
+        if std::env::var_os("JOBWIRE_URL").is_some() {
+            println!("(JOBWIRE_URL is not used: this example serves its own functions)");
+        }
+        Server::spawn(config).await
+    }
+
+    async fn spawn(config: ServerConfig) -> Result<Server> {
         let server = jobwire_server::spawn(config).await?;
         println!("server: {} (embedded in this process)", server.url());
         Ok(Server {
