@@ -273,14 +273,35 @@ fn disagreements(rows: &[Row], examples: &BTreeMap<String, Example>) -> Vec<Stri
     problems
 }
 
-/// Builds every example of the root package once; answers each one's binary.
+/// Builds every example of the root package once; answers each one's binary. With
+/// `--workspace`, as `cargo test --workspace` builds them: features unify the same way,
+/// so after the tests this finds them built.
 fn build(root: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
-    println!("$ cargo build -p jobwire-tests --examples");
-    let mut child = Command::new(crate::cargo_bin())
+    println!("$ cargo build --workspace --examples");
+    let manifest = root.join("Cargo.toml");
+    let mut command = Command::new(crate::cargo_bin());
+    // `cargo run` gave this process its package's CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …;
+    // build scripts that watch those (ring's does) would run again and rebuild half the
+    // tree, so the build sees the environment a plain `cargo` would.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
+            || matches!(
+                &*name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(&*name);
+        }
+    }
+    let mut child = command
         .args([
             "build",
-            "-p",
-            "jobwire-tests",
+            "--workspace",
             "--examples",
             "--message-format=json-render-diagnostics",
         ])
@@ -298,7 +319,10 @@ fn build(root: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
         let is_example = message["target"]["kind"]
             .as_array()
             .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
-        if message["reason"] == "compiler-artifact" && is_example {
+        let of_root = message["manifest_path"]
+            .as_str()
+            .is_some_and(|m| Path::new(m) == manifest);
+        if message["reason"] == "compiler-artifact" && is_example && of_root {
             if let (Some(name), Some(binary)) = (
                 message["target"]["name"].as_str(),
                 message["executable"].as_str(),
