@@ -1,28 +1,36 @@
-//! 200 `steps` jobs, 16 at a time, with a progress bar: `run_all` with an `on_event`
-//! hook driving an indicatif bar, then the summary and the first few outputs, in input
-//! order. Against an embedded server, so nothing needs to be running.
+//! 100 jobs, 10 at a time, under a progress bar: `run_all` with an `on_event` hook
+//! driving an indicatif bar, then the summary and the first few outputs, in input order.
+//!
+//! Patterns: S4.9
+//!
+//! Python (inference.sh): `tqdm.as_completed` over semaphore-bounded `client.run` tasks
+//! advances a bar as each task completes.
+//!
+//! Rust: the batch calls your hook with each job's `Submitted`, `Progress`, `Finished`
+//! and `Failed` — the bar moves per job and shows the jobs' own progress reports too,
+//! and there is no task list to wrap. The bar is drawn on stderr when it is a terminal.
 //!
 //! ```text
 //! cargo run --example batch_progress
 //! ```
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::{check, Server};
 use indicatif::{ProgressBar, ProgressStyle};
 use jobwire::BatchEvent;
 use serde_json::{json, Value};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
-    let client = jobwire::Client::builder()
-        .base_url(server.url())
-        .token(server.token())
-        .build()?;
+async fn main() -> common::Result {
+    let server = Server::start().await?;
+    let client = server.client()?;
     let steps = client.service("steps").await?;
 
-    let inputs: Vec<Value> = (0..200)
+    let inputs: Vec<Value> = (0..100)
         .map(|i| json!({"steps": 4, "interval_ms": 10 + i % 7 * 5}))
         .collect();
     let bar = ProgressBar::new(inputs.len() as u64).with_style(ProgressStyle::with_template(
@@ -42,19 +50,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let report = steps
         .run_all(inputs)
-        .concurrency(16)
+        .concurrency(10)
         .on_event(hook)
         .collect::<Value>()
         .await;
     bar.finish();
 
     let summary = &report.summary;
+    let reports = reports.load(Ordering::Relaxed);
     println!(
-        "{} succeeded, {} failed {:?}; {} progress reports",
-        summary.succeeded,
-        summary.failed,
-        summary.by_kind,
-        reports.load(Ordering::Relaxed)
+        "{} succeeded, {} failed {:?}; {reports} progress reports",
+        summary.succeeded, summary.failed, summary.by_kind
     );
     for (index, outcome) in report.results.iter().take(3) {
         match outcome {
@@ -62,9 +68,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => println!("input {index}: {e}"),
         }
     }
-    server.shutdown().await;
-    if summary.failed > 0 {
-        return Err(format!("{} jobs failed", summary.failed).into());
-    }
+    check(
+        summary.succeeded == 100 && bar.position() == 100 && reports == 400,
+        format!(
+            "the bar reached {}/100 from the hook, which also heard all {reports} of 400 progress reports",
+            bar.position()
+        ),
+    )?;
+    server.stop().await;
     Ok(())
 }

@@ -1,16 +1,24 @@
-//! Quickstart (async): look up the `sleep` service by name, submit 10 jobs at once,
-//! await them all, print each result and the wall time — about the longest job, not
-//! the sum. Answers seed patterns S0.1 and S0.3.
+//! Quickstart (async): a service by name and by id, its input schema, ten typed jobs
+//! submitted at once and awaited together.
 //!
-//! Runs against `JOBWIRE_URL` / `JOBWIRE_TOKEN` when set, else against a reference
-//! server spawned in this process on 127.0.0.1:0:
+//! Patterns: S0.1, S0.3
+//!
+//! Python (IVCAP): gets a service, builds a request from its request model, submits a
+//! job and awaits its result; then runs ten jobs with `asyncio.gather` and waits for all.
+//!
+//! Rust: the request model is your own `serde` struct, checked against the service's
+//! JSON Schema before it is sent (feature `validation`), and the result deserializes
+//! into another; `try_join_all` is `gather`, and the first error ends it.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! ```
 
-use std::time::Instant;
+mod common;
 
+use std::time::{Duration, Instant};
+
+use common::{check, Server};
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
@@ -25,58 +33,53 @@ struct Slept {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Use the configured server, or start one here.
-    let (client, server) = match std::env::var("JOBWIRE_URL") {
-        Ok(_) => (jobwire::Client::from_env()?, None),
-        Err(_) => {
-            let server = jobwire_server::spawn(jobwire_server::ServerConfig::new()).await?;
-            let client = jobwire::Client::builder()
-                .base_url(server.url())
-                .token(server.token())
-                .build()?;
-            println!("spawned a reference server at {}", server.url());
-            (client, Some(server))
-        }
-    };
+async fn main() -> common::Result {
+    let server = Server::start().await?;
+    let client = server.client()?;
 
+    // By name, then by the id the server gave it: the same service.
     let sleep = client.service("sleep").await?;
-    println!(
-        "service {} ({}), input schema: {}",
-        sleep.name(),
-        sleep.id(),
-        sleep.input_schema()
-    );
+    let by_id = client.service(sleep.id()).await?;
+    println!("service {} has id {}", sleep.name(), sleep.id());
+    println!("its input schema: {}", sleep.input_schema());
+    check(
+        by_id.name() == "sleep"
+            && sleep.input_schema()["properties"]["duration_seconds"].is_object(),
+        "the service read by id is the one read by name, and its schema describes duration_seconds",
+    )?;
 
+    // One job, typed both ways.
+    let mut job = sleep
+        .submit(&Sleep {
+            duration_seconds: 0.2,
+        })
+        .await?;
+    let one: Slept = job.result().await?;
+    println!("job {} slept {}s", job.id(), one.slept);
+
+    // Ten one-second jobs: submitted at once, awaited at once.
     let started = Instant::now();
-    let durations: Vec<f64> = (1..=10).map(|i| i as f64 / 10.0).collect();
-    // Submit all ten at once, then await all ten at once.
     let sleep = &sleep;
-    let jobs = try_join_all(durations.iter().map(|&d| async move {
-        sleep
+    let results: Vec<Slept> = try_join_all((0..10).map(|_| async move {
+        let mut job = sleep
             .submit(&Sleep {
-                duration_seconds: d,
+                duration_seconds: 1.0,
             })
-            .await
-    }))
-    .await?;
-    let results: Vec<Slept> = try_join_all(jobs.into_iter().map(|mut job| async move {
+            .await?;
         let out: Slept = job.result().await?;
-        println!("  {} -> slept {:.1}s", job.id(), out.slept);
+        println!("  {} slept {:.1}s", job.id(), out.slept);
         Ok::<_, jobwire::Error>(out)
     }))
     .await?;
-
     let wall = started.elapsed();
     let sum: f64 = results.iter().map(|r| r.slept).sum();
-    let longest = durations.iter().cloned().fold(0.0, f64::max);
-    println!(
-        "{} jobs done in {:.2}s wall time (longest job {longest:.1}s, sum of all {sum:.1}s)",
-        results.len(),
-        wall.as_secs_f64()
-    );
-    if let Some(server) = server {
-        server.shutdown().await;
-    }
+    check(
+        results.len() == 10 && wall < Duration::from_secs(3),
+        format!(
+            "10 one-second jobs took {:.2}s together (one after another: {sum:.0}s)",
+            wall.as_secs_f64()
+        ),
+    )?;
+    server.stop().await;
     Ok(())
 }

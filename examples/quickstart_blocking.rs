@@ -1,18 +1,24 @@
-//! Quickstart (blocking, no async runtime anywhere): look up the `sleep` service by
-//! name, submit 10 jobs at once, wait for them all, print each result and the wall time
-//! — about the longest job, not the sum, because the jobs run side by side on the
-//! server while this thread waits on each in turn. Answers seed patterns S0.1, S0.3
-//! and S3.10.
+//! Quickstart (blocking, no async runtime anywhere): a service by name and by id, its
+//! input schema, ten typed jobs submitted at once and waited for.
 //!
-//! Runs against `JOBWIRE_URL` / `JOBWIRE_TOKEN` when set, else against a reference
-//! server started in this process on 127.0.0.1:0:
+//! Patterns: S0.1, S0.3, S3.10
+//!
+//! Python (IVCAP, Infrahub): the same calls without `_async` (`svc.request_job(req)`,
+//! `job.result`), or a separate synchronous client for code that has no event loop.
+//!
+//! Rust: `jobwire_blocking` has the same names as `jobwire` without `.await`, and no
+//! tokio under it. Ten jobs need no threads here: a submit does not wait, so all ten run
+//! on the server while this thread waits for each in turn.
 //!
 //! ```text
 //! cargo run --example quickstart_blocking
 //! ```
 
-use std::time::Instant;
+mod common;
 
+use std::time::{Duration, Instant};
+
+use common::{check, BlockingServer};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
@@ -25,55 +31,48 @@ struct Slept {
     slept: f64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (client, server) = match std::env::var("JOBWIRE_URL") {
-        Ok(_) => (jobwire_blocking::Client::from_env()?, None),
-        Err(_) => {
-            let server =
-                jobwire_server::spawn_blocking_server(jobwire_server::ServerConfig::new())?;
-            let client = jobwire_blocking::Client::builder()
-                .base_url(server.url())
-                .token(server.token())
-                .build()?;
-            println!("spawned a reference server at {}", server.url());
-            (client, Some(server))
-        }
-    };
+fn main() -> common::Result {
+    let server = BlockingServer::start()?;
+    let client = server.client()?;
 
     let sleep = client.service("sleep")?;
-    println!(
-        "service {} ({}), input schema: {}",
-        sleep.name(),
-        sleep.id(),
-        sleep.input_schema()
-    );
+    let by_id = client.service(sleep.id())?;
+    println!("service {} has id {}", sleep.name(), sleep.id());
+    println!("its input schema: {}", sleep.input_schema());
+    check(
+        by_id.name() == "sleep"
+            && sleep.input_schema()["properties"]["duration_seconds"].is_object(),
+        "the service read by id is the one read by name, and its schema describes duration_seconds",
+    )?;
+
+    let mut job = sleep.submit(&Sleep {
+        duration_seconds: 0.2,
+    })?;
+    let one: Slept = job.result()?;
+    println!("job {} slept {}s", job.id(), one.slept);
 
     let started = Instant::now();
-    let durations: Vec<f64> = (1..=10).map(|i| i as f64 / 10.0).collect();
-    // Submitting does not wait, so all ten are running before the first wait begins.
-    let mut jobs = durations
-        .iter()
-        .map(|&d| {
+    let mut jobs = (0..10)
+        .map(|_| {
             sleep.submit(&Sleep {
-                duration_seconds: d,
+                duration_seconds: 1.0,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut sum = 0.0;
     for job in &mut jobs {
         let out: Slept = job.result()?;
-        println!("  {} -> slept {:.1}s", job.id(), out.slept);
+        println!("  {} slept {:.1}s", job.id(), out.slept);
         sum += out.slept;
     }
-
-    let longest = durations.iter().cloned().fold(0.0, f64::max);
-    println!(
-        "{} jobs done in {:.2}s wall time (longest job {longest:.1}s, sum of all {sum:.1}s)",
-        jobs.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if let Some(server) = server {
-        server.shutdown();
-    }
+    let wall = started.elapsed();
+    check(
+        jobs.len() == 10 && wall < Duration::from_secs(3),
+        format!(
+            "10 one-second jobs took {:.2}s together (one after another: {sum:.0}s)",
+            wall.as_secs_f64()
+        ),
+    )?;
+    server.stop();
     Ok(())
 }

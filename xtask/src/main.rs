@@ -4,7 +4,10 @@
 //!   and the dependency-tree promise (no tokio, hyper or hyper-util under the blocking
 //!   facade or the core);
 //! - `cargo xtask ci`: `lint`, then the README's test command, `cargo test --workspace`,
-//!   then `schemathesis`, `openapi-client` and `ui`;
+//!   then `examples`, `schemathesis`, `openapi-client` and `ui`;
+//! - `cargo xtask examples [NAME…]`: runs every example (see `examples.rs`) and prints
+//!   the README's table of the Python guides' patterns with each one's result; fails if
+//!   an example fails or a pattern lacks an example in a form it needs; CI runs it.
 //! - `cargo xtask schemathesis`: the server against its own OpenAPI document with
 //!   schemathesis (a pinned version, installed into a virtual environment under
 //!   `target/`), every check and every phase; CI runs it.
@@ -20,6 +23,7 @@
 //!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
 
 mod bench;
+mod examples;
 mod svg;
 
 use std::io::{BufRead, BufReader};
@@ -36,17 +40,19 @@ fn main() -> ExitCode {
         "lint" => lint(),
         "ci" => lint()
             .and_then(|()| test())
+            .and_then(|()| examples::examples(&[]))
             .and_then(|()| schemathesis())
             .and_then(|()| openapi_client())
             .and_then(|()| ui()),
         "test" => test(),
+        "examples" => examples::examples(&std::env::args().skip(2).collect::<Vec<_>>()),
         "tree" => dependency_tree(),
         "schemathesis" => schemathesis(),
         "openapi-client" => openapi_client(),
         "ui" => ui(),
         "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|openapi-client|ui|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick]>");
             return ExitCode::from(2);
         }
     };
