@@ -747,7 +747,7 @@ fn figure_6(sizes: &Sizes, out: &mut String) -> Result<(), String> {
         args.extend(["--sample-count", "10"]);
     }
     println!("$ cargo {}", args.join(" "));
-    let output = Command::new(crate::cargo_bin())
+    let output = crate::cargo_command()
         .args(&args)
         .stderr(Stdio::inherit())
         .output()

@@ -279,25 +279,7 @@ fn disagreements(rows: &[Row], examples: &BTreeMap<String, Example>) -> Vec<Stri
 fn build(root: &Path) -> Result<BTreeMap<String, PathBuf>, String> {
     println!("$ cargo build --workspace --examples");
     let manifest = root.join("Cargo.toml");
-    let mut command = Command::new(crate::cargo_bin());
-    // `cargo run` gave this process its package's CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …;
-    // build scripts that watch those (ring's does) would run again and rebuild half the
-    // tree, so the build sees the environment a plain `cargo` would.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
-            || matches!(
-                &*name,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-            );
-        if set_by_cargo_run {
-            command.env_remove(&*name);
-        }
-    }
+    let mut command = crate::cargo_command();
     let mut child = command
         .args([
             "build",

@@ -82,7 +82,7 @@ fn lint() -> Result<(), String> {
 /// The API docs build without a warning (broken or redundant links, say).
 fn docs() -> Result<(), String> {
     println!("$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps");
-    let status = Command::new(cargo_bin())
+    let status = cargo_command()
         .args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings")
         .status()
@@ -101,7 +101,7 @@ fn test() -> Result<(), String> {
 /// Fails when a sync-only crate's normal dependency tree contains a forbidden crate.
 fn dependency_tree() -> Result<(), String> {
     for krate in SYNC_ONLY {
-        let output = Command::new(cargo_bin())
+        let output = cargo_command()
             .args(["tree", "-p", krate, "-e", "normal", "--prefix", "none"])
             .output()
             .map_err(|e| format!("cargo tree: {e}"))?;
@@ -360,7 +360,7 @@ fn run_command(mut command: Command) -> Result<(), String> {
 
 fn cargo(args: &[&str]) -> Result<(), String> {
     println!("$ cargo {}", args.join(" "));
-    let status = Command::new(cargo_bin())
+    let status = cargo_command()
         .args(args)
         .status()
         .map_err(|e| format!("cargo {}: {e}", args.join(" ")))?;
@@ -369,6 +369,29 @@ fn cargo(args: &[&str]) -> Result<(), String> {
     } else {
         Err(format!("cargo {} failed ({status})", args.join(" ")))
     }
+}
+
+/// A `cargo` command with the environment a plain `cargo` would have. `cargo run` gave
+/// this process its package's CARGO_PKG_NAME, CARGO_MANIFEST_DIR, …; build scripts that
+/// watch those (ring's does) would run again and rebuild half the tree.
+fn cargo_command() -> Command {
+    let mut command = Command::new(cargo_bin());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo_run = name.starts_with("CARGO_PKG_")
+            || matches!(
+                &*name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(&*name);
+        }
+    }
+    command
 }
 
 fn cargo_bin() -> String {
