@@ -35,6 +35,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use jobwire_core::error::duration_text;
 use jobwire_core::transport::{
     async_trait, AsyncBody, AsyncTransport, ReadTimeout, RequestTimeout,
 };
@@ -181,9 +182,10 @@ fn earliest(
 }
 
 fn timeout_error(timeout: Option<Duration>) -> TransportError {
+    let within = timeout.map_or_else(|| "its deadline".to_owned(), duration_text);
     TransportError::new(
         TransportErrorKind::Timeout,
-        format!("no complete answer within {timeout:?}"),
+        format!("no complete answer within {within}"),
     )
 }
 
@@ -198,7 +200,42 @@ fn classify_client_error(err: hyper_util::client::legacy::Error) -> TransportErr
     } else {
         TransportErrorKind::Io
     };
-    TransportError::new(kind, err)
+    TransportError::new(kind, ClientError(err))
+}
+
+/// hyper-util's error, shown by what caused it: its own text is the `Debug` of its kind
+/// (`client error (Connect)`), which says nothing a reader can act on.
+#[derive(Debug)]
+struct ClientError(hyper_util::client::legacy::Error);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::error::Error as _;
+        let mut cause = self.0.source();
+        if cause.is_none() {
+            return f.write_str(if self.0.is_connect() {
+                "cannot connect"
+            } else {
+                "the request failed"
+            });
+        }
+        let mut first = true;
+        while let Some(e) = cause {
+            if !first {
+                f.write_str(": ")?;
+            }
+            write!(f, "{e}")?;
+            first = false;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 fn source_is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {

@@ -36,6 +36,12 @@ OPTIONS:
     --heartbeat SECONDS    keep-alive comment on quiet event streams (default 15)
     --event-retention SECONDS
                            keep a finished job's events this long (default 3600)
+    --max-event-bytes N    the most bytes of one event's data, 65536 to 1048576 (default
+                           262144); longer log lines and progress messages are cut, longer
+                           output chunks split, and a longer done leaves out the job's
+                           input and output; a size may end in KiB or MiB
+    --max-output-bytes N   the most bytes of a job's output as JSON (default 16MiB); more
+                           fails the job with code output_too_large
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
     --allow-commands       let tenants register command services (POST /v1/services),
@@ -69,6 +75,8 @@ struct Cli {
     tokens: Vec<(String, String)>,
     heartbeat: Option<Duration>,
     event_retention: Option<Duration>,
+    max_event_bytes: Option<usize>,
+    max_output_bytes: Option<usize>,
     grace: Duration,
     faults: Faults,
     allow_commands: bool,
@@ -83,6 +91,27 @@ fn seconds(flag: &str, value: &str) -> Result<Duration, String> {
         .filter(|s| *s > 0.0)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| format!("{flag} takes a positive number of seconds, not {value:?}"))
+}
+
+/// A size in bytes: a whole number, or one ending in `KiB` or `MiB`.
+fn bytes(flag: &str, value: &str) -> Result<usize, String> {
+    let text = value.trim();
+    let (number, unit) = if let Some(n) = text.strip_suffix("MiB") {
+        (n, 1024 * 1024)
+    } else if let Some(n) = text.strip_suffix("KiB") {
+        (n, 1024)
+    } else {
+        (text, 1)
+    };
+    number
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!("{flag} takes a size in bytes (like 262144 or 256KiB), not {value:?}")
+        })
 }
 
 /// `TOKEN[=TENANT]`.
@@ -111,6 +140,8 @@ fn parse(
     let mut tokens = Vec::new();
     let mut heartbeat = None;
     let mut event_retention = None;
+    let mut max_event_bytes = None;
+    let mut max_output_bytes = None;
     let mut grace = Duration::from_secs(30);
     let mut fault_specs = Vec::new();
     let mut fault_seed = 0u64;
@@ -145,6 +176,12 @@ fn parse(
             "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
             "--event-retention" => {
                 event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
+            }
+            "--max-event-bytes" => {
+                max_event_bytes = Some(bytes(&flag, &value("--max-event-bytes")?)?)
+            }
+            "--max-output-bytes" => {
+                max_output_bytes = Some(bytes(&flag, &value("--max-output-bytes")?)?)
             }
             "--fault" => fault_specs.push(value("--fault")?),
             "--fault-seed" => {
@@ -207,6 +244,8 @@ fn parse(
         tokens,
         heartbeat,
         event_retention,
+        max_event_bytes,
+        max_output_bytes,
         grace,
         faults,
         allow_commands,
@@ -278,6 +317,12 @@ async fn run(cli: Cli) -> ExitCode {
     }
     if let Some(window) = cli.event_retention {
         config = config.event_retention(window);
+    }
+    if let Some(n) = cli.max_event_bytes {
+        config = config.max_event_bytes(n);
+    }
+    if let Some(n) = cli.max_output_bytes {
+        config = config.max_output_bytes(n);
     }
     config = config.shutdown_grace(cli.grace);
     if !cli.faults.is_empty() {
@@ -384,6 +429,8 @@ mod tests {
                 tokens: vec![],
                 heartbeat: None,
                 event_retention: None,
+                max_event_bytes: None,
+                max_output_bytes: None,
                 grace: Duration::from_secs(30),
                 faults: Faults::new(0),
                 allow_commands: false,
@@ -442,6 +489,16 @@ mod tests {
             .unwrap();
         assert_eq!(events.heartbeat, Some(Duration::from_millis(500)));
         assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
+        let sizes = cli(
+            &["--max-event-bytes", "65536", "--max-output-bytes=2MiB"],
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(sizes.max_event_bytes, Some(65536));
+        assert_eq!(sizes.max_output_bytes, Some(2 * 1024 * 1024));
+        let kib = cli(&["--max-event-bytes=256KiB"], &[]).unwrap().unwrap();
+        assert_eq!(kib.max_event_bytes, Some(256 * 1024));
         let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
         assert_eq!(grace.grace, Duration::ZERO);
         assert!(
@@ -479,6 +536,10 @@ mod tests {
             &["--fault", "drop-answer:2"],
             &["--fault-seed", "x"],
             &["--event-retention", "soon"],
+            &["--max-event-bytes", "big"],
+            &["--max-event-bytes", "0"],
+            &["--max-output-bytes", "-1"],
+            &["--max-output-bytes", "99999999999999999999MiB"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");
         }

@@ -85,7 +85,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::{ServerConfig, DEFAULT_TENANT};
+pub use config::{ServerConfig, DEFAULT_TENANT, MAX_EVENT_BYTES, MIN_EVENT_BYTES};
 pub use faults::{Fault, Faults};
 pub use services::{Command, JobContext, ServiceSpec, PROGRESS_PREFIX};
 pub use store::StoreError;
@@ -158,6 +158,10 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_in_flight: config.max_jobs_in_flight,
         max_reports_per_job: config.max_events_per_job,
         lease: config.lease,
+        caps: runner::Caps {
+            max_event_bytes: config.max_event_bytes,
+            max_output_bytes: config.max_output_bytes,
+        },
     };
     let server_id = ids::random_id("srv_", 8)
         .map_err(|e| ServerError::Config(format!("cannot generate a server id: {e}")))?;

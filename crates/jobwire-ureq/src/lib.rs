@@ -25,6 +25,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use jobwire_core::error::duration_text;
 use jobwire_core::transport::{Body, ReadTimeout, RequestTimeout, Transport};
 use jobwire_core::{TransportError, TransportErrorKind};
 
@@ -158,7 +159,7 @@ struct BodyReader<R> {
 
 /// The error of an answer not complete within its request's timeout.
 fn timed_out(timeout: Option<Duration>) -> TransportError {
-    let within = timeout.map_or_else(|| "its deadline".to_owned(), |t| format!("{t:?}"));
+    let within = timeout.map_or_else(|| "its deadline".to_owned(), duration_text);
     TransportError::new(
         TransportErrorKind::Timeout,
         format!("no complete answer within {within}"),

@@ -41,6 +41,7 @@ use tokio::task::AbortHandle;
 pub(crate) use admission::SubmitError;
 use completion::to_completion;
 pub use context::JobContext;
+pub(crate) use lifecycle::Caps;
 use lifecycle::{Effect, Happening, Transition};
 
 use crate::bus::{self, EventBus};
@@ -79,6 +80,8 @@ pub(crate) struct Limits {
     pub max_reports_per_job: usize,
     /// How long a job stays this server's without a renewal (renewed every third of it).
     pub lease: Duration,
+    /// What a job may record, in bytes.
+    pub caps: lifecycle::Caps,
 }
 
 /// An unfinished job this server runs.
@@ -251,7 +254,7 @@ impl Runner {
         let now = self.inner.clock.now_rfc3339();
         let (change, status) = {
             let current = job.watch.borrow();
-            match lifecycle::transition(&current, happening, &now) {
+            match lifecycle::transition(&current, happening, &now, &self.inner.limits.caps) {
                 Some(change) => (change, current.status.clone()),
                 None => return Applied::Refused,
             }
@@ -499,7 +502,7 @@ impl Runner {
                 job: Some(next),
                 events,
                 effects,
-            }) = lifecycle::transition(&job, Happening::Cancel, &now)
+            }) = lifecycle::transition(&job, Happening::Cancel, &now, &self.inner.limits.caps)
             else {
                 return Ok(Some((job, position)));
             };
@@ -544,6 +547,10 @@ mod tests {
             max_in_flight,
             max_reports_per_job: 10_000,
             lease: Duration::from_secs(30),
+            caps: lifecycle::Caps {
+                max_event_bytes: 256 * 1024,
+                max_output_bytes: 16 * 1024 * 1024,
+            },
         }
     }
 
