@@ -754,7 +754,11 @@ mod tests {
             ("exactly the cap", "a".repeat(log_room), None),
             ("one byte over", "a".repeat(log_room + 1), Some(cut)),
             // "é" is 2 bytes: the cut never splits it.
-            ("two-byte characters", "é".repeat(40_000), Some(2 * (cut / 2))),
+            (
+                "two-byte characters",
+                "é".repeat(40_000),
+                Some(2 * (cut / 2)),
+            ),
             // A control character is 6 bytes of JSON (\u0001).
             ("escapes", "\u{1}".repeat(12_000), Some(cut / 6)),
             ("quotes", "\"".repeat(40_000), Some(cut / 2)),
