@@ -1,7 +1,8 @@
 //! Retries over real sockets, against the reference server's own fault injection, in
-//! both facades: submits survive lost answers and 503s without a job run twice (every
-//! submit carries an `Idempotency-Key`, reused on its retries), the budget stops
-//! retrying a server that fails everything, and what must not be retried is not.
+//! both facades: submits from 64 callers survive lost answers and 503s without a job run
+//! twice (every submit carries an `Idempotency-Key`, reused on its retries), the budget
+//! holds 64 callers against a server that fails everything to one retry per call, and
+//! what must not be retried is not.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,9 @@ fn flaky() -> ServerConfig {
         .unwrap();
     ServerConfig::new().faults(faults)
 }
+
+/// How many callers share one client at once.
+const CALLERS: usize = 64;
 
 /// Patient enough that 20 % failures per attempt never exhaust a call.
 fn patient() -> RetryPolicy {
@@ -120,7 +124,7 @@ async fn a_thousand_submits_survive_lost_answers_and_503s_async() {
             let client = client.clone();
             async move { client.submit("echo", &json!(i)).await }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(64)
         .collect()
         .await;
     let failed: Vec<String> = results
@@ -155,12 +159,14 @@ fn a_thousand_submits_survive_lost_answers_and_503s_blocking() {
     let (client, attempts) = blocking_client(&server, patient());
     let n = 1000;
     let failed = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..8)
+        let workers: Vec<_> = (0..CALLERS)
             .map(|w| {
                 let client = client.clone();
                 scope.spawn(move || {
-                    (0..n / 8)
-                        .map(|i| client.submit("echo", &json!(w * (n / 8) + i)))
+                    // 64 callers: 1,000 submits, 15 or 16 each.
+                    (w..n)
+                        .step_by(CALLERS)
+                        .map(|i| client.submit("echo", &json!(i)))
                         .filter_map(Result::err)
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
@@ -203,16 +209,23 @@ async fn the_budget_stops_retrying_a_server_that_fails_everything() {
         &server,
         RetryPolicy::default().base_delay(Duration::from_millis(1)),
     );
-    for _ in 0..30 {
-        let err = client.get_job("job_anything").await.unwrap_err();
-        assert_eq!(
-            err.status(),
-            Some(http::StatusCode::SERVICE_UNAVAILABLE),
-            "{err}"
-        );
-    }
-    // 30 calls, and the 10 retries the budget holds: not 30 x 4.
-    assert_eq!(attempts.lock().unwrap().len(), 40);
+    let call = || {
+        let client = client.clone();
+        async move {
+            let err = client.get_job("job_anything").await.unwrap_err();
+            assert_eq!(
+                err.status(),
+                Some(http::StatusCode::SERVICE_UNAVAILABLE),
+                "{err}"
+            );
+        }
+    };
+    // 64 callers at once: the 64 retries the budget holds, one per call, not 64 x 3.
+    futures_util::future::join_all((0..CALLERS).map(|_| call())).await;
+    assert_eq!(attempts.lock().unwrap().len(), 2 * CALLERS);
+    // And none more after.
+    futures_util::future::join_all((0..CALLERS).map(|_| call())).await;
+    assert_eq!(attempts.lock().unwrap().len(), 3 * CALLERS);
     server.shutdown().await;
 }
 
@@ -222,15 +235,24 @@ fn the_budget_stops_retrying_a_server_that_fails_everything_blocking() {
     let server = jobwire_server::spawn_blocking_server(ServerConfig::new().faults(faults)).unwrap();
     let policy = RetryPolicy::default().base_delay(Duration::from_millis(1));
     let (client, attempts) = blocking_client(&server, policy);
-    for _ in 0..30 {
-        let err = client.get_job("job_anything").unwrap_err();
-        assert_eq!(
-            err.status(),
-            Some(http::StatusCode::SERVICE_UNAVAILABLE),
-            "{err}"
-        );
-    }
-    assert_eq!(attempts.lock().unwrap().len(), 40);
+    let calls = || {
+        std::thread::scope(|scope| {
+            for _ in 0..CALLERS {
+                scope.spawn(|| {
+                    let err = client.get_job("job_anything").unwrap_err();
+                    assert_eq!(
+                        err.status(),
+                        Some(http::StatusCode::SERVICE_UNAVAILABLE),
+                        "{err}"
+                    );
+                });
+            }
+        })
+    };
+    calls();
+    assert_eq!(attempts.lock().unwrap().len(), 2 * CALLERS);
+    calls();
+    assert_eq!(attempts.lock().unwrap().len(), 3 * CALLERS);
     server.shutdown();
 }
 
