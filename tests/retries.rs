@@ -14,7 +14,7 @@ use jobwire::transport::{AsyncTransport, HyperTransport};
 use jobwire_blocking::transport::{Transport, UreqTransport};
 use jobwire_core::retry::RetryPolicy;
 use jobwire_core::Error;
-use jobwire_server::{Faults, ServerConfig};
+use jobwire_server::{Fault, Faults, ServerConfig};
 use serde_json::{json, Value};
 
 /// Every attempt a client made: "METHOD /path" and its idempotency key.
@@ -368,4 +368,80 @@ fn idempotency_through_the_blocking_facade() {
     let held = held.join().unwrap().unwrap();
     assert_eq!(held.status(), &jobwire_blocking::JobStatus::Succeeded);
     server.shutdown();
+}
+
+/// A server asking for a `Retry-After` longer than the policy's `max_delay` (a hostile
+/// 2^64 - 1 seconds, or 10^8): the call ends at once with `RateLimited`, without a panic
+/// and without a retry, and the other calls of the client are held no longer than
+/// `max_delay`.
+fn hostile(retry_after: Duration) -> ServerConfig {
+    let faults = Faults::new(1).rule(
+        Fault::RateLimited { retry_after },
+        1.0,
+        Some("GET"),
+        "/v1/jobs/*",
+    );
+    ServerConfig::new().faults(faults)
+}
+
+const HOSTILE: [Duration; 2] = [
+    Duration::from_secs(u64::MAX),
+    Duration::from_secs(100_000_000),
+];
+
+fn max_delay() -> RetryPolicy {
+    RetryPolicy::default().max_delay(Duration::from_millis(300))
+}
+
+fn check_hostile(err: &Error, asked: Duration, took: Duration) {
+    match err {
+        Error::RateLimited { retry_after, .. } => assert_eq!(*retry_after, Some(asked)),
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("retry after {} s", asked.as_secs())),
+        "{text}"
+    );
+    assert!(took < Duration::from_millis(250), "ended at once: {took:?}");
+}
+
+#[test]
+fn a_hostile_retry_after_ends_the_call_and_holds_no_one_blocking() {
+    for asked in HOSTILE {
+        let server = jobwire_server::spawn_blocking_server(hostile(asked)).unwrap();
+        let (client, attempts) = blocking_client(&server, max_delay());
+        let started = std::time::Instant::now();
+        let err = client.get_job("job_x").unwrap_err();
+        check_hostile(&err, asked, started.elapsed());
+        assert_eq!(attempts.lock().unwrap().len(), 1, "not retried");
+        let started = std::time::Instant::now();
+        assert_eq!(client.clone().health().unwrap().status, "ok");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        server.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_retry_after_ends_the_call_and_holds_no_one_async() {
+    for asked in HOSTILE {
+        let server = jobwire_server::spawn(hostile(asked)).await.unwrap();
+        let (client, attempts) = async_client(&server, max_delay());
+        let started = std::time::Instant::now();
+        let err = client.get_job("job_x").await.unwrap_err();
+        check_hostile(&err, asked, started.elapsed());
+        assert_eq!(attempts.lock().unwrap().len(), 1, "not retried");
+        let started = std::time::Instant::now();
+        assert_eq!(client.clone().health().await.unwrap().status, "ok");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        server.shutdown().await;
+    }
 }
