@@ -161,6 +161,7 @@ impl ClientBuilder {
             None => Arc::new(
                 UreqTransport::builder()
                     .connect_timeout(config.connect_timeout_value())
+                    .max_connections_per_host(config.max_connections_per_host_value())
                     .build(),
             ),
         };

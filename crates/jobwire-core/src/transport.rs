@@ -370,6 +370,29 @@ impl From<Vec<u8>> for AsyncBody {
     }
 }
 
+/// Whether an I/O error says the process (EMFILE) or the system (ENFILE) is out of file
+/// descriptors: for a transport, a reason to wait and connect again — sockets close as
+/// answers come in — rather than to fail the request.
+///
+/// ```
+/// use jobwire_core::transport::out_of_file_descriptors;
+/// # #[cfg(unix)]
+/// assert!(out_of_file_descriptors(&std::io::Error::from_raw_os_error(24)));
+/// assert!(!out_of_file_descriptors(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+/// ```
+pub fn out_of_file_descriptors(error: &std::io::Error) -> bool {
+    // EMFILE and ENFILE are 24 and 23 on Linux, the BSDs and macOS; WSAEMFILE on Windows.
+    #[cfg(unix)]
+    const CODES: [i32; 2] = [24, 23];
+    #[cfg(windows)]
+    const CODES: [i32; 1] = [10024];
+    #[cfg(not(any(unix, windows)))]
+    const CODES: [i32; 0] = [];
+    error
+        .raw_os_error()
+        .is_some_and(|code| CODES.contains(&code))
+}
+
 /// Why a body could not be read whole.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

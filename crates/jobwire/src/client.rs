@@ -123,6 +123,7 @@ impl ClientBuilder {
             None => Arc::new(
                 HyperTransport::builder()
                     .connect_timeout(config.connect_timeout_value())
+                    .max_connections_per_host(config.max_connections_per_host_value())
                     .build()?,
             ),
         };
