@@ -147,6 +147,9 @@ impl Feed {
                 // A job whose events are gone, or whose `done` left out its input and
                 // output: its read is the answer.
                 FollowOutput::Refresh { job_id } => {
+                    // The read must not wait for the connection the stream holds.
+                    self.connection.close();
+                    lock(&self.follower).on_closed(Instant::now());
                     match self.client.execute(&GetJob::new(job_id)) {
                         Ok(fresh) => lock(&self.follower).on_job(Instant::now(), fresh.job),
                         Err(error) => {

@@ -597,6 +597,19 @@ impl Follower {
         self.retry_later(now, None, Error::from(error));
     }
 
+    /// Reports that the driver closed the stream's connection itself — before reading a
+    /// job for a [`FollowOutput::Refresh`], so the read never waits for a connection the
+    /// stream holds: an open stream reconnects at once after it, from where it was (a
+    /// job's stream whose `done` came needs no more).
+    pub fn on_closed(&mut self, now: Instant) {
+        if let Phase::Open { .. } = self.phase {
+            self.decoder.finish();
+            if !self.done_queued() {
+                self.phase = Phase::Closed { at: Some(now) };
+            }
+        }
+    }
+
     /// Reports that nothing, not even a keep-alive, arrived by the `Read` deadline: at
     /// the call's deadline the stream is over (the next step says so), otherwise the
     /// watchdog takes the stream for dead and reconnects at once.
@@ -907,6 +920,7 @@ mod tests {
                 "asked until the read is reported"
             );
         }
+        f.on_closed(t0);
         f.on_end(t0);
         f.on_job(t0, full.clone());
         match f.step(t0) {
@@ -924,10 +938,14 @@ mod tests {
         assert!(
             matches!(f.step(t0), StreamStep::Yield(FollowOutput::Refresh { job_id }) if job_id == "j")
         );
+        // The driver lets the connection go for the read: the stream comes back at once,
+        // after what it handed out.
+        f.on_closed(t0);
         f.on_job(t0, full.clone());
         assert_eq!(events(&mut f, t0), [3, 4]);
-        assert!(matches!(f.step(t0), StreamStep::Read { .. }), "still open");
+        assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause.is_zero()));
         assert_eq!(f.last_event_id(), Some(4));
+        open(&mut f, t0);
         // A read that failed ends the stream.
         f.on_chunk(t0, omitted(5, "k").as_bytes());
         assert!(matches!(

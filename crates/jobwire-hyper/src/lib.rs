@@ -472,3 +472,112 @@ fn descriptors_ran_out(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that holds each request 50 ms and counts its connections open at once.
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let most = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let seen = most.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let (open, most) = (open.clone(), seen.clone());
+                tokio::spawn(async move {
+                    most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (format!("http://{addr}/"), most)
+    }
+
+    /// 12 requests at once through a cap of 3: never more than 3 connections, every
+    /// request answered.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn requests_past_the_cap_wait_their_turn() {
+        let (url, most) = counting_server().await;
+        let transport = HyperTransport::builder()
+            .max_connections_per_host(3)
+            .build()
+            .unwrap();
+        let requests = (0..12).map(|_| {
+            let (transport, url) = (transport.clone(), url.clone());
+            tokio::spawn(async move {
+                let request = http::Request::get(url).body(Bytes::new()).unwrap();
+                let answer = transport.send(request).await.unwrap();
+                answer.into_body().read_to_bytes(1024).await.unwrap()
+            })
+        });
+        for request in requests {
+            assert_eq!(&request.await.unwrap()[..], b"ok");
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} connections at once");
+    }
+
+    /// A request whose turn does not come before its call's deadline ends then.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_turn_past_the_deadline_is_a_timeout() {
+        let (url, _) = counting_server().await;
+        let transport = HyperTransport::builder()
+            .max_connections_per_host(1)
+            .build()
+            .unwrap();
+        let held = transport
+            .send(http::Request::get(url.clone()).body(Bytes::new()).unwrap())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        let late = http::Request::get(url)
+            .extension(CallDeadline(deadline))
+            .body(Bytes::new())
+            .unwrap();
+        let err = transport.send(late).await.unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(std::time::Instant::now() >= deadline);
+        drop(held);
+    }
+
+    /// A refused connection reads as what caused it, not as hyper-util's `Debug` of
+    /// its kind.
+    #[tokio::test]
+    async fn a_refused_connection_says_why() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let request = http::Request::get(format!("http://{addr}/"))
+            .body(Bytes::new())
+            .unwrap();
+        let err = HyperTransport::new()
+            .unwrap()
+            .send(request)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.kind(), TransportErrorKind::Connect);
+        assert!(
+            !text.contains("(Connect)") && text.contains("refused"),
+            "{text}"
+        );
+    }
+}

@@ -341,3 +341,54 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// 12 threads at once through a cap of 3: never more than 3 connections, every
+    /// request answered.
+    #[test]
+    fn requests_past_the_cap_wait_their_turn() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = most.clone();
+        std::thread::spawn(move || {
+            for socket in listener.incoming() {
+                let mut socket = socket.unwrap();
+                let (open, most) = (open.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    let mut buf = [0u8; 1024];
+                    while matches!(socket.read(&mut buf), Ok(n) if n > 0) {
+                        std::thread::sleep(Duration::from_millis(50));
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).is_err() {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let transport = UreqTransport::builder().max_connections_per_host(3).build();
+        std::thread::scope(|scope| {
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    let request = http::Request::get(format!("http://{addr}/"))
+                        .body(Bytes::new())
+                        .unwrap();
+                    let body = transport.send(request).unwrap().into_body();
+                    assert_eq!(&body.read_to_bytes(1024).unwrap()[..], b"ok");
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} connections at once");
+    }
+}
