@@ -1,8 +1,8 @@
 //! Sizes in bytes, end to end, over real sockets, through both facades: jobs whose
 //! outputs are 0.5, 2 and 15 MiB come back whole through `wait`, `result`, `run` and
 //! `events` (their `done` is too large for an event, so it comes without input and
-//! output and the SDK reads the job); so does the `echo` of a 600 KiB input, which hung
-//! before. On the wire, no event is longer than the server's `max_event_bytes`: a long
+//! output and the SDK reads the job), and `run_stream` too; so does the `echo` of a
+//! 600 KiB input, which hung before. On the wire, no event is longer than the server's `max_event_bytes`: a long
 //! log line and progress message are cut and marked, a long output chunk is split in
 //! order. An event longer than the SDK's own limit hangs nothing: a job's event stream
 //! ends with `Error::TooLarge`, and waits read the job instead.
@@ -215,6 +215,32 @@ fn large_outputs_through_the_async_facade() {
     let server = server();
     let sdk = async_sdk(&server, None);
     every_size_at_once(&sdk);
+    server.shutdown();
+}
+
+/// `run_stream` ends with the job's output decoded, whole, in both facades.
+#[test]
+fn run_stream_ends_with_the_whole_output() {
+    let server = server();
+    let input = json!({ "n": 2 * MIB });
+    let want = output_of(2 * MIB);
+    let blocking = jobwire_blocking::Client::builder()
+        .base_url(server.url())
+        .token(server.token())
+        .build()
+        .unwrap();
+    let last = blocking.run_stream::<_, Value>("bytes", &input).last();
+    assert!(matches!(last, Some(Ok(jobwire_blocking::RunEvent::Done(out))) if out == want));
+    let client = async_sdk(&server, None).client;
+    let last = twins::runtime().block_on(async {
+        use futures_util::StreamExt;
+        client
+            .run_stream::<_, Value>("bytes", &input)
+            .collect::<Vec<_>>()
+            .await
+            .pop()
+    });
+    assert!(matches!(last, Some(Ok(jobwire::RunEvent::Done(out))) if out == want));
     server.shutdown();
 }
 
