@@ -1,7 +1,8 @@
 //! Retries over real sockets, against the reference server's own fault injection, in
-//! both facades: submits survive lost answers and 503s without a job run twice (every
-//! submit carries an `Idempotency-Key`, reused on its retries), the budget stops
-//! retrying a server that fails everything, and what must not be retried is not.
+//! both facades: submits from 64 callers survive lost answers and 503s without a job run
+//! twice (every submit carries an `Idempotency-Key`, reused on its retries), the budget
+//! holds 64 callers against a server that fails everything to one retry per call, and
+//! what must not be retried is not.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use jobwire::transport::{AsyncTransport, HyperTransport};
 use jobwire_blocking::transport::{Transport, UreqTransport};
 use jobwire_core::retry::RetryPolicy;
 use jobwire_core::Error;
-use jobwire_server::{Faults, ServerConfig};
+use jobwire_server::{Fault, Faults, ServerConfig};
 use serde_json::{json, Value};
 
 /// Every attempt a client made: "METHOD /path" and its idempotency key.
@@ -37,6 +38,9 @@ fn flaky() -> ServerConfig {
         .unwrap();
     ServerConfig::new().faults(faults)
 }
+
+/// How many callers share one client at once.
+const CALLERS: usize = 64;
 
 /// Patient enough that 20 % failures per attempt never exhaust a call.
 fn patient() -> RetryPolicy {
@@ -120,7 +124,7 @@ async fn a_thousand_submits_survive_lost_answers_and_503s_async() {
             let client = client.clone();
             async move { client.submit("echo", &json!(i)).await }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(64)
         .collect()
         .await;
     let failed: Vec<String> = results
@@ -155,12 +159,14 @@ fn a_thousand_submits_survive_lost_answers_and_503s_blocking() {
     let (client, attempts) = blocking_client(&server, patient());
     let n = 1000;
     let failed = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..8)
+        let workers: Vec<_> = (0..CALLERS)
             .map(|w| {
                 let client = client.clone();
                 scope.spawn(move || {
-                    (0..n / 8)
-                        .map(|i| client.submit("echo", &json!(w * (n / 8) + i)))
+                    // 64 callers: 1,000 submits, 15 or 16 each.
+                    (w..n)
+                        .step_by(CALLERS)
+                        .map(|i| client.submit("echo", &json!(i)))
                         .filter_map(Result::err)
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
@@ -203,16 +209,23 @@ async fn the_budget_stops_retrying_a_server_that_fails_everything() {
         &server,
         RetryPolicy::default().base_delay(Duration::from_millis(1)),
     );
-    for _ in 0..30 {
-        let err = client.get_job("job_anything").await.unwrap_err();
-        assert_eq!(
-            err.status(),
-            Some(http::StatusCode::SERVICE_UNAVAILABLE),
-            "{err}"
-        );
-    }
-    // 30 calls, and the 10 retries the budget holds: not 30 x 4.
-    assert_eq!(attempts.lock().unwrap().len(), 40);
+    let call = || {
+        let client = client.clone();
+        async move {
+            let err = client.get_job("job_anything").await.unwrap_err();
+            assert_eq!(
+                err.status(),
+                Some(http::StatusCode::SERVICE_UNAVAILABLE),
+                "{err}"
+            );
+        }
+    };
+    // 64 callers at once: the 64 retries the budget holds, one per call, not 64 x 3.
+    futures_util::future::join_all((0..CALLERS).map(|_| call())).await;
+    assert_eq!(attempts.lock().unwrap().len(), 2 * CALLERS);
+    // And none more after.
+    futures_util::future::join_all((0..CALLERS).map(|_| call())).await;
+    assert_eq!(attempts.lock().unwrap().len(), 3 * CALLERS);
     server.shutdown().await;
 }
 
@@ -222,15 +235,24 @@ fn the_budget_stops_retrying_a_server_that_fails_everything_blocking() {
     let server = jobwire_server::spawn_blocking_server(ServerConfig::new().faults(faults)).unwrap();
     let policy = RetryPolicy::default().base_delay(Duration::from_millis(1));
     let (client, attempts) = blocking_client(&server, policy);
-    for _ in 0..30 {
-        let err = client.get_job("job_anything").unwrap_err();
-        assert_eq!(
-            err.status(),
-            Some(http::StatusCode::SERVICE_UNAVAILABLE),
-            "{err}"
-        );
-    }
-    assert_eq!(attempts.lock().unwrap().len(), 40);
+    let calls = || {
+        std::thread::scope(|scope| {
+            for _ in 0..CALLERS {
+                scope.spawn(|| {
+                    let err = client.get_job("job_anything").unwrap_err();
+                    assert_eq!(
+                        err.status(),
+                        Some(http::StatusCode::SERVICE_UNAVAILABLE),
+                        "{err}"
+                    );
+                });
+            }
+        })
+    };
+    calls();
+    assert_eq!(attempts.lock().unwrap().len(), 2 * CALLERS);
+    calls();
+    assert_eq!(attempts.lock().unwrap().len(), 3 * CALLERS);
     server.shutdown();
 }
 
@@ -346,4 +368,80 @@ fn idempotency_through_the_blocking_facade() {
     let held = held.join().unwrap().unwrap();
     assert_eq!(held.status(), &jobwire_blocking::JobStatus::Succeeded);
     server.shutdown();
+}
+
+/// A server asking for a `Retry-After` longer than the policy's `max_delay` (a hostile
+/// 2^64 - 1 seconds, or 10^8): the call ends at once with `RateLimited`, without a panic
+/// and without a retry, and the other calls of the client are held no longer than
+/// `max_delay`.
+fn hostile(retry_after: Duration) -> ServerConfig {
+    let faults = Faults::new(1).rule(
+        Fault::RateLimited { retry_after },
+        1.0,
+        Some("GET"),
+        "/v1/jobs/*",
+    );
+    ServerConfig::new().faults(faults)
+}
+
+const HOSTILE: [Duration; 2] = [
+    Duration::from_secs(u64::MAX),
+    Duration::from_secs(100_000_000),
+];
+
+fn max_delay() -> RetryPolicy {
+    RetryPolicy::default().max_delay(Duration::from_millis(300))
+}
+
+fn check_hostile(err: &Error, asked: Duration, took: Duration) {
+    match err {
+        Error::RateLimited { retry_after, .. } => assert_eq!(*retry_after, Some(asked)),
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("retry after {} s", asked.as_secs())),
+        "{text}"
+    );
+    assert!(took < Duration::from_millis(250), "ended at once: {took:?}");
+}
+
+#[test]
+fn a_hostile_retry_after_ends_the_call_and_holds_no_one_blocking() {
+    for asked in HOSTILE {
+        let server = jobwire_server::spawn_blocking_server(hostile(asked)).unwrap();
+        let (client, attempts) = blocking_client(&server, max_delay());
+        let started = std::time::Instant::now();
+        let err = client.get_job("job_x").unwrap_err();
+        check_hostile(&err, asked, started.elapsed());
+        assert_eq!(attempts.lock().unwrap().len(), 1, "not retried");
+        let started = std::time::Instant::now();
+        assert_eq!(client.clone().health().unwrap().status, "ok");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        server.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_retry_after_ends_the_call_and_holds_no_one_async() {
+    for asked in HOSTILE {
+        let server = jobwire_server::spawn(hostile(asked)).await.unwrap();
+        let (client, attempts) = async_client(&server, max_delay());
+        let started = std::time::Instant::now();
+        let err = client.get_job("job_x").await.unwrap_err();
+        check_hostile(&err, asked, started.elapsed());
+        assert_eq!(attempts.lock().unwrap().len(), 1, "not retried");
+        let started = std::time::Instant::now();
+        assert_eq!(client.clone().health().await.unwrap().status, "ok");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        server.shutdown().await;
+    }
 }

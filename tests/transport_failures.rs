@@ -101,7 +101,16 @@ fn blocking_facade_survives_bad_servers() {
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
 
     let err = blocking_client(peer(huge)).health().unwrap_err();
-    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "an answer body",
+                limit: 10_000
+            }
+        ),
+        "{err:?}"
+    );
 
     match blocking_client(peer(garbage)).health().unwrap_err() {
         Error::Decode { body, .. } => assert_eq!(&body[..], b"not json!"),
@@ -127,7 +136,16 @@ async fn async_facade_survives_bad_servers() {
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
 
     let err = async_client(peer(huge)).health().await.unwrap_err();
-    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "an answer body",
+                limit: 10_000
+            }
+        ),
+        "{err:?}"
+    );
 
     match async_client(peer(garbage)).health().await.unwrap_err() {
         Error::Decode { body, .. } => assert_eq!(&body[..], b"not json!"),

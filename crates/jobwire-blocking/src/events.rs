@@ -95,6 +95,7 @@ impl EventStream {
                 self.client.config().stream_idle_timeout_value(),
                 jitter_seed(),
             )
+            .event_limit(self.client.config().max_event_bytes_value())
             .until(self.client.deadline)
             .options((*self.client.options).clone());
         if self.client.deadline.is_some() {
@@ -104,7 +105,6 @@ impl EventStream {
         }
         Feed {
             client: self.client.clone(),
-            job_id: self.spec.job_id().map(str::to_owned),
             follower: Mutex::new(follower),
             connection: Connection::default(),
         }
@@ -125,7 +125,6 @@ impl Iterator for EventStream {
 /// One stream being followed.
 struct Feed {
     client: Client,
-    job_id: Option<String>,
     follower: Mutex<Follower>,
     connection: Connection,
 }
@@ -145,9 +144,13 @@ impl Feed {
                     });
                     return Some(event);
                 }
-                FollowOutput::Refresh => {
-                    let id = self.job_id.clone().unwrap_or_default();
-                    match self.client.execute(&GetJob::new(id)) {
+                // A job whose events are gone, or whose `done` left out its input and
+                // output: its read is the answer.
+                FollowOutput::Refresh { job_id } => {
+                    // The read must not wait for the connection the stream holds.
+                    self.connection.close();
+                    lock(&self.follower).on_closed(Instant::now());
+                    match self.client.execute(&GetJob::new(job_id)) {
                         Ok(fresh) => lock(&self.follower).on_job(Instant::now(), fresh.job),
                         Err(error) => {
                             lock(&self.follower).end();

@@ -42,6 +42,7 @@ impl Hub {
         Hub {
             state: Mutex::new(
                 push::Hub::new(config.stream_idle_timeout_value(), jitter_seed())
+                    .event_limit(config.max_event_bytes_value())
                     .reads_in_ticks(TICK),
             ),
             reader: Mutex::new(None),

@@ -28,6 +28,13 @@ pub(crate) struct Connection {
     buf: Vec<u8>,
 }
 
+impl Connection {
+    /// Lets the open stream go.
+    pub(crate) fn close(&mut self) {
+        self.body = None;
+    }
+}
+
 /// Follows the stream `machine` asks for until it yields something for its user
 /// (`Some`) or stops (`None`). A blocking read cannot be cut short: the transport's
 /// read timeout (the request's `ReadTimeout`: the watchdog's, or a tick of a follower

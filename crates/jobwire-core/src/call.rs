@@ -50,6 +50,7 @@ use crate::retry::{Attempt, RetryPolicy};
 use crate::throttle::Pacer;
 use crate::token::{authorize, SharedTokenSource};
 use crate::trace::TraceContext;
+use crate::transport::CallDeadline;
 
 /// The W3C trace header of each attempt.
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
@@ -226,6 +227,9 @@ impl<'a> Call<'a> {
                         within_deadline(&mut attempt, time_left(self.context.deadline, now))
                     {
                         return CallStep::Done(Err(e));
+                    }
+                    if let Some(deadline) = self.context.deadline {
+                        attempt.extensions_mut().insert(CallDeadline(deadline));
                     }
                     // Asked before every attempt: a source may have a fresher token.
                     if let Some(source) = self.context.token_source {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{duration_text, quoted, Error};
 
 /// The server a client talks to when neither the builder nor `JOBWIRE_URL` names one.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:7878";
@@ -22,6 +22,18 @@ pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366
 pub const MAX_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 /// The highest rate limit accepted, in requests a second.
 pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// The default largest answer body: 32 MiB, room for the largest job a jobwire server
+/// answers with its default limits (an input of at most 1 MiB, an output of at most
+/// 16 MiB, JSON escapes and the rest of the job; docs/api.md, "Limits").
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The default largest event: 1 MiB, the most any jobwire server sends (docs/api.md,
+/// "Limits"), so every stream is read whole.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = crate::sse::SseDecoder::DEFAULT_LIMIT;
+
+/// The default most connections to one host: 100, as aiohttp's and httpx's pools.
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: usize = 100;
 
 /// Everything a client needs to know besides its transport.
 ///
@@ -51,6 +63,8 @@ pub struct ClientConfig {
     wait_timeout: Option<Duration>,
     long_poll: Duration,
     max_body_bytes: usize,
+    max_event_bytes: usize,
+    max_connections_per_host: usize,
     stream_idle_timeout: Duration,
     wait_by_events: bool,
     retry: crate::retry::RetryPolicy,
@@ -85,7 +99,9 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             wait_timeout: None,
             long_poll: Duration::from_secs(30),
-            max_body_bytes: 16 * 1024 * 1024,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_connections_per_host: DEFAULT_MAX_CONNECTIONS_PER_HOST,
             stream_idle_timeout: Duration::from_secs(45),
             wait_by_events: true,
             retry: crate::retry::RetryPolicy::default(),
@@ -110,6 +126,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("wait_timeout", &self.wait_timeout)
             .field("long_poll", &self.long_poll)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_connections_per_host", &self.max_connections_per_host)
             .field("stream_idle_timeout", &self.stream_idle_timeout)
             .field("wait_by_events", &self.wait_by_events)
             .field("retry", &self.retry)
@@ -208,10 +226,28 @@ impl ClientConfig {
         self
     }
 
-    /// The largest answer body accepted (default 16 MiB); a larger one is an error, not
-    /// an out-of-memory.
+    /// The largest answer body accepted (default 32 MiB, room for the largest job a
+    /// jobwire server answers with its default limits); a larger one is
+    /// [`Error::TooLarge`], not an out-of-memory.
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
+        self
+    }
+
+    /// The largest event (its data, in bytes) an event stream accepts (default 1 MiB,
+    /// the most a jobwire server sends). A larger one ends a `job.events()` stream with
+    /// [`Error::TooLarge`]; waits then read their jobs instead.
+    pub fn max_event_bytes(mut self, limit: usize) -> Self {
+        self.max_event_bytes = limit;
+        self
+    }
+
+    /// The most connections the default transport opens to one host (default 100, as
+    /// aiohttp and httpx; an HTTP/2 connection counts its streams). Requests beyond it
+    /// wait for a connection in the order they came, they do not fail; so do requests
+    /// that find the process out of file descriptors. Event streams count too.
+    pub fn max_connections_per_host(mut self, n: usize) -> Self {
+        self.max_connections_per_host = n;
         self
     }
 
@@ -232,7 +268,7 @@ impl ClientConfig {
         self
     }
 
-    /// How requests are retried (default: [`RetryPolicy::default`], up to 4 attempts;
+    /// How requests are retried (default: [`RetryPolicy::default`], up to 8 attempts;
     /// [`RetryPolicy::none`] turns retries off). See [`retry`](crate::retry) for what is
     /// retried.
     ///
@@ -270,26 +306,26 @@ impl ClientConfig {
         let trimmed = self.base_url.trim().trim_end_matches('/').to_owned();
         let uri: http::Uri = trimmed
             .parse()
-            .map_err(|e| Error::invalid("base URL", format!("{trimmed:?}: {e}")))?;
+            .map_err(|e| Error::invalid("base URL", format!("{}: {e}", quoted(&trimmed))))?;
         match uri.scheme_str() {
             Some("http") | Some("https") => {}
             _ => {
                 return Err(Error::invalid(
                     "base URL",
-                    format!("{trimmed:?} must start with http:// or https://"),
+                    format!("{} must start with http:// or https://", quoted(&trimmed)),
                 ))
             }
         }
         if uri.authority().is_none() {
             return Err(Error::invalid(
                 "base URL",
-                format!("{trimmed:?} has no host"),
+                format!("{} has no host", quoted(&trimmed)),
             ));
         }
         if uri.query().is_some() || trimmed.contains('#') {
             return Err(Error::invalid(
                 "base URL",
-                format!("{trimmed:?} must not have a query or fragment"),
+                format!("{} must not have a query or fragment", quoted(&trimmed)),
             ));
         }
         if let Some(token) = &self.token {
@@ -316,7 +352,7 @@ impl ClientConfig {
         else {
             return Err(Error::invalid(
                 "base URL",
-                format!("{trimmed:?} has no host"),
+                format!("{} has no host", quoted(&trimmed)),
             ));
         };
         self.headers = Some(Headers {
@@ -336,9 +372,24 @@ impl ClientConfig {
             if d.is_some_and(|d| d.is_zero() || d > MAX_DURATION) {
                 return Err(Error::invalid(
                     what,
-                    format!("must be more than zero and at most {MAX_DURATION:?}"),
+                    format!(
+                        "must be more than zero and at most {}",
+                        duration_text(MAX_DURATION)
+                    ),
                 ));
             }
+        }
+        if self.max_body_bytes == 0 || self.max_event_bytes == 0 {
+            return Err(Error::invalid(
+                "size limit",
+                "max_body_bytes and max_event_bytes must be at least 1",
+            ));
+        }
+        if self.max_connections_per_host == 0 {
+            return Err(Error::invalid(
+                "max connections per host",
+                "must be at least 1",
+            ));
         }
         if self.max_in_flight == Some(0) {
             return Err(Error::invalid("max in flight", "must be at least 1"));
@@ -462,6 +513,16 @@ impl ClientConfig {
         self.max_body_bytes
     }
 
+    /// The largest event accepted.
+    pub fn max_event_bytes_value(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    /// The most connections the default transport opens to one host.
+    pub fn max_connections_per_host_value(&self) -> usize {
+        self.max_connections_per_host
+    }
+
     /// How long an event stream may be silent before it is reconnected.
     pub fn stream_idle_timeout_value(&self) -> Duration {
         self.stream_idle_timeout
@@ -502,8 +563,14 @@ macro_rules! __client_config_setters {
             fn long_poll(max: std::time::Duration);
             /// The `User-Agent` header.
             fn user_agent(user_agent: impl Into<String>);
-            /// The largest answer body accepted (default 16 MiB).
+            /// The largest answer body accepted (default 32 MiB).
             fn max_body_bytes(limit: usize);
+            /// The largest event an event stream accepts (default 1 MiB, the most a
+            /// jobwire server sends).
+            fn max_event_bytes(limit: usize);
+            /// The most connections to one host (default 100); requests beyond it wait
+            /// in order, they do not fail.
+            fn max_connections_per_host(n: usize);
             /// How long an event stream may be silent (not even a keep-alive) before it
             /// is reconnected (default 45 s).
             fn stream_idle_timeout(timeout: std::time::Duration);

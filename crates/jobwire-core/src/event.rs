@@ -19,6 +19,7 @@
 
 use serde::Deserialize;
 
+use crate::error::quoted;
 use crate::sse::SseEvent;
 use crate::{Error, Job, JobStatus};
 
@@ -107,7 +108,7 @@ impl JobEvent {
     pub fn from_sse(sse: &SseEvent) -> Result<Option<JobEvent>, Error> {
         let decode = |what: &str, e: serde_json::Error| Error::Decode {
             status: http::StatusCode::OK,
-            message: format!("{what} event {:?}: {e}", sse.id),
+            message: format!("{what} event {}: {e}", quoted(&sse.id)),
             body: bytes::Bytes::from(sse.data.clone()),
         };
         let data = sse.data.as_str();
@@ -163,8 +164,8 @@ impl JobEvent {
 pub(crate) fn event_id(sse: &SseEvent) -> Result<u64, Error> {
     sse.id.parse::<u64>().map_err(|_| {
         Error::Protocol(format!(
-            "event id {:?} is not a non-negative integer",
-            sse.id
+            "event id {} is not a non-negative integer",
+            quoted(&sse.id)
         ))
     })
 }
@@ -172,6 +173,11 @@ pub(crate) fn event_id(sse: &SseEvent) -> Result<u64, Error> {
 /// A job's final state as a `done` event carried it, still the server's JSON: whoever
 /// routes `done`s to their waiters reads only the job's id, and each waiter decodes its
 /// own job (on its own thread, where the job it replaces is freed).
+///
+/// A `done` too large for the server's event limit comes without the job's `input` and
+/// `output`, with a member `omitted` that lists what it left out (docs/api.md,
+/// "Limits"): [`is_complete`](Self::is_complete) is then `false`, and its waiter reads
+/// the job (`GET /v1/jobs/{id}`) instead of decoding it.
 ///
 /// ```
 /// use jobwire_core::event::FinishedJob;
@@ -185,31 +191,45 @@ pub(crate) fn event_id(sse: &SseEvent) -> Result<u64, Error> {
 /// };
 /// let (id, finished) = FinishedJob::from_sse(sse)?;
 /// assert_eq!((id, finished.job_id()), (9, "job_1"));
+/// assert!(finished.is_complete());
 /// assert_eq!(finished.decode()?.output, Some(serde_json::json!({"n": 1})));
+///
+/// let cut = SseEvent {
+///     event: "done".into(),
+///     data: r#"{"id":"job_2","service_id":"svc_echo","status":"succeeded","omitted":["input","output"]}"#.into(),
+///     id: "10".into(),
+/// };
+/// assert!(!FinishedJob::from_sse(cut)?.1.is_complete());
 /// # Ok::<(), jobwire_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedJob {
     job_id: String,
+    complete: bool,
     json: String,
 }
 
+/// What routing a `done` needs of it: the job's id, and whether members were left out.
 #[derive(Deserialize)]
-struct IdOnly<'a> {
+struct DoneMarks<'a> {
     #[serde(borrow)]
     id: std::borrow::Cow<'a, str>,
+    /// Present (whatever it lists) when the server left members out.
+    #[serde(default)]
+    omitted: Option<serde::de::IgnoredAny>,
 }
 
 impl FinishedJob {
-    /// Reads a `done` event's id and its job's id, keeping the rest undecoded.
+    /// Reads a `done` event's id, its job's id and whether it carries the whole job,
+    /// keeping the rest undecoded.
     pub fn from_sse(sse: SseEvent) -> Result<(u64, FinishedJob), Error> {
         let id = event_id(&sse)?;
-        let job_id = match serde_json::from_str::<IdOnly<'_>>(&sse.data) {
-            Ok(only) => only.id.into_owned(),
+        let (job_id, complete) = match serde_json::from_str::<DoneMarks<'_>>(&sse.data) {
+            Ok(marks) => (marks.id.into_owned(), marks.omitted.is_none()),
             Err(e) => {
                 return Err(Error::Decode {
                     status: http::StatusCode::OK,
-                    message: format!("done event {:?}: {e}", sse.id),
+                    message: format!("done event {}: {e}", quoted(&sse.id)),
                     body: bytes::Bytes::from(sse.data),
                 })
             }
@@ -218,6 +238,7 @@ impl FinishedJob {
             id,
             FinishedJob {
                 job_id,
+                complete,
                 json: sse.data,
             },
         ))
@@ -228,7 +249,13 @@ impl FinishedJob {
         &self.job_id
     }
 
-    /// Decodes the job.
+    /// Whether the event carries the whole job; `false` when the server left members
+    /// out (`omitted`): read the job instead.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Decodes the job (without the members the server left out, if it did).
     pub fn decode(&self) -> Result<Job, Error> {
         serde_json::from_str(&self.json).map_err(|e| Error::Decode {
             status: http::StatusCode::OK,

@@ -41,13 +41,14 @@ use crate::backoff::{Backoff, Jitter};
 use crate::config::ClientConfig;
 use crate::deadline::{deadline_passed, time_left, within_deadline};
 use crate::endpoint::{encode_component, error_from_response, finish, start_stream_request};
-use crate::error::{Error, TransportError};
+use crate::error::{duration_text, Error, TransportError};
 use crate::event::{event_id, EventKind, FinishedJob, JobEvent};
 use crate::options::CallOptions;
 use crate::problem::status_meaning;
-use crate::sse::{SseDecoder, SseEvent};
+use crate::sse::{SseDecoder, SseError, SseEvent};
 use crate::stream::{EventProtocol, StreamStep};
 use crate::token::{authorize, SharedTokenSource};
+use crate::transport::CallDeadline;
 use crate::Job;
 
 /// The reconnection delay before the server says otherwise (`retry:`).
@@ -211,8 +212,14 @@ pub enum FollowOutput {
         /// The job.
         job: FinishedJob,
     },
-    /// `GET` the job (its events are gone) and report it with [`Follower::on_job`].
-    Refresh,
+    /// `GET` the job `job_id` and report it with [`Follower::on_job`] (or give up with
+    /// [`Follower::end`]): a job stream's events are gone (410), or a `done` came
+    /// without the job's input and output (too large for an event) and the job read is
+    /// the `done` to hand out.
+    Refresh {
+        /// The job to read.
+        job_id: String,
+    },
     /// An error for the caller; the stream is over.
     Fail(Error),
 }
@@ -221,7 +228,15 @@ pub enum FollowOutput {
 #[derive(Debug)]
 enum Ready {
     Event(JobEvent),
-    Finished { id: u64, job: FinishedJob },
+    Finished {
+        id: u64,
+        job: FinishedJob,
+    },
+    /// A `done` (event `id`) without the job's input and output: read the job.
+    Read {
+        id: u64,
+        job_id: String,
+    },
 }
 
 #[derive(Debug)]
@@ -255,6 +270,8 @@ pub struct Follower {
     /// After a 410 the resume point is gone: reconnect without it (still skipping).
     send_last_id: bool,
     ready: VecDeque<Result<Ready, Error>>,
+    /// A `done` (its event id and job) whose job is being read ([`Ready::Read`]).
+    reading: Option<(u64, String)>,
     /// `done`s are handed out undecoded ([`Follower::routing`]).
     routing: bool,
     /// The server's reconnection delay (`retry:`), the base of the back-off.
@@ -287,6 +304,7 @@ impl Follower {
             last_id: None,
             send_last_id: true,
             ready: VecDeque::new(),
+            reading: None,
             routing: false,
             retry: DEFAULT_RETRY,
             attempts: 0,
@@ -307,6 +325,27 @@ impl Follower {
     /// deadline.
     pub fn reads_in_ticks(mut self, tick: Duration) -> Self {
         self.tick = Some(tick);
+        self
+    }
+
+    /// Takes an event whose data is longer than `limit` bytes for a stream that cannot
+    /// be read on (default [`SseDecoder::DEFAULT_LIMIT`], the most a jobwire server
+    /// sends): the stream ends with [`Error::TooLarge`] instead of reconnecting to the
+    /// same event again and again.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use jobwire_core::follow::{FollowOutput, Follower, StreamTarget};
+    /// use jobwire_core::stream::{EventProtocol, StreamStep};
+    ///
+    /// let now = Instant::now();
+    /// let mut f = Follower::new(StreamTarget::job("j"), Duration::from_secs(45), 7).event_limit(16);
+    /// f.on_chunk(now, b"id: 1\nevent: log\ndata: {\"job_id\":\"j\",\"line\":\"far too long\"}\n\n");
+    /// assert!(matches!(f.step(now), StreamStep::Yield(FollowOutput::Fail(jobwire_core::Error::TooLarge { limit: 16, .. }))));
+    /// assert!(matches!(f.step(now), StreamStep::Stop));
+    /// ```
+    pub fn event_limit(mut self, limit: usize) -> Self {
+        self.decoder = SseDecoder::with_limit(limit);
         self
     }
 
@@ -386,6 +425,9 @@ impl Follower {
         }
         let mut request = finish(builder, Bytes::new())?;
         within_deadline(&mut request, time_left(self.deadline, now))?;
+        if let Some(deadline) = self.deadline {
+            request.extensions_mut().insert(CallDeadline(deadline));
+        }
         if let Some(options) = &self.options {
             options.add_headers(&mut request)?;
         }
@@ -464,11 +506,16 @@ impl Follower {
     pub fn on_chunk(&mut self, now: Instant, chunk: &[u8]) {
         self.phase = Phase::Open { activity: now };
         let mut decoded = Vec::new();
-        if let Err(e) = self.decoder.push(chunk, &mut decoded) {
-            // The stream lost its framing: start over from the last good event.
+        if let Err(SseError::TooLarge { limit }) = self.decoder.push(chunk, &mut decoded) {
+            // The events before it are handed out. Reconnecting would only bring the same
+            // event again: the stream is over, for its user to say so (`job.events()`)
+            // or to read its jobs instead (a hub's waits).
             let kept = self.keep(decoded);
             self.ready.extend(kept);
-            self.retry_later(now, None, Error::Protocol(e.to_string()));
+            self.fail(Error::TooLarge {
+                what: "an event",
+                limit,
+            });
             return;
         }
         if let Some(retry) = self.decoder.retry() {
@@ -490,6 +537,20 @@ impl Follower {
                 (true, kind) if EventKind::is_known(kind) => {
                     event_id(&sse).map(|id| Some((id, None)))
                 }
+                // A `done` without the job's input and output is handed out once the job
+                // is read.
+                (false, "done") => FinishedJob::from_sse(sse).and_then(|(id, job)| {
+                    let ready = if job.is_complete() {
+                        let done = EventKind::Done(Box::new(job.decode()?));
+                        Ready::Event(JobEvent::new(id, job.job_id(), done))
+                    } else {
+                        Ready::Read {
+                            id,
+                            job_id: job.job_id().to_owned(),
+                        }
+                    };
+                    Ok(Some((id, Some(ready))))
+                }),
                 _ => JobEvent::from_sse(&sse).map(|e| e.map(|e| (e.id, Some(Ready::Event(e))))),
             };
             match read {
@@ -536,6 +597,19 @@ impl Follower {
         self.retry_later(now, None, Error::from(error));
     }
 
+    /// Reports that the driver closed the stream's connection itself — before reading a
+    /// job for a [`FollowOutput::Refresh`], so the read never waits for a connection the
+    /// stream holds: an open stream reconnects at once after it, from where it was (a
+    /// job's stream whose `done` came needs no more).
+    pub fn on_closed(&mut self, now: Instant) {
+        if let Phase::Open { .. } = self.phase {
+            self.decoder.finish();
+            if !self.done_queued() {
+                self.phase = Phase::Closed { at: Some(now) };
+            }
+        }
+    }
+
     /// Reports that nothing, not even a keep-alive, arrived by the `Read` deadline: at
     /// the call's deadline the stream is over (the next step says so), otherwise the
     /// watchdog takes the stream for dead and reconnects at once.
@@ -548,8 +622,9 @@ impl Follower {
         if self.attempts > MAX_ATTEMPTS {
             self.fail(Error::Timeout {
                 what: format!(
-                    "an event stream that stayed silent for {:?}, {} times in a row",
-                    self.idle_timeout, MAX_ATTEMPTS
+                    "an event stream that stayed silent for {}, {} times in a row",
+                    duration_text(self.idle_timeout),
+                    MAX_ATTEMPTS
                 ),
             });
             return;
@@ -573,9 +648,19 @@ impl Follower {
         }
     }
 
-    /// Reports the job read after a [`FollowOutput::Refresh`]: a finished job ends the
-    /// stream with its `done`; an unfinished one is followed again from its start.
+    /// Reports the job read after a [`FollowOutput::Refresh`]. For a `done` that came
+    /// without the job's input and output, the job read is that `done`'s job. After a
+    /// 410, a finished job ends the stream with its `done`; an unfinished one is
+    /// followed again from its start.
     pub fn on_job(&mut self, now: Instant, job: Job) {
+        if let Some((id, _)) = self.reading.take() {
+            self.ready.push_front(Ok(Ready::Event(JobEvent {
+                id,
+                job_id: job.id.clone(),
+                kind: EventKind::Done(Box::new(job)),
+            })));
+            return;
+        }
         if job.is_finished() {
             let id = self.last_id.unwrap_or(0);
             let job_id = job.id.clone();
@@ -595,6 +680,7 @@ impl Follower {
     /// read, say).
     pub fn end(&mut self) {
         self.ready.clear();
+        self.reading = None;
         self.phase = Phase::Ended;
     }
 
@@ -603,11 +689,11 @@ impl Follower {
         let queued = || {
             self.ready.iter().any(|e| match e {
                 Ok(Ready::Event(e)) => e.done().is_some(),
-                Ok(Ready::Finished { .. }) => true,
+                Ok(Ready::Finished { .. } | Ready::Read { .. }) => true,
                 Err(_) => false,
             })
         };
-        self.target.is_job() && (self.done || queued())
+        self.target.is_job() && (self.done || self.reading.is_some() || queued())
     }
 
     fn retry_later(&mut self, now: Instant, hint: Option<Duration>, error: Error) {
@@ -639,14 +725,25 @@ impl EventProtocol for Follower {
         let over = matches!(self.phase, Phase::Ended);
         if !over && self.deadline.is_some_and(|d| now >= d) {
             self.ready.clear();
+            self.reading = None;
             self.phase = Phase::Ended;
             return StreamStep::Yield(FollowOutput::Fail(deadline_passed()));
+        }
+        if let Some((_, job_id)) = &self.reading {
+            // Until the job read is reported, nothing after its `done` is handed out.
+            return StreamStep::Yield(FollowOutput::Refresh {
+                job_id: job_id.clone(),
+            });
         }
         if let Some(item) = self.ready.pop_front() {
             return StreamStep::Yield(match item {
                 Ok(Ready::Finished { id, job }) => {
                     self.done |= self.target.is_job();
                     FollowOutput::Finished { id, job }
+                }
+                Ok(Ready::Read { id, job_id }) => {
+                    self.reading = Some((id, job_id.clone()));
+                    FollowOutput::Refresh { job_id }
                 }
                 Ok(Ready::Event(event)) => {
                     self.done |= self.target.is_job() && event.done().is_some();
@@ -663,12 +760,21 @@ impl EventProtocol for Follower {
                 pause: at.map_or(Duration::ZERO, |at| at.saturating_duration_since(now)),
             },
             Phase::Open { activity } => {
-                let watchdog = *activity + self.idle_timeout;
+                // An idle timeout too long to add is a watchdog that never fires first.
+                let watchdog = activity
+                    .checked_add(self.idle_timeout)
+                    .unwrap_or_else(|| *activity + crate::config::MAX_DURATION);
                 StreamStep::Read {
                     deadline: self.deadline.map_or(watchdog, |d| d.min(watchdog)),
                 }
             }
-            Phase::Refresh => StreamStep::Yield(FollowOutput::Refresh),
+            Phase::Refresh => StreamStep::Yield(FollowOutput::Refresh {
+                job_id: match &self.target {
+                    StreamTarget::Job(id) => id.clone(),
+                    // Only a job's stream refreshes after a 410.
+                    StreamTarget::All { .. } => String::new(),
+                },
+            }),
             Phase::Failed(_) => match std::mem::replace(&mut self.phase, Phase::Ended) {
                 Phase::Failed(e) => StreamStep::Yield(FollowOutput::Fail(*e)),
                 _ => StreamStep::Stop,
@@ -790,6 +896,97 @@ mod tests {
         assert_eq!(f.last_event_id(), Some(5));
     }
 
+    /// A `done` without the job's input and output (too large for an event) is handed
+    /// out once the job is read: the stream asks for the read, holds what came after it,
+    /// and hands out the job read as the `done`, with the `done`'s id.
+    #[test]
+    fn a_done_without_input_and_output_is_handed_out_once_the_job_is_read() {
+        let t0 = Instant::now();
+        let omitted = |id: u64, job: &str| {
+            format!(
+                "id: {id}\nevent: done\ndata: {{\"job_id\":\"{job}\",\"id\":\"{job}\",\"service_id\":\"s\",\"status\":\"succeeded\",\"omitted\":[\"input\",\"output\"]}}\n\n"
+            )
+        };
+        let mut full = Job::new("j", "s", JobStatus::Succeeded);
+        full.output = Some(serde_json::json!("the whole output"));
+        // One job's stream: it ends after the done.
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1);
+        open(&mut f, t0);
+        f.on_chunk(t0, format!("{}{}", log(1), omitted(2, "j")).as_bytes());
+        assert_eq!(events(&mut f, t0), [1]);
+        for _ in 0..2 {
+            assert!(
+                matches!(f.step(t0), StreamStep::Yield(FollowOutput::Refresh { job_id }) if job_id == "j"),
+                "asked until the read is reported"
+            );
+        }
+        f.on_closed(t0);
+        f.on_end(t0);
+        f.on_job(t0, full.clone());
+        match f.step(t0) {
+            StreamStep::Yield(FollowOutput::Event(e)) => {
+                assert_eq!(e.id, 2);
+                assert_eq!(e.done(), Some(&full));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(f.step(t0), StreamStep::Stop));
+        // All jobs' stream: events after the done wait for the read, then go on.
+        let mut f = Follower::new(StreamTarget::all(), S(45), 1);
+        open(&mut f, t0);
+        f.on_chunk(t0, format!("{}{}", omitted(3, "j"), log(4)).as_bytes());
+        assert!(
+            matches!(f.step(t0), StreamStep::Yield(FollowOutput::Refresh { job_id }) if job_id == "j")
+        );
+        // The driver lets the connection go for the read: the stream comes back at once,
+        // after what it handed out.
+        f.on_closed(t0);
+        f.on_job(t0, full.clone());
+        assert_eq!(events(&mut f, t0), [3, 4]);
+        assert!(matches!(f.step(t0), StreamStep::Connect { pause } if pause.is_zero()));
+        assert_eq!(f.last_event_id(), Some(4));
+        open(&mut f, t0);
+        // A read that failed ends the stream.
+        f.on_chunk(t0, omitted(5, "k").as_bytes());
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Refresh { .. })
+        ));
+        f.end();
+        assert!(matches!(f.step(t0), StreamStep::Stop));
+    }
+
+    /// An event larger than the limit cannot be read, now or after a reconnect: what
+    /// came before it is handed out, then the stream ends with `TooLarge` at once.
+    #[test]
+    fn an_event_over_the_limit_ends_the_stream_at_once() {
+        let t0 = Instant::now();
+        let big = format!(
+            "id: 2\nevent: log\ndata: {{\"job_id\":\"j\",\"line\":\"{}\"}}\n\n",
+            "x".repeat(100)
+        );
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).event_limit(64);
+        open(&mut f, t0);
+        f.on_chunk(t0, format!("{}{big}{}", log(1), log(3)).as_bytes());
+        assert!(matches!(f.step(t0), StreamStep::Yield(FollowOutput::Event(e)) if e.id == 1));
+        assert!(matches!(
+            f.step(t0),
+            StreamStep::Yield(FollowOutput::Fail(Error::TooLarge {
+                what: "an event",
+                limit: 64
+            }))
+        ));
+        assert!(matches!(f.step(t0), StreamStep::Stop), "no reconnect");
+        // An event of exactly the limit is read.
+        let line = "y".repeat(64 - r#"{"job_id":"j","line":""}"#.len());
+        let exact =
+            format!("id: 4\nevent: log\ndata: {{\"job_id\":\"j\",\"line\":\"{line}\"}}\n\n");
+        let mut f = Follower::new(StreamTarget::job("j"), S(45), 1).event_limit(64);
+        open(&mut f, t0);
+        f.on_chunk(t0, exact.as_bytes());
+        assert_eq!(events(&mut f, t0), [4]);
+    }
+
     #[test]
     fn a_routing_job_stream_ends_at_its_done() {
         let t0 = Instant::now();
@@ -864,7 +1061,7 @@ mod tests {
         f.on_refused(t0, refused(410, None));
         assert!(matches!(
             f.step(t0),
-            StreamStep::Yield(FollowOutput::Refresh)
+            StreamStep::Yield(FollowOutput::Refresh { job_id }) if job_id == "j"
         ));
         f.on_job(t0, Job::new("j", "s", JobStatus::Succeeded));
         assert!(

@@ -61,8 +61,13 @@ impl CallOptions {
         match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             (Ok(name), Ok(value)) => self.headers.push((name, value)),
             _ => {
-                self.invalid
-                    .get_or_insert_with(|| format!("{name:?}: {value:?} is not a valid header"));
+                self.invalid.get_or_insert_with(|| {
+                    format!(
+                        "{}: {} is not a valid header",
+                        crate::error::quoted(name),
+                        crate::error::quoted(value)
+                    )
+                });
             }
         }
         self

@@ -70,7 +70,8 @@ impl Pager {
                 if !self.seen.insert(c.clone()) {
                     self.state = State::Done;
                     return Err(Error::Protocol(format!(
-                        "the server returned cursor {c:?} twice; stopping instead of looping"
+                        "the server returned cursor {} twice; stopping instead of looping",
+                        crate::error::quoted(&c)
                     )));
                 }
                 self.state = State::Next(c);

@@ -166,6 +166,8 @@ pub struct Watchlist {
     seed: u64,
     /// The stream's reads in ticks ([`Follower::reads_in_ticks`]).
     tick: Option<Duration>,
+    /// The largest event the stream reads ([`Follower::event_limit`]).
+    event_limit: usize,
     stream: Stream,
     waiters: HashMap<Ticket, String>,
     by_job: HashMap<String, Vec<Ticket>>,
@@ -183,6 +185,7 @@ impl Watchlist {
             idle_timeout,
             seed,
             tick: None,
+            event_limit: crate::sse::SseDecoder::DEFAULT_LIMIT,
             stream: Stream::Stopped,
             waiters: HashMap::new(),
             by_job: HashMap::new(),
@@ -198,6 +201,14 @@ impl Watchlist {
     /// waits or the hub closes.
     pub fn reads_in_ticks(mut self, tick: Duration) -> Self {
         self.tick = Some(tick);
+        self
+    }
+
+    /// Reads events of at most `limit` bytes ([`Follower::event_limit`]). A larger one
+    /// wakes every waiter to read its job ([`Wake::Recheck`]); their next registrations
+    /// start the stream again after it.
+    pub fn event_limit(mut self, limit: usize) -> Self {
+        self.event_limit = limit;
         self
     }
 
@@ -304,9 +315,12 @@ impl Watchlist {
         self.wakes.push((last, Wake::Done(job)));
     }
 
-    /// Every waiter learns the stream is no more: re-read on 410, long-poll otherwise.
+    /// Every waiter learns the stream is no more: re-read on 410 and after an event too
+    /// large to read (the jobs' reads are the answer, and the stream starts again after
+    /// it), long-poll otherwise.
     fn give_up(&mut self, now: Instant, error: &Error) {
-        let wake = if error.status().is_some_and(|s| s == http::StatusCode::GONE) {
+        let unreadable = matches!(error, Error::TooLarge { .. });
+        let wake = if unreadable || error.status().is_some_and(|s| s == http::StatusCode::GONE) {
             Wake::Recheck
         } else {
             self.unavailable_until = now.checked_add(UNAVAILABLE_FOR);
@@ -343,6 +357,7 @@ impl EventProtocol for Watchlist {
                     let mut follower =
                         Follower::new(StreamTarget::all(), self.idle_timeout, self.seed)
                             .routing()
+                            .event_limit(self.event_limit)
                             .resume_after(from);
                     if let Some(tick) = self.tick {
                         follower = follower.reads_in_ticks(tick);
@@ -364,7 +379,7 @@ impl EventProtocol for Watchlist {
                 StreamStep::Yield(FollowOutput::Event(_)) => {}
                 StreamStep::Yield(FollowOutput::Fail(error)) => self.give_up(now, &error),
                 // A multiplexed stream neither refreshes nor ends by itself.
-                StreamStep::Yield(FollowOutput::Refresh) | StreamStep::Stop => {
+                StreamStep::Yield(FollowOutput::Refresh { .. }) | StreamStep::Stop => {
                     self.give_up(now, &Error::Protocol("the event stream ended".into()))
                 }
             }
@@ -424,6 +439,12 @@ impl<W: Waker> Hub<W> {
     /// Reads the stream in ticks of at most `tick` ([`Watchlist::reads_in_ticks`]).
     pub fn reads_in_ticks(mut self, tick: Duration) -> Self {
         self.list = self.list.reads_in_ticks(tick);
+        self
+    }
+
+    /// Reads events of at most `limit` bytes ([`Watchlist::event_limit`]).
+    pub fn event_limit(mut self, limit: usize) -> Self {
+        self.list = self.list.event_limit(limit);
         self
     }
 
@@ -717,6 +738,55 @@ mod tests {
             list.register(t0, "j20", Some(15)),
             Registration::Finished(_)
         ));
+    }
+
+    /// An event too large to read wakes every waiter to read its job, without sending
+    /// anyone to long-polls: the next registrations (with the positions of those reads)
+    /// start the stream again, after the event.
+    #[test]
+    fn an_event_too_large_makes_every_waiter_read_its_job() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1).event_limit(128);
+        let a = waiting(list.register(t0, "a", Some(1)));
+        let b = waiting(list.register(t0, "b", Some(1)));
+        connected(&mut list, t0);
+        let big = format!(
+            "id: 3\nevent: done\ndata: {{\"job_id\":\"b\",\"id\":\"b\",\"output\":\"{}\"}}\n\n",
+            "x".repeat(200)
+        );
+        follower(&mut list).on_chunk(t0, format!("{}{big}", done(2, "a")).as_bytes());
+        assert_eq!(list.step(t0), StreamStep::Stop);
+        let mut wakes = list.take_wakes();
+        wakes.sort_by_key(|(t, _)| t.0);
+        assert!(matches!(&wakes[0], (t, Wake::Done(job)) if *t == a && job.job_id() == "a"));
+        assert_eq!(wakes[1], (b, Wake::Recheck));
+        let c = waiting(list.register(t0, "c", Some(3)));
+        connected(&mut list, t0);
+        let req = follower(&mut list).request(&config(), t0).unwrap();
+        assert_eq!(req.headers()["last-event-id"], "3", "after the big event");
+        list.cancel(c);
+    }
+
+    /// A `done` without input and output is routed like any other: its waiter reads the
+    /// job (the wait's plan decides that).
+    #[test]
+    fn a_done_without_input_and_output_is_routed_as_incomplete() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let a = waiting(list.register(t0, "a", Some(1)));
+        connected(&mut list, t0);
+        follower(&mut list).on_chunk(
+            t0,
+            b"id: 2\nevent: done\ndata: {\"job_id\":\"a\",\"id\":\"a\",\"status\":\"succeeded\",\"omitted\":[\"input\",\"output\"]}\n\n",
+        );
+        assert_eq!(list.step(t0), StreamStep::Stop);
+        match list.take_wakes().pop() {
+            Some((t, Wake::Done(job))) => {
+                assert_eq!(t, a);
+                assert!(!job.is_complete());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ use std::time::Duration;
 /// The UTF-8 byte order mark, stripped once at the start of a stream.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
+/// How much longer than the data limit one line may be: room for a field's name, its
+/// colon and space (`data: ` is six bytes), so data of exactly the limit fits on one line.
+pub const LINE_OVERHEAD: usize = 16;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -57,8 +61,8 @@ pub struct SseEvent {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SseError {
-    /// A line or an event's accumulated data grew past the decoder's limit.
-    #[error("event stream line or event larger than {limit} bytes")]
+    /// An event's data (or one line) grew past the decoder's limit.
+    #[error("an event larger than {limit} bytes")]
     TooLarge {
         /// The decoder's limit, in bytes.
         limit: usize,
@@ -106,7 +110,8 @@ impl Default for SseDecoder {
 }
 
 impl SseDecoder {
-    /// The default limit on one line and on one event's data: 1 MiB.
+    /// The default limit on one event's data: 1 MiB, the most a jobwire server sends
+    /// (docs/api.md, "Limits"), so a decoder with it reads every stream.
     pub const DEFAULT_LIMIT: usize = 1024 * 1024;
 
     /// A decoder with the [default limit](Self::DEFAULT_LIMIT).
@@ -114,9 +119,10 @@ impl SseDecoder {
         Self::with_limit(Self::DEFAULT_LIMIT)
     }
 
-    /// A decoder that fails with [`SseError::TooLarge`] when one line (without its line
-    /// end) or one event's data buffer (its `data:` values, each with a `\n`) would be
-    /// longer than `limit` bytes.
+    /// A decoder that fails with [`SseError::TooLarge`] when one event's data (its
+    /// `data:` values joined with `\n`, as dispatched) would be longer than `limit`
+    /// bytes, or one line (without its line end) longer than `limit` plus
+    /// [`LINE_OVERHEAD`].
     pub fn with_limit(limit: usize) -> Self {
         SseDecoder {
             limit,
@@ -140,7 +146,7 @@ impl SseDecoder {
     /// # Errors
     ///
     /// [`SseError::TooLarge`] when a line (even before its end arrives) or an event's
-    /// data exceeds the limit. Events dispatched earlier in the same chunk stay in
+    /// data exceeds its limit. Events dispatched earlier in the same chunk stay in
     /// `out`. The stream cannot be resynchronised after that, so every later `push`
     /// fails the same way until the caller starts a new stream with
     /// [`reset_stream`](Self::reset_stream).
@@ -259,7 +265,7 @@ impl SseDecoder {
     }
 
     fn check_line_len(&mut self, len: usize) -> Result<(), SseError> {
-        if len > self.limit {
+        if len > self.limit.saturating_add(LINE_OVERHEAD) {
             return Err(self.fail());
         }
         Ok(())
@@ -299,7 +305,9 @@ impl SseDecoder {
                 self.event_type.push_str(value);
             }
             "data" => {
-                if self.data.len() + value.len() + 1 > self.limit {
+                // What dispatch would hand out if this were the last line: the buffer
+                // holds a `\n` after each earlier line, and the last one is removed.
+                if self.data.len().saturating_add(value.len()) > self.limit {
                     return Err(self.fail());
                 }
                 self.data.push_str(value);
@@ -605,8 +613,8 @@ mod tests {
 
     #[test]
     fn too_large_line_at_every_split() {
-        // 24 bytes of line against a limit of 16.
-        let input = b"data: ok\n\ndata: 0123456789abcdefgh\n\ndata: after\n\n";
+        // 33 bytes of line against a limit of 16 (lines may have 16 + 16).
+        let input = b"data: ok\n\n: 0123456789abcdefghijklmnopqrstu\n\ndata: after\n\n";
         for chunks in splits(input) {
             let mut decoder = SseDecoder::with_limit(16);
             let mut events = Vec::new();
@@ -622,26 +630,43 @@ mod tests {
     fn too_large_line_fails_before_its_end_arrives() {
         let mut decoder = SseDecoder::with_limit(8);
         let mut events = Vec::new();
-        decoder.push(b": 123456", &mut events).unwrap(); // exactly the limit
+        decoder
+            .push(b": 1234567890123456789012", &mut events)
+            .unwrap(); // 24: the line limit
         assert_eq!(
             decoder.push(b"7", &mut events),
             Err(SseError::TooLarge { limit: 8 })
         );
     }
 
+    /// The limit is on the data an event carries: data of exactly the limit is read,
+    /// one byte more is not, whether on one line or several.
     #[test]
-    fn line_at_the_limit_is_accepted() {
+    fn data_at_the_limit_is_accepted() {
         let mut events = Vec::new();
         let mut decoder = SseDecoder::with_limit(8);
-        decoder.push(b"data: 12\r\r", &mut events).unwrap();
-        assert_eq!(events, [ev("message", "12", "")]);
+        decoder.push(b"data: 12345678\r\r", &mut events).unwrap();
+        decoder
+            .push(b"data: 1234\ndata: 567\n\n", &mut events)
+            .unwrap();
+        assert_eq!(
+            events,
+            [
+                ev("message", "12345678", ""),
+                ev("message", "1234\n567", "")
+            ]
+        );
         let mut decoder = SseDecoder::with_limit(8);
-        decoder.push(b"data: 123\r", &mut events).unwrap_err();
+        decoder.push(b"data: 123456789\r", &mut events).unwrap_err();
+        let mut decoder = SseDecoder::with_limit(8);
+        decoder
+            .push(b"data: 1234\ndata: 5678\n", &mut events)
+            .unwrap_err();
     }
 
     #[test]
     fn too_large_data_at_every_split() {
-        // Each line fits in 16 bytes; the data buffer grows to 9 + 9 = 18 bytes.
+        // Each line fits; the data grows to 8 + 1 + 8 = 17 bytes.
         let input = b"data: 01234567\ndata: 01234567\n\n";
         for chunks in splits(input) {
             let mut decoder = SseDecoder::with_limit(16);
@@ -656,7 +681,7 @@ mod tests {
         let mut decoder = SseDecoder::with_limit(4);
         let mut events = Vec::new();
         decoder
-            .push(b"data\ndata\ndata\ndata\n", &mut events)
+            .push(b"data\ndata\ndata\ndata\ndata\n", &mut events)
             .unwrap();
         assert!(decoder.push(b"data\n", &mut events).is_err());
     }
@@ -667,7 +692,10 @@ mod tests {
         let mut events = Vec::new();
         decoder.push(b"id: 5\ndata: a\n\n", &mut events).unwrap();
         let too_large = Err(SseError::TooLarge { limit: 16 });
-        assert_eq!(decoder.push(b"data: 0123456789abc", &mut events), too_large);
+        assert_eq!(
+            decoder.push(b"data: 0123456789abcdefghijklmnopqrstuvwxyz", &mut events),
+            too_large
+        );
         assert_eq!(decoder.push(b"\n\ndata: b\n\n", &mut events), too_large);
         decoder.reset_stream();
         decoder.push(b"data: c\n\n", &mut events).unwrap();
@@ -730,7 +758,7 @@ mod tests {
     fn error_message_names_the_limit() {
         assert_eq!(
             SseError::TooLarge { limit: 10 }.to_string(),
-            "event stream line or event larger than 10 bytes"
+            "an event larger than 10 bytes"
         );
     }
 }

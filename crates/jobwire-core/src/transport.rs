@@ -52,6 +52,30 @@ impl RequestTimeout {
     }
 }
 
+/// Put in a request's extensions when its call must end by an instant (a client's
+/// `within`): a transport that holds requests back — waiting for a free connection to
+/// the host, or for file descriptors — stops waiting then, with a timeout error. The
+/// wait itself does not count against the [`RequestTimeout`], which bounds the exchange
+/// with the server once it starts: a request that waits its turn does not fail.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use jobwire_core::transport::CallDeadline;
+/// let mut req = http::Request::new(bytes::Bytes::new());
+/// let end = Instant::now() + Duration::from_secs(5);
+/// req.extensions_mut().insert(CallDeadline(end));
+/// assert_eq!(CallDeadline::of(&req), Some(end));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallDeadline(pub std::time::Instant);
+
+impl CallDeadline {
+    /// The deadline a request carries, if any.
+    pub fn of<B>(request: &http::Request<B>) -> Option<std::time::Instant> {
+        request.extensions().get::<CallDeadline>().map(|d| d.0)
+    }
+}
+
 /// For an answer that streams without end (an event stream), put in the request's
 /// extensions: how long the transport may wait for the answer's head, and then for each
 /// next piece of its body. Transports must honour it: it is how a stream that goes
@@ -295,7 +319,7 @@ impl AsyncBody {
         let mut buf = BytesMut::new();
         while let Some(chunk) = self.next_chunk().await {
             let chunk = chunk.map_err(BodyError::Transport)?;
-            if buf.len() + chunk.len() > limit {
+            if buf.len().saturating_add(chunk.len()) > limit {
                 return Err(BodyError::TooLarge { limit });
             }
             buf.extend_from_slice(&chunk);
@@ -346,6 +370,29 @@ impl From<Vec<u8>> for AsyncBody {
     }
 }
 
+/// Whether an I/O error says the process (EMFILE) or the system (ENFILE) is out of file
+/// descriptors: for a transport, a reason to wait and connect again — sockets close as
+/// answers come in — rather than to fail the request.
+///
+/// ```
+/// use jobwire_core::transport::out_of_file_descriptors;
+/// # #[cfg(unix)]
+/// assert!(out_of_file_descriptors(&std::io::Error::from_raw_os_error(24)));
+/// assert!(!out_of_file_descriptors(&std::io::Error::from(std::io::ErrorKind::ConnectionRefused)));
+/// ```
+pub fn out_of_file_descriptors(error: &std::io::Error) -> bool {
+    // EMFILE and ENFILE are 24 and 23 on Linux, the BSDs and macOS; WSAEMFILE on Windows.
+    #[cfg(unix)]
+    const CODES: [i32; 2] = [24, 23];
+    #[cfg(windows)]
+    const CODES: [i32; 1] = [10024];
+    #[cfg(not(any(unix, windows)))]
+    const CODES: [i32; 0] = [];
+    error
+        .raw_os_error()
+        .is_some_and(|code| CODES.contains(&code))
+}
+
 /// Why a body could not be read whole.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -363,12 +410,11 @@ pub enum BodyError {
 
 impl BodyError {
     /// The [`Error`] for an answer of `status` whose body could not be read.
-    pub fn into_error(self, status: http::StatusCode) -> Error {
+    pub fn into_error(self, _status: http::StatusCode) -> Error {
         match self {
-            BodyError::TooLarge { limit } => Error::Decode {
-                status,
-                message: format!("answer body larger than the limit of {limit} bytes"),
-                body: Bytes::new(),
+            BodyError::TooLarge { limit } => Error::TooLarge {
+                what: "an answer body",
+                limit,
             },
             BodyError::Transport(e) => Error::from(e),
         }

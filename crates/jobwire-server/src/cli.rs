@@ -63,6 +63,12 @@ OPTIONS:
                            or the newcomer refused with 503 (default 10000)
     --worker-threads N     threads for blocking handlers such as digest (default: one per
                            core); their jobs queue per tenant and take turns
+    --max-event-bytes N    the most bytes of one event's data, 65536 to 1048576 (default
+                           262144); longer log lines and progress messages are cut, longer
+                           output chunks split, and a longer done leaves out the job's
+                           input and output; a size may end in K or M (KiB, MiB)
+    --max-output-bytes N   the most bytes of a job's output as JSON (default 16MiB); more
+                           fails the job with code output_too_large
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
     --allow-commands       let every tenant register command services (POST /v1/services),
@@ -166,6 +172,8 @@ struct Cli {
     tokens: Tokens,
     heartbeat: Option<Duration>,
     event_retention: Option<Duration>,
+    max_event_bytes: Option<usize>,
+    max_output_bytes: Option<usize>,
     grace: Duration,
     faults: Faults,
     commands: CommandSettings,
@@ -231,6 +239,16 @@ fn limit(flag: &str, value: &str, sized: bool) -> Result<Option<u64>, String> {
         .filter(|n| *n > 0)
         .map(Some)
         .ok_or_else(wrong)
+}
+
+/// A size in bytes, as [`limit`] reads one (`262144`, `256K`, `2MiB`), but never
+/// `unlimited`.
+fn bytes(flag: &str, value: &str) -> Result<usize, String> {
+    limit(flag, value, true)?
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| {
+            format!("{flag} takes a size in bytes (like 262144 or 256KiB), not {value:?}")
+        })
 }
 
 /// `TOKEN[=TENANT]`, split at the last `=`: a token may hold `=` (base64 padding), a
@@ -308,6 +326,8 @@ fn parse(
     let mut tokens = Vec::new();
     let mut heartbeat = None;
     let mut event_retention = None;
+    let mut max_event_bytes = None;
+    let mut max_output_bytes = None;
     let mut grace = Duration::from_secs(30);
     let mut fault_specs = Vec::new();
     let mut fault_seed = 0u64;
@@ -429,6 +449,12 @@ fn parse(
             "--event-retention" => {
                 event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
             }
+            "--max-event-bytes" => {
+                max_event_bytes = Some(bytes(&flag, &value("--max-event-bytes")?)?)
+            }
+            "--max-output-bytes" => {
+                max_output_bytes = Some(bytes(&flag, &value("--max-output-bytes")?)?)
+            }
             "--fault" => fault_specs.push(value("--fault")?),
             "--fault-seed" => {
                 let text = value("--fault-seed")?;
@@ -509,6 +535,8 @@ fn parse(
         tokens: Tokens(tokens),
         heartbeat,
         event_retention,
+        max_event_bytes,
+        max_output_bytes,
         grace,
         faults,
         commands,
@@ -583,6 +611,12 @@ async fn run(cli: Cli) -> ExitCode {
     }
     if let Some(window) = cli.event_retention {
         config = config.event_retention(window);
+    }
+    if let Some(n) = cli.max_event_bytes {
+        config = config.max_event_bytes(n);
+    }
+    if let Some(n) = cli.max_output_bytes {
+        config = config.max_output_bytes(n);
     }
     config = cli.bounds.apply(config.shutdown_grace(cli.grace));
     if !cli.faults.is_empty() {
@@ -710,6 +744,8 @@ mod tests {
                 tokens: Tokens::default(),
                 heartbeat: None,
                 event_retention: None,
+                max_event_bytes: None,
+                max_output_bytes: None,
                 grace: Duration::from_secs(30),
                 faults: Faults::new(0),
                 commands: CommandSettings::default(),
@@ -830,6 +866,16 @@ mod tests {
             .unwrap();
         assert_eq!(events.heartbeat, Some(Duration::from_millis(500)));
         assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
+        let sizes = cli(
+            &["--max-event-bytes", "65536", "--max-output-bytes=2MiB"],
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(sizes.max_event_bytes, Some(65536));
+        assert_eq!(sizes.max_output_bytes, Some(2 * 1024 * 1024));
+        let kib = cli(&["--max-event-bytes=256KiB"], &[]).unwrap().unwrap();
+        assert_eq!(kib.max_event_bytes, Some(256 * 1024));
         let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
         assert_eq!(grace.grace, Duration::ZERO);
         assert_eq!(
@@ -868,6 +914,10 @@ mod tests {
             &["--fault", "drop-answer:2"],
             &["--fault-seed", "x"],
             &["--event-retention", "soon"],
+            &["--max-event-bytes", "big"],
+            &["--max-event-bytes", "0"],
+            &["--max-output-bytes", "-1"],
+            &["--max-output-bytes", "99999999999999999999MiB"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");
         }

@@ -9,6 +9,13 @@ use std::time::Duration;
 /// The tenant of the random token generated when no token is configured.
 pub const DEFAULT_TENANT: &str = "default";
 
+/// The most any jobwire server puts in one event's data: 1 MiB (docs/api.md, "Limits").
+/// A client that reads events this large reads every stream.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// The least [`ServerConfig::max_event_bytes`] accepts: room for a `done` without the
+/// job's input and output, whatever its error.
+pub const MIN_EVENT_BYTES: usize = 64 * 1024;
+
 /// Where the server keeps services, jobs and events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Storage {
@@ -124,6 +131,8 @@ pub struct ServerConfig {
     pub(crate) storage: Storage,
     pub(crate) tokens: Vec<(String, String)>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) max_output_bytes: usize,
     pub(crate) max_wait: Duration,
     pub(crate) max_jobs_in_flight: usize,
     pub(crate) heartbeat: Duration,
@@ -157,6 +166,8 @@ impl ServerConfig {
             storage: Storage::Memory,
             tokens: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            max_event_bytes: 256 * 1024,
+            max_output_bytes: 16 * 1024 * 1024,
             max_wait: Duration::from_secs(60),
             max_jobs_in_flight: 10_000,
             heartbeat: Duration::from_secs(15),
@@ -264,6 +275,23 @@ impl ServerConfig {
     /// Largest request body accepted (413 `payload_too_large` above it); default 1 MiB.
     pub fn max_body_bytes(mut self, n: usize) -> Self {
         self.max_body_bytes = n;
+        self
+    }
+
+    /// The most bytes of one event's data (default 256 KiB; from 64 KiB to 1 MiB, the
+    /// contract's ceiling). A longer `log` line or `progress` message is cut and marked
+    /// `"truncated": true`, a longer `output` chunk is split into several `output`
+    /// events, and a `done` that would be longer leaves out the job's `input` and
+    /// `output` (`"omitted": ["input", "output"]`), for clients to read the job.
+    pub fn max_event_bytes(mut self, n: usize) -> Self {
+        self.max_event_bytes = n;
+        self
+    }
+
+    /// The most bytes of a job's output, as JSON (default 16 MiB); a handler that
+    /// returns more fails its job with error code `output_too_large`.
+    pub fn max_output_bytes(mut self, n: usize) -> Self {
+        self.max_output_bytes = n;
         self
     }
 
@@ -577,6 +605,14 @@ impl ServerConfig {
         if self.max_body_bytes == 0 {
             return Err("max_body_bytes must be at least 1".into());
         }
+        if !(MIN_EVENT_BYTES..=MAX_EVENT_BYTES).contains(&self.max_event_bytes) {
+            return Err(format!(
+                "max_event_bytes must be from {MIN_EVENT_BYTES} to {MAX_EVENT_BYTES} bytes"
+            ));
+        }
+        if self.max_output_bytes == 0 {
+            return Err("max_output_bytes must be at least 1".into());
+        }
         if self.max_jobs_in_flight == 0 {
             return Err("max_jobs_in_flight must be at least 1".into());
         }
@@ -659,6 +695,8 @@ impl fmt::Debug for ServerConfig {
             .field("storage", &self.storage)
             .field("token_tenants", &tenants)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .field("max_output_bytes", &self.max_output_bytes)
             .field("max_wait", &self.max_wait)
             .field("max_jobs_in_flight", &self.max_jobs_in_flight)
             .field("heartbeat", &self.heartbeat)
@@ -763,6 +801,16 @@ mod tests {
     fn validate_rejects_bad_settings() {
         assert!(ServerConfig::new().validate().is_ok());
         assert!(ServerConfig::new().max_body_bytes(0).validate().is_err());
+        for (n, ok) in [
+            (MIN_EVENT_BYTES - 1, false),
+            (MIN_EVENT_BYTES, true),
+            (MAX_EVENT_BYTES, true),
+            (MAX_EVENT_BYTES + 1, false),
+        ] {
+            let checked = ServerConfig::new().max_event_bytes(n).validate();
+            assert_eq!(checked.is_ok(), ok, "max_event_bytes {n}");
+        }
+        assert!(ServerConfig::new().max_output_bytes(0).validate().is_err());
         assert!(ServerConfig::new()
             .heartbeat(Duration::ZERO)
             .validate()

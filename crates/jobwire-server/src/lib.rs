@@ -84,7 +84,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{ServerConfig, DEFAULT_TENANT};
+pub use config::{ServerConfig, DEFAULT_TENANT, MAX_EVENT_BYTES, MIN_EVENT_BYTES};
 pub use faults::{Fault, Faults};
 pub use services::{Command, CommandLimits, JobContext, ServiceSpec, PROGRESS_PREFIX};
 pub use store::StoreError;
@@ -164,6 +164,10 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         max_stored_bytes: config.max_stored_bytes_per_tenant,
         worker_threads: config.worker_threads,
         lease: config.lease,
+        caps: runner::Caps {
+            max_event_bytes: config.max_event_bytes,
+            max_output_bytes: config.max_output_bytes,
+        },
     };
     let server_id = ids::random_id("srv_", 8)
         .map_err(|e| ServerError::Config(format!("cannot generate a server id: {e}")))?;

@@ -8,31 +8,54 @@
 //! has passed) and, for event streams, its [`ReadTimeout`] (each read of the head and
 //! body) are applied. The socket timeouts stay the same from one request to the next, so
 //! they are set once per connection, not before every read.
-//! The `jobwire-blocking` facade uses it by default; build one yourself to tune it:
+//!
+//! It has at most [`max_connections_per_host`] requests in flight to one host (100 by
+//! default, as aiohttp and httpx; ureq speaks HTTP/1.1, a connection each). The other
+//! threads wait their turn, first come first served, until their call's
+//! [`CallDeadline`] if it has one; they do not fail, and their [`RequestTimeout`] starts
+//! when their turn comes. Running out of file descriptors while connecting is waited out
+//! the same way: the connect is tried again, a little later each time, within the
+//! connect timeout. The `jobwire-blocking` facade uses it by default; build one yourself
+//! to tune it:
 //!
 //! ```
 //! use std::time::Duration;
 //! let transport = jobwire_ureq::UreqTransport::builder()
 //!     .connect_timeout(Duration::from_secs(3))
+//!     .max_connections_per_host(32)
 //!     .build();
 //! # let _ = transport;
 //! ```
+//!
+//! [`max_connections_per_host`]: UreqTransportBuilder::max_connections_per_host
 #![warn(missing_docs)]
 
 mod resolver;
+mod slots;
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use jobwire_core::transport::{Body, ReadTimeout, RequestTimeout, Transport};
+use jobwire_core::error::duration_text;
+use jobwire_core::transport::{
+    out_of_file_descriptors, Body, CallDeadline, ReadTimeout, RequestTimeout, Transport,
+};
 use jobwire_core::{TransportError, TransportErrorKind};
 
+/// The default most requests in flight to one host (see the crate docs).
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: usize =
+    jobwire_core::config::DEFAULT_MAX_CONNECTIONS_PER_HOST;
+
+/// The longest pause between two connects while the process is out of file descriptors.
+const MAX_DESCRIPTOR_PAUSE: Duration = Duration::from_millis(100);
+
 /// A pooled ureq agent that jobwire sends its requests through. Cheap to clone: clones
-/// share one pool.
+/// share one pool and one limit per host.
 #[derive(Clone, Debug)]
 pub struct UreqTransport {
     agent: ureq::Agent,
+    slots: std::sync::Arc<slots::HostSlots>,
 }
 
 /// Settings for a [`UreqTransport`].
@@ -41,6 +64,7 @@ pub struct UreqTransportBuilder {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle_per_host: usize,
+    max_connections_per_host: usize,
 }
 
 impl Default for UreqTransportBuilder {
@@ -49,6 +73,7 @@ impl Default for UreqTransportBuilder {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
             max_idle_per_host: 1024,
+            max_connections_per_host: DEFAULT_MAX_CONNECTIONS_PER_HOST,
         }
     }
 }
@@ -66,32 +91,51 @@ impl UreqTransportBuilder {
         self
     }
 
-    /// How many idle connections are kept per host (default 1024). Keep it at least at
-    /// the requests a program has in flight at once: above it, connections are closed
+    /// How many idle connections are kept per host (default 1024, and never more than
+    /// [`max_connections_per_host`](Self::max_connections_per_host)). Keep it at least
+    /// at the requests a program has in flight at once: above it, connections are closed
     /// as they come back and opened again for the next requests.
     pub fn max_idle_per_host(mut self, max: usize) -> Self {
         self.max_idle_per_host = max;
         self
     }
 
+    /// The most requests in flight to one host at once (default 100; at least 1), event
+    /// streams included. The other threads wait their turn in the order they came; they
+    /// do not fail.
+    ///
+    /// ```
+    /// let transport = jobwire_ureq::UreqTransport::builder().max_connections_per_host(8).build();
+    /// # let _ = transport;
+    /// ```
+    pub fn max_connections_per_host(mut self, max: usize) -> Self {
+        self.max_connections_per_host = max.max(1);
+        self
+    }
+
     /// Builds the transport.
     pub fn build(self) -> UreqTransport {
+        // Idle connections past the limit would only ever be closed unused.
+        let max_idle = self.max_idle_per_host.min(self.max_connections_per_host);
         let config = ureq::Agent::config_builder()
             // Error statuses are answers: the SDK reads their problem bodies.
             .http_status_as_error(false)
             .timeout_connect(Some(self.connect_timeout))
             .max_idle_age(self.idle_timeout)
-            .max_idle_connections_per_host(self.max_idle_per_host)
-            .max_idle_connections(self.max_idle_per_host.saturating_mul(4))
+            .max_idle_connections_per_host(max_idle)
+            .max_idle_connections(max_idle.saturating_mul(4))
             .user_agent("")
             .build();
         // Our resolver: no thread per request for a name already known (see `resolver`).
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::default(),
+            PatientConnector(ureq::unversioned::transport::DefaultConnector::default()),
             resolver::QuickResolver::default(),
         );
-        UreqTransport { agent }
+        UreqTransport {
+            agent,
+            slots: std::sync::Arc::new(slots::HostSlots::new(self.max_connections_per_host)),
+        }
     }
 }
 
@@ -115,6 +159,18 @@ impl Default for UreqTransport {
 
 impl Transport for UreqTransport {
     fn send(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, TransportError> {
+        // The request's turn first: waiting for it is bounded by the call's deadline
+        // only; the request's own timeouts start once it has its turn.
+        let host = request.uri().authority().map_or("", |a| a.as_str());
+        let slot = self
+            .slots
+            .acquire(host, CallDeadline::of(&request))
+            .map_err(|()| {
+                TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!("no connection to {host} was free before the call's deadline"),
+                )
+            })?;
         let timeout = RequestTimeout::of(&request);
         let per_read = ReadTimeout::of(&request);
         let request = request.map(|b| b.to_vec());
@@ -142,6 +198,7 @@ impl Transport for UreqTransport {
                 inner: body.into_reader(),
                 deadline,
                 timeout,
+                slot: Some(slot),
             })
         }))
     }
@@ -154,11 +211,13 @@ struct BodyReader<R> {
     /// When the whole answer must have arrived (plain requests).
     deadline: Option<Instant>,
     timeout: Option<Duration>,
+    /// The request's turn at its host, given back at the body's end (or when dropped).
+    slot: Option<slots::Slot>,
 }
 
 /// The error of an answer not complete within its request's timeout.
 fn timed_out(timeout: Option<Duration>) -> TransportError {
-    let within = timeout.map_or_else(|| "its deadline".to_owned(), |t| format!("{t:?}"));
+    let within = timeout.map_or_else(|| "its deadline".to_owned(), duration_text);
     TransportError::new(
         TransportErrorKind::Timeout,
         format!("no complete answer within {within}"),
@@ -168,9 +227,16 @@ fn timed_out(timeout: Option<Duration>) -> TransportError {
 impl<R: Read> Read for BodyReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.deadline.is_some_and(|d| Instant::now() > d) {
+            self.slot = None;
             return Err(std::io::Error::other(timed_out(self.timeout)));
         }
-        self.inner.read(buf).map_err(|e| {
+        let read = self.inner.read(buf);
+        if matches!(read, Ok(0)) && !buf.is_empty() {
+            // The end: the connection is back in the pool, the next request's turn. (A
+            // read that timed out is no end: a stream read in ticks reads on.)
+            self.slot = None;
+        }
+        read.map_err(|e| {
             // ureq reports its own timeouts mid-body as an I/O error that wraps them.
             let ureq_timeout = e
                 .get_ref()
@@ -183,6 +249,37 @@ impl<R: Read> Read for BodyReader<R> {
             };
             std::io::Error::other(error)
         })
+    }
+}
+
+/// ureq's default connector, but running out of file descriptors (EMFILE, ENFILE) is
+/// back-pressure, not failure: sockets close as answers come in, so it waits a little
+/// (longer each time, up to 100 ms) and connects again, within the connect timeout.
+#[derive(Debug)]
+struct PatientConnector(ureq::unversioned::transport::DefaultConnector);
+
+impl ureq::unversioned::transport::Connector<()> for PatientConnector {
+    type Out = Box<dyn ureq::unversioned::transport::Transport>;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let give_up = Instant::now().checked_add(*details.timeout.after);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.0.connect(details, chained) {
+                Err(ureq::Error::Io(e))
+                    if out_of_file_descriptors(&e)
+                        && give_up.map_or(true, |end| Instant::now() + pause < end) =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(MAX_DESCRIPTOR_PAUSE);
+                }
+                connected => return connected,
+            }
+        }
     }
 }
 
@@ -242,5 +339,56 @@ mod tests {
             elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(700),
             "{elapsed:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// 12 threads at once through a cap of 3: never more than 3 connections, every
+    /// request answered.
+    #[test]
+    fn requests_past_the_cap_wait_their_turn() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = most.clone();
+        std::thread::spawn(move || {
+            for socket in listener.incoming() {
+                let mut socket = socket.unwrap();
+                let (open, most) = (open.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    let mut buf = [0u8; 1024];
+                    while matches!(socket.read(&mut buf), Ok(n) if n > 0) {
+                        std::thread::sleep(Duration::from_millis(50));
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).is_err() {
+                            break;
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let transport = UreqTransport::builder().max_connections_per_host(3).build();
+        std::thread::scope(|scope| {
+            for _ in 0..12 {
+                scope.spawn(|| {
+                    let request = http::Request::get(format!("http://{addr}/"))
+                        .body(Bytes::new())
+                        .unwrap();
+                    let body = transport.send(request).unwrap().into_body();
+                    assert_eq!(&body.read_to_bytes(1024).unwrap()[..], b"ok");
+                });
+            }
+        });
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} connections at once");
     }
 }

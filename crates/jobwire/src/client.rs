@@ -123,6 +123,7 @@ impl ClientBuilder {
             None => Arc::new(
                 HyperTransport::builder()
                     .connect_timeout(config.connect_timeout_value())
+                    .max_connections_per_host(config.max_connections_per_host_value())
                     .build()?,
             ),
         };
@@ -374,7 +375,10 @@ impl Client {
     pub fn in_trace(&self, traceparent: &str) -> Result<Client, Error> {
         let trace = TraceContext::parse(traceparent).ok_or_else(|| Error::Invalid {
             what: "traceparent",
-            message: format!("{traceparent:?} is not a W3C traceparent"),
+            message: format!(
+                "{} is not a W3C traceparent",
+                jobwire_core::error::quoted(traceparent)
+            ),
         })?;
         let mut client = self.clone();
         client.trace = Some(trace);

@@ -102,11 +102,11 @@ impl EventStream {
                 self.client.config().stream_idle_timeout_value(),
                 jitter_seed(),
             )
+            .event_limit(self.client.config().max_event_bytes_value())
             .until(self.client.deadline)
             .options((*self.client.options).clone());
         let feed = Feed {
             client: self.client.clone(),
-            job_id: self.spec.job_id().map(str::to_owned),
             follower: Mutex::new(follower),
             body: None,
         };
@@ -135,7 +135,6 @@ impl Stream for EventStream {
 /// One stream being followed.
 struct Feed {
     client: Client,
-    job_id: Option<String>,
     follower: Mutex<Follower>,
     body: Option<AsyncBody>,
 }
@@ -155,9 +154,13 @@ impl Feed {
                     });
                     return Some(event);
                 }
-                FollowOutput::Refresh => {
-                    let id = self.job_id.clone().unwrap_or_default();
-                    match self.client.execute(&GetJob::new(id)).await {
+                // A job whose events are gone, or whose `done` left out its input and
+                // output: its read is the answer.
+                FollowOutput::Refresh { job_id } => {
+                    // The read must not wait for the connection the stream holds.
+                    self.body = None;
+                    lock(&self.follower).on_closed(Instant::now());
+                    match self.client.execute(&GetJob::new(job_id)).await {
                         Ok(fresh) => lock(&self.follower).on_job(Instant::now(), fresh.job),
                         Err(error) => {
                             lock(&self.follower).end();

@@ -37,10 +37,10 @@ pub(crate) struct Hub {
 impl Hub {
     pub(crate) fn new(config: &ClientConfig) -> Self {
         Hub {
-            state: Mutex::new(push::Hub::new(
-                config.stream_idle_timeout_value(),
-                jitter_seed(),
-            )),
+            state: Mutex::new(
+                push::Hub::new(config.stream_idle_timeout_value(), jitter_seed())
+                    .event_limit(config.max_event_bytes_value()),
+            ),
             emptied: Notify::new(),
             driver: Mutex::new(None),
         }

@@ -386,6 +386,123 @@ mod tests {
         );
     }
 
+    /// Every number a header (or an event field) carries, at its boundaries — 0, 2^31,
+    /// 2^63, 2^64 - 1, one past it, negative, a date in the year 9999 and one before
+    /// 1970 — goes through every decision that does arithmetic on it without a panic,
+    /// and a pause it asks for is bounded.
+    #[test]
+    fn hostile_header_values_never_panic() {
+        use crate::backoff::Jitter;
+        use crate::follow::{Follower, StreamTarget};
+        use crate::push::Watchlist;
+        use crate::retry::{RetryBudget, RetryPolicy};
+        use crate::stream::{EventProtocol, StreamStep};
+        use crate::throttle::Pacer;
+        use std::time::Instant;
+
+        let numbers = [
+            "0",
+            "2147483648",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999999999",
+            "-1",
+            " 7 ",
+            "1e300",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 01 Jan 1900 00:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "",
+        ];
+        let dates = [
+            None,
+            Some("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some("Fri, 31 Dec 9999 23:59:59 GMT"),
+        ];
+        let t0 = Instant::now();
+        let config = crate::ClientConfig::default().validate().unwrap();
+        let policy = RetryPolicy::default();
+        let get = || {
+            http::Request::get("http://h/v1/jobs/j")
+                .body(Bytes::new())
+                .unwrap()
+        };
+        for value in numbers {
+            for date in dates {
+                for status in [429, 503] {
+                    let mut headers = vec![("retry-after", value)];
+                    headers.extend(date.map(|d| ("date", d)));
+                    let response = answer(status, &headers, "");
+                    let hint = retry_after_of(&response);
+                    let error = error_from_response(&response);
+                    let text = error.to_string();
+                    assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+                    // A call's retry: at most the policy's longest pause, or done.
+                    let decided = policy.decide(
+                        1,
+                        &get(),
+                        &Ok(response.clone()),
+                        None,
+                        &mut RetryBudget::default(),
+                        &mut Jitter::new(1),
+                    );
+                    if let crate::retry::Attempt::Again { after } = decided {
+                        assert!(after <= policy.max_delay_value(), "{value}: {after:?}");
+                    }
+                    // The pause every clone's calls share: at most the same.
+                    let pacer = Pacer::new(&config, 1);
+                    pacer.after(&policy, 1, &get(), &Ok(response.clone()), None, t0);
+                    assert!(pacer.reserve(t0) <= policy.max_delay_value(), "{value}");
+                    // An event stream refused with it reconnects within its back-off cap.
+                    let mut follower =
+                        Follower::new(StreamTarget::all(), Duration::from_secs(45), 1);
+                    follower.step(t0);
+                    follower.on_refused(t0, response);
+                    if let StreamStep::Connect { pause } = follower.step(t0) {
+                        assert!(pause <= Duration::from_secs(30), "{value}: {pause:?}");
+                    }
+                    let _ = hint;
+                }
+            }
+            // A job answer's event position.
+            let response = answer(
+                200,
+                &[("jobwire-last-event-id", value)],
+                r#"{"id":"j","service_id":"s","status":"running"}"#,
+            );
+            let snapshot = JobSnapshot::from_answer(response).unwrap();
+            let mut list = Watchlist::new(Duration::from_secs(45), 1);
+            list.register(t0, "j", snapshot.position);
+            list.register(t0, "k", Some(0));
+            list.register(t0, "l", Some(u64::MAX));
+            if let StreamStep::Connect { .. } = list.step(t0) {
+                let request = list.follower().unwrap().request(&config, t0).unwrap();
+                assert!(request.headers().contains_key("last-event-id"));
+            }
+            // An event's id and the stream's `retry:`.
+            let mut follower = Follower::new(StreamTarget::all(), Duration::MAX, 1);
+            let head = http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0;
+            follower.on_head(t0, &head);
+            let chunk = format!(
+                "retry: {value}\nid: {value}\nevent: log\ndata: {{\"job_id\":\"j\",\"line\":\"x\"}}\n\nid: 1\nevent: log\ndata: {{\"job_id\":\"j\",\"line\":\"y\"}}\n\n"
+            );
+            follower.on_chunk(t0, chunk.as_bytes());
+            for _ in 0..4 {
+                follower.step(t0);
+            }
+            follower.on_end(t0);
+            if let StreamStep::Connect { pause } = follower.step(t0) {
+                assert!(pause <= Duration::from_secs(30), "{value}: {pause:?}");
+            }
+        }
+    }
+
     #[test]
     fn bad_json_keeps_the_raw_body() {
         match decode_json::<crate::Job>(answer(200, &[], "{not json")) {

@@ -170,10 +170,13 @@ impl WaitPlan {
 
     /// Reports the wake of a [`WaitStep::Watch`] (`None`: the deadline came first). A
     /// `done` is decoded here, by the waiter; one that does not decode is read again,
-    /// as on a recheck.
+    /// as on a recheck. One that left members out (a job too large for an event) is
+    /// read once: the job, not the stream, is then the answer.
     pub fn on_wake(&mut self, seen: &mut JobSnapshot, wake: Option<Wake>) {
         match wake {
             None => self.phase = Phase::TimedOut,
+            // Not a recheck: the stream did its part, the job is finished.
+            Some(Wake::Done(done)) if !done.is_complete() => self.phase = Phase::Refresh,
             Some(Wake::Done(done)) => match done.decode() {
                 Ok(job) => seen.job = job,
                 Err(_) => self.recheck(),
@@ -253,6 +256,9 @@ mod tests {
     }
 
     const SUCCEEDED: &str = r#"{"id":"j","service_id":"s","status":"succeeded"}"#;
+    /// A `done` without the job's input and output: too large for an event.
+    const OMITTED: &str =
+        r#"{"id":"j","service_id":"s","status":"succeeded","omitted":["input","output"]}"#;
     /// Routable by its id, not decodable as a job.
     const UNDECODABLE: &str = r#"{"id":"j","status":7}"#;
 
@@ -359,6 +365,37 @@ mod tests {
                 None,
                 vec![W(Some(done(UNDECODABLE))), J(snapshot(Succeeded, None))],
                 vec![watch(None), WaitStep::Refresh, WaitStep::Finished],
+            ),
+            (
+                "a done without input and output reads the job once",
+                true,
+                None,
+                vec![W(Some(done(OMITTED))), J(snapshot(Succeeded, Some(9)))],
+                vec![watch(None), WaitStep::Refresh, WaitStep::Finished],
+            ),
+            (
+                "dones without input and output are no rechecks: no fall back to long-polls",
+                true,
+                None,
+                vec![
+                    W(Some(done(OMITTED))),
+                    J(snapshot(Running, Some(9))),
+                    W(Some(done(OMITTED))),
+                    J(snapshot(Running, Some(9))),
+                    W(Some(done(OMITTED))),
+                    J(snapshot(Running, Some(9))),
+                    W(Some(done(SUCCEEDED))),
+                ],
+                vec![
+                    watch(None),
+                    WaitStep::Refresh,
+                    watch(None),
+                    WaitStep::Refresh,
+                    watch(None),
+                    WaitStep::Refresh,
+                    watch(None),
+                    WaitStep::Finished,
+                ],
             ),
             (
                 "three rechecks, then long-polls",

@@ -79,7 +79,8 @@ impl Runner {
         let job = if handler.slots().is_some() {
             queued
         } else {
-            let started = lifecycle::transition(&queued, Happening::Start, &now);
+            let started =
+                lifecycle::transition(&queued, Happening::Start, &now, &inner.limits.caps);
             // Its effects are moot: the job is stored already running, and its receiver
             // is made with that state.
             let Some(Transition {

@@ -42,6 +42,7 @@ use tokio::task::AbortHandle;
 pub(crate) use admission::SubmitError;
 use completion::to_completion;
 pub use context::JobContext;
+pub(crate) use lifecycle::Caps;
 use lifecycle::{Effect, Happening, Transition};
 
 use crate::bus::{self, EventBus};
@@ -87,6 +88,8 @@ pub(crate) struct Limits {
     pub lease: Duration,
     /// Threads of the worker pool, where blocking handlers run.
     pub worker_threads: usize,
+    /// What a job may record, in bytes.
+    pub caps: lifecycle::Caps,
 }
 
 /// An unfinished job this server runs.
@@ -262,7 +265,7 @@ impl Runner {
         let now = self.inner.clock.now_rfc3339();
         let (change, status) = {
             let current = job.watch.borrow();
-            match lifecycle::transition(&current, happening, &now) {
+            match lifecycle::transition(&current, happening, &now, &self.inner.limits.caps) {
                 Some(change) => (change, current.status.clone()),
                 None => return Applied::Refused,
             }
@@ -511,7 +514,7 @@ impl Runner {
                 job: Some(next),
                 events,
                 effects,
-            }) = lifecycle::transition(&job, Happening::Cancel, &now)
+            }) = lifecycle::transition(&job, Happening::Cancel, &now, &self.inner.limits.caps)
             else {
                 return Ok(Some((job, position)));
             };
@@ -558,6 +561,10 @@ mod tests {
             max_stored_bytes: u64::MAX,
             lease: Duration::from_secs(30),
             worker_threads: 2,
+            caps: lifecycle::Caps {
+                max_event_bytes: 256 * 1024,
+                max_output_bytes: 16 * 1024 * 1024,
+            },
         }
     }
 
