@@ -36,6 +36,9 @@ OPTIONS:
     --heartbeat SECONDS    keep-alive comment on quiet event streams (default 15)
     --event-retention SECONDS
                            keep a finished job's events this long (default 3600)
+    --max-streams-per-tenant N
+                           most event streams one tenant may have open at once; one
+                           more is answered 429 (default 10000)
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
     --allow-commands       let tenants register command services (POST /v1/services),
@@ -69,6 +72,7 @@ struct Cli {
     tokens: Vec<(String, String)>,
     heartbeat: Option<Duration>,
     event_retention: Option<Duration>,
+    max_streams_per_tenant: Option<usize>,
     grace: Duration,
     faults: Faults,
     allow_commands: bool,
@@ -111,6 +115,7 @@ fn parse(
     let mut tokens = Vec::new();
     let mut heartbeat = None;
     let mut event_retention = None;
+    let mut max_streams_per_tenant = None;
     let mut grace = Duration::from_secs(30);
     let mut fault_specs = Vec::new();
     let mut fault_seed = 0u64;
@@ -145,6 +150,19 @@ fn parse(
             "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
             "--event-retention" => {
                 event_retention = Some(seconds(&flag, &value("--event-retention")?)?)
+            }
+            "--max-streams-per-tenant" => {
+                let text = value("--max-streams-per-tenant")?;
+                let n = text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        format!(
+                            "--max-streams-per-tenant takes a positive whole number, not {text:?}"
+                        )
+                    })?;
+                max_streams_per_tenant = Some(n);
             }
             "--fault" => fault_specs.push(value("--fault")?),
             "--fault-seed" => {
@@ -207,6 +225,7 @@ fn parse(
         tokens,
         heartbeat,
         event_retention,
+        max_streams_per_tenant,
         grace,
         faults,
         allow_commands,
@@ -278,6 +297,9 @@ async fn run(cli: Cli) -> ExitCode {
     }
     if let Some(window) = cli.event_retention {
         config = config.event_retention(window);
+    }
+    if let Some(n) = cli.max_streams_per_tenant {
+        config = config.max_streams_per_tenant(n);
     }
     config = config.shutdown_grace(cli.grace);
     if !cli.faults.is_empty() {
@@ -384,6 +406,7 @@ mod tests {
                 tokens: vec![],
                 heartbeat: None,
                 event_retention: None,
+                max_streams_per_tenant: None,
                 grace: Duration::from_secs(30),
                 faults: Faults::new(0),
                 allow_commands: false,
@@ -442,6 +465,10 @@ mod tests {
             .unwrap();
         assert_eq!(events.heartbeat, Some(Duration::from_millis(500)));
         assert_eq!(events.event_retention, Some(Duration::from_secs(60)));
+        let streams = cli(&["--max-streams-per-tenant", "50"], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(streams.max_streams_per_tenant, Some(50));
         let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
         assert_eq!(grace.grace, Duration::ZERO);
         assert!(
@@ -479,6 +506,8 @@ mod tests {
             &["--fault", "drop-answer:2"],
             &["--fault-seed", "x"],
             &["--event-retention", "soon"],
+            &["--max-streams-per-tenant", "0"],
+            &["--max-streams-per-tenant", "-3"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");
         }
