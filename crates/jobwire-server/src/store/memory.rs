@@ -18,7 +18,9 @@ use crate::locking::lock;
 /// A store in process memory, for tests and throwaway servers.
 ///
 /// Every call is a few map operations under one mutex, so its futures finish at once.
-/// Bounded: the retention pass removes the events of jobs finished before its cutoff, and
+/// A job's events and a service's events are indexed by id, so reading one job's or one
+/// service's history (a job's event stream, a filtered `/v1/events`) costs what it
+/// returns, not a pass over every event kept. Bounded: the retention pass removes the events of jobs finished before its cutoff, and
 /// keeps at most `max_finished_jobs` finished jobs (the oldest go first, events and all).
 pub(crate) struct MemoryStore {
     inner: Mutex<Inner>,
@@ -54,6 +56,10 @@ struct Inner {
     job_seq: HashMap<String, i64>,
     /// Oldest first, with the tenant.
     events: VecDeque<(String, LiveEvent)>,
+    /// job id -> the ids of its events, in order.
+    job_events: HashMap<String, Vec<i64>>,
+    /// tenant -> service id -> the ids of the events of its jobs, in order.
+    service_events: HashMap<String, HashMap<String, Vec<i64>>>,
     /// Per tenant, the highest sequence id of a removed event.
     floors: HashMap<String, i64>,
     /// (tenant, key) -> (what it was used for, when it was recorded).
@@ -101,6 +107,16 @@ impl Inner {
             self.next_event += 1;
             let event = Arc::new(e.recorded(self.next_event));
             seqs.push(event.seq);
+            self.job_events
+                .entry(event.job_id.clone())
+                .or_default()
+                .push(event.seq);
+            self.service_events
+                .entry(tenant.to_owned())
+                .or_default()
+                .entry(event.service_id.clone())
+                .or_default()
+                .push(event.seq);
             self.events.push_back((tenant.to_owned(), event));
         }
         bus.publish_shared(self.events.range(first..).map(|(t, e)| (t, e.clone())));
@@ -111,16 +127,62 @@ impl Inner {
     fn remove_events(&mut self, doomed: impl Fn(&str) -> bool) -> usize {
         let before = self.events.len();
         let floors = &mut self.floors;
+        let mut removed = HashSet::new();
         self.events.retain(|(tenant, e)| {
             if doomed(&e.job_id) {
                 let floor = floors.entry(tenant.clone()).or_insert(0);
                 *floor = (*floor).max(e.seq);
+                removed.insert(e.seq);
                 false
             } else {
                 true
             }
         });
+        if !removed.is_empty() {
+            self.job_events.retain(|job, _| !doomed(job));
+            self.service_events.retain(|_, services| {
+                services.retain(|_, seqs| {
+                    seqs.retain(|seq| !removed.contains(seq));
+                    !seqs.is_empty()
+                });
+                !services.is_empty()
+            });
+        }
         before - self.events.len()
+    }
+
+    /// The event with id `seq`, with its tenant, if it is kept.
+    fn event(&self, seq: i64) -> Option<&(String, LiveEvent)> {
+        let at = self.events.partition_point(|(_, e)| e.seq < seq);
+        self.events.get(at).filter(|(_, e)| e.seq == seq)
+    }
+
+    /// The ids an event query can match, from the indexes, in order, at most
+    /// `query.limit` of each list; `None` when the query names no job and no service.
+    fn indexed(&self, tenant: &str, query: &EventQuery) -> Option<Vec<i64>> {
+        let after = |seqs: &Vec<i64>| -> Vec<i64> {
+            let from = seqs.partition_point(|seq| *seq <= query.after);
+            seqs[from..].iter().take(query.limit).copied().collect()
+        };
+        if !query.jobs.is_empty() {
+            let mut seqs: Vec<i64> = query
+                .jobs
+                .iter()
+                .filter_map(|job| self.job_events.get(job))
+                .flat_map(after)
+                .collect();
+            seqs.sort_unstable();
+            seqs.dedup();
+            return Some(seqs);
+        }
+        let service = query.service_id.as_ref()?;
+        Some(
+            self.service_events
+                .get(tenant)
+                .and_then(|services| services.get(service))
+                .map(after)
+                .unwrap_or_default(),
+        )
     }
 
     fn unfinished_of(&self, tenant: &str) -> usize {
@@ -443,11 +505,23 @@ impl Store for MemoryStore {
 
     async fn events(&self, tenant: &str, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let inner = lock(&self.inner);
+        let wanted = |(owner, e): &&(String, LiveEvent)| {
+            owner == tenant && query.matches(&e.job_id, &e.service_id)
+        };
+        if let Some(seqs) = inner.indexed(tenant, query) {
+            return Ok(seqs
+                .into_iter()
+                .filter_map(|seq| inner.event(seq))
+                .filter(wanted)
+                .take(query.limit)
+                .map(|(_, e)| Event::clone(e))
+                .collect());
+        }
         let start = inner.events.partition_point(|(_, e)| e.seq <= query.after);
         Ok(inner
             .events
             .range(start..)
-            .filter(|(owner, e)| owner == tenant && query.matches(&e.job_id, &e.service_id))
+            .filter(wanted)
             .take(query.limit)
             .map(|(_, e)| Event::clone(e))
             .collect())
@@ -567,5 +641,102 @@ mod tests {
         assert!(store.get_job("t", "job_3").await.unwrap().is_some());
         assert!(store.get_job("t", "job_live").await.unwrap().is_some());
         assert_eq!(store.event_floor("t").await.unwrap(), 3);
+        // The indexes forget the removed events with them.
+        let inner = lock(&store.inner);
+        assert!(!inner.job_events.contains_key("job_0"));
+        assert_eq!(inner.job_events["job_3"].len(), 1);
+        assert_eq!(inner.service_events["t"]["svc_a"].len(), 2);
+    }
+
+    /// A job's or a service's history is read from the indexes: pages in id order, from
+    /// the resume point, each job once however often it is named.
+    #[tokio::test]
+    async fn filtered_reads_use_the_indexes() {
+        let (store, _) = store(100);
+        for (tenant, id, service) in [
+            ("t", "job_a", "svc_a"),
+            ("t", "job_b", "svc_b"),
+            ("u", "job_u", "svc_a"),
+        ] {
+            let job = Job::new(id, service, JobStatus::Running);
+            let new = NewJob {
+                tenant,
+                job: &job,
+                key: None,
+                max_in_flight: 100,
+                owner: "srv",
+                lease: Duration::from_secs(60),
+            };
+            store.insert_job(new, vec![]).await.unwrap();
+        }
+        let log = |job: &str, service: &str| NewEvent {
+            job_id: job.into(),
+            service_id: service.into(),
+            kind: EventKind::Log,
+            data: crate::store::EventData::of(&serde_json::json!({ "job_id": job })),
+            created_at: String::new(),
+        };
+        let running = JobStatus::Running;
+        let held = Expected {
+            status: &running,
+            owner: Some("srv"),
+        };
+        let mut ids: HashMap<&str, Vec<i64>> = HashMap::new();
+        for _ in 0..5 {
+            for (tenant, job, service) in [
+                ("t", "job_a", "svc_a"),
+                ("t", "job_b", "svc_b"),
+                ("u", "job_u", "svc_a"),
+            ] {
+                let seqs = store
+                    .append_events(tenant, job, held, vec![log(job, service)])
+                    .await
+                    .unwrap()
+                    .unwrap();
+                ids.entry(job).or_default().extend(seqs);
+            }
+        }
+        let read = |query: EventQuery| {
+            let store = &store;
+            async move {
+                let events = store.events("t", &query).await.unwrap();
+                events.into_iter().map(|e| e.seq).collect::<Vec<_>>()
+            }
+        };
+        let both = EventQuery {
+            jobs: vec!["job_b".into(), "job_a".into(), "job_b".into()],
+            limit: 100,
+            ..Default::default()
+        };
+        let mut want: Vec<i64> = [ids["job_a"].clone(), ids["job_b"].clone()].concat();
+        want.sort_unstable();
+        assert_eq!(read(both.clone()).await, want);
+        let page = EventQuery {
+            after: want[2],
+            limit: 3,
+            ..both.clone()
+        };
+        assert_eq!(read(page).await, want[3..6].to_vec());
+        let service = EventQuery {
+            service_id: Some("svc_a".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            read(service).await,
+            ids["job_a"],
+            "tenant u's svc_a events are not t's"
+        );
+        let theirs = EventQuery {
+            jobs: vec!["job_u".into()],
+            limit: 100,
+            ..Default::default()
+        };
+        assert!(read(theirs).await.is_empty());
+        let both_filters = EventQuery {
+            service_id: Some("svc_b".into()),
+            ..both
+        };
+        assert_eq!(read(both_filters).await, ids["job_b"]);
     }
 }
