@@ -1,5 +1,7 @@
 //! `cargo xtask bench [--quick]`: the benchmark suite, side by side in one run, written
-//! to `bench/RESULTS.md` with SVG plots of figures 2 and 4.
+//! to `bench/RESULTS.md` with SVG plots of figures 2 and 4. Figure 8 also measures the
+//! server as it was before event fan-out by index ([`FANOUT_BASELINE`], built once from
+//! `git archive` under `target/bench-baseline/`).
 //!
 //! Every measurement starts a fresh release server (in-memory store unless said) pinned
 //! to core 0 and runs the client pinned to core 1 (`taskset`, when the machine has two
@@ -33,6 +35,8 @@ struct Sizes {
     poll_waits: usize,
     /// Seconds of each wrk run of figure 3.
     ceiling_seconds: u32,
+    /// Jobs per measurement of figure 8 (waves of as many clients as streams).
+    fanout_jobs: usize,
 }
 
 impl Sizes {
@@ -46,6 +50,7 @@ impl Sizes {
                 one_at_a_time: 5,
                 poll_waits: 1000,
                 ceiling_seconds: 3,
+                fanout_jobs: 1000,
             }
         } else {
             Sizes {
@@ -56,6 +61,7 @@ impl Sizes {
                 one_at_a_time: 20,
                 poll_waits: 10_000,
                 ceiling_seconds: 10,
+                fanout_jobs: 5000,
             }
         }
     }
@@ -104,6 +110,7 @@ pub(crate) fn bench(quick: bool) -> Result<(), String> {
     figures_4_and_5(&env, &sizes, &mut report)?;
     figure_6(&sizes, &mut report)?;
     figure_7(&env, &sizes, &mut report)?;
+    figure_8(&env, &sizes, &mut report)?;
     // What profiling showed of the goals missed: written by hand, kept beside the suite.
     if let Ok(notes) = std::fs::read_to_string("bench/PROFILES.md") {
         let _ = writeln!(report, "\n{notes}");
@@ -835,6 +842,176 @@ fn figure_7(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
         against(ratio.median, 3.0, true),
         column(|r| r.4).show(0),
     );
+    Ok(())
+}
+
+/// The commit whose server figure 8 measures as "before": the last one before event
+/// fan-out by index, when every subscriber of a tenant filtered the tenant's whole
+/// broadcast.
+const FANOUT_BASELINE: &str = "cee81fd0ccc9f2a191abbfa54103d99a69f341ee";
+
+/// Streams at once in figure 8, and the largest the baseline is measured at: its cost per
+/// event grows with the streams, so at 5,000 one run would take minutes.
+const FANOUT_STREAMS: [usize; 3] = [100, 1000, 5000];
+const FANOUT_BASELINE_MAX: usize = 1000;
+
+/// The release server of [`FANOUT_BASELINE`], built once (its source from `git
+/// archive`, its own target directory); `None`, with a note, when it cannot be built
+/// (no git history, say).
+fn baseline_server() -> Option<String> {
+    let root = std::env::current_dir().ok()?.join("target/bench-baseline");
+    let dir = root.join(&FANOUT_BASELINE[..12]);
+    let binary = dir.join("target/release/jobwire-server");
+    if binary.exists() {
+        return Some(binary.to_string_lossy().into_owned());
+    }
+    let build = || -> Result<(), String> {
+        let src = dir.join("src");
+        let _ = std::fs::remove_dir_all(&src);
+        std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+        let archive = Command::new("git")
+            .args(["archive", FANOUT_BASELINE])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("git archive: {e}"))?;
+        let stdout = archive.stdout.ok_or("git archive: no stdout")?;
+        let untar = Command::new("tar")
+            .arg("-x")
+            .current_dir(&src)
+            .stdin(stdout)
+            .status()
+            .map_err(|e| format!("tar: {e}"))?;
+        if !untar.success() || !src.join("Cargo.toml").exists() {
+            return Err(format!("git archive {FANOUT_BASELINE} failed"));
+        }
+        let mut cargo = Command::new(crate::cargo_bin());
+        cargo
+            .args(["build", "--release", "-p", "jobwire-server"])
+            .current_dir(&src)
+            .env("CARGO_TARGET_DIR", dir.join("target"));
+        crate::run_command(cargo)
+    };
+    match build() {
+        Ok(()) => Some(binary.to_string_lossy().into_owned()),
+        Err(e) => {
+            println!("figure 8 runs without the baseline server: {e}");
+            None
+        }
+    }
+}
+
+fn figure_8(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
+    println!("figure 8: event fan-out");
+    let baseline = baseline_server();
+    let modes = [
+        ("job", "`job.events()`: `GET /v1/jobs/{id}/events`"),
+        (
+            "events-job",
+            "`client.events().job(id)`: `GET /v1/events?job=`",
+        ),
+        (
+            "events-service",
+            "`client.events().service(id)`: `GET /v1/events?service=`",
+        ),
+    ];
+    let mut runs: Runs = BTreeMap::new();
+    for _ in 0..sizes.runs {
+        for (mode, _) in modes {
+            for streams in FANOUT_STREAMS {
+                let mut servers = vec![("after", SERVER.to_owned())];
+                if let (Some(path), true) = (&baseline, streams <= FANOUT_BASELINE_MAX) {
+                    servers.push(("before", path.clone()));
+                }
+                for (which, binary) in servers {
+                    let mut command = pinned_command(env.pinned.then_some("0"), &binary);
+                    command.args(["--addr", "127.0.0.1:0", "--token", TOKEN, "--memory"]);
+                    if mode == "events-service" {
+                        command.arg("--allow-commands");
+                    }
+                    let server = Server::spawn(command)?;
+                    let args = [
+                        "--mode",
+                        mode,
+                        "--clients",
+                        &streams.to_string(),
+                        "--jobs",
+                        &sizes.fanout_jobs.to_string(),
+                    ]
+                    .map(String::from);
+                    for line in json_lines(
+                        bench_bin(env, "fanout", &args),
+                        &server,
+                        Duration::from_secs(900),
+                    )? {
+                        runs.entry(format!("{which}/{mode}/{streams}"))
+                            .or_default()
+                            .push(line);
+                    }
+                }
+            }
+        }
+    }
+    let quick = if sizes.quick { " --quick" } else { "" };
+    let _ = writeln!(
+        out,
+        "\n## 8. Event fan-out\n\n**What:** the server's CPU time (user + system, from \
+         `/proc/<pid>/stat`) per event delivered, with N clients at once, each following a \
+         stream of its own. **How:** `bench/src/bin/fanout.rs` with the async facade: each \
+         client submits one job and follows its events until its `done` — a `steps` job \
+         (10 steps; 34 events) by `job.events()` or by `/v1/events?job=`, or, for \
+         `/v1/events?service=`, a job of a command service of its own pair of clients (a \
+         shell script of 10 progress and 10 log lines; each client gets both jobs' 24 \
+         events). Jobs last N ms (at least 100), so a wave's streams are open together; \
+         \"most open at once\" counts them. At least {} jobs per measurement, in waves of \
+         N, the server's CPU read before the first and after the last. **Baseline:** the same \
+         server before fan-out by index (commit `{}`), where each stream filtered its \
+         tenant's whole broadcast; not run above {FANOUT_BASELINE_MAX} streams (its cost \
+         grows with them). **Goal:** at 1,000 and 5,000 streams, CPU per event within \
+         1.5× of that at 100 (ratio within each run). **Command:** `cargo xtask \
+         bench{quick}`.\n",
+        sizes.fanout_jobs,
+        &FANOUT_BASELINE[..7],
+    );
+    let _ = writeln!(
+        out,
+        "| stream | N | most open at once | events | errors, after (before) | before: server µs/event | after: server µs/event | after ÷ before | after ÷ after at 100 | goal | |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let per_event = |a: &Value, b: &Value| {
+        Some(a["server_cpu_us_per_event"].as_f64()? / b["server_cpu_us_per_event"].as_f64()?)
+    };
+    for (mode, label) in modes {
+        let at_100 = runs
+            .get(&format!("after/{mode}/100"))
+            .cloned()
+            .unwrap_or_default();
+        for streams in FANOUT_STREAMS {
+            let get = |which: &str| {
+                runs.get(&format!("{which}/{mode}/{streams}"))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (after, before) = (get("after"), get("before"));
+            let flat = ratios(&after, &at_100, per_event);
+            let (goal, verdict) = if streams > 100 {
+                ("≤ 1.5", against(flat.median, 1.5, true))
+            } else {
+                ("", String::new())
+            };
+            let _ = writeln!(
+                out,
+                "| {label} | {streams} | {} | {} | {} ({}) | {} | {} | {} | {} | {goal} | {verdict} |",
+                Spread::of(&metric(&after, "peak_streams")).show(0),
+                Spread::of(&metric(&after, "events")).show(0),
+                Spread::of(&metric(&after, "errors")).show(0),
+                Spread::of(&metric(&before, "errors")).show(0),
+                Spread::of(&metric(&before, "server_cpu_us_per_event")).show(1),
+                Spread::of(&metric(&after, "server_cpu_us_per_event")).show(1),
+                ratios(&after, &before, per_event).show(3),
+                flat.show(2),
+            );
+        }
+    }
+    let _ = writeln!(out);
     Ok(())
 }
 

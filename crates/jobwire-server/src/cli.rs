@@ -69,6 +69,9 @@ OPTIONS:
                            input and output; a size may end in K or M (KiB, MiB)
     --max-output-bytes N   the most bytes of a job's output as JSON (default 16MiB); more
                            fails the job with code output_too_large
+    --max-streams-per-tenant N
+                           most event streams one tenant may have open at once; one
+                           more is answered 429 (default 10000)
     --grace SECONDS        on Ctrl-C/SIGTERM, let running jobs finish this long before
                            failing them as interrupted (default 30)
     --allow-commands       let every tenant register command services (POST /v1/services),
@@ -174,6 +177,7 @@ struct Cli {
     event_retention: Option<Duration>,
     max_event_bytes: Option<usize>,
     max_output_bytes: Option<usize>,
+    max_streams_per_tenant: Option<usize>,
     grace: Duration,
     faults: Faults,
     commands: CommandSettings,
@@ -328,6 +332,7 @@ fn parse(
     let mut event_retention = None;
     let mut max_event_bytes = None;
     let mut max_output_bytes = None;
+    let mut max_streams_per_tenant = None;
     let mut grace = Duration::from_secs(30);
     let mut fault_specs = Vec::new();
     let mut fault_seed = 0u64;
@@ -455,6 +460,19 @@ fn parse(
             "--max-output-bytes" => {
                 max_output_bytes = Some(bytes(&flag, &value("--max-output-bytes")?)?)
             }
+            "--max-streams-per-tenant" => {
+                let text = value("--max-streams-per-tenant")?;
+                let n = text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        format!(
+                            "--max-streams-per-tenant takes a positive whole number, not {text:?}"
+                        )
+                    })?;
+                max_streams_per_tenant = Some(n);
+            }
             "--fault" => fault_specs.push(value("--fault")?),
             "--fault-seed" => {
                 let text = value("--fault-seed")?;
@@ -537,6 +555,7 @@ fn parse(
         event_retention,
         max_event_bytes,
         max_output_bytes,
+        max_streams_per_tenant,
         grace,
         faults,
         commands,
@@ -619,6 +638,10 @@ async fn run(cli: Cli) -> ExitCode {
         config = config.max_output_bytes(n);
     }
     config = cli.bounds.apply(config.shutdown_grace(cli.grace));
+    if let Some(n) = cli.max_streams_per_tenant {
+        config = config.max_streams_per_tenant(n);
+    }
+    config = config.shutdown_grace(cli.grace);
     if !cli.faults.is_empty() {
         say!(
             stderr,
@@ -746,6 +769,7 @@ mod tests {
                 event_retention: None,
                 max_event_bytes: None,
                 max_output_bytes: None,
+                max_streams_per_tenant: None,
                 grace: Duration::from_secs(30),
                 faults: Faults::new(0),
                 commands: CommandSettings::default(),
@@ -876,6 +900,10 @@ mod tests {
         assert_eq!(sizes.max_output_bytes, Some(2 * 1024 * 1024));
         let kib = cli(&["--max-event-bytes=256KiB"], &[]).unwrap().unwrap();
         assert_eq!(kib.max_event_bytes, Some(256 * 1024));
+        let streams = cli(&["--max-streams-per-tenant", "50"], &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(streams.max_streams_per_tenant, Some(50));
         let grace = cli(&["--grace", "0"], &[]).unwrap().unwrap();
         assert_eq!(grace.grace, Duration::ZERO);
         assert_eq!(
@@ -918,6 +946,8 @@ mod tests {
             &["--max-event-bytes", "0"],
             &["--max-output-bytes", "-1"],
             &["--max-output-bytes", "99999999999999999999MiB"],
+            &["--max-streams-per-tenant", "0"],
+            &["--max-streams-per-tenant", "-3"],
         ] {
             assert!(cli(bad, &[]).is_err(), "{bad:?}");
         }

@@ -138,6 +138,8 @@ pub struct ServerConfig {
     pub(crate) heartbeat: Duration,
     pub(crate) event_retention: Duration,
     pub(crate) subscriber_buffer: usize,
+    pub(crate) subscriber_buffer_bytes: usize,
+    pub(crate) max_streams_per_tenant: usize,
     pub(crate) max_events_per_job: usize,
     pub(crate) max_stored_bytes_per_tenant: u64,
     pub(crate) job_retention: Duration,
@@ -173,6 +175,8 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(15),
             event_retention: Duration::from_secs(3600),
             subscriber_buffer: 4096,
+            subscriber_buffer_bytes: 1024 * 1024,
+            max_streams_per_tenant: 10_000,
             max_events_per_job: 10_000,
             max_stored_bytes_per_tenant: 1024 * 1024 * 1024,
             job_retention: Duration::from_secs(7 * 24 * 3600),
@@ -328,6 +332,34 @@ impl ServerConfig {
     /// off (it then resumes with `Last-Event-ID` from the store); default 4096.
     pub fn subscriber_buffer(mut self, events: usize) -> Self {
         self.subscriber_buffer = events;
+        self
+    }
+
+    /// How many bytes of events one event stream may hold for a client that does not
+    /// read them (default 1 MiB): its queue of live events — past this it is cut off, as
+    /// past [`subscriber_buffer`](Self::subscriber_buffer) events, and resumes from the
+    /// store — and, separately, the page of history it is sending. One event always
+    /// fits, however large.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().subscriber_buffer_bytes(256 * 1024);
+    /// # let _ = config;
+    /// ```
+    pub fn subscriber_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.subscriber_buffer_bytes = bytes;
+        self
+    }
+
+    /// Most event streams (`GET /v1/jobs/{id}/events` and `GET /v1/events`) one tenant
+    /// may have open at once on this server (default 10 000, one per job in flight);
+    /// one more is answered 429 `rate_limited` with `Retry-After: 1`.
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new().max_streams_per_tenant(500);
+    /// # let _ = config;
+    /// ```
+    pub fn max_streams_per_tenant(mut self, n: usize) -> Self {
+        self.max_streams_per_tenant = n;
         self
     }
 
@@ -667,6 +699,11 @@ impl ServerConfig {
         if self.subscriber_buffer == 0 || self.max_h2_streams == 0 {
             return Err("subscriber_buffer and max_h2_streams must be at least 1".into());
         }
+        if self.subscriber_buffer_bytes == 0 || self.max_streams_per_tenant == 0 {
+            return Err(
+                "subscriber_buffer_bytes and max_streams_per_tenant must be at least 1".into(),
+            );
+        }
         for (token, tenant) in &self.tokens {
             if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(
@@ -702,6 +739,8 @@ impl fmt::Debug for ServerConfig {
             .field("heartbeat", &self.heartbeat)
             .field("event_retention", &self.event_retention)
             .field("subscriber_buffer", &self.subscriber_buffer)
+            .field("subscriber_buffer_bytes", &self.subscriber_buffer_bytes)
+            .field("max_streams_per_tenant", &self.max_streams_per_tenant)
             .field("max_events_per_job", &self.max_events_per_job)
             .field(
                 "max_stored_bytes_per_tenant",
@@ -829,6 +868,14 @@ mod tests {
             .is_ok());
         assert!(ServerConfig::new()
             .write_timeout(Duration::ZERO)
+            .validate()
+            .is_err());
+        assert!(ServerConfig::new()
+            .subscriber_buffer_bytes(0)
+            .validate()
+            .is_err());
+        assert!(ServerConfig::new()
+            .max_streams_per_tenant(0)
             .validate()
             .is_err());
         assert!(ServerConfig::new().token("a b", "t").validate().is_err());

@@ -141,7 +141,11 @@ pub async fn spawn(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         .map(|(token, _)| token.clone())
         .unwrap_or_default();
 
-    let bus = Arc::new(EventBus::new(config.subscriber_buffer));
+    let bus = Arc::new(EventBus::with_bounds(bus::Bounds {
+        events: config.subscriber_buffer,
+        bytes: config.subscriber_buffer_bytes,
+        streams_per_tenant: config.max_streams_per_tenant,
+    }));
     let store: Arc<dyn Store> = match &config.storage {
         Storage::Memory => Arc::new(MemoryStore::new(
             config.max_stored_bytes_per_tenant,

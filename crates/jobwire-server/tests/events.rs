@@ -359,3 +359,136 @@ async fn keep_alives_come_at_the_heartbeat_interval() {
         .expect("the stream ends with the server")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_per_tenant_are_capped() {
+    let server = spawn(
+        ServerConfig::new()
+            .token("token-a", "tenant-a")
+            .token("token-b", "tenant-b")
+            .max_streams_per_tenant(2)
+            .heartbeat(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let a = Client::new(server.addr(), "token-a");
+    let job = submit(&a, "sleep", json!({"duration_seconds": 30})).await;
+    let on = |token: &'static str, path: String| {
+        let addr = server.addr();
+        async move { open_on(addr, token, &path, None, None).await }
+    };
+    let first = on("token-a", "/v1/events".into()).await;
+    let second = on("token-a", format!("/v1/jobs/{}/events", job.id)).await;
+    assert_eq!((first.status, second.status), (200, 200));
+    // A third stream of the tenant, of either kind, is refused with a problem that says
+    // when to come back; nothing else is.
+    for path in [
+        "/v1/events?service=echo".to_owned(),
+        format!("/v1/jobs/{}/events", job.id),
+    ] {
+        let refused = a.get(&path).await;
+        assert_eq!(refused.status, 429, "{path}: {refused:?}");
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        let problem = refused.problem();
+        assert_eq!(problem.code, "rate_limited");
+        assert!(problem.detail.unwrap().contains("max_streams_per_tenant"));
+    }
+    assert_eq!(
+        a.get(&format!("/v1/jobs/{}", job.id)).await.status,
+        200,
+        "other requests are not counted"
+    );
+    let other = on("token-b", "/v1/events".into()).await;
+    assert_eq!(other.status, 200, "another tenant has streams of its own");
+    // A stream that ends gives its slot back: once the server has seen the connection
+    // go (its next keep-alive fails to be written), a new stream opens.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = on("token-a", "/v1/events".into()).await;
+        if again.status == 200 {
+            break;
+        }
+        assert_eq!(again.status, 429);
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_over_its_byte_bound_is_cut_off_and_resumes_without_gap_or_duplicate() {
+    // The bound is in bytes: far fewer events than the count bound (4096) pass it.
+    let (server, client) = start(ServerConfig::new().subscriber_buffer_bytes(64 * 1024)).await;
+    let path = "/v1/events?service=echo";
+    // Subscribed to echo's events (the service index), with a tiny receive buffer and
+    // never read while the jobs run: once the socket buffers are full, its queue grows.
+    let mut stalled = open_on(server.addr(), server.token(), path, Some("0"), Some(4096)).await;
+    // Events of another service are not its to hold.
+    let steps = submit(&client, "steps", json!({"steps": 5, "interval_ms": 0})).await;
+    // ~200 KB a `done` (input and output), 10 MB in all: more than the kernel's socket
+    // buffers hold, far fewer events than the count bound.
+    let big = "x".repeat(100_000);
+    let mut jobs = Vec::new();
+    for i in 0..50 {
+        let resp = client.submit("echo", json!([i, big]), Some(10)).await;
+        assert_eq!(resp.status, 200, "finished within the wait");
+        jobs.push(resp.job().id);
+    }
+    let last = jobs.last().unwrap().clone();
+    // What the store has, from a fresh stream: the reference.
+    let all = open(&server, path, Some("0"))
+        .await
+        .until("done", &last)
+        .await;
+    assert_eq!(all.len(), 50 * 4);
+    assert!(all.iter().all(|e| data(e)["job_id"] != steps.id.as_str()));
+
+    // Read at last, the stalled stream ends early: it was cut off, not buffered.
+    let got = stalled.rest().await;
+    assert!(got.len() < all.len(), "not cut off: {} events", got.len());
+    // Resumed from the last id it got, it has every event once, in order.
+    let from = got.last().map_or("0".to_owned(), |e| e.id.clone());
+    let rest = open(&server, path, Some(&from))
+        .await
+        .until("done", &last)
+        .await;
+    let mut resumed = ids(&got);
+    resumed.extend(ids(&rest));
+    assert_eq!(resumed, ids(&all), "no gap, no duplicate");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_larger_than_the_byte_bound_is_sent_in_pieces() {
+    // Each `done` here is larger than the whole bound: a history page holds one.
+    let (server, client) = start(ServerConfig::new().subscriber_buffer_bytes(16 * 1024)).await;
+    let big = "y".repeat(12_000);
+    let mut jobs = Vec::new();
+    for i in 0..8 {
+        let resp = client.submit("echo", json!([i, big]), Some(10)).await;
+        assert_eq!(resp.status, 200);
+        jobs.push(resp.job().id);
+    }
+    let replay = open(&server, "/v1/events", Some("0"))
+        .await
+        .until("done", jobs.last().unwrap())
+        .await;
+    assert_eq!(kinds(&replay).len(), 8 * 4);
+    assert!(ids(&replay).windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        replay.iter().filter(|e| e.event == "done").count(),
+        8,
+        "every large event, once"
+    );
+    for job in &jobs {
+        let one = open(&server, &format!("/v1/jobs/{job}/events"), None)
+            .await
+            .rest()
+            .await;
+        assert_eq!(kinds(&one), ["status", "status", "status", "done"]);
+        assert_eq!(data(one.last().unwrap())["output"][1], big.as_str());
+    }
+    server.shutdown().await;
+}

@@ -1,10 +1,20 @@
 //! The event streams: `GET /v1/jobs/{id}/events` and `GET /v1/events`, as server-sent
 //! events (`docs/api.md`, "Event streams").
 //!
-//! A stream subscribes to the tenant's live events *before* it reads the history from the
+//! A stream subscribes to the live events it wants *before* it reads the history from the
 //! store, and sends only events above the last id it sent: an event recorded while the
 //! history is read is in both, and goes out once. Live events arrive in id order (see
 //! `crate::bus`), so "above the last id sent" is all the deduplication needed.
+//!
+//! A stream subscribes to no more than it sends: a job's stream and a `job` filter to
+//! those jobs' events, a `service` filter to that service's, so the bus never wakes it
+//! for the tenant's other events. Each stream takes one of its tenant's stream slots
+//! (`max_streams_per_tenant`; beyond them, 429 `rate_limited`).
+//!
+//! What a stream holds while its client does not read is bounded in bytes: its live
+//! queue by the bus (past the bound it is cut off, and resumes from the store), and the
+//! history page it is sending by the same bound (the rest of a page is read again
+//! later; one event always fits).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,8 +26,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode, Uri};
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::auth::Tenant;
@@ -25,14 +34,15 @@ use super::problem::ApiError;
 use super::query::Query;
 use super::routes::service_filter;
 use super::App;
-use crate::bus::LiveEvent;
+use crate::bus::{held_bytes, AtStreamCap, CutOff, Interest, Subscription};
 use crate::store::{Event, EventQuery};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// Most job ids one `/v1/events` request may filter on.
 const MAX_JOB_FILTERS: usize = 100;
-/// Events read from the store per history page.
+/// Most events read from the store per history page (fewer when they are large: a page
+/// is held to the subscriber byte bound).
 const HISTORY_PAGE: usize = 256;
 /// The reconnection delay clients are told once, at the start of each stream.
 const RETRY_FRAME: &[u8] = b"retry: 1000\n\n";
@@ -74,7 +84,7 @@ pub(super) async fn job_events(
         .get(tenant.as_str(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("there is no job {id:?}")))?;
-    let live = app.runner.bus().subscribe(tenant.as_str());
+    let live = open_stream(&app, &tenant, Interest::Jobs(vec![id.clone()]))?;
     let query = EventQuery {
         after,
         jobs: vec![id.clone()],
@@ -139,7 +149,13 @@ pub(super) async fn events(
     let store = app.runner.store();
     let service_id = service_filter(&app, &tenant, &query).await?;
     let resume = last_event_id(&headers)?;
-    let live = app.runner.bus().subscribe(tenant.as_str());
+    // The narrowest subscription that still sees every event the filters let through.
+    let interest = match (&jobs, &service_id) {
+        (jobs, _) if !jobs.is_empty() => Interest::Jobs(jobs.clone()),
+        (_, Some(service)) => Interest::Service(service.clone()),
+        _ => Interest::Tenant,
+    };
+    let live = open_stream(&app, &tenant, interest)?;
     let after = match resume {
         Some(n) => n,
         // A job filter alone asks for those jobs' history.
@@ -162,6 +178,20 @@ pub(super) async fn events(
         resumed_from: resume.filter(|n| *n > 0),
     };
     Ok(sse_response(Feed::new(&app, tenant, query, live, end)))
+}
+
+/// Subscribes a new stream to `interest`, in one of the tenant's stream slots: 429 when
+/// they are all taken.
+fn open_stream(app: &App, tenant: &Tenant, interest: Interest) -> Result<Subscription> {
+    app.runner
+        .bus()
+        .open_stream(tenant.as_str(), interest)
+        .map_err(|AtStreamCap { limit }| {
+            ApiError::rate_limited(format!(
+                "this tenant already has {limit} event streams open, the most allowed \
+                 (max_streams_per_tenant); close one, or retry after Retry-After"
+            ))
+        })
 }
 
 fn gone_since(after: i64, floor: i64) -> ApiError {
@@ -187,7 +217,9 @@ struct Feed {
     tenant: Tenant,
     /// `after` is the id of the last event sent.
     query: EventQuery,
-    live: broadcast::Receiver<LiveEvent>,
+    live: Subscription,
+    /// Most bytes of history held at once (one event always).
+    history_bytes: usize,
     closed: watch::Receiver<bool>,
     heartbeat: Interval,
     heartbeat_every: Duration,
@@ -205,7 +237,7 @@ impl Feed {
         app: &Arc<App>,
         tenant: Tenant,
         query: EventQuery,
-        live: broadcast::Receiver<LiveEvent>,
+        live: Subscription,
         end: End,
     ) -> Self {
         let every = app.heartbeat;
@@ -216,6 +248,7 @@ impl Feed {
             tenant,
             query,
             live,
+            history_bytes: app.runner.bus().bounds().bytes,
             closed: app.runner.bus().closed(),
             heartbeat,
             heartbeat_every: every,
@@ -262,11 +295,13 @@ impl Feed {
                     }
                 }
                 // Too far behind: cut off; the client resumes from the store.
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "cutting off a slow event subscriber");
+                Err(CutOff) => {
+                    tracing::debug!(
+                        after = self.query.after,
+                        "cutting off a slow event subscriber"
+                    );
                     return None;
                 }
-                Err(RecvError::Closed) => return None,
             }
         }
     }
@@ -282,7 +317,7 @@ impl Feed {
             }
         };
         if !page.is_empty() {
-            self.backlog.extend(page);
+            self.hold(page);
             return Some(());
         }
         self.history_done = true;
@@ -307,6 +342,25 @@ impl Feed {
             _ => {}
         }
         Some(())
+    }
+
+    /// Keeps what of a history page fits the byte bound (at least its first event) to
+    /// send; the rest is read again once that is sent. The next page asks for about as
+    /// many events as fit, by this page's sizes.
+    fn hold(&mut self, mut page: Vec<Event>) {
+        let (mut held, mut keep) = (0usize, 0);
+        for event in &page {
+            let size = held_bytes(event);
+            if keep > 0 && held.saturating_add(size) > self.history_bytes {
+                break;
+            }
+            held += size;
+            keep += 1;
+        }
+        page.truncate(keep);
+        let average = (held / keep.max(1)).max(1);
+        self.query.limit = (self.history_bytes / average).clamp(1, HISTORY_PAGE);
+        self.backlog.extend(page);
     }
 
     /// The frame of `event`, which becomes the last one sent.

@@ -22,6 +22,7 @@ use super::prefer;
 use super::problem::ApiError;
 use super::query::{decode_cursor, encode_cursor, CursorKind, Query};
 use super::App;
+use crate::bus::Interest;
 use crate::clock::{rfc3339_at, unix_millis, Clock, SystemClock};
 use crate::ids::sortable_id;
 use crate::runner::SubmitError;
@@ -528,7 +529,10 @@ pub(super) async fn get_job(
         .await;
     } else {
         // Another server's job (or a finished one): its events say when it changes.
-        let mut live = app.runner.bus().subscribe(tenant.as_str());
+        let mut live = app
+            .runner
+            .bus()
+            .subscribe_to(tenant.as_str(), Interest::Jobs(vec![id.clone()]));
         let (job, position) = app
             .runner
             .get(tenant.as_str(), &id)
@@ -541,9 +545,7 @@ pub(super) async fn get_job(
             loop {
                 match live.recv().await {
                     Ok(event) => {
-                        if event.job_id == id
-                            && event.seq > position
-                            && matches!(event.kind.as_str(), "status" | "done")
+                        if event.seq > position && matches!(event.kind.as_str(), "status" | "done")
                         {
                             return;
                         }

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobwire_core::Job;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 pub(crate) use admission::SubmitError;
@@ -377,9 +377,10 @@ impl Runner {
         }
     }
 
-    /// Follows every event from every server, for the `done`s other servers record for
-    /// jobs this one runs (a cancel through a peer, a takeover): such a job stops here at
-    /// once, and its waiters here wake. Only a store shared with other servers needs it.
+    /// Follows every server's `done`s, for those other servers record for jobs this one
+    /// runs (a cancel through a peer, a takeover): such a job stops here at once, and its
+    /// waiters here wake. Only a store shared with other servers needs it. The bus hands
+    /// it `done`s only, so the other events of every job cost it nothing.
     ///
     /// Subscribes when called, so nothing published after the call is missed; the
     /// returned future does the following.
@@ -387,32 +388,27 @@ impl Runner {
         self,
         closed: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = ()> + Send {
-        let events = self.inner.bus.subscribe_all();
-        self.follow(events, closed)
+        let dones = self.inner.bus.subscribe_dones();
+        self.follow(dones, closed)
     }
 
-    async fn follow(
-        self,
-        mut events: broadcast::Receiver<bus::LiveEvent>,
-        mut closed: watch::Receiver<bool>,
-    ) {
+    async fn follow(self, mut dones: bus::Subscription, mut closed: watch::Receiver<bool>) {
         loop {
             let received = tokio::select! {
-                received = events.recv() => received,
+                received = dones.recv() => received,
                 _ = closed.wait_for(|closed| *closed) => return,
             };
             let suspects: Vec<Arc<ActiveJob>> = match received {
-                Ok(event) if event.kind == "done" => lock(&self.inner.active)
-                    .get(&event.job_id)
+                Ok(done) => lock(&self.inner.active)
+                    .get(&done.job_id)
                     .cloned()
                     .into_iter()
                     .collect(),
-                Ok(_) => continue,
-                // Missed some: look at every job.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                // Missed some: look at every job, and follow afresh.
+                Err(bus::CutOff) => {
+                    dones = self.inner.bus.subscribe_dones();
                     lock(&self.inner.active).values().cloned().collect()
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
             };
             for job in suspects {
                 let mut state = job.state.lock().await;

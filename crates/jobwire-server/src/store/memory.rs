@@ -614,6 +614,8 @@ impl Store for MemoryStore {
             .flat_map(|row| row.events.iter().copied().filter(|id| *id >= start))
             .collect();
         ids.sort_unstable();
+        // A job named twice is read once.
+        ids.dedup();
         Ok(ids
             .into_iter()
             .filter_map(|id| t.events.get(&id))
@@ -856,5 +858,98 @@ mod tests {
         assert_eq!(store.event_floor("t").await.unwrap(), 3);
         // A second pass finds nothing more.
         assert_eq!(store.prune(&cutoffs).await.unwrap(), Pruned::default());
+    }
+
+    /// A job's or a service's history is read from the indexes: pages in id order, from
+    /// the resume point, each job once however often it is named.
+    #[tokio::test]
+    async fn filtered_reads_use_the_indexes() {
+        let (store, _) = store(100);
+        for (tenant, id, service) in [
+            ("t", "job_a", "svc_a"),
+            ("t", "job_b", "svc_b"),
+            ("u", "job_u", "svc_a"),
+        ] {
+            let job = Job::new(id, service, JobStatus::Running);
+            let new = NewJob {
+                tenant,
+                job: &job,
+                key: None,
+                max_in_flight: 100,
+                max_stored_bytes: u64::MAX,
+                owner: "srv",
+                lease: Duration::from_secs(60),
+            };
+            store.insert_job(new, vec![]).await.unwrap();
+        }
+        let log = |job: &str, service: &str| NewEvent {
+            job_id: job.into(),
+            service_id: service.into(),
+            kind: EventKind::Log,
+            data: crate::store::EventData::of(&serde_json::json!({ "job_id": job })),
+            created_at: String::new(),
+        };
+        let running = JobStatus::Running;
+        let held = Expected {
+            status: &running,
+            owner: Some("srv"),
+        };
+        let mut ids: HashMap<&str, Vec<i64>> = HashMap::new();
+        for _ in 0..5 {
+            for (tenant, job, service) in [
+                ("t", "job_a", "svc_a"),
+                ("t", "job_b", "svc_b"),
+                ("u", "job_u", "svc_a"),
+            ] {
+                let seqs = store
+                    .append_events(tenant, job, held, vec![log(job, service)])
+                    .await
+                    .unwrap()
+                    .unwrap();
+                ids.entry(job).or_default().extend(seqs);
+            }
+        }
+        let read = |query: EventQuery| {
+            let store = &store;
+            async move {
+                let events = store.events("t", &query).await.unwrap();
+                events.into_iter().map(|e| e.seq).collect::<Vec<_>>()
+            }
+        };
+        let both = EventQuery {
+            jobs: vec!["job_b".into(), "job_a".into(), "job_b".into()],
+            limit: 100,
+            ..Default::default()
+        };
+        let mut want: Vec<i64> = [ids["job_a"].clone(), ids["job_b"].clone()].concat();
+        want.sort_unstable();
+        assert_eq!(read(both.clone()).await, want);
+        let page = EventQuery {
+            after: want[2],
+            limit: 3,
+            ..both.clone()
+        };
+        assert_eq!(read(page).await, want[3..6].to_vec());
+        let service = EventQuery {
+            service_id: Some("svc_a".into()),
+            limit: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            read(service).await,
+            ids["job_a"],
+            "tenant u's svc_a events are not t's"
+        );
+        let theirs = EventQuery {
+            jobs: vec!["job_u".into()],
+            limit: 100,
+            ..Default::default()
+        };
+        assert!(read(theirs).await.is_empty());
+        let both_filters = EventQuery {
+            service_id: Some("svc_b".into()),
+            ..both
+        };
+        assert_eq!(read(both_filters).await, ids["job_b"]);
     }
 }

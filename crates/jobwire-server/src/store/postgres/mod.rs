@@ -1179,7 +1179,7 @@ mod tests {
     }
 
     /// The id of the next event `live` receives, within 10 s.
-    async fn next(live: &mut tokio::sync::broadcast::Receiver<crate::bus::LiveEvent>) -> i64 {
+    async fn next(live: &mut crate::bus::Subscription) -> i64 {
         tokio::time::timeout(Duration::from_secs(10), live.recv())
             .await
             .expect("published within 10 s")
