@@ -71,11 +71,19 @@ const TOKEN: &str = "bench-token";
 const SERVER: &str = "target/release/jobwire-server";
 const VENV: &str = "target/bench-venv";
 
-pub(crate) fn bench(quick: bool) -> Result<(), String> {
+/// `cargo xtask bench [--quick] [--figure N]`: every figure, or only figure N, whose
+/// sections then replace their namesakes in the `bench/RESULTS.md` there is.
+pub(crate) fn bench(quick: bool, only: Option<u32>) -> Result<(), String> {
     let started = Instant::now();
     let sizes = Sizes::new(quick);
-    ensure_wrk()?;
-    let python = python_clients()?;
+    if only.is_none_or(|n| matches!(n, 2 | 3)) {
+        ensure_wrk()?;
+    }
+    let python = if only.is_none_or(|n| n == 2) {
+        python_clients()?
+    } else {
+        None
+    };
     crate::cargo(&[
         "build",
         "--release",
@@ -86,6 +94,31 @@ pub(crate) fn bench(quick: bool) -> Result<(), String> {
     ])?;
     let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     let env = Env { pinned, python };
+    if let Some(n) = only {
+        let mut fresh = String::new();
+        match n {
+            1 => figure_1(&env, &sizes, &mut fresh)?,
+            2 => figure_2(&env, &sizes, &mut fresh)?,
+            3 => figure_3(&env, &sizes, &mut fresh)?,
+            4 | 5 => figures_4_and_5(&env, &sizes, &mut fresh)?,
+            6 => figure_6(&sizes, &mut fresh)?,
+            7 => figure_7(&env, &sizes, &mut fresh)?,
+            8 => figure_8(&env, &sizes, &mut fresh)?,
+            _ => return Err(format!("there is no figure {n}")),
+        }
+        let _ = writeln!(
+            fresh,
+            "(Figure {n} alone, by `cargo xtask bench{} --figure {n}` on {}, in {:.0} s.)\n",
+            if quick { " --quick" } else { "" },
+            today(),
+            started.elapsed().as_secs_f64()
+        );
+        let existing = std::fs::read_to_string("bench/RESULTS.md").unwrap_or_default();
+        std::fs::write("bench/RESULTS.md", splice(&existing, &fresh))
+            .map_err(|e| format!("bench/RESULTS.md: {e}"))?;
+        println!("rewrote figure {n} of bench/RESULTS.md");
+        return Ok(());
+    }
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -126,6 +159,46 @@ pub(crate) fn bench(quick: bool) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `existing` (a `bench/RESULTS.md`) with each `## N.` section of `fresh` in place of
+/// its namesake, or, for a new one, before the hand-written notes (the first `##`
+/// section that is not numbered) or the closing `---`.
+fn splice(existing: &str, fresh: &str) -> String {
+    /// Splits at the lines starting a section (`## `) or the closing rule (`---`).
+    fn sections(text: &str) -> Vec<String> {
+        let mut parts = vec![String::new()];
+        for line in text.split_inclusive('\n') {
+            if line.starts_with("## ") || line.trim_end() == "---" {
+                parts.push(String::new());
+            }
+            if let Some(last) = parts.last_mut() {
+                last.push_str(line);
+            }
+        }
+        parts
+    }
+    /// `Some(n)` for a `## n.` heading.
+    fn number(section: &str) -> Option<&str> {
+        let rest = section.strip_prefix("## ")?;
+        let (n, _) = rest.split_once('.')?;
+        n.chars().all(|c| c.is_ascii_digit()).then_some(n)
+    }
+    let mut out = sections(existing);
+    for new in sections(fresh).into_iter().filter(|s| number(s).is_some()) {
+        match out.iter().position(|old| number(old) == number(&new)) {
+            Some(at) => out[at] = new,
+            None => {
+                let at = out
+                    .iter()
+                    .skip(1)
+                    .position(|s| number(s).is_none())
+                    .map_or(out.len(), |i| i + 1);
+                out.insert(at, new);
+            }
+        }
+    }
+    out.concat()
 }
 
 /// How measurements are run here.
@@ -1077,6 +1150,19 @@ mod tests {
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(Spread::of(&[1.0, 2.0]).median, 1.5);
         assert_eq!(Spread::of(&[]).show(1), "—");
+    }
+
+    #[test]
+    fn one_figure_replaces_its_section() {
+        let existing = "# R\n\nhead\n## 1. One\nold one\n## 2. Two\nold two\n\n## What the profiles show\nnotes\n\n---\nend\n";
+        let fresh = "\n## 2. Two\nnew two\n(alone)\n";
+        assert_eq!(
+            splice(existing, fresh),
+            "# R\n\nhead\n## 1. One\nold one\n## 2. Two\nnew two\n(alone)\n## What the profiles show\nnotes\n\n---\nend\n"
+        );
+        let added = splice(existing, "\n## 7. Seven\nseven\n");
+        assert!(added.contains("old two\n\n## 7. Seven\nseven\n## What the profiles show"));
+        assert_eq!(splice("", "## 3. x\n"), "## 3. x\n");
     }
 
     #[test]

@@ -19,8 +19,9 @@
 //!   `chromium`, installed when missing) driven by `playwright-core` (installed with
 //!   `npm ci` from the committed lock file), screenshots under `target/ui-screenshots/`;
 //!   CI runs it.
-//! - `cargo xtask bench [--quick]`: the benchmark suite (see `bench.rs`), written to
-//!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
+//! - `cargo xtask bench [--quick] [--figure N]`: the benchmark suite (see `bench.rs`),
+//!   written to `bench/RESULTS.md` (or only figure N, its section replaced there); CI
+//!   compiles the benchmarks but does not run them.
 
 mod bench;
 mod examples;
@@ -50,9 +51,20 @@ fn main() -> ExitCode {
         "schemathesis" => schemathesis(),
         "openapi-client" => openapi_client(),
         "ui" => ui(),
-        "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
+        "bench" => {
+            let args: Vec<String> = std::env::args().collect();
+            let figure = args
+                .iter()
+                .position(|a| a == "--figure")
+                .map(|i| args.get(i + 1).and_then(|n| n.parse().ok()));
+            match figure {
+                Some(None) => Err("--figure takes a figure number".to_owned()),
+                Some(n) => bench::bench(args.iter().any(|a| a == "--quick"), n),
+                None => bench::bench(args.iter().any(|a| a == "--quick"), None),
+            }
+        }
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]>");
             return ExitCode::from(2);
         }
     };
