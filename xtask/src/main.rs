@@ -18,8 +18,12 @@
 //!   CI runs it.
 //! - `cargo xtask bench [--quick]`: the benchmark suite (see `bench.rs`), written to
 //!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
+//! - `cargo xtask soak --minutes N`: both facades' mixed load against the release server
+//!   with faults injected, SQLite then memory, N minutes each (see `soak.rs`); samples
+//!   and verdict in `bench/SOAK.md`, non-zero exit when anything failed or memory grew.
 
 mod bench;
+mod soak;
 mod svg;
 
 use std::io::{BufRead, BufReader};
@@ -45,8 +49,9 @@ fn main() -> ExitCode {
         "openapi-client" => openapi_client(),
         "ui" => ui(),
         "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
+        "soak" => soak::soak(std::env::args().skip(2)),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|openapi-client|ui|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|openapi-client|ui|bench [--quick]|soak --minutes N>");
             return ExitCode::from(2);
         }
     };
