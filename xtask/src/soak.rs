@@ -278,7 +278,7 @@ fn run_store(release: &Path, store: &Store, tokens: &Tokens, minutes: u64) -> Re
     };
     let mut samples = Vec::new();
     let mut problems = Vec::new();
-    let mut tick = 0;
+    let mut tick = 1;
     let status = loop {
         if let Some(status) = client.try_wait().map_err(|e| e.to_string())? {
             break status;
