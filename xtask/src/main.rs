@@ -22,9 +22,13 @@
 //! - `cargo xtask bench [--quick] [--figure N]`: the benchmark suite (see `bench.rs`),
 //!   written to `bench/RESULTS.md` (or only figure N, its section replaced there); CI
 //!   compiles the benchmarks but does not run them.
+//! - `cargo xtask soak --minutes N`: both facades' mixed load against the release server
+//!   with faults injected, SQLite then memory, N minutes each (see `soak.rs`); samples
+//!   and verdict in `bench/SOAK.md`, non-zero exit when anything failed or memory grew.
 
 mod bench;
 mod examples;
+mod soak;
 mod svg;
 
 use std::io::{BufRead, BufReader};
@@ -63,8 +67,9 @@ fn main() -> ExitCode {
                 None => bench::bench(args.iter().any(|a| a == "--quick"), None),
             }
         }
+        "soak" => soak::soak(std::env::args().skip(2)),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]|soak --minutes N>");
             return ExitCode::from(2);
         }
     };
