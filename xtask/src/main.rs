@@ -154,7 +154,13 @@ const SCHEMATHESIS_SEED: &str = "1";
 fn schemathesis() -> Result<(), String> {
     let venv = python_tool("schemathesis", SCHEMATHESIS)?;
     let token = format!("st-{}", std::process::id());
-    let server = Server::start(&["--token", &token])?;
+    // Commands allowed, so registrations are really made (and deleted, through the
+    // document's links) in the stateful phase; as root, its programs run as `nobody`.
+    let mut flags = vec!["--token", &token, "--allow-commands"];
+    if is_root() {
+        flags.extend(["--command-user", "nobody"]);
+    }
+    let server = Server::start(&flags)?;
     let auth = format!("Authorization: Bearer {token}");
     let document = format!("{}/v1/openapi.json", server.url);
     run(

@@ -6,7 +6,7 @@
 //! The load is `bench/src/bin/soak.rs` (its module doc says what it does), a process of
 //! its own, so each process has its own figures; this process only starts the two and
 //! reads `/proc`. A store passes when no operation failed, the server is still up, and
-//! from the end of the warm-up (the first minute) to the end the resident memory of
+//! from the end of the warm-up (see [`warm_up`]) to the end the resident memory of
 //! each process grew less than 5 %. Both stores are bounded so that a plateau can show
 //! within minutes (see [`server_flags`]).
 
@@ -44,9 +44,12 @@ const FAULTS: &[&str] = &[
     "cut-body=262144:0.2:GET:/v1/events",
 ];
 
-/// A finished job's events are kept this long (instead of an hour), so that events
-/// come and go within a run.
+/// A finished job's events, and submits' idempotency keys, are kept this long (instead
+/// of an hour and a day), so that they come and go within a run.
 const EVENT_RETENTION: &str = "60";
+/// A finished job is kept this long (instead of 7 days), so that the SQLite database,
+/// too, reaches a steady size within a run.
+const JOB_RETENTION: &str = "120";
 /// The memory store's budget per tenant: reached in well under the warm-up, so that the
 /// oldest finished jobs are removed from then on and memory can level off.
 const MEMORY_BUDGET: &str = "64M";
@@ -60,8 +63,7 @@ struct Store {
 }
 
 /// The flags of each store's server (see [`FAULTS`], [`EVENT_RETENTION`],
-/// [`MEMORY_BUDGET`]). Finished jobs stay for the default job retention (7 days): the
-/// server refuses one shorter than its idempotency window (a day), which has no flag.
+/// [`JOB_RETENTION`], [`MEMORY_BUDGET`]).
 fn server_flags(store: &Store, tokens: &Tokens) -> Vec<String> {
     let mut flags: Vec<String> = vec![
         "--addr".into(),
@@ -74,6 +76,10 @@ fn server_flags(store: &Store, tokens: &Tokens) -> Vec<String> {
         "async,blocking".into(),
         "--event-retention".into(),
         EVENT_RETENTION.into(),
+        "--idempotency-window".into(),
+        EVENT_RETENTION.into(),
+        "--job-retention".into(),
+        JOB_RETENTION.into(),
         "--fault-seed".into(),
         "7".into(),
     ];
@@ -353,11 +359,13 @@ fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(|| "—".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
 
-/// How long the warm-up lasts: the first minute (the memory store's budget fills and
-/// the allocators' pools and SQLite's page cache reach their size within it), or half a
-/// run shorter than two minutes.
+/// How long the warm-up lasts: until the first finished jobs have gone by
+/// [`JOB_RETENTION`], plus a minute (by then the stores hold what they will hold, the
+/// memory store's budget has filled, and the allocators' pools and SQLite's page cache
+/// have reached their size), or the first half of a shorter run.
 fn warm_up(minutes: u64) -> Duration {
-    Duration::from_secs(60).min(Duration::from_secs(minutes * 60) / 2)
+    let retention = JOB_RETENTION.parse().map_or(120, |s: u64| s);
+    Duration::from_secs(retention + 60).min(Duration::from_secs(minutes * 60) / 2)
 }
 
 /// Resident memory from the end of the warm-up to the end: (first, last, growth).
@@ -450,13 +458,13 @@ fn report(runs: &[Run], verdicts: &[(bool, String)], minutes: u64, took: Duratio
     );
     let _ = writeln!(
         out,
-        "**Bounds.** `--event-retention {EVENT_RETENTION}` on both (a finished job's events \
-         go after a minute instead of an hour); the memory store has `--max-stored-bytes \
+        "**Bounds.** `--event-retention {EVENT_RETENTION} --idempotency-window \
+         {EVENT_RETENTION} --job-retention {JOB_RETENTION}` on both (a finished job's \
+         events and a submit's key go after a minute instead of an hour and a day, a \
+         finished job after two minutes instead of 7 days, so that both stores reach a \
+         steady size within a run); the memory store has `--max-stored-bytes \
          {MEMORY_BUDGET}` per tenant (the oldest finished jobs are removed past it, instead \
-         of a budget of 1 GiB). Finished jobs stay the default 7 days: the server refuses a \
-         `--job-retention` shorter than its idempotency window (a day), which has no flag, \
-         so the SQLite database grows through a run (its size is sampled) and its default \
-         per-tenant budget of 1 GiB applies.\n"
+         of a budget of 1 GiB).\n"
     );
     let _ = writeln!(
         out,
@@ -465,7 +473,8 @@ fn report(runs: &[Run], verdicts: &[(bool, String)], minutes: u64, took: Duratio
          the last sample (`/proc/<pid>/stat`, as a share of one core), and the load's \
          operations so far. **Pass:** no operation failed, the server stayed up, and each \
          process's resident memory grew less than {:.0} % from the first sample after the \
-         warm-up ({} s: the memory store's budget fills within it, and the allocators' \
+         warm-up ({} s: finished jobs start to go by their retention, the memory store's budget \
+         has filled, and the allocators' \
          pools and SQLite's page cache reach their working size) to the last.\n",
         MAX_GROWTH * 100.0,
         warm_up(minutes).as_secs()

@@ -46,7 +46,10 @@ OPTIONS:
     --event-retention SECONDS
                            keep a finished job's events this long (default 3600)
     --job-retention SECONDS
-                           keep a finished job this long (default 604800, 7 days)
+                           keep a finished job this long (default 604800, 7 days; at
+                           least the event retention and the idempotency window)
+    --idempotency-window SECONDS
+                           keep a submit's Idempotency-Key this long (default 86400)
     --max-stored-bytes BYTES
                            most bytes of jobs and events one tenant may store; past it,
                            submits answer 507 (default 1G; in memory, the oldest finished
@@ -126,6 +129,7 @@ impl std::fmt::Debug for Tokens {
 #[derive(Debug, PartialEq, Default)]
 struct Bounds {
     job_retention: Option<Duration>,
+    idempotency_window: Option<Duration>,
     max_stored_bytes: Option<u64>,
     header_read_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
@@ -140,6 +144,9 @@ impl Bounds {
     fn apply(&self, mut config: ServerConfig) -> ServerConfig {
         if let Some(d) = self.job_retention {
             config = config.job_retention(d);
+        }
+        if let Some(d) = self.idempotency_window {
+            config = config.idempotency_window(d);
         }
         if let Some(n) = self.max_stored_bytes {
             config = config.max_stored_bytes_per_tenant(n);
@@ -417,6 +424,9 @@ fn parse(
             "--heartbeat" => heartbeat = Some(seconds(&flag, &value("--heartbeat")?)?),
             "--job-retention" => {
                 bounds.job_retention = Some(seconds(&flag, &value("--job-retention")?)?)
+            }
+            "--idempotency-window" => {
+                bounds.idempotency_window = Some(seconds(&flag, &value("--idempotency-window")?)?)
             }
             "--max-stored-bytes" => {
                 let n = limit(&flag, &value("--max-stored-bytes")?, true)?;
@@ -786,6 +796,8 @@ mod tests {
             &[
                 "--job-retention",
                 "86400",
+                "--idempotency-window",
+                "600",
                 "--max-stored-bytes",
                 "64M",
                 "--header-read-timeout",
@@ -808,6 +820,7 @@ mod tests {
             parsed.bounds,
             Bounds {
                 job_retention: Some(Duration::from_secs(86_400)),
+                idempotency_window: Some(Duration::from_secs(600)),
                 max_stored_bytes: Some(64 << 20),
                 header_read_timeout: Some(Duration::from_secs(5)),
                 idle_timeout: Some(Duration::from_secs(20)),
