@@ -64,6 +64,7 @@ pub mod model;
 pub mod options;
 pub mod outcome;
 pub mod paging;
+pub mod prefer;
 pub mod problem;
 pub mod push;
 pub mod retry;
