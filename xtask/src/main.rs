@@ -18,8 +18,15 @@
 //!   CI runs it.
 //! - `cargo xtask bench [--quick]`: the benchmark suite (see `bench.rs`), written to
 //!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
+//! - `cargo xtask fuzz --seconds N [--runs N] [TARGET]`: the fuzz targets of `fuzz/`
+//!   (cargo-fuzz on nightly Rust; cargo-fuzz is installed if missing), each for N seconds or
+//!   N executions, one process at a time; new inputs that reach new code are merged
+//!   into the checked-in `fuzz/corpus/`, and a table gives each target's executions,
+//!   executions a second and crashes (see `fuzz.rs`). CI does not fuzz, but replays
+//!   the corpus in `cargo test` (`tests/fuzz_corpus.rs`).
 
 mod bench;
+mod fuzz;
 mod svg;
 
 use std::io::{BufRead, BufReader};
@@ -45,8 +52,9 @@ fn main() -> ExitCode {
         "openapi-client" => openapi_client(),
         "ui" => ui(),
         "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
+        "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|openapi-client|ui|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|tree|schemathesis|openapi-client|ui|bench [--quick]|fuzz --seconds N [--runs N] [TARGET]>");
             return ExitCode::from(2);
         }
     };
