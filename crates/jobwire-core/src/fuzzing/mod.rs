@@ -1,7 +1,7 @@
 //! The bodies of the fuzz targets, in one place: each `fuzz/fuzz_targets/<name>.rs`
 //! (cargo-fuzz, nightly) is one call to [`run`], and the corpus replay test
 //! (`tests/fuzz_corpus.rs`, stable, in CI) feeds every file of `fuzz/corpus/<name>/`
-//! and every [`seeds`] input through the same [`run`], so CI runs every case the fuzzer
+//! and every `seeds` input through the same [`run`], so CI runs every case the fuzzer
 //! ever kept. Not part of the SDK's API.
 //!
 //! Each body reads whatever a peer could send — an event stream in any chunking, an
@@ -88,7 +88,7 @@ fn sse_limit(mode: u8) -> usize {
 
 /// `sse`: the event-stream decoder fed a stream whole and in other chunks.
 ///
-/// Input: a mode byte (low four bits: the limit, see [`sse_limit`]; high four bits: how
+/// Input: a mode byte (low four bits: the limit, see `sse_limit`; high four bits: how
 /// many cut bytes follow), the cut bytes (each the length of the next chunk, cycled; no
 /// cut bytes: one byte at a time), then the stream. Every chunking decodes to the same
 /// events, error, last event id and `retry`; every event goes through the job-event
