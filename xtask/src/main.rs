@@ -25,9 +25,16 @@
 //! - `cargo xtask soak --minutes N`: both facades' mixed load against the release server
 //!   with faults injected, SQLite then memory, N minutes each (see `soak.rs`); samples
 //!   and verdict in `bench/SOAK.md`, non-zero exit when anything failed or memory grew.
+//! - `cargo xtask fuzz --seconds N [--runs N] [TARGET]`: the fuzz targets of `fuzz/`
+//!   (cargo-fuzz on nightly Rust; cargo-fuzz is installed if missing), each for N seconds or
+//!   N executions, one process at a time; new inputs that reach new code are merged
+//!   into the checked-in `fuzz/corpus/`, and a table gives each target's executions,
+//!   executions a second and crashes (see `fuzz.rs`). CI does not fuzz, but replays
+//!   the corpus in `cargo test` (`tests/fuzz_corpus.rs`).
 
 mod bench;
 mod examples;
+mod fuzz;
 mod soak;
 mod svg;
 
@@ -68,8 +75,9 @@ fn main() -> ExitCode {
             }
         }
         "soak" => soak::soak(std::env::args().skip(2)),
+        "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]|soak --minutes N>");
+            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]|soak --minutes N|fuzz --seconds N [--runs N] [TARGET]>");
             return ExitCode::from(2);
         }
     };

@@ -22,6 +22,9 @@ pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366
 pub const MAX_LONG_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 /// The highest rate limit accepted, in requests a second.
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// The lowest rate limit accepted, in requests a second: one a day. (Spacing requests
+/// further apart than a `Duration` or an `Instant` can hold once panicked.)
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
 
 /// The default largest answer body: 32 MiB, room for the largest job a jobwire server
 /// answers with its default limits (an input of at most 1 MiB, an output of at most
@@ -289,6 +292,8 @@ impl ClientConfig {
     /// At most `per_second` requests a second, evenly spaced, across all clones of the
     /// client (default: no limit). A 429 answer halves it for a while (it climbs back
     /// with each success) and holds every request for the `Retry-After` asked for.
+    /// [`validate`](Self::validate) refuses a rate below [`MIN_RATE`] (one a day) or
+    /// above [`MAX_RATE`].
     pub fn rate_limit(mut self, per_second: f64) -> Self {
         self.rate_limit = Some(per_second);
         self
@@ -396,11 +401,13 @@ impl ClientConfig {
         }
         if self
             .rate_limit
-            .is_some_and(|r| !r.is_finite() || r <= 0.0 || r > MAX_RATE)
+            .is_some_and(|r| !(MIN_RATE..=MAX_RATE).contains(&r))
         {
             return Err(Error::invalid(
                 "rate limit",
-                format!("must be more than 0 and at most {MAX_RATE} requests a second"),
+                format!(
+                    "must be at least one request a day and at most {MAX_RATE} requests a second"
+                ),
             ));
         }
         // The server caps `Prefer: wait` (docs/api.md: 60 s); asking longer would make every
@@ -705,6 +712,25 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!(c.long_poll_value(), MAX_LONG_POLL);
+    }
+
+    #[test]
+    fn rate_limits_are_bounded() {
+        for (rate, ok) in [
+            (MIN_RATE, true),
+            (1.0, true),
+            (MAX_RATE, true),
+            (MIN_RATE / 2.0, false),
+            (1e-20, false),
+            (0.0, false),
+            (-1.0, false),
+            (MAX_RATE * 2.0, false),
+            (f64::NAN, false),
+            (f64::INFINITY, false),
+        ] {
+            let validated = ClientConfig::default().rate_limit(rate).validate();
+            assert_eq!(validated.is_ok(), ok, "{rate}");
+        }
     }
 
     #[test]

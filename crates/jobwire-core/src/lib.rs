@@ -60,10 +60,14 @@ pub mod endpoint;
 pub mod error;
 pub mod event;
 pub mod follow;
+// The fuzz targets' bodies (`fuzz/`), shared with the corpus replay test; not API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod options;
 pub mod outcome;
 pub mod paging;
+pub mod prefer;
 pub mod problem;
 pub mod push;
 pub mod retry;

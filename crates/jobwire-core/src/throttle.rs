@@ -16,6 +16,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::config::{MAX_RATE, MIN_RATE};
+
 /// How long every request is held after a 429 without `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// The lowest a 429 brings the rate, as a fraction of the configured rate.
@@ -38,8 +40,13 @@ pub struct Throttle {
 
 impl Throttle {
     /// A schedule of at most `per_second` requests a second, evenly spaced (`None`: no
-    /// limit, but 429s still hold every request for their `Retry-After`).
+    /// limit, but 429s still hold every request for their `Retry-After`). A rate outside
+    /// what a client accepts ([`MIN_RATE`] to [`MAX_RATE`]) is taken as the nearest one.
+    ///
+    /// [`MIN_RATE`]: crate::config::MIN_RATE
+    /// [`MAX_RATE`]: crate::config::MAX_RATE
     pub fn new(per_second: Option<f64>) -> Self {
+        let per_second = per_second.map(|r| r.clamp(MIN_RATE, MAX_RATE));
         Throttle {
             configured: per_second,
             rate: per_second.unwrap_or(0.0),
@@ -54,7 +61,10 @@ impl Throttle {
         let mut at = self.paused_until.map_or(now, |p| p.max(now));
         if self.configured.is_some() && self.rate > 0.0 {
             let slot = self.next_slot.map_or(at, |n| n.max(at));
-            self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / self.rate));
+            // A slot an `Instant` cannot follow (held off by an enormous `Retry-After`
+            // under an enormous `max_delay`) is never reached: no need for a later one.
+            let spacing = Duration::from_secs_f64(1.0 / self.rate);
+            self.next_slot = Some(slot.checked_add(spacing).unwrap_or(slot));
             at = slot;
         }
         at.saturating_duration_since(now)
@@ -108,6 +118,36 @@ mod tests {
         assert_eq!(t.reserve(t0), Duration::ZERO);
         t.observe(t0, 429, Some(Duration::from_secs(2)));
         assert_eq!(t.reserve(t0), Duration::from_secs(2));
+    }
+
+    /// Found by the `retry_after` fuzz target: a rate of 1e-20 a second passed
+    /// `validate` and its spacing panicked ("cannot convert float seconds to Duration").
+    #[test]
+    fn rates_out_of_range_are_the_nearest_and_far_slots_do_not_overflow() {
+        let t0 = Instant::now();
+        for (rate, spacing) in [
+            (1e-20, 86_400_000 * MS),
+            (5e-324, 86_400_000 * MS),
+            (1e12, MS / 1000),
+        ] {
+            let mut t = Throttle::new(Some(rate));
+            assert_eq!(t.reserve(t0), Duration::ZERO);
+            let next = t.reserve(t0);
+            assert!(next.abs_diff(spacing) < MS, "{rate}: {next:?}");
+        }
+        // Held up to the last instant an `Instant` can hold: its next slot cannot follow.
+        let (mut lo, mut hi) = (0, u64::MAX);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            match t0.checked_add(Duration::from_secs(mid)) {
+                Some(_) => lo = mid,
+                None => hi = mid - 1,
+            }
+        }
+        let mut t = Throttle::new(Some(1.0));
+        t.observe(t0, 429, Some(Duration::from_secs(lo)));
+        assert_eq!(t.reserve(t0), Duration::from_secs(lo));
+        assert_eq!(t.reserve(t0), Duration::from_secs(lo));
     }
 
     #[test]

@@ -55,9 +55,6 @@ pub trait Endpoint {
     fn parse(&self, response: http::Response<Bytes>) -> Result<Self::Output, Error>;
 }
 
-/// RFC 7240's header.
-const PREFER: http::HeaderName = http::HeaderName::from_static("prefer");
-
 /// Starts a request to `path_and_query` (beginning with `/v1/`) with the headers every
 /// call carries: accept, user agent, authorization, and the per-request timeout.
 pub(crate) fn start_request(
@@ -128,32 +125,13 @@ pub(crate) fn prefer_wait(
 ) -> http::request::Builder {
     match wait {
         Some(wait) => builder
-            .header(PREFER, wait_preference(wait.as_secs()))
+            .header(
+                crate::prefer::PREFER,
+                crate::prefer::wait_value(wait.as_secs()),
+            )
             .extension(RequestTimeout(config.timeout_value().saturating_add(wait))),
         None => builder,
     }
-}
-
-/// `wait=N` as a header value, written without the formatting machinery (it is on every
-/// submit).
-fn wait_preference(seconds: u64) -> HeaderValue {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = seconds;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut value = Vec::with_capacity(5 + digits.len() - at);
-    value.extend_from_slice(b"wait=");
-    value.extend_from_slice(&digits[at..]);
-    // Digits and "wait=" are always a valid header value.
-    HeaderValue::from_maybe_shared(Bytes::from(value))
-        .unwrap_or_else(|_| HeaderValue::from_static("wait=0"))
 }
 
 /// The service and the job a request's path names, for logs and spans:
@@ -286,18 +264,6 @@ pub(crate) fn json_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wait_preferences() {
-        for (seconds, want) in [
-            (0, "wait=0"),
-            (1, "wait=1"),
-            (60, "wait=60"),
-            (u64::MAX, "wait=18446744073709551615"),
-        ] {
-            assert_eq!(wait_preference(seconds), want);
-        }
-    }
 
     fn answer(status: u16, headers: &[(&str, &str)], body: &'static str) -> http::Response<Bytes> {
         let mut b = http::Response::builder().status(status);

@@ -1,59 +1,26 @@
 //! The `Prefer` request header (RFC 7240), of which the server honours `wait`.
 //!
-//! A request may carry several `Prefer` headers, each with several comma-separated
-//! preferences (`respond-async, wait=5`), each possibly with `;`-separated parameters.
-//! Names are case-insensitive; unknown preferences are ignored; when a preference appears
-//! more than once, the first counts (RFC 7240 §2). A `wait` whose value is not a
-//! non-negative integer is an error (400), not silently ignored: a client that asked to
+//! The parser is [`jobwire_core::prefer`]'s, beside the SDK's writer of the header: the
+//! first `wait` of the request's `Prefer` headers counts, and a `wait` whose value is not
+//! a non-negative integer is an error (400), not silently ignored: a client that asked to
 //! wait and did not get it would poll instead.
 
 use http::HeaderMap;
 
-/// The `Prefer` header name (the `http` crate has no constant for it).
-const PREFER: &str = "prefer";
-
-/// The `wait` preference in seconds, if the request has one.
+/// The `wait` preference in seconds, if the request has one; the error is the 400's
+/// detail.
 ///
 /// Values too large for a `u64` saturate (they are capped to the server's maximum wait
 /// anyway).
 pub(crate) fn wait_seconds(headers: &HeaderMap) -> Result<Option<u64>, String> {
-    for value in headers.get_all(PREFER) {
-        let value = value
-            .to_str()
-            .map_err(|_| "the Prefer header is not valid ASCII".to_owned())?;
-        for preference in value.split(',') {
-            // Parameters after `;` do not matter for `wait`.
-            let token = preference.split(';').next().unwrap_or("").trim();
-            let (name, raw) = match token.split_once('=') {
-                Some((name, raw)) => (name.trim(), Some(raw.trim())),
-                None => (token, None),
-            };
-            if !name.eq_ignore_ascii_case("wait") {
-                continue;
-            }
-            let raw = raw.map(|r| {
-                r.strip_prefix('"')
-                    .and_then(|r| r.strip_suffix('"'))
-                    .unwrap_or(r)
-            });
-            return match raw {
-                Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                    Ok(Some(digits.parse::<u64>().unwrap_or(u64::MAX)))
-                }
-                _ => Err(format!(
-                    "Prefer: {} is not valid: wait takes a non-negative whole number of seconds, as in wait=10",
-                    token
-                )),
-            };
-        }
-    }
-    Ok(None)
+    jobwire_core::prefer::wait_seconds(headers).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use jobwire_core::prefer::PREFER;
 
     fn parse(values: &[&str]) -> Result<Option<u64>, String> {
         let mut headers = HeaderMap::new();

@@ -1,0 +1,6 @@
+//! The `Prefer` header as the server reads it. See `jobwire_core::fuzzing::prefer`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    jobwire_core::fuzzing::run("prefer", data);
+});

@@ -1,0 +1,6 @@
+//! `Retry-After` parsing and the pauses made of it. See `jobwire_core::fuzzing::retry_after`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    jobwire_core::fuzzing::run("retry_after", data);
+});

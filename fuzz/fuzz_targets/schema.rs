@@ -1,0 +1,6 @@
+//! The JSON Schema check of inputs, and arbitrary schemas compiled. See `jobwire_core::fuzzing::schema`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    jobwire_core::fuzzing::run("schema", data);
+});
