@@ -32,20 +32,25 @@
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, Pool, Runtime};
 use jobwire_core::{Job, Service};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 mod listener;
 mod migrations;
+mod sequencer;
 mod tls;
 mod usage;
+mod writer;
 
 use listener::Listener;
 use migrations::migrate;
+use sequencer::{Numbering, Sequencer};
 use usage::Ledger;
+use writer::{Param, Write, Writers, Written};
 
 use super::codec::{finished_at, from_json, to_json};
 use super::{
@@ -58,8 +63,14 @@ use crate::bus::EventBus;
 #[path = "../../../tests/support/pg_cluster.rs"]
 mod pg_cluster;
 
-/// Connections in the pool (the listener has one more of its own).
-const POOL_SIZE: usize = 16;
+/// Connections in the pool, the writers' included (the listener and the sequencer have
+/// one more each of their own).
+const POOL_SIZE: usize = 16 + writer::WRITERS;
+
+/// How long a write waits for its committed events to be numbered before it reports a
+/// failure (the write itself stands): long enough for a peer to take over from a dead
+/// sequencer.
+const NUMBERING_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a store call waits for a free pooled connection before failing.
 const POOL_WAIT: Duration = Duration::from_secs(30);
@@ -81,6 +92,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// A store in a PostgreSQL database; see the module docs.
 pub(crate) struct PgStore {
     pool: Pool,
+    /// The queue of job writes, committed in batches.
+    writers: Writers,
     /// Set (or dropped with the store) to stop the listener.
     stop: watch::Sender<bool>,
     /// The listener task, until `close` waits for it.
@@ -89,6 +102,8 @@ pub(crate) struct PgStore {
     ledger: Arc<Ledger>,
     /// The task that flushes the ledger, until `close` waits for it.
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The sequencer task, until `close` stops it.
+    sequencer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -197,7 +212,6 @@ fn bytes_of(text: &str) -> i64 {
 
 /// Events as the columns `jobwire_record_events` takes, one array each.
 struct EventColumns {
-    n: i64,
     /// The bytes of their data, together.
     bytes: i64,
     job_ids: Vec<String>,
@@ -209,10 +223,7 @@ struct EventColumns {
 
 impl EventColumns {
     fn new(events: Vec<NewEvent>) -> Result<Self, StoreError> {
-        let n = i64::try_from(events.len())
-            .map_err(|e| StoreError::with_source("too many events", e))?;
         let mut columns = EventColumns {
-            n,
             bytes: 0,
             job_ids: Vec::with_capacity(events.len()),
             service_ids: Vec::with_capacity(events.len()),
@@ -232,30 +243,24 @@ impl EventColumns {
         Ok(columns)
     }
 
-    /// The ids the events got, from the last one (`None` when there were none).
-    fn ids(&self, last: Option<i64>) -> Vec<i64> {
-        match last {
-            Some(last) => (last - self.n + 1..=last).collect(),
-            None => Vec::new(),
-        }
+    /// `params` followed by the five event columns.
+    fn into_params(self, mut params: Vec<Param>) -> Vec<Param> {
+        params.push(Box::new(self.job_ids));
+        params.push(Box::new(self.service_ids));
+        params.push(Box::new(self.kinds));
+        params.push(Box::new(self.data));
+        params.push(Box::new(self.created_at));
+        params
     }
 }
 
-/// The answer of `jobwire_update_job` or `jobwire_append_events`: the events' ids, or
-/// `None` when the job was not in the expected state.
-fn changed_and_ids(
-    rows: &[Row],
-    events: &EventColumns,
-    what: &'static str,
-) -> Result<Option<Vec<i64>>, StoreError> {
+/// The answer of `jobwire_update_job` or `jobwire_append_events`: whether the job was in
+/// the expected state (and the write made).
+fn changed(rows: &[Row], what: &'static str) -> Result<bool, StoreError> {
     let row = rows
         .first()
         .ok_or_else(|| StoreError::new(format!("{what}: no outcome")))?;
-    let changed: bool = get(row, 0, what)?;
-    if !changed {
-        return Ok(None);
-    }
-    Ok(Some(events.ids(get(row, 1, what)?)))
+    get(row, 0, what)
 }
 
 /// What a tenant's idempotency key was first used for.
@@ -320,12 +325,31 @@ impl PgStore {
         bus.advance(last);
 
         let (stop, stopped) = watch::channel(false);
+        let numbering = Arc::new(Numbering::default());
+        let wake = Arc::new(Notify::new());
+        let leading = Arc::new(AtomicBool::new(false));
+        let sequencer = Sequencer {
+            config: config.clone(),
+            tls: tls.clone(),
+            wake: Arc::clone(&wake),
+            leading: Arc::clone(&leading),
+            closed: bus.closed(),
+            stop: stop.subscribe(),
+        };
+        let sequencer = tokio::spawn(sequencer.run());
+        let writers = Writers::start(writer::Shared {
+            pool: pool.clone(),
+            numbering: Arc::clone(&numbering),
+            wake,
+            leading,
+        });
         let listener = Listener {
             pool: pool.clone(),
             config,
             tls,
             closed: bus.closed(),
             bus,
+            numbering,
             published: last,
             stop: stopped,
         };
@@ -334,16 +358,31 @@ impl PgStore {
         let flusher = tokio::spawn(flush_loop(pool.clone(), ledger.clone(), stop.subscribe()));
         Ok(PgStore {
             pool,
+            writers,
             stop,
             listener: Mutex::new(Some(listener)),
             ledger,
             flusher: Mutex::new(Some(flusher)),
+            sequencer: Mutex::new(Some(sequencer)),
         })
     }
 
     /// Checks a database URL without connecting (its TLS parameters, its syntax).
     pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
         tls::check(url)
+    }
+
+    /// Commits `write` (in a batch with others) and returns its rows, and the ids its
+    /// events got once the sequencer has numbered them.
+    async fn write(&self, write: Write) -> Result<(Vec<Row>, Vec<i64>), StoreError> {
+        let Written { rows, ids } = self.writers.write(write).await?;
+        match tokio::time::timeout(NUMBERING_WAIT, ids).await {
+            Ok(Ok(ids)) => Ok((rows, ids)),
+            Ok(Err(_)) => Err(StoreError::new("the event listener stopped")),
+            Err(_) => Err(StoreError::new(
+                "committed events got no id in time: is a sequencer running?",
+            )),
+        }
     }
 
     /// A pooled connection.
@@ -542,43 +581,41 @@ impl Store for PgStore {
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
         let events = EventColumns::new(events)?;
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            WHAT,
-            "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 $12, $13, $14, $15, $16, $17, $18)",
-            &[
-                &new.tenant,
-                &job.id,
-                &job.service_id,
-                &job.status.as_str(),
-                &labels,
-                &body,
-                &finished_at(job),
-                &new.owner,
-                &new.lease.as_secs_f64(),
-                &limit(new.max_in_flight),
-                &new.key.map(|k| k.key),
-                &new.key.map(|k| k.fingerprint),
-                &job.created_at,
-                &events.job_ids,
-                &events.service_ids,
-                &events.kinds,
-                &events.data,
-                &events.created_at,
-            ],
-        )
-        .await?;
+        let bytes = bytes_of(&body) + events.bytes;
+        let params: Vec<Param> = vec![
+            Box::new(new.tenant.to_owned()),
+            Box::new(job.id.clone()),
+            Box::new(job.service_id.clone()),
+            Box::new(job.status.as_str().to_owned()),
+            Box::new(labels),
+            Box::new(body),
+            Box::new(finished_at(job).map(str::to_owned)),
+            Box::new(new.owner.to_owned()),
+            Box::new(new.lease.as_secs_f64()),
+            Box::new(limit(new.max_in_flight)),
+            Box::new(new.key.map(|k| k.key.to_owned())),
+            Box::new(new.key.map(|k| k.fingerprint.to_owned())),
+            Box::new(job.created_at.clone()),
+        ];
+        let (rows, ids) = self
+            .write(Write {
+                sql: "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                          $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                params: events.into_params(params),
+                locks: Some((
+                    new.tenant.to_owned(),
+                    new.key.map(|k| k.key.to_owned()),
+                )),
+            })
+            .await?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::new("inserting a job: no outcome"))?;
         let outcome: &str = get(row, 0, WHAT)?;
         match outcome {
             "stored" => {
-                self.ledger
-                    .charge(new.tenant, bytes_of(&body) + events.bytes);
-                Ok(Inserted::Stored(events.ids(get(row, 1, WHAT)?)))
+                self.ledger.charge(new.tenant, bytes);
+                Ok(Inserted::Stored(ids))
             }
             "at_limit" => Ok(Inserted::AtLimit),
             "key_taken" => {
@@ -623,36 +660,31 @@ impl Store for PgStore {
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
         let events = EventColumns::new(events)?;
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            WHAT,
-            "SELECT * FROM jobwire_update_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 $12, $13)",
-            &[
-                &tenant,
-                &job.id,
-                &job.status.as_str(),
-                &body,
-                &finished_at(job),
-                &labels,
-                &expected.status.as_str(),
-                &expected.owner,
-                &events.job_ids,
-                &events.service_ids,
-                &events.kinds,
-                &events.data,
-                &events.created_at,
-            ],
-        )
-        .await?;
-        let changed = changed_and_ids(&rows, &events, WHAT)?;
-        if changed.is_some() {
-            let was: i64 = rows.first().map_or(Ok(0), |row| get(row, 2, WHAT))?;
-            self.ledger
-                .charge(tenant, bytes_of(&body) - was + events.bytes);
+        let bytes = bytes_of(&body) + events.bytes;
+        let params: Vec<Param> = vec![
+            Box::new(tenant.to_owned()),
+            Box::new(job.id.clone()),
+            Box::new(job.status.as_str().to_owned()),
+            Box::new(body),
+            Box::new(finished_at(job).map(str::to_owned)),
+            Box::new(labels),
+            Box::new(expected.status.as_str().to_owned()),
+            Box::new(expected.owner.map(str::to_owned)),
+        ];
+        let (rows, ids) = self
+            .write(Write {
+                sql: "SELECT * FROM jobwire_update_job($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                          $10, $11, $12, $13)",
+                params: events.into_params(params),
+                locks: None,
+            })
+            .await?;
+        if !changed(&rows, WHAT)? {
+            return Ok(None);
         }
-        Ok(changed)
+        let was: i64 = rows.first().map_or(Ok(0), |row| get(row, 2, WHAT))?;
+        self.ledger.charge(tenant, bytes - was);
+        Ok(Some(ids))
     }
 
     async fn append_events(
@@ -664,29 +696,25 @@ impl Store for PgStore {
     ) -> Result<Option<Vec<i64>>, StoreError> {
         const WHAT: &str = "recording events";
         let events = EventColumns::new(events)?;
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            WHAT,
-            "SELECT * FROM jobwire_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &tenant,
-                &job_id,
-                &expected.status.as_str(),
-                &expected.owner,
-                &events.job_ids,
-                &events.service_ids,
-                &events.kinds,
-                &events.data,
-                &events.created_at,
-            ],
-        )
-        .await?;
-        let changed = changed_and_ids(&rows, &events, WHAT)?;
-        if changed.is_some() {
-            self.ledger.charge(tenant, events.bytes);
+        let bytes = events.bytes;
+        let params: Vec<Param> = vec![
+            Box::new(tenant.to_owned()),
+            Box::new(job_id.to_owned()),
+            Box::new(expected.status.as_str().to_owned()),
+            Box::new(expected.owner.map(str::to_owned)),
+        ];
+        let (rows, ids) = self
+            .write(Write {
+                sql: "SELECT * FROM jobwire_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                params: events.into_params(params),
+                locks: None,
+            })
+            .await?;
+        if !changed(&rows, WHAT)? {
+            return Ok(None);
         }
-        Ok(changed)
+        self.ledger.charge(tenant, bytes);
+        Ok(Some(ids))
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
@@ -958,6 +986,18 @@ impl Store for PgStore {
         if let Some(flusher) = flusher {
             if tokio::time::timeout(CLOSE_WAIT, flusher).await.is_err() {
                 tracing::warn!("the last flush of stored bytes did not finish");
+            }
+        }
+        let sequencer = self
+            .sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut sequencer) = sequencer {
+            // Every write of this process waited for its ids: nothing of ours is left to
+            // number. Its session ends with it, and a peer's takes the lock over.
+            if tokio::time::timeout(CLOSE_WAIT, &mut sequencer).await.is_err() {
+                sequencer.abort();
             }
         }
         let listener = self

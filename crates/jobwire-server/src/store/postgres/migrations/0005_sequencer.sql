@@ -1,0 +1,169 @@
+-- Events are numbered after commit by one elected sequencer (see the store's module
+-- docs), not by a counter row every writer locks until its commit is durable. A writer
+-- inserts its events with no id (`seq` NULL) and an insertion key (`pos`); the
+-- sequencer gives ids, in `pos` order, to the unnumbered events it sees committed, and
+-- advances `event_counter.last`, which only it writes now.
+ALTER TABLE events ADD COLUMN pos bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ALTER COLUMN seq DROP NOT NULL;
+-- Unique: the sequencer never gives an id twice, whatever happens to it.
+CREATE UNIQUE INDEX events_seq ON events (seq);
+CREATE UNIQUE INDEX events_pos ON events (pos);
+-- What the sequencer looks for: small, as events leave it within milliseconds.
+CREATE INDEX events_unnumbered ON events (pos) WHERE seq IS NULL;
+
+-- Records events with no id yet; returns their insertion keys.
+DROP FUNCTION jobwire_record_events(text, text[], text[], text[], text[], text[]);
+CREATE FUNCTION jobwire_record_events(
+    p_tenant text, p_job_ids text[], p_service_ids text[], p_kinds text[], p_data text[],
+    p_created_at text[]
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    v_pos bigint[];
+BEGIN
+    IF coalesce(array_length(p_kinds, 1), 0) = 0 THEN
+        RETURN '{}';
+    END IF;
+    WITH inserted AS (
+        INSERT INTO events (tenant, job_id, service_id, kind, data, created_at)
+        SELECT p_tenant, e.job_id, e.service_id, e.kind, e.data, e.created_at
+        FROM unnest(p_job_ids, p_service_ids, p_kinds, p_data, p_created_at)
+            WITH ORDINALITY AS e (job_id, service_id, kind, data, created_at, ord)
+        ORDER BY e.ord
+        RETURNING pos)
+    SELECT array_agg(pos ORDER BY pos) INTO v_pos FROM inserted;
+    RETURN v_pos;
+END $$;
+
+-- As in migration 4, with the events' insertion keys for their ids. Outcomes:
+-- 'stored', 'key_taken' (with what the key was used for) or 'at_limit'.
+DROP FUNCTION jobwire_insert_job(text, text, text, text, text, text, text, text, float8,
+    bigint, text, text, text, text[], text[], text[], text[], text[]);
+CREATE FUNCTION jobwire_insert_job(
+    p_tenant text, p_id text, p_service_id text, p_status text, p_labels text, p_body text,
+    p_finished_at text, p_owner text, p_lease float8, p_max bigint, p_key text,
+    p_fingerprint text, p_created_at text, p_job_ids text[], p_service_ids text[],
+    p_kinds text[], p_data text[], p_event_times text[]
+) RETURNS TABLE (o_outcome text, o_pos bigint[], o_fingerprint text, o_job_id text,
+                 o_status integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_unfinished bigint;
+BEGIN
+    IF p_key IS NOT NULL THEN
+        -- Inserts with the same key queue here, so the second sees the first's key.
+        PERFORM pg_advisory_xact_lock(jobwire_key_lock(p_tenant, p_key));
+        RETURN QUERY SELECT 'key_taken', NULL::bigint[], k.fingerprint, k.job_id, k.status
+            FROM idempotency_keys k WHERE k.tenant = p_tenant AND k.key = p_key;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- The tenant's inserts queue here, so two servers cannot both pass the count.
+    -- (Finishing a job only lowers it, so updates need not take the lock.)
+    PERFORM pg_advisory_xact_lock(jobwire_tenant_lock(p_tenant));
+    SELECT count(*) INTO v_unfinished FROM (
+        SELECT 1 FROM jobs j
+        WHERE j.tenant = p_tenant AND j.status IN ('queued', 'running') LIMIT p_max) u;
+    IF v_unfinished >= p_max THEN
+        RETURN QUERY SELECT 'at_limit', NULL::bigint[], NULL::text, NULL::text,
+            NULL::integer;
+        RETURN;
+    END IF;
+    INSERT INTO jobs (id, tenant, service_id, status, labels, body, finished_at, owner,
+                      lease_until, bytes)
+    VALUES (p_id, p_tenant, p_service_id, p_status, p_labels::jsonb, p_body, p_finished_at,
+            p_owner, now() + p_lease * interval '1 second', octet_length(p_body));
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
+        VALUES (p_tenant, p_key, p_fingerprint, p_id, p_created_at);
+    END IF;
+    RETURN QUERY SELECT 'stored',
+        jobwire_record_events(p_tenant, p_job_ids, p_service_ids, p_kinds, p_data,
+                              p_event_times),
+        NULL::text, NULL::text, NULL::integer;
+END $$;
+
+-- The advisory locks of an insert, as functions: a batch of inserts takes them all
+-- first, in one order, so that two batches never wait on each other in a cycle.
+CREATE FUNCTION jobwire_key_lock(p_tenant text, p_key text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hashtextextended('jobwire-key:' || length(p_tenant) || ':' || p_tenant || ':'
+                            || p_key, 0)
+$$;
+CREATE FUNCTION jobwire_tenant_lock(p_tenant text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hashtext('jobwire-tenant:' || p_tenant)::bigint
+$$;
+
+DROP FUNCTION jobwire_update_job(text, text, text, text, text, text, text, text, text[],
+    text[], text[], text[], text[]);
+CREATE FUNCTION jobwire_update_job(
+    p_tenant text, p_id text, p_status text, p_body text, p_finished_at text,
+    p_labels text, p_expected text, p_owner text, p_job_ids text[], p_service_ids text[],
+    p_kinds text[], p_data text[], p_event_times text[]
+) RETURNS TABLE (o_changed boolean, o_pos bigint[], o_was_bytes bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_was bigint;
+BEGIN
+    -- The row lock the update takes also holds off a concurrent claim until commit; the
+    -- FROM reads the row as it was before the update.
+    UPDATE jobs j SET status = p_status, body = p_body, finished_at = p_finished_at,
+                      labels = p_labels::jsonb, bytes = octet_length(p_body)
+    FROM (SELECT o.seq, o.bytes FROM jobs o WHERE o.id = p_id) before
+    WHERE j.seq = before.seq AND j.tenant = p_tenant AND j.status = p_expected
+      AND (p_owner IS NULL OR j.owner = p_owner)
+    RETURNING before.bytes INTO v_was;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, NULL::bigint[], NULL::bigint;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
+                                                    p_kinds, p_data, p_event_times), v_was;
+END $$;
+
+DROP FUNCTION jobwire_append_events(text, text, text, text, text[], text[], text[],
+    text[], text[]);
+CREATE FUNCTION jobwire_append_events(
+    p_tenant text, p_id text, p_expected text, p_owner text, p_job_ids text[],
+    p_service_ids text[], p_kinds text[], p_data text[], p_event_times text[]
+) RETURNS TABLE (o_held boolean, o_pos bigint[]) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM jobs j
+    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
+      AND (p_owner IS NULL OR j.owner = p_owner)
+    FOR SHARE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, NULL::bigint[];
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, jobwire_record_events(p_tenant, p_job_ids, p_service_ids,
+                                                    p_kinds, p_data, p_event_times);
+END $$;
+
+-- The sequencer's step: numbers up to p_limit committed, unnumbered events in
+-- insertion order, after the last id given, and tells the listeners. Only the holder of
+-- the sequencer's advisory lock calls it, one call at a time; the counter row's lock
+-- would make a second caller wait, but not renumber (see the module docs).
+CREATE FUNCTION jobwire_number_events(p_limit bigint)
+RETURNS TABLE (o_numbered bigint, o_last bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    v_last bigint;
+    v_n bigint;
+BEGIN
+    SELECT last INTO v_last FROM event_counter FOR UPDATE;
+    WITH todo AS (
+        SELECT pos, row_number() OVER (ORDER BY pos) AS n FROM (
+            SELECT pos FROM events WHERE seq IS NULL ORDER BY pos LIMIT p_limit) p
+    ), numbered AS (
+        UPDATE events e SET seq = v_last + todo.n FROM todo
+        WHERE e.pos = todo.pos AND e.seq IS NULL
+        RETURNING 1)
+    SELECT count(*) INTO v_n FROM numbered;
+    IF v_n > 0 THEN
+        UPDATE event_counter SET last = v_last + v_n;
+        PERFORM pg_notify('jobwire_events', (v_last + v_n)::text);
+    END IF;
+    RETURN QUERY SELECT v_n, v_last + v_n;
+END $$;
