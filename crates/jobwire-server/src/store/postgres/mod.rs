@@ -646,6 +646,7 @@ impl Store for PgStore {
                           $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                 params: events.into_params(params),
                 locks: Some((new.tenant.to_owned(), new.key.map(|k| k.key.to_owned()))),
+                job: job.id.clone(),
             })
             .await?;
         let row = rows
@@ -717,6 +718,7 @@ impl Store for PgStore {
                           $10, $11, $12, $13)",
                 params: events.into_params(params),
                 locks: None,
+                job: job.id.clone(),
             })
             .await?;
         if !changed(&rows, WHAT)? {
@@ -748,6 +750,7 @@ impl Store for PgStore {
                 sql: "SELECT * FROM jobwire_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 params: events.into_params(params),
                 locks: None,
+                job: job_id.to_owned(),
             })
             .await?;
         if !changed(&rows, WHAT)? {
@@ -828,8 +831,15 @@ impl Store for PgStore {
         let renewed = execute(
             &client,
             "renewing leases",
-            "UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
-             WHERE owner = $1 AND id = ANY($3) AND status IN ('queued', 'running')",
+            // Rows locked in id order, as a batch of writes locks them (see writer.rs).
+            "WITH held AS MATERIALIZED (
+                 SELECT seq FROM jobs
+                 WHERE owner = $1 AND id = ANY($3) AND status IN ('queued', 'running')
+                 ORDER BY id FOR UPDATE
+             )
+             UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
+             FROM held WHERE jobs.seq = held.seq
+               AND jobs.owner = $1 AND jobs.status IN ('queued', 'running')",
             &[&owner, &lease.as_secs_f64(), &jobs],
         )
         .await?;
@@ -883,8 +893,15 @@ impl Store for PgStore {
         let released = execute(
             &client,
             "releasing leases",
-            "UPDATE jobs SET lease_until = '-infinity'
-             WHERE owner = $1 AND status IN ('queued', 'running')",
+            // Rows locked in id order, as a batch of writes locks them (see writer.rs).
+            "WITH held AS MATERIALIZED (
+                 SELECT seq FROM jobs
+                 WHERE owner = $1 AND status IN ('queued', 'running')
+                 ORDER BY id FOR UPDATE
+             )
+             UPDATE jobs SET lease_until = '-infinity'
+             FROM held WHERE jobs.seq = held.seq
+               AND jobs.owner = $1 AND jobs.status IN ('queued', 'running')",
             &[&owner],
         )
         .await?;

@@ -61,6 +61,10 @@ pub(super) struct Write {
     pub(super) params: Vec<Param>,
     /// For an insert: its tenant, and its idempotency key if any.
     pub(super) locks: Option<(String, Option<String>)>,
+    /// The job it writes: a batch locks the rows of the jobs it changes in the order of
+    /// their ids, as the lease renewal does, so that neither waits on the other in a
+    /// cycle.
+    pub(super) job: String,
 }
 
 /// A committed write: its rows, and the ids its events will get.
@@ -155,7 +159,12 @@ async fn run(shared: Arc<Shared>, queue: Arc<Mutex<mpsc::Receiver<Request>>>) {
 
 /// Commits `batch` in one transaction and answers each write; on a failed statement,
 /// commits each write in a transaction of its own.
-async fn write_batch(shared: &Shared, client: &mut Object, batch: Vec<Request>) {
+async fn write_batch(shared: &Shared, client: &mut Object, mut batch: Vec<Request>) {
+    // Inserts (which lock no existing row) first, then the changes by job id.
+    batch.sort_by(|a, b| {
+        let key = |r: &Request| (r.write.locks.is_none(), r.write.job.clone());
+        key(a).cmp(&key(b))
+    });
     let writes: Vec<&Write> = batch.iter().map(|r| &r.write).collect();
     let outcome = transact(shared, client, &writes).await;
     let recorded = match outcome {

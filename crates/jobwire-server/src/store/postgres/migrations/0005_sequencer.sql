@@ -8,8 +8,9 @@ ALTER TABLE events DROP CONSTRAINT events_pkey;
 ALTER TABLE events ALTER COLUMN seq DROP NOT NULL;
 -- Unique: the sequencer never gives an id twice, whatever happens to it.
 CREATE UNIQUE INDEX events_seq ON events (seq);
-CREATE UNIQUE INDEX events_pos ON events (pos);
--- What the sequencer looks for: small, as events leave it within milliseconds.
+-- What the sequencer looks for, and how it finds each row it numbers (no index on every
+-- `pos`: only unnumbered events are looked up by it). Small: events leave it within
+-- milliseconds.
 CREATE INDEX events_unnumbered ON events (pos) WHERE seq IS NULL;
 
 -- Records events with no id yet; returns their insertion keys.
