@@ -10,13 +10,15 @@
 //!   updated as the last statement before commit (what this store did first) puts ids
 //!   in commit order, but its row lock queues every event-writing transaction of every
 //!   server until the previous one's commit is durable: one flush at a time for the
-//!   whole database. So a writer now inserts its events with no id (`seq` NULL) and an
-//!   insertion key (`pos`, an identity column), and takes no shared lock for them. One
-//!   *sequencer* per database gives the ids: `jobwire_number_events` (migration 5), in
-//!   one short transaction, takes the unnumbered events it sees committed, numbers them
-//!   after `event_counter.last` in insertion order, advances the counter and sends
-//!   `NOTIFY jobwire_events`. Readers (the listener, `events`) only ever select numbered
-//!   events. Since numbering transactions follow one another and each numbers only
+//!   whole database. So a writer now inserts its events into `event_inbox`, with no id
+//!   and an insertion key (`pos`, an identity column), and takes no shared lock for
+//!   them. One *sequencer* per database gives the ids: `jobwire_number_events`
+//!   (migration 5), in one short transaction, moves the events it sees committed from
+//!   the inbox to `events`, numbered after `event_counter.last` in insertion order,
+//!   advances the counter and sends `NOTIFY jobwire_events`. Readers (the listener,
+//!   `events`) read `events` only, where every event has its id. (Moving rows rather
+//!   than setting `seq` in place: an update would touch every index of `events` again
+//!   and leave a dead row behind in a partial index the sequencer scans.) Since numbering transactions follow one another and each numbers only
 //!   what is committed, every snapshot sees a prefix of the ids, and an event that
 //!   commits late is numbered late — after everything numbered before it — so a reader
 //!   resuming from the last id it saw never skips it and never sees an id twice.
@@ -1324,12 +1326,13 @@ mod tests {
         let killer = tokio::spawn({
             let (a, writing) = (Arc::clone(&a), Arc::clone(&writing));
             async move {
+                // A few times, each once the last replacement has had time to work.
                 let mut kills = 0;
-                while writing.load(Ordering::Acquire) {
+                while kills < 4 && writing.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
                     if kill_sequencer(&a).await {
                         kills += 1;
                     }
-                    tokio::time::sleep(Duration::from_millis(150)).await;
                 }
                 kills
             }

@@ -1,17 +1,20 @@
 -- Events are numbered after commit by one elected sequencer (see the store's module
 -- docs), not by a counter row every writer locks until its commit is durable. A writer
--- inserts its events with no id (`seq` NULL) and an insertion key (`pos`); the
--- sequencer gives ids, in `pos` order, to the unnumbered events it sees committed, and
--- advances `event_counter.last`, which only it writes now.
-ALTER TABLE events ADD COLUMN pos bigint GENERATED ALWAYS AS IDENTITY;
-ALTER TABLE events DROP CONSTRAINT events_pkey;
-ALTER TABLE events ALTER COLUMN seq DROP NOT NULL;
--- Unique: the sequencer never gives an id twice, whatever happens to it.
-CREATE UNIQUE INDEX events_seq ON events (seq);
--- What the sequencer looks for, and how it finds each row it numbers (no index on every
--- `pos`: only unnumbered events are looked up by it). Small: events leave it within
--- milliseconds.
-CREATE INDEX events_unnumbered ON events (pos) WHERE seq IS NULL;
+-- inserts its events into `event_inbox`, with no id and an insertion key (`pos`); the
+-- sequencer moves the events it sees committed from the inbox to `events`, giving them
+-- ids in `pos` order, and advances `event_counter.last`, which only it writes now.
+-- `events` keeps only numbered events, as before, plus the key they came with (which
+-- tells a writer of this process the ids its events got).
+CREATE TABLE event_inbox (
+    pos        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant     text NOT NULL,
+    job_id     text NOT NULL,
+    service_id text NOT NULL,
+    kind       text NOT NULL,
+    data       text NOT NULL,
+    created_at text COLLATE "C" NOT NULL
+);
+ALTER TABLE events ADD COLUMN pos bigint;
 
 -- Records events with no id yet; returns their insertion keys.
 DROP FUNCTION jobwire_record_events(text, text[], text[], text[], text[], text[]);
@@ -26,7 +29,7 @@ BEGIN
         RETURN '{}';
     END IF;
     WITH inserted AS (
-        INSERT INTO events (tenant, job_id, service_id, kind, data, created_at)
+        INSERT INTO event_inbox (tenant, job_id, service_id, kind, data, created_at)
         SELECT p_tenant, e.job_id, e.service_id, e.kind, e.data, e.created_at
         FROM unnest(p_job_ids, p_service_ids, p_kinds, p_data, p_created_at)
             WITH ORDINALITY AS e (job_id, service_id, kind, data, created_at, ord)
@@ -143,25 +146,31 @@ BEGIN
                                                     p_kinds, p_data, p_event_times);
 END $$;
 
--- The sequencer's step: numbers up to p_limit committed, unnumbered events in
--- insertion order, after the last id given, and tells the listeners. Only the holder of
--- the sequencer's advisory lock calls it, one call at a time; the counter row's lock
--- would make a second caller wait, but not renumber (see the module docs).
+-- The sequencer's step: moves up to p_limit committed events from the inbox to `events`,
+-- numbered in insertion order after the last id given, and tells the listeners. Only
+-- the holder of the sequencer's advisory lock calls it; were two sessions to call it at
+-- once, the counter row's lock would make the second wait, and its next statement's
+-- snapshot would not see what the first moved: nothing numbered twice.
+--
+-- Plain index scans only: a bitmap or sequential scan would read every dead inbox row
+-- left since the last vacuum, where an index scan marks them dead and skips them.
 CREATE FUNCTION jobwire_number_events(p_limit bigint)
-RETURNS TABLE (o_numbered bigint, o_last bigint) LANGUAGE plpgsql AS $$
+RETURNS TABLE (o_numbered bigint, o_last bigint) LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 DECLARE
     v_last bigint;
     v_n bigint;
 BEGIN
     SELECT last INTO v_last FROM event_counter FOR UPDATE;
-    WITH todo AS (
-        SELECT pos, row_number() OVER (ORDER BY pos) AS n FROM (
-            SELECT pos FROM events WHERE seq IS NULL ORDER BY pos LIMIT p_limit) p
-    ), numbered AS (
-        UPDATE events e SET seq = v_last + todo.n FROM todo
-        WHERE e.pos = todo.pos AND e.seq IS NULL
-        RETURNING 1)
-    SELECT count(*) INTO v_n FROM numbered;
+    WITH taken AS (
+        DELETE FROM event_inbox WHERE pos IN (
+            SELECT pos FROM event_inbox ORDER BY pos LIMIT p_limit)
+        RETURNING *)
+    INSERT INTO events (seq, tenant, job_id, service_id, kind, data, created_at, pos)
+    SELECT v_last + row_number() OVER (ORDER BY t.pos), t.tenant, t.job_id, t.service_id,
+           t.kind, t.data, t.created_at, t.pos
+    FROM taken t;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
     IF v_n > 0 THEN
         UPDATE event_counter SET last = v_last + v_n;
         PERFORM pg_notify('jobwire_events', (v_last + v_n)::text);
