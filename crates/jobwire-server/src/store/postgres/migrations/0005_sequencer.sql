@@ -152,19 +152,22 @@ END $$;
 -- once, the counter row's lock would make the second wait, and its next statement's
 -- snapshot would not see what the first moved: nothing numbered twice.
 --
--- Plain index scans only: a bitmap or sequential scan would read every dead inbox row
--- left since the last vacuum, where an index scan marks them dead and skips them.
+-- One range of the inbox's index, read in order, with plans made for the actual limit:
+-- any plan that reads the whole inbox (a sequential or bitmap scan, a join on it) would
+-- read every dead row left since the last vacuum, where an ordered index scan marks them
+-- dead and skips them.
 CREATE FUNCTION jobwire_number_events(p_limit bigint)
 RETURNS TABLE (o_numbered bigint, o_last bigint) LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off AS $$
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off
+SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     v_last bigint;
     v_n bigint;
 BEGIN
     SELECT last INTO v_last FROM event_counter FOR UPDATE;
     WITH taken AS (
-        DELETE FROM event_inbox WHERE pos IN (
-            SELECT pos FROM event_inbox ORDER BY pos LIMIT p_limit)
+        DELETE FROM event_inbox WHERE pos <= (
+            SELECT max(pos) FROM (SELECT pos FROM event_inbox ORDER BY pos LIMIT p_limit) l)
         RETURNING *)
     INSERT INTO events (seq, tenant, job_id, service_id, kind, data, created_at, pos)
     SELECT v_last + row_number() OVER (ORDER BY t.pos), t.tenant, t.job_id, t.service_id,
