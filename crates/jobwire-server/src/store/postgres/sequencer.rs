@@ -40,8 +40,11 @@ const RETRY_AFTER: Duration = Duration::from_millis(100);
 /// key; the listener tells it the id of every event it reads.
 #[derive(Debug, Default)]
 pub(super) struct Numbering {
-    waiting: Mutex<HashMap<i64, (Arc<Mutex<Gather>>, usize)>>,
+    waiting: Mutex<HashMap<i64, Slot>>,
 }
+
+/// Where an event's id goes: its write's gathering, and its place there.
+type Slot = (Arc<Mutex<Gather>>, usize);
 
 /// The ids of one write's events, as they arrive.
 #[derive(Debug)]
