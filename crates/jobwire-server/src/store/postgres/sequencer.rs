@@ -33,6 +33,14 @@ const STEP: i64 = 5_000;
 /// for unnumbered events when no notification came.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
+/// The sequencer vacuums the inbox after moving this many events out of it, or
+/// [`VACUUM_EVERY`] after moving any: each step reads the inbox's index from its start,
+/// dead entries included, so they must not pile up until autovacuum's next round
+/// (a minute away).
+const VACUUM_AFTER: i64 = 2_000;
+
+const VACUUM_EVERY: Duration = Duration::from_secs(1);
+
 /// The pause before reconnecting after the sequencer's connection failed.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
@@ -172,6 +180,8 @@ impl Sequencer {
             .prepare("SELECT o_numbered FROM jobwire_number_events($1)")
             .await
             .map_err(err("preparing the sequencer's step"))?;
+        let mut moved = 0;
+        let mut vacuumed = tokio::time::Instant::now();
         loop {
             // Everything committed so far, in steps.
             loop {
@@ -180,9 +190,19 @@ impl Sequencer {
                     .await
                     .map_err(err("numbering events"))?;
                 let numbered: i64 = get(&row, 0, "numbering events")?;
+                moved += numbered;
                 if numbered < STEP {
                     break;
                 }
+            }
+            if moved >= VACUUM_AFTER || (moved > 0 && vacuumed.elapsed() >= VACUUM_EVERY) {
+                // Not an error if it cannot (another role owns the table): autovacuum
+                // still comes, later.
+                if let Err(e) = client.batch_execute("VACUUM event_inbox").await {
+                    tracing::debug!(error = %e, "cannot vacuum the event inbox");
+                }
+                moved = 0;
+                vacuumed = tokio::time::Instant::now();
             }
             tokio::select! {
                 () = self.wake.notified() => {}
