@@ -14,6 +14,9 @@ CREATE TABLE event_inbox (
     data       text NOT NULL,
     created_at text COLLATE "C" NOT NULL
 );
+-- A vacuum (the sequencer runs one every second or so) must not shorten the file: that
+-- takes a lock every writer's insert would queue behind.
+ALTER TABLE event_inbox SET (vacuum_truncate = false);
 ALTER TABLE events ADD COLUMN pos bigint;
 
 -- Records events with no id yet; returns their insertion keys.
