@@ -24,8 +24,14 @@ use tokio_postgres::Row;
 use super::sequencer::Numbering;
 use super::{connect_error, err, get, StoreError};
 
-/// Writer tasks, each with its own connection: enough that one batch is being built
-/// while others wait for their flush.
+/// Writer tasks, each with its own connection: one for inserts, the others for changes,
+/// enough that one batch of changes is being built while others wait for their flush.
+///
+/// Inserts have a writer of their own because a batch of inserts holds its tenants'
+/// locks until its commit is durable: a second insert batch of the same tenant could
+/// only wait for the first (and hold up the changes batched with it). With one lane,
+/// the inserts that arrive during a flush are the next batch, which grows with the
+/// load, and changes never wait for a tenant's lock.
 pub(super) const WRITERS: usize = 4;
 
 /// Most writes in one transaction.
@@ -78,10 +84,11 @@ struct Request {
     reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
-/// The queue to the writer tasks.
+/// The queues to the writer tasks: inserts, and changes.
 #[derive(Debug)]
 pub(super) struct Writers {
-    queue: mpsc::Sender<Request>,
+    inserts: mpsc::Sender<Request>,
+    changes: mpsc::Sender<Request>,
 }
 
 /// What the writer tasks share.
@@ -97,19 +104,26 @@ pub(super) struct Shared {
 impl Writers {
     /// Starts the writer tasks; they end when the `Writers` is dropped.
     pub(super) fn start(shared: Shared) -> Writers {
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        let receiver = Arc::new(Mutex::new(receiver));
         let shared = Arc::new(shared);
-        for _ in 0..WRITERS {
+        let (inserts, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run(Arc::clone(&shared), Arc::new(Mutex::new(receiver))));
+        let (changes, receiver) = mpsc::channel(QUEUE);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 1..WRITERS {
             tokio::spawn(run(Arc::clone(&shared), Arc::clone(&receiver)));
         }
-        Writers { queue }
+        Writers { inserts, changes }
     }
 
     /// Runs `write` in the next batch; answers once it is committed.
     pub(super) async fn write(&self, write: Write) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
+        let queue = if write.locks.is_some() {
+            &self.inserts
+        } else {
+            &self.changes
+        };
+        queue
             .send(Request { write, reply })
             .await
             .map_err(|_| StoreError::new("the store is closed"))?;
