@@ -50,10 +50,10 @@
 //!   around it, and its events get ids when it commits, above every id given so far,
 //!   or never, if it rolls back. *A database crash*: numbering is an ordinary durable
 //!   transaction, so an id a reader saw is never given again.
-//! - **Group commit.** Job writes (inserts, compare-and-sets, appended events) go to a
-//!   few writer tasks, each with its own connection, that commit what is queued as one
-//!   transaction, the calls pipelined; while one waits for its flush, the next batches
-//!   what arrived meanwhile (see `writer.rs`). Each write still gets its own answer, and
+//! - **Group commit.** Job writes (inserts, compare-and-sets, appended events) go to
+//!   writer tasks, each with its own connection (one for inserts, three for changes),
+//!   that commit what is queued as one transaction, the calls pipelined; while one waits
+//!   for its flush, the next batches what arrived meanwhile (see `writer.rs`). Each write still gets its own answer, and
 //!   one write's failure does not fail the others.
 //! - **Publication from the database.** The sequencer's step sends
 //!   `NOTIFY jobwire_events` (delivered at commit). Every process runs a listener that,

@@ -1,5 +1,6 @@
 //! Group commit: the job writes of this process (inserts, compare-and-sets, appended
-//! events) go through a queue to a few writer tasks, each with a connection of its own.
+//! events) go through two queues (inserts; changes) to writer tasks, each with a
+//! connection of its own.
 //! A writer takes what is queued, up to [`MAX_BATCH`], and runs it as one transaction:
 //! the insert locks of the whole batch first, in one order, then one function call per
 //! write, pipelined (sent together, answered in order), then one commit. While one
