@@ -829,23 +829,51 @@ impl Store for PgStore {
         if jobs.is_empty() {
             return Ok(0);
         }
+        const WHAT: &str = "renewing leases";
         let client = self.client().await?;
-        let renewed = execute(
+        let lease = lease.as_secs_f64();
+        // The rows no batch of writes holds, at once; SKIP LOCKED, because waiting for
+        // each held row in turn while holding the others would hold up every write to
+        // those until the last of the batches committed.
+        let rows = query(
             &client,
-            "renewing leases",
-            // Rows locked in id order, as a batch of writes locks them (see writer.rs).
+            WHAT,
             "WITH held AS MATERIALIZED (
                  SELECT seq FROM jobs
                  WHERE owner = $1 AND id = ANY($3) AND status IN ('queued', 'running')
-                 ORDER BY id FOR UPDATE
+                 FOR UPDATE SKIP LOCKED
              )
              UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
              FROM held WHERE jobs.seq = held.seq
-               AND jobs.owner = $1 AND jobs.status IN ('queued', 'running')",
-            &[&owner, &lease.as_secs_f64(), &jobs],
+             RETURNING jobs.id",
+            &[&owner, &lease, &jobs],
         )
         .await?;
-        Ok(count(renewed))
+        let done: std::collections::HashSet<&str> = rows
+            .iter()
+            .map(|row| get(row, 0, WHAT))
+            .collect::<Result<_, _>>()?;
+        // Then the others one by one, each its own transaction holding one row: a job
+        // being written is renewed once its batch commits (a finished one is not).
+        let statement = client
+            .prepare_cached(
+                "UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
+                 WHERE owner = $1 AND id = $3 AND status IN ('queued', 'running')",
+            )
+            .await
+            .map_err(err(WHAT))?;
+        let rest = jobs
+            .iter()
+            .filter(|id| !done.contains(id.as_str()))
+            .map(|id| {
+                let (client, statement) = (&client, &statement);
+                async move { client.execute(statement, &[&owner, &lease, id]).await }
+            });
+        let mut renewed = done.len();
+        for one in futures_util::future::join_all(rest).await {
+            renewed += count(one.map_err(err(WHAT))?);
+        }
+        Ok(renewed)
     }
 
     async fn claim_orphans(
