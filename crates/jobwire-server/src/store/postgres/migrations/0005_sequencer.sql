@@ -112,16 +112,21 @@ CREATE FUNCTION jobwire_update_job(
 ) RETURNS TABLE (o_changed boolean, o_pos bigint[], o_was_bytes bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_seq bigint;
     v_was bigint;
 BEGIN
-    -- The row lock the update takes also holds off a concurrent claim until commit; the
-    -- FROM reads the row as it was before the update.
-    UPDATE jobs j SET status = p_status, body = p_body, finished_at = p_finished_at,
-                      labels = p_labels::jsonb, bytes = octet_length(p_body)
-    FROM (SELECT o.seq, o.bytes FROM jobs o WHERE o.id = p_id) before
-    WHERE j.seq = before.seq AND j.tenant = p_tenant AND j.status = p_expected
+    -- Found by id alone, whatever plan is cached (a join, as in migration 4, could be
+    -- planned as a scan of all the tenant's jobs); the row lock holds off a concurrent
+    -- claim until commit, and a row changed meanwhile is checked again once locked.
+    SELECT j.seq, j.bytes INTO v_seq, v_was FROM jobs j
+    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
       AND (p_owner IS NULL OR j.owner = p_owner)
-    RETURNING before.bytes INTO v_was;
+    FOR UPDATE;
+    IF FOUND THEN
+        UPDATE jobs SET status = p_status, body = p_body, finished_at = p_finished_at,
+                        labels = p_labels::jsonb, bytes = octet_length(p_body)
+        WHERE seq = v_seq;
+    END IF;
     IF NOT FOUND THEN
         RETURN QUERY SELECT false, NULL::bigint[], NULL::bigint;
         RETURN;
