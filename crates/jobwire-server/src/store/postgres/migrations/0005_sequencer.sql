@@ -91,6 +91,13 @@ BEGIN
         NULL::text, NULL::text, NULL::integer;
 END $$;
 
+-- Plans made for each call: a plan cached while the table looked empty counted the
+-- tenant's unfinished jobs by reading all its jobs (`jobs_tenant_seq`), thousands of
+-- index entries per insert, for the life of the connection.
+ALTER FUNCTION jobwire_insert_job(text, text, text, text, text, text, text, text, float8,
+    bigint, text, text, text, text[], text[], text[], text[], text[])
+    SET plan_cache_mode = force_custom_plan;
+
 -- The advisory locks of an insert, as functions: a batch of inserts takes them all
 -- first, in one order, so that two batches never wait on each other in a cycle.
 CREATE FUNCTION jobwire_key_lock(p_tenant text, p_key text) RETURNS bigint
