@@ -121,20 +121,23 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_seq bigint;
     v_was bigint;
+    v_tenant text;
+    v_status text;
+    v_owner text;
 BEGIN
-    -- Found by id alone, whatever plan is cached (a join, as in migration 4, could be
-    -- planned as a scan of all the tenant's jobs); the row lock holds off a concurrent
-    -- claim until commit, and a row changed meanwhile is checked again once locked.
-    SELECT j.seq, j.bytes INTO v_seq, v_was FROM jobs j
-    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
-      AND (p_owner IS NULL OR j.owner = p_owner)
-    FOR UPDATE;
-    IF FOUND THEN
+    -- Found by id alone, the only index the lookup can use, whatever plan is cached
+    -- (with the tenant in the condition, a plan cached while the table looked empty
+    -- read all the tenant's jobs); checked once locked, as it is then, so the row lock
+    -- holds off a concurrent claim until commit.
+    SELECT j.seq, j.bytes, j.tenant, j.status, j.owner
+    INTO v_seq, v_was, v_tenant, v_status, v_owner
+    FROM jobs j WHERE j.id = p_id FOR UPDATE;
+    IF FOUND AND v_tenant = p_tenant AND v_status = p_expected
+       AND (p_owner IS NULL OR v_owner = p_owner) THEN
         UPDATE jobs SET status = p_status, body = p_body, finished_at = p_finished_at,
                         labels = p_labels::jsonb, bytes = octet_length(p_body)
         WHERE seq = v_seq;
-    END IF;
-    IF NOT FOUND THEN
+    ELSE
         RETURN QUERY SELECT false, NULL::bigint[], NULL::bigint;
         RETURN;
     END IF;
@@ -148,12 +151,16 @@ CREATE FUNCTION jobwire_append_events(
     p_tenant text, p_id text, p_expected text, p_owner text, p_job_ids text[],
     p_service_ids text[], p_kinds text[], p_data text[], p_event_times text[]
 ) RETURNS TABLE (o_held boolean, o_pos bigint[]) LANGUAGE plpgsql AS $$
+DECLARE
+    v_tenant text;
+    v_status text;
+    v_owner text;
 BEGIN
-    PERFORM 1 FROM jobs j
-    WHERE j.id = p_id AND j.tenant = p_tenant AND j.status = p_expected
-      AND (p_owner IS NULL OR j.owner = p_owner)
-    FOR SHARE;
-    IF NOT FOUND THEN
+    -- By id alone, as in jobwire_update_job.
+    SELECT j.tenant, j.status, j.owner INTO v_tenant, v_status, v_owner
+    FROM jobs j WHERE j.id = p_id FOR SHARE;
+    IF NOT FOUND OR v_tenant <> p_tenant OR v_status <> p_expected
+       OR (p_owner IS NOT NULL AND v_owner <> p_owner) THEN
         RETURN QUERY SELECT false, NULL::bigint[];
         RETURN;
     END IF;
