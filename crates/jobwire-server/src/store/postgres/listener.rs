@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::sequencer::Numbering;
 use super::{connect_error, err, event_from, get, limit, query, CHANNEL};
 use crate::bus::EventBus;
 use crate::store::StoreError;
@@ -18,7 +19,7 @@ use crate::store::StoreError;
 /// Every event after `$1`, whichever tenant's, oldest first: what the listener
 /// publishes.
 pub(super) const UNPUBLISHED: &str = "
-SELECT tenant, seq, job_id, service_id, kind, data, created_at FROM events
+SELECT tenant, seq, job_id, service_id, kind, data, created_at, pos FROM events
 WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 /// The listener reads new events in batches of this many.
@@ -43,6 +44,8 @@ pub(super) struct Listener {
     /// The pool's TLS connector: the `LISTEN` connection is encrypted and checked alike.
     pub(super) tls: MakeRustlsConnect,
     pub(super) bus: Arc<EventBus>,
+    /// This process's writers waiting for their events' ids.
+    pub(super) numbering: Arc<Numbering>,
     /// The server is stopping.
     pub(super) closed: watch::Receiver<bool>,
     /// The highest id published on the bus.
@@ -80,7 +83,7 @@ impl Listener {
         let mut backoff = MIN_BACKOFF;
         'run: loop {
             let subscribed = tokio::select! {
-                subscribed = subscribe(&self.config, &self.tls) => subscribed,
+                subscribed = subscribe(&self.config, &self.tls, CHANNEL) => subscribed,
                 () = stopped(&mut self.stop, &mut self.closed) => break,
             };
             match subscribed {
@@ -175,6 +178,8 @@ impl Listener {
             .await?;
             let mut batch = Vec::with_capacity(rows.len());
             for row in &rows {
+                self.numbering
+                    .numbered(get(row, 7, WHAT)?, get(row, 1, WHAT)?);
                 let tenant_event = get::<String>(row, 0, WHAT)
                     .and_then(|tenant| event_from(row, 1).map(|event| (tenant, event)));
                 // A row that cannot be read is skipped, not retried forever.
@@ -194,10 +199,11 @@ impl Listener {
     }
 }
 
-/// Opens a connection and starts `LISTEN` on it.
+/// Opens a connection and starts `LISTEN` on `channel` on it.
 pub(super) async fn subscribe(
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
+    channel: &str,
 ) -> Result<Subscription, StoreError> {
     let (client, mut connection) = config
         .connect(tls.clone())
@@ -230,7 +236,7 @@ pub(super) async fn subscribe(
     };
     subscription
         .client
-        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .batch_execute(&format!("LISTEN {channel}"))
         .await
         .map_err(err("subscribing to event notifications"))?;
     Ok(subscription)

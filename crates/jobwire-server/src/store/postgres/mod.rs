@@ -4,27 +4,72 @@
 //! Rows keep the model as JSON text in `body` and copy out the columns that queries
 //! filter on, like the SQLite store. What differs is what several processes need:
 //!
-//! - **Event ids in commit order.** A sequence hands out ids at insert time, so a
-//!   transaction that took id 7 may commit after one that took id 8, and a reader could
-//!   see 8 without 7 and later skip 7. Ids come instead from the one row of
-//!   `event_counter`, updated as the last statement before commit: its row lock queues
-//!   event-writing transactions until the previous one has committed, so ids grow in
-//!   commit order and every snapshot sees a prefix of them.
-//! - **Publication from the database.** A transaction that records events also sends
+//! - **Event ids in commit order, numbered after commit.** A sequence handing out ids at
+//!   insert time would not do: a transaction that took id 7 may commit after one that
+//!   took id 8, and a reader could see 8 without 7 and later skip 7. A counter row
+//!   updated as the last statement before commit (what this store did first) puts ids
+//!   in commit order, but its row lock queues every event-writing transaction of every
+//!   server until the previous one's commit is durable: one flush at a time for the
+//!   whole database. So a writer now inserts its events into `event_inbox`, with no id
+//!   and an insertion key (`pos`, an identity column), and takes no shared lock for
+//!   them. One *sequencer* per database gives the ids: `jobwire_number_events`
+//!   (migration 5), in one short transaction, moves the events it sees committed from
+//!   the inbox to `events`, numbered after `event_counter.last` in insertion order,
+//!   advances the counter and sends `NOTIFY jobwire_events`. Readers (the listener,
+//!   `events`) read `events` only, where every event has its id. (Moving rows rather
+//!   than setting `seq` in place: an update would touch every index of `events` again
+//!   and leave a dead row behind in a partial index the sequencer scans.) Since numbering transactions follow one another and each numbers only
+//!   what is committed, every snapshot sees a prefix of the ids, and an event that
+//!   commits late is numbered late — after everything numbered before it — so a reader
+//!   resuming from the last id it saw never skips it and never sees an id twice.
+//!   (`get_job`'s position is the counter in the job's snapshot: every later change of
+//!   the job is numbered above it; a change committed just before the read may be too,
+//!   and is then delivered once more to a stream started from the position, never
+//!   lost.) The alternative, reading only below the oldest running transaction's
+//!   snapshot (`pg_snapshot_xmin`), needs ids given at insert time to be compared with
+//!   transaction ids, and one slow transaction anywhere in the database (a vacuum, a
+//!   report) would hold every stream back; the sequencer is held back only by itself.
+//! - **Electing the sequencer.** Every server runs a candidate on a connection of its
+//!   own (`application_name` `jobwire-sequencer`) that tries the session-level advisory
+//!   lock `jobwire-sequencer` every 200 ms; the holder numbers, woken by its own
+//!   writers, by `NOTIFY jobwire_unnumbered` from the other servers' writers (sent
+//!   after their commit, asynchronously committed: a lost wake-up costs a delay), and
+//!   every 200 ms in any case. A write returns once its events are numbered: the
+//!   listener, which reads `pos` with each event, tells the writer its ids.
+//! - **Failure cases.** *The sequencer dies* (its process, its connection, its backend
+//!   killed): its session ends, so its lock goes and its open numbering transaction
+//!   rolls back whole; another server's candidate (or its own, reconnected) takes the
+//!   lock within 200 ms and numbers what is unnumbered from the committed counter on —
+//!   nothing numbered twice, nothing skipped. Two sessions numbering at once cannot
+//!   happen while the lock holds, and would not harm either: the step locks the
+//!   counter row first and reads the unnumbered events in a new snapshot after it. If
+//!   the holder's backend lingers (a network partition), numbering pauses until
+//!   PostgreSQL ends that session; writes wait (up to 30 s, then report a failure,
+//!   their data committed). *A server stalls mid-transaction* (its events inserted,
+//!   not committed): nobody waits for it (no lock is shared); the sequencer numbers
+//!   around it, and its events get ids when it commits, above every id given so far,
+//!   or never, if it rolls back. *A database crash*: numbering is an ordinary durable
+//!   transaction, so an id a reader saw is never given again.
+//! - **Group commit.** Job writes (inserts, compare-and-sets, appended events) go to
+//!   writer tasks, each with its own connection (one for inserts, three for changes),
+//!   that commit what is queued as one transaction, the calls pipelined; while one waits
+//!   for its flush, the next batches what arrived meanwhile (see `writer.rs`). Each write still gets its own answer, and
+//!   one write's failure does not fail the others.
+//! - **Publication from the database.** The sequencer's step sends
 //!   `NOTIFY jobwire_events` (delivered at commit). Every process runs a listener that,
-//!   on a notification or once a second, reads the events after the last one it
-//!   published, in id order, and publishes them on its [`EventBus`]. A process publishes
-//!   its own events the same way, never straight after its commit, which would race
-//!   with the listener and break id order.
+//!   on a notification or once a second, reads the numbered events after the last one
+//!   it published, in id order, and publishes them on its [`EventBus`]. A process
+//!   publishes its own events the same way, never straight after its commit, which would
+//!   race with the listener and break id order.
 //! - **Leases on the database clock.** `lease_until` is a `timestamptz` compared with
 //!   `now()`, so the servers' clocks may disagree.
 //! - **Checks inside the insert.** Idempotency keys and the per-tenant limit on
 //!   unfinished jobs are checked under transaction-scoped advisory locks, so two servers
 //!   cannot both pass the check.
-//! - **One round trip per write.** Inserting a job, changing one and recording its events
+//! - **One call per write.** Inserting a job, changing one and recording its events
 //!   are each one call of a function of the schema (`jobwire_insert_job`, …, migration
-//!   2) in a transaction of its own, so the locks above are held for the function and
-//!   its commit, not across round trips between this process and the database.
+//!   5); a batch takes the insert locks of all its writes first, in the order of their
+//!   ids, so two batches never deadlock on them.
 //!
 //! Times other than leases are RFC 3339 text as the server writes them, compared as text
 //! under the `C` collation (bytewise, whatever the database's locale).
@@ -32,20 +77,25 @@
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, Pool, Runtime};
 use jobwire_core::{Job, Service};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 mod listener;
 mod migrations;
+mod sequencer;
 mod tls;
 mod usage;
+mod writer;
 
 use listener::Listener;
 use migrations::migrate;
+use sequencer::{Numbering, Sequencer};
 use usage::Ledger;
+use writer::{Param, Write, Writers, Written};
 
 use super::codec::{finished_at, from_json, to_json};
 use super::{
@@ -58,8 +108,14 @@ use crate::bus::EventBus;
 #[path = "../../../tests/support/pg_cluster.rs"]
 mod pg_cluster;
 
-/// Connections in the pool (the listener has one more of its own).
-const POOL_SIZE: usize = 16;
+/// Connections in the pool, the writers' included (the listener and the sequencer have
+/// one more each of their own).
+const POOL_SIZE: usize = 16 + writer::WRITERS;
+
+/// How long a write waits for its committed events to be numbered before it reports a
+/// failure (the write itself stands): long enough for a peer to take over from a dead
+/// sequencer.
+const NUMBERING_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a store call waits for a free pooled connection before failing.
 const POOL_WAIT: Duration = Duration::from_secs(30);
@@ -81,6 +137,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// A store in a PostgreSQL database; see the module docs.
 pub(crate) struct PgStore {
     pool: Pool,
+    /// The queue of job writes, committed in batches.
+    writers: Writers,
     /// Set (or dropped with the store) to stop the listener.
     stop: watch::Sender<bool>,
     /// The listener task, until `close` waits for it.
@@ -89,6 +147,8 @@ pub(crate) struct PgStore {
     ledger: Arc<Ledger>,
     /// The task that flushes the ledger, until `close` waits for it.
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The sequencer task, until `close` stops it.
+    sequencer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -197,7 +257,6 @@ fn bytes_of(text: &str) -> i64 {
 
 /// Events as the columns `jobwire_record_events` takes, one array each.
 struct EventColumns {
-    n: i64,
     /// The bytes of their data, together.
     bytes: i64,
     job_ids: Vec<String>,
@@ -209,10 +268,7 @@ struct EventColumns {
 
 impl EventColumns {
     fn new(events: Vec<NewEvent>) -> Result<Self, StoreError> {
-        let n = i64::try_from(events.len())
-            .map_err(|e| StoreError::with_source("too many events", e))?;
         let mut columns = EventColumns {
-            n,
             bytes: 0,
             job_ids: Vec::with_capacity(events.len()),
             service_ids: Vec::with_capacity(events.len()),
@@ -232,30 +288,24 @@ impl EventColumns {
         Ok(columns)
     }
 
-    /// The ids the events got, from the last one (`None` when there were none).
-    fn ids(&self, last: Option<i64>) -> Vec<i64> {
-        match last {
-            Some(last) => (last - self.n + 1..=last).collect(),
-            None => Vec::new(),
-        }
+    /// `params` followed by the five event columns.
+    fn into_params(self, mut params: Vec<Param>) -> Vec<Param> {
+        params.push(Box::new(self.job_ids));
+        params.push(Box::new(self.service_ids));
+        params.push(Box::new(self.kinds));
+        params.push(Box::new(self.data));
+        params.push(Box::new(self.created_at));
+        params
     }
 }
 
-/// The answer of `jobwire_update_job` or `jobwire_append_events`: the events' ids, or
-/// `None` when the job was not in the expected state.
-fn changed_and_ids(
-    rows: &[Row],
-    events: &EventColumns,
-    what: &'static str,
-) -> Result<Option<Vec<i64>>, StoreError> {
+/// The answer of `jobwire_update_job` or `jobwire_append_events`: whether the job was in
+/// the expected state (and the write made).
+fn changed(rows: &[Row], what: &'static str) -> Result<bool, StoreError> {
     let row = rows
         .first()
         .ok_or_else(|| StoreError::new(format!("{what}: no outcome")))?;
-    let changed: bool = get(row, 0, what)?;
-    if !changed {
-        return Ok(None);
-    }
-    Ok(Some(events.ids(get(row, 1, what)?)))
+    get(row, 0, what)
 }
 
 /// What a tenant's idempotency key was first used for.
@@ -320,12 +370,31 @@ impl PgStore {
         bus.advance(last);
 
         let (stop, stopped) = watch::channel(false);
+        let numbering = Arc::new(Numbering::default());
+        let wake = Arc::new(Notify::new());
+        let leading = Arc::new(AtomicBool::new(false));
+        let sequencer = Sequencer {
+            config: config.clone(),
+            tls: tls.clone(),
+            wake: Arc::clone(&wake),
+            leading: Arc::clone(&leading),
+            closed: bus.closed(),
+            stop: stop.subscribe(),
+        };
+        let sequencer = tokio::spawn(sequencer.run());
+        let writers = Writers::start(writer::Shared {
+            pool: pool.clone(),
+            numbering: Arc::clone(&numbering),
+            wake,
+            leading,
+        });
         let listener = Listener {
             pool: pool.clone(),
             config,
             tls,
             closed: bus.closed(),
             bus,
+            numbering,
             published: last,
             stop: stopped,
         };
@@ -334,16 +403,31 @@ impl PgStore {
         let flusher = tokio::spawn(flush_loop(pool.clone(), ledger.clone(), stop.subscribe()));
         Ok(PgStore {
             pool,
+            writers,
             stop,
             listener: Mutex::new(Some(listener)),
             ledger,
             flusher: Mutex::new(Some(flusher)),
+            sequencer: Mutex::new(Some(sequencer)),
         })
     }
 
     /// Checks a database URL without connecting (its TLS parameters, its syntax).
     pub(crate) fn check_url(url: &str) -> Result<(), StoreError> {
         tls::check(url)
+    }
+
+    /// Commits `write` (in a batch with others) and returns its rows, and the ids its
+    /// events got once the sequencer has numbered them.
+    async fn write(&self, write: Write) -> Result<(Vec<Row>, Vec<i64>), StoreError> {
+        let Written { rows, ids } = self.writers.write(write).await?;
+        match tokio::time::timeout(NUMBERING_WAIT, ids).await {
+            Ok(Ok(ids)) => Ok((rows, ids)),
+            Ok(Err(_)) => Err(StoreError::new("the event listener stopped")),
+            Err(_) => Err(StoreError::new(
+                "committed events got no id in time: is a sequencer running?",
+            )),
+        }
     }
 
     /// A pooled connection.
@@ -542,43 +626,39 @@ impl Store for PgStore {
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
         let events = EventColumns::new(events)?;
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            WHAT,
-            "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 $12, $13, $14, $15, $16, $17, $18)",
-            &[
-                &new.tenant,
-                &job.id,
-                &job.service_id,
-                &job.status.as_str(),
-                &labels,
-                &body,
-                &finished_at(job),
-                &new.owner,
-                &new.lease.as_secs_f64(),
-                &limit(new.max_in_flight),
-                &new.key.map(|k| k.key),
-                &new.key.map(|k| k.fingerprint),
-                &job.created_at,
-                &events.job_ids,
-                &events.service_ids,
-                &events.kinds,
-                &events.data,
-                &events.created_at,
-            ],
-        )
-        .await?;
+        let bytes = bytes_of(&body) + events.bytes;
+        let params: Vec<Param> = vec![
+            Box::new(new.tenant.to_owned()),
+            Box::new(job.id.clone()),
+            Box::new(job.service_id.clone()),
+            Box::new(job.status.as_str().to_owned()),
+            Box::new(labels),
+            Box::new(body),
+            Box::new(finished_at(job).map(str::to_owned)),
+            Box::new(new.owner.to_owned()),
+            Box::new(new.lease.as_secs_f64()),
+            Box::new(limit(new.max_in_flight)),
+            Box::new(new.key.map(|k| k.key.to_owned())),
+            Box::new(new.key.map(|k| k.fingerprint.to_owned())),
+            Box::new(job.created_at.clone()),
+        ];
+        let (rows, ids) = self
+            .write(Write {
+                sql: "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                          $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                params: events.into_params(params),
+                locks: Some((new.tenant.to_owned(), new.key.map(|k| k.key.to_owned()))),
+                job: job.id.clone(),
+            })
+            .await?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::new("inserting a job: no outcome"))?;
         let outcome: &str = get(row, 0, WHAT)?;
         match outcome {
             "stored" => {
-                self.ledger
-                    .charge(new.tenant, bytes_of(&body) + events.bytes);
-                Ok(Inserted::Stored(events.ids(get(row, 1, WHAT)?)))
+                self.ledger.charge(new.tenant, bytes);
+                Ok(Inserted::Stored(ids))
             }
             "at_limit" => Ok(Inserted::AtLimit),
             "key_taken" => {
@@ -623,36 +703,32 @@ impl Store for PgStore {
         let body = to_json(job)?;
         let labels = to_json(&job.labels)?;
         let events = EventColumns::new(events)?;
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            WHAT,
-            "SELECT * FROM jobwire_update_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 $12, $13)",
-            &[
-                &tenant,
-                &job.id,
-                &job.status.as_str(),
-                &body,
-                &finished_at(job),
-                &labels,
-                &expected.status.as_str(),
-                &expected.owner,
-                &events.job_ids,
-                &events.service_ids,
-                &events.kinds,
-                &events.data,
-                &events.created_at,
-            ],
-        )
-        .await?;
-        let changed = changed_and_ids(&rows, &events, WHAT)?;
-        if changed.is_some() {
-            let was: i64 = rows.first().map_or(Ok(0), |row| get(row, 2, WHAT))?;
-            self.ledger
-                .charge(tenant, bytes_of(&body) - was + events.bytes);
+        let bytes = bytes_of(&body) + events.bytes;
+        let params: Vec<Param> = vec![
+            Box::new(tenant.to_owned()),
+            Box::new(job.id.clone()),
+            Box::new(job.status.as_str().to_owned()),
+            Box::new(body),
+            Box::new(finished_at(job).map(str::to_owned)),
+            Box::new(labels),
+            Box::new(expected.status.as_str().to_owned()),
+            Box::new(expected.owner.map(str::to_owned)),
+        ];
+        let (rows, ids) = self
+            .write(Write {
+                sql: "SELECT * FROM jobwire_update_job($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                          $10, $11, $12, $13)",
+                params: events.into_params(params),
+                locks: None,
+                job: job.id.clone(),
+            })
+            .await?;
+        if !changed(&rows, WHAT)? {
+            return Ok(None);
         }
-        Ok(changed)
+        let was: i64 = rows.first().map_or(Ok(0), |row| get(row, 2, WHAT))?;
+        self.ledger.charge(tenant, bytes - was);
+        Ok(Some(ids))
     }
 
     async fn append_events(
@@ -664,29 +740,26 @@ impl Store for PgStore {
     ) -> Result<Option<Vec<i64>>, StoreError> {
         const WHAT: &str = "recording events";
         let events = EventColumns::new(events)?;
-        let client = self.client().await?;
-        let rows = query(
-            &client,
-            WHAT,
-            "SELECT * FROM jobwire_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &tenant,
-                &job_id,
-                &expected.status.as_str(),
-                &expected.owner,
-                &events.job_ids,
-                &events.service_ids,
-                &events.kinds,
-                &events.data,
-                &events.created_at,
-            ],
-        )
-        .await?;
-        let changed = changed_and_ids(&rows, &events, WHAT)?;
-        if changed.is_some() {
-            self.ledger.charge(tenant, events.bytes);
+        let bytes = events.bytes;
+        let params: Vec<Param> = vec![
+            Box::new(tenant.to_owned()),
+            Box::new(job_id.to_owned()),
+            Box::new(expected.status.as_str().to_owned()),
+            Box::new(expected.owner.map(str::to_owned)),
+        ];
+        let (rows, ids) = self
+            .write(Write {
+                sql: "SELECT * FROM jobwire_append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                params: events.into_params(params),
+                locks: None,
+                job: job_id.to_owned(),
+            })
+            .await?;
+        if !changed(&rows, WHAT)? {
+            return Ok(None);
         }
-        Ok(changed)
+        self.ledger.charge(tenant, bytes);
+        Ok(Some(ids))
     }
 
     async fn get_job(&self, tenant: &str, id: &str) -> Result<Option<(Job, i64)>, StoreError> {
@@ -756,16 +829,51 @@ impl Store for PgStore {
         if jobs.is_empty() {
             return Ok(0);
         }
+        const WHAT: &str = "renewing leases";
         let client = self.client().await?;
-        let renewed = execute(
+        let lease = lease.as_secs_f64();
+        // The rows no batch of writes holds, at once; SKIP LOCKED, because waiting for
+        // each held row in turn while holding the others would hold up every write to
+        // those until the last of the batches committed.
+        let rows = query(
             &client,
-            "renewing leases",
-            "UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
-             WHERE owner = $1 AND id = ANY($3) AND status IN ('queued', 'running')",
-            &[&owner, &lease.as_secs_f64(), &jobs],
+            WHAT,
+            "WITH held AS MATERIALIZED (
+                 SELECT seq FROM jobs
+                 WHERE owner = $1 AND id = ANY($3) AND status IN ('queued', 'running')
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
+             FROM held WHERE jobs.seq = held.seq
+             RETURNING jobs.id",
+            &[&owner, &lease, &jobs],
         )
         .await?;
-        Ok(count(renewed))
+        let done: std::collections::HashSet<&str> = rows
+            .iter()
+            .map(|row| get(row, 0, WHAT))
+            .collect::<Result<_, _>>()?;
+        // Then the others one by one, each its own transaction holding one row: a job
+        // being written is renewed once its batch commits (a finished one is not).
+        let statement = client
+            .prepare_cached(
+                "UPDATE jobs SET lease_until = now() + $2::float8 * interval '1 second'
+                 WHERE owner = $1 AND id = $3 AND status IN ('queued', 'running')",
+            )
+            .await
+            .map_err(err(WHAT))?;
+        let rest = jobs
+            .iter()
+            .filter(|id| !done.contains(id.as_str()))
+            .map(|id| {
+                let (client, statement) = (&client, &statement);
+                async move { client.execute(statement, &[&owner, &lease, id]).await }
+            });
+        let mut renewed = done.len();
+        for one in futures_util::future::join_all(rest).await {
+            renewed += count(one.map_err(err(WHAT))?);
+        }
+        Ok(renewed)
     }
 
     async fn claim_orphans(
@@ -815,8 +923,15 @@ impl Store for PgStore {
         let released = execute(
             &client,
             "releasing leases",
-            "UPDATE jobs SET lease_until = '-infinity'
-             WHERE owner = $1 AND status IN ('queued', 'running')",
+            // Rows locked in id order, as a batch of writes locks them (see writer.rs).
+            "WITH held AS MATERIALIZED (
+                 SELECT seq FROM jobs
+                 WHERE owner = $1 AND status IN ('queued', 'running')
+                 ORDER BY id FOR UPDATE
+             )
+             UPDATE jobs SET lease_until = '-infinity'
+             FROM held WHERE jobs.seq = held.seq
+               AND jobs.owner = $1 AND jobs.status IN ('queued', 'running')",
             &[&owner],
         )
         .await?;
@@ -958,6 +1073,21 @@ impl Store for PgStore {
         if let Some(flusher) = flusher {
             if tokio::time::timeout(CLOSE_WAIT, flusher).await.is_err() {
                 tracing::warn!("the last flush of stored bytes did not finish");
+            }
+        }
+        let sequencer = self
+            .sequencer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut sequencer) = sequencer {
+            // Every write of this process waited for its ids: nothing of ours is left to
+            // number. Its session ends with it, and a peer's takes the lock over.
+            if tokio::time::timeout(CLOSE_WAIT, &mut sequencer)
+                .await
+                .is_err()
+            {
+                sequencer.abort();
             }
         }
         let listener = self
@@ -1126,10 +1256,9 @@ mod tests {
         let mut given = Vec::new();
         for writer in writers {
             let ids = writer.await.unwrap();
-            assert!(
-                ids.windows(2).all(|w| w[1] == w[0] + 1),
-                "one call, one run"
-            );
+            // Not necessarily consecutive: the sequencer numbers in insertion order,
+            // and concurrent inserts interleave.
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "one call, in order");
             given.extend(ids);
         }
         writing.store(false, Ordering::Release);
@@ -1154,6 +1283,261 @@ mod tests {
         }
         assert_eq!(bus_a.latest(), *stored.last().unwrap());
         assert_eq!(bus_b.latest(), bus_a.latest());
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+
+    /// Ends the session of whichever sequencer holds the lock; returns whether there
+    /// was one.
+    async fn kill_sequencer(store: &PgStore) -> bool {
+        let client = store.client().await.unwrap();
+        let rows = client
+            .query(
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a
+                 JOIN pg_locks l ON l.pid = a.pid
+                 WHERE l.locktype = 'advisory' AND l.granted
+                   AND a.application_name = $1",
+                &[&sequencer::APPLICATION_NAME],
+            )
+            .await
+            .unwrap();
+        !rows.is_empty()
+    }
+
+    /// Every event `live` receives until it has `n`, within 10 s each.
+    async fn receive(
+        live: &mut tokio::sync::broadcast::Receiver<crate::bus::LiveEvent>,
+        n: usize,
+    ) -> Vec<i64> {
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            got.push(next(live).await);
+        }
+        got
+    }
+
+    /// Writes from two servers while the sequencer's session is killed again and again
+    /// (mid-step, as it numbers a batch): another session takes over each time, and every
+    /// event ends with exactly one id, in a run with no gap, published in order by both
+    /// servers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_killed_sequencer_is_replaced_and_nothing_is_lost_or_numbered_twice() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("failover");
+        // Room for every event of the run: the subscribers read only at the end.
+        let (bus_a, bus_b) = (
+            Arc::new(EventBus::new(1 << 16)),
+            Arc::new(EventBus::new(1 << 16)),
+        );
+        let a = Arc::new(PgStore::connect(&url, Arc::clone(&bus_a)).await.unwrap());
+        let b = Arc::new(PgStore::connect(&url, Arc::clone(&bus_b)).await.unwrap());
+        let mut live_a = bus_a.subscribe("tk");
+        let mut live_b = bus_b.subscribe("tk");
+        const JOBS: usize = 40;
+        const ROUNDS: usize = 25;
+        for i in 0..JOBS {
+            job(&a, "tk", &format!("job_{i}")).await;
+        }
+        let before = stored_ids(&a, "tk").await.len();
+        // Writers go on (at least ROUNDS each) until the killer is done.
+        let killing = Arc::new(AtomicBool::new(true));
+        let writers: Vec<_> = (0..JOBS)
+            .map(|i| {
+                let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                let killing = Arc::clone(&killing);
+                tokio::spawn(async move {
+                    let job = format!("job_{i}");
+                    let mut ids = Vec::new();
+                    let mut rounds = 0;
+                    while rounds < ROUNDS || killing.load(Ordering::Acquire) {
+                        ids.extend(append(&store, "tk", &job, vec![log(&job), log(&job)]).await);
+                        rounds += 1;
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let killer = tokio::spawn({
+            let (a, killing) = (Arc::clone(&a), Arc::clone(&killing));
+            async move {
+                // A few times, each once the last replacement has had time to work.
+                let mut kills = 0;
+                while kills < 3 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if kill_sequencer(&a).await {
+                        kills += 1;
+                    }
+                }
+                killing.store(false, Ordering::Release);
+                kills
+            }
+        });
+        let mut given = Vec::new();
+        for writer in writers {
+            let ids = writer.await.unwrap();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "a job's ids grow");
+            given.extend(ids);
+        }
+        assert_eq!(killer.await.unwrap(), 3);
+
+        let stored = stored_ids(&a, "tk").await;
+        assert!(given.len() >= JOBS * ROUNDS * 2);
+        assert_eq!(stored.len(), before + given.len(), "every event, once");
+        let expected: Vec<i64> = (1..=stored.len() as i64).collect();
+        assert_eq!(stored, expected, "no gap, no id twice");
+        given.sort_unstable();
+        assert_eq!(given, stored[before..], "each write learned its own ids");
+        for live in [&mut live_a, &mut live_b] {
+            assert_eq!(receive(live, stored.len()).await, stored);
+        }
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+
+    /// A writer stalled mid-transaction (its events inserted, not committed) holds back
+    /// nobody, and its events, once committed, come after everything numbered meanwhile:
+    /// a stream never gets a later event before an earlier one, and a reader resuming from
+    /// the last id it saw gets them, with no gap.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_transaction_is_numbered_after_what_committed_before_it() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("stall");
+        let bus = new_bus();
+        let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
+        let mut live = bus.subscribe("ts");
+        job(&store, "ts", "job_slow").await;
+        job(&store, "ts", "job_fast").await;
+
+        // A peer's write, stalled after its insert: the events have the lower insertion key.
+        let mut peer = store.client().await.unwrap();
+        let stalled = peer.transaction().await.unwrap();
+        let row = stalled
+            .query_one(
+                "SELECT o_pos FROM jobwire_append_events('ts', 'job_slow', 'queued', 'srv',
+                     ARRAY['job_slow'], ARRAY['svc_a'], ARRAY['log'],
+                     ARRAY['{\"job_id\":\"job_slow\",\"line\":\"late\"}'],
+                     ARRAY['2026-01-01T00:00:00.000000Z'])",
+                &[],
+            )
+            .await
+            .unwrap();
+        let stalled_pos: Vec<i64> = row.get(0);
+
+        // Writes go on meanwhile, and are numbered and published at once.
+        let mut fast = Vec::new();
+        for _ in 0..3 {
+            fast.extend(append(&store, "ts", "job_fast", vec![log("job_fast")]).await);
+        }
+        assert_eq!(receive(&mut live, 3).await, fast);
+        let seen = stored_ids(&store, "ts").await;
+        assert_eq!(seen, fast, "the uncommitted event is not read");
+        let fast_pos: i64 = store
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT min(pos) FROM events WHERE job_id = 'job_fast'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(stalled_pos[0] < fast_pos, "inserted first, committed last");
+
+        // Committed outside the writers: the sequencer finds it by polling.
+        stalled.commit().await.unwrap();
+        let late = next(&mut live).await;
+        assert!(
+            late > fast[2],
+            "numbered after everything committed before it"
+        );
+        let resumed = store
+            .events(
+                "ts",
+                &EventQuery {
+                    after: fast[2],
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(resumed.len(), 1);
+        assert_eq!(resumed[0].seq, late);
+        assert_eq!(resumed[0].job_id, "job_slow");
+        let all = stored_ids(&store, "ts").await;
+        assert_eq!(all, [fast.clone(), vec![late]].concat());
+        drop(peer);
+        store.close().await.unwrap();
+    }
+
+    /// A reader that resumes from its last id on one server, then the other, page after
+    /// page, while both write: it reads every event once, in id order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn resuming_across_two_servers_under_load_skips_and_repeats_nothing() {
+        let Some(cluster) = PgCluster::start() else {
+            return;
+        };
+        let url = cluster.database("resume");
+        let a = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
+        let b = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
+        const JOBS: usize = 32;
+        const ROUNDS: usize = 30;
+        for i in 0..JOBS {
+            job(&a, "tr2", &format!("job_{i}")).await;
+        }
+        let writing = Arc::new(AtomicBool::new(true));
+        let reader = tokio::spawn({
+            let (a, b, writing) = (Arc::clone(&a), Arc::clone(&b), Arc::clone(&writing));
+            async move {
+                let mut read = Vec::new();
+                let mut last = 0;
+                let mut pages = 0usize;
+                loop {
+                    // Checked before the read: the last page is read after every write.
+                    let done = !writing.load(Ordering::Acquire);
+                    let server = if pages % 2 == 0 { &a } else { &b };
+                    pages += 1;
+                    let query = EventQuery {
+                        after: last,
+                        limit: 37,
+                        ..Default::default()
+                    };
+                    let page = server.events("tr2", &query).await.unwrap();
+                    if let Some(event) = page.last() {
+                        last = event.seq;
+                    }
+                    let full = page.len() == 37;
+                    read.extend(page.into_iter().map(|e| e.seq));
+                    if done && !full {
+                        return (read, pages);
+                    }
+                }
+            }
+        });
+        let writers: Vec<_> = (0..JOBS)
+            .map(|i| {
+                let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                tokio::spawn(async move {
+                    let job = format!("job_{i}");
+                    for _ in 0..ROUNDS {
+                        append(&store, "tr2", &job, vec![log(&job)]).await;
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        writing.store(false, Ordering::Release);
+        let (read, pages) = reader.await.unwrap();
+        assert!(pages > 4, "{pages} pages");
+        let distinct: HashSet<i64> = read.iter().copied().collect();
+        assert_eq!(distinct.len(), read.len(), "no event read twice");
+        assert!(read.windows(2).all(|w| w[0] < w[1]), "in id order");
+        assert_eq!(read.len(), JOBS * ROUNDS, "every event read");
+        assert_eq!(read, stored_ids(&a, "tr2").await, "no gap");
         a.close().await.unwrap();
         b.close().await.unwrap();
     }
