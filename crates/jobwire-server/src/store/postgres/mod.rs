@@ -547,7 +547,7 @@ impl Store for PgStore {
             &client,
             WHAT,
             "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 $12, $13, $14, $15, $16, $17, $18)",
+                 $12, $13, $14, $15, $16, $17, $18, $19)",
             &[
                 &new.tenant,
                 &job.id,
@@ -567,6 +567,7 @@ impl Store for PgStore {
                 &events.kinds,
                 &events.data,
                 &events.created_at,
+                &new.key.and_then(|k| k.answered).map(i32::from),
             ],
         )
         .await?;

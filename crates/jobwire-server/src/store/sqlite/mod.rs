@@ -301,7 +301,7 @@ impl Store for SqliteStore {
             body: to_json(new.job)?,
             key: new
                 .key
-                .map(|k| (k.key.to_owned(), k.fingerprint.to_owned())),
+                .map(|k| (k.key.to_owned(), k.fingerprint.to_owned(), k.answered)),
             max_in_flight: i64::try_from(new.max_in_flight).unwrap_or(i64::MAX),
             max_stored_bytes: i64::try_from(new.max_stored_bytes).unwrap_or(i64::MAX),
             owner: new.owner.to_owned(),
@@ -903,6 +903,7 @@ mod tests {
             key: Some(KeyUse {
                 key: "k",
                 fingerprint: "f",
+                answered: None,
             }),
             ..new_job(&keyed)
         };

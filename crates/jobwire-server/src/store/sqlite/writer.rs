@@ -279,7 +279,8 @@ pub(super) struct JobInsert {
     pub(super) tenant: String,
     pub(super) job: Job,
     pub(super) body: String,
-    pub(super) key: Option<(String, String)>,
+    /// The key, the request's fingerprint, and the answer's status when known.
+    pub(super) key: Option<(String, String, Option<u16>)>,
     pub(super) max_in_flight: i64,
     pub(super) max_stored_bytes: i64,
     pub(super) owner: String,
@@ -302,7 +303,7 @@ pub(super) fn insert_job_row(
         owner,
         lease_until,
     } = new;
-    if let Some((key, _)) = &key {
+    if let Some((key, _, _)) = &key {
         if let Some(record) = read_key(conn, &tenant, key)? {
             return Ok((Inserted::KeyTaken(record), Vec::new()));
         }
@@ -354,13 +355,20 @@ pub(super) fn insert_job_row(
                 .map_err(err("inserting labels"))?;
         }
     }
-    if let Some((key, fingerprint)) = &key {
+    if let Some((key, fingerprint, answered)) = &key {
         conn.prepare_cached(
-            "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .and_then(|mut stmt| {
-            stmt.execute(params![tenant, key, fingerprint, job.id, job.created_at])
+            stmt.execute(params![
+                tenant,
+                key,
+                fingerprint,
+                job.id,
+                job.created_at,
+                answered
+            ])
         })
         .map_err(err("recording an idempotency key"))?;
     }
