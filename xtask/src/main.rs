@@ -19,8 +19,9 @@
 //!   `chromium`, installed when missing) driven by `playwright-core` (installed with
 //!   `npm ci` from the committed lock file), screenshots under `target/ui-screenshots/`;
 //!   CI runs it.
-//! - `cargo xtask bench [--quick]`: the benchmark suite (see `bench.rs`), written to
-//!   `bench/RESULTS.md`; CI compiles the benchmarks but does not run them.
+//! - `cargo xtask bench [--quick] [--figure N]…`: the benchmark suite (see `bench.rs`),
+//!   written to `bench/RESULTS.md` (with `--figure`, only those figures, whose sections
+//!   it rewrites); CI compiles the benchmarks but does not run them.
 
 mod bench;
 mod examples;
@@ -50,9 +51,10 @@ fn main() -> ExitCode {
         "schemathesis" => schemathesis(),
         "openapi-client" => openapi_client(),
         "ui" => ui(),
-        "bench" => bench::bench(std::env::args().any(|a| a == "--quick")),
+        "bench" => bench_figures()
+            .and_then(|figures| bench::bench(std::env::args().any(|a| a == "--quick"), &figures)),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]…>");
             return ExitCode::from(2);
         }
     };
@@ -63,6 +65,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The figures named by `--figure N` (repeatable; `--figure 3,4` too); none: all.
+fn bench_figures() -> Result<Vec<u32>, String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut figures = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let value = match arg.strip_prefix("--figure") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => continue,
+        };
+        let value = value.ok_or("--figure needs a figure number, e.g. --figure 3")?;
+        for n in value.split(',') {
+            figures.push(
+                n.trim()
+                    .parse()
+                    .map_err(|_| format!("--figure {value}: not a figure number"))?,
+            );
+        }
+    }
+    Ok(figures)
 }
 
 fn lint() -> Result<(), String> {
