@@ -1,5 +1,6 @@
-//! `cargo xtask bench [--quick]`: the benchmark suite, side by side in one run, written
-//! to `bench/RESULTS.md` with SVG plots of figures 2 and 4.
+//! `cargo xtask bench [--quick] [--figure N]…`: the benchmark suite, side by side in one
+//! run, written to `bench/RESULTS.md` with SVG plots of figures 2 and 4 (figure 3, the
+//! server against PostgreSQL, pgbench and graphile-worker, is `ceiling.rs`).
 //!
 //! Every measurement starts a fresh release server (in-memory store unless said) pinned
 //! to core 0 and runs the client pinned to core 1 (`taskset`, when the machine has two

@@ -369,8 +369,7 @@ impl Store for SqliteStore {
             )
             .and_then(|mut stmt| stmt.execute(params![status, body, finished, bytes, seq]))
             .map_err(err("updating a job"))?;
-            charge(conn, &tenant, bytes - was_bytes)?;
-            let recorded = insert_events(conn, &tenant, events)?;
+            let recorded = insert_events(conn, &tenant, events, bytes - was_bytes)?;
             Ok((Some(seqs(&recorded)), recorded))
         })
         .await
@@ -399,7 +398,7 @@ impl Store for SqliteStore {
             if !holds {
                 return Ok((None, Vec::new()));
             }
-            let recorded = insert_events(conn, &tenant, events)?;
+            let recorded = insert_events(conn, &tenant, events, 0)?;
             Ok((Some(seqs(&recorded)), recorded))
         })
         .await

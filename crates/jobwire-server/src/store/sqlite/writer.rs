@@ -235,15 +235,18 @@ pub(super) fn usage(conn: &Connection, tenant: &str) -> Result<i64, StoreError> 
         .map_err(err("reading stored bytes"))
 }
 
-/// Inserts events, charging their tenant for them; returns them as recorded, with the
-/// ids SQLite gave them.
+/// Inserts events, charging their tenant for them and for `more` bytes the same write
+/// stores (its job's: one update of the tenant's count per write, not two); returns them
+/// as recorded, with the ids SQLite gave them.
 pub(super) fn insert_events(
     conn: &Connection,
     tenant: &str,
     events: Encoded,
+    more: i64,
 ) -> Result<Vec<(String, Event)>, StoreError> {
     let events = events.0;
     if events.is_empty() {
+        charge(conn, tenant, more)?;
         return Ok(Vec::new());
     }
     let mut stmt = conn
@@ -266,7 +269,8 @@ pub(super) fn insert_events(
         .map_err(err("inserting an event"))?;
         recorded.push((tenant.to_owned(), e.recorded(conn.last_insert_rowid())));
     }
-    charge(conn, tenant, i64::try_from(bytes).unwrap_or(i64::MAX))?;
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    charge(conn, tenant, bytes.saturating_add(more))?;
     Ok(recorded)
 }
 
@@ -345,7 +349,6 @@ pub(super) fn insert_job_row(
     })
     .map_err(err("inserting a job"))?;
     let seq = conn.last_insert_rowid();
-    charge(conn, &tenant, bytes)?;
     if !job.labels.is_empty() {
         let mut stmt = conn
             .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
@@ -372,7 +375,7 @@ pub(super) fn insert_job_row(
         })
         .map_err(err("recording an idempotency key"))?;
     }
-    let recorded = insert_events(conn, &tenant, events)?;
+    let recorded = insert_events(conn, &tenant, events, bytes)?;
     Ok((Inserted::Stored(seqs(&recorded)), recorded))
 }
 
