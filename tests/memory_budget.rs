@@ -11,9 +11,13 @@ use serde_json::{json, Value};
 async fn past_its_budget_a_tenant_keeps_working_and_only_its_oldest_jobs_go() {
     const BUDGET: u64 = 256 * 1024;
     const JOBS: usize = 3000;
-    let server = spawn(ServerConfig::new().memory().max_stored_bytes_per_tenant(BUDGET))
-        .await
-        .unwrap();
+    let server = spawn(
+        ServerConfig::new()
+            .memory()
+            .max_stored_bytes_per_tenant(BUDGET),
+    )
+    .await
+    .unwrap();
     let client = Client::builder()
         .base_url(server.url())
         .token(server.token())
@@ -40,15 +44,9 @@ async fn past_its_budget_a_tenant_keeps_working_and_only_its_oldest_jobs_go() {
         "{} of {JOBS} jobs kept within {BUDGET} bytes",
         kept.len()
     );
-    let newest = kept
-        .iter()
-        .filter_map(|job| job.input["i"].as_u64())
-        .max();
+    let newest = kept.iter().filter_map(|job| job.input["i"].as_u64()).max();
     assert_eq!(newest, Some(JOBS as u64 - 1), "the last job is kept");
-    let oldest = kept
-        .iter()
-        .filter_map(|job| job.input["i"].as_u64())
-        .min();
+    let oldest = kept.iter().filter_map(|job| job.input["i"].as_u64()).min();
     assert!(
         oldest > Some(JOBS as u64 / 2),
         "the oldest went first: {oldest:?}"

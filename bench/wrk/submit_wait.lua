@@ -1,10 +1,10 @@
 -- wrk script: submit an `echo` job and wait for its result in the same request
--- (`Prefer: wait=10`). The token comes from the environment: JOBWIRE_TOKEN.
+-- (`Prefer: wait=30`). The token comes from the environment: JOBWIRE_TOKEN.
 wrk.method = "POST"
 wrk.path = "/v1/services/echo/jobs"
 wrk.body = '{"input": {"n": 1}}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Prefer"] = "wait=10"
+wrk.headers["Prefer"] = "wait=30"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("JOBWIRE_TOKEN")
 
 -- Only 200 (finished within the wait) counts as a job done.

@@ -1,5 +1,6 @@
-//! `cargo xtask bench [--quick]`: the benchmark suite, side by side in one run, written
-//! to `bench/RESULTS.md` with SVG plots of figures 2 and 4. Figure 8 also measures the
+//! `cargo xtask bench [--quick] [--figure N]…`: the benchmark suite, side by side in one
+//! run, written to `bench/RESULTS.md` with SVG plots of figures 2 and 4 (figure 3, the
+//! server against PostgreSQL, pgbench and graphile-worker, is `ceiling.rs`). Figure 8 also measures the
 //! server as it was before event fan-out by index ([`FANOUT_BASELINE`], built once from
 //! `git archive` under `target/bench-baseline/`).
 //!
@@ -68,57 +69,42 @@ impl Sizes {
 }
 
 const TOKEN: &str = "bench-token";
-const SERVER: &str = "target/release/jobwire-server";
 const VENV: &str = "target/bench-venv";
 
-/// `cargo xtask bench [--quick] [--figure N]`: every figure, or only figure N, whose
-/// sections then replace their namesakes in the `bench/RESULTS.md` there is.
-pub(crate) fn bench(quick: bool, only: Option<u32>) -> Result<(), String> {
+/// A release binary of the workspace, in `CARGO_TARGET_DIR` when that is set.
+fn release_bin(name: &str) -> String {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    format!("{target}/release/{name}")
+}
+
+mod ceiling;
+mod pg_cluster;
+
+/// The figures `cargo xtask bench` measures, each numbered as in `bench/RESULTS.md`
+/// (figures 4 and 5 come from the same runs).
+const FIGURES: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+
+/// Runs the suite, or only `figures` (`--figure N`, repeatable): then only their sections
+/// of `bench/RESULTS.md` are rewritten, the rest kept as it was.
+pub(crate) fn bench(quick: bool, figures: &[u32]) -> Result<(), String> {
     let started = Instant::now();
-    let sizes = Sizes::new(quick);
-    if only.is_none_or(|n| matches!(n, 2 | 3)) {
-        ensure_wrk()?;
+    if let Some(unknown) = figures.iter().find(|f| !FIGURES.contains(f)) {
+        return Err(format!("there is no figure {unknown} (figures: 1 to 8)"));
     }
-    let python = if only.is_none_or(|n| n == 2) {
-        python_clients()?
-    } else {
-        None
-    };
-    crate::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "jobwire-server",
-        "-p",
-        "jobwire-bench",
-    ])?;
+    let all = figures.is_empty();
+    let wanted = |n: u32| all || figures.contains(&n);
+    let sizes = Sizes::new(quick);
+    ensure_wrk()?;
+    // The clients of figures 1, 2, 4, 5 and 7; figure 3 needs the server alone.
+    let needs_clients = FIGURES.iter().any(|&n| n != 3 && n != 6 && wanted(n));
+    let python = if wanted(2) { python_clients()? } else { None };
+    let mut build = vec!["build", "--release", "-p", "jobwire-server"];
+    if needs_clients {
+        build.extend(["-p", "jobwire-bench"]);
+    }
+    crate::cargo(&build)?;
     let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
     let env = Env { pinned, python };
-    if let Some(n) = only {
-        let mut fresh = String::new();
-        match n {
-            1 => figure_1(&env, &sizes, &mut fresh)?,
-            2 => figure_2(&env, &sizes, &mut fresh)?,
-            3 => figure_3(&env, &sizes, &mut fresh)?,
-            4 | 5 => figures_4_and_5(&env, &sizes, &mut fresh)?,
-            6 => figure_6(&sizes, &mut fresh)?,
-            7 => figure_7(&env, &sizes, &mut fresh)?,
-            8 => figure_8(&env, &sizes, &mut fresh)?,
-            _ => return Err(format!("there is no figure {n}")),
-        }
-        let _ = writeln!(
-            fresh,
-            "(Figure {n} alone, by `cargo xtask bench{} --figure {n}` on {}, in {:.0} s.)\n",
-            if quick { " --quick" } else { "" },
-            today(),
-            started.elapsed().as_secs_f64()
-        );
-        let existing = std::fs::read_to_string("bench/RESULTS.md").unwrap_or_default();
-        std::fs::write("bench/RESULTS.md", splice(&existing, &fresh))
-            .map_err(|e| format!("bench/RESULTS.md: {e}"))?;
-        println!("rewrote figure {n} of bench/RESULTS.md");
-        return Ok(());
-    }
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -137,68 +123,90 @@ pub(crate) fn bench(quick: bool, only: Option<u32>) -> Result<(), String> {
         },
         sizes.runs,
     );
-    figure_1(&env, &sizes, &mut report)?;
-    figure_2(&env, &sizes, &mut report)?;
-    figure_3(&env, &sizes, &mut report)?;
-    figures_4_and_5(&env, &sizes, &mut report)?;
-    figure_6(&sizes, &mut report)?;
-    figure_7(&env, &sizes, &mut report)?;
-    figure_8(&env, &sizes, &mut report)?;
+    if wanted(1) {
+        figure_1(&env, &sizes, &mut report)?;
+    }
+    if wanted(2) {
+        figure_2(&env, &sizes, &mut report)?;
+    }
+    if wanted(3) {
+        ceiling::figure_3(&env, &sizes, &mut report)?;
+    }
+    if wanted(4) || wanted(5) {
+        figures_4_and_5(&env, &sizes, &mut report)?;
+    }
+    if wanted(6) {
+        figure_6(&sizes, &mut report)?;
+    }
+    if wanted(7) {
+        figure_7(&env, &sizes, &mut report)?;
+    }
+    if wanted(8) {
+        figure_8(&env, &sizes, &mut report)?;
+    }
     // What profiling showed of the goals missed: written by hand, kept beside the suite.
     if let Ok(notes) = std::fs::read_to_string("bench/PROFILES.md") {
         let _ = writeln!(report, "\n{notes}");
     }
-    let _ = writeln!(
-        report,
-        "\n---\nThe whole suite took {:.0} s.",
-        started.elapsed().as_secs_f64()
-    );
-    std::fs::write("bench/RESULTS.md", report).map_err(|e| format!("bench/RESULTS.md: {e}"))?;
-    println!(
-        "wrote bench/RESULTS.md, bench/figure-2.svg and bench/figure-4.svg in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
+    let took = started.elapsed().as_secs_f64();
+    let results = if all {
+        let _ = writeln!(report, "\n---\nThe whole suite took {took:.0} s.");
+        report
+    } else {
+        let old = std::fs::read_to_string("bench/RESULTS.md").unwrap_or_default();
+        splice(&old, &report)
+    };
+    std::fs::write("bench/RESULTS.md", results).map_err(|e| format!("bench/RESULTS.md: {e}"))?;
+    println!("wrote bench/RESULTS.md (and the SVG plots of the figures run) in {took:.0} s");
     Ok(())
 }
 
-/// `existing` (a `bench/RESULTS.md`) with each `## N.` section of `fresh` in place of
-/// its namesake, or, for a new one, before the hand-written notes (the first `##`
-/// section that is not numbered) or the closing `---`.
-fn splice(existing: &str, fresh: &str) -> String {
-    /// Splits at the lines starting a section (`## `) or the closing rule (`---`).
-    fn sections(text: &str) -> Vec<String> {
-        let mut parts = vec![String::new()];
-        for line in text.split_inclusive('\n') {
-            if line.starts_with("## ") || line.trim_end() == "---" {
-                parts.push(String::new());
-            }
-            if let Some(last) = parts.last_mut() {
-                last.push_str(line);
-            }
+/// `old` with each of `new`'s sections (`## N. …`, or `## What the profiles show`) in
+/// place of the old section with that heading (its number, for a figure): the whole
+/// suite's results with only some figures measured again. A section runs up to the next
+/// `## ` heading or the closing `---`; a section `old` lacks goes before that line.
+fn splice(old: &str, new: &str) -> String {
+    fn key(line: &str) -> Option<&str> {
+        let heading = line.strip_prefix("## ")?;
+        Some(heading.split_once('.').map_or(heading, |(n, _)| n))
+    }
+    let mut sections: Vec<(&str, String)> = Vec::new();
+    for line in new.lines() {
+        if let Some(k) = key(line) {
+            sections.push((k, String::new()));
         }
-        parts
-    }
-    /// `Some(n)` for a `## n.` heading.
-    fn number(section: &str) -> Option<&str> {
-        let rest = section.strip_prefix("## ")?;
-        let (n, _) = rest.split_once('.')?;
-        n.chars().all(|c| c.is_ascii_digit()).then_some(n)
-    }
-    let mut out = sections(existing);
-    for new in sections(fresh).into_iter().filter(|s| number(s).is_some()) {
-        match out.iter().position(|old| number(old) == number(&new)) {
-            Some(at) => out[at] = new,
-            None => {
-                let at = out
-                    .iter()
-                    .skip(1)
-                    .position(|s| number(s).is_none())
-                    .map_or(out.len(), |i| i + 1);
-                out.insert(at, new);
-            }
+        if let Some((_, text)) = sections.last_mut() {
+            text.push_str(line);
+            text.push('\n');
         }
     }
-    out.concat()
+    let mut out = String::new();
+    let mut skipping = false;
+    let mut closed = false;
+    for line in old.lines() {
+        if key(line).is_some() || line == "---" {
+            skipping = false;
+            if line == "---" && !closed {
+                closed = true;
+                for (_, text) in sections.drain(..) {
+                    out.push_str(&text);
+                }
+            }
+            if let Some(i) = key(line).and_then(|k| sections.iter().position(|(s, _)| *s == k)) {
+                out.push_str(&sections.remove(i).1);
+                skipping = true;
+                continue;
+            }
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for (_, text) in sections {
+        out.push_str(&text);
+    }
+    out
 }
 
 /// How measurements are run here.
@@ -228,7 +236,7 @@ fn pinned_command(core: Option<&str>, program: &str) -> Command {
 
 /// A release server on core 0 (when pinned), stopped when dropped.
 fn release_server(env: &Env, flags: &[&str]) -> Result<Server, String> {
-    let mut command = pinned_command(env.pinned.then_some("0"), SERVER);
+    let mut command = pinned_command(env.pinned.then_some("0"), &release_bin("jobwire-server"));
     command
         .args(["--addr", "127.0.0.1:0", "--token", TOKEN])
         .args(flags);
@@ -277,7 +285,7 @@ fn json_lines(
 }
 
 fn bench_bin(env: &Env, name: &str, args: &[String]) -> Command {
-    let mut command = env.client(&format!("target/release/{name}"));
+    let mut command = env.client(&release_bin(name));
     command.args(args);
     command
 }
@@ -595,92 +603,6 @@ fn figure_2(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-fn figure_3(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
-    println!("figure 3: the server's ceiling");
-    let mut stores: Vec<(&str, Vec<String>)> = vec![
-        ("memory", vec!["--memory".into()]),
-        ("SQLite", vec!["--data-dir".into(), String::new()]),
-    ];
-    if let Ok(url) = std::env::var("JOBWIRE_BENCH_DATABASE_URL") {
-        stores.push(("PostgreSQL", vec!["--database-url".into(), url]));
-    }
-    let mut runs: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for _ in 0..sizes.runs {
-        for (store, flags) in &stores {
-            let dir = std::env::temp_dir().join(format!("jobwire-bench-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            let flags: Vec<String> = flags
-                .iter()
-                .map(|f| {
-                    if f.is_empty() {
-                        dir.to_string_lossy().into_owned()
-                    } else {
-                        f.clone()
-                    }
-                })
-                .collect();
-            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            let server = release_server(env, &flags)?;
-            let health = wrk(env, &server, "health.lua", sizes.ceiling_seconds)?;
-            let jobs = wrk(env, &server, "submit_wait.lua", sizes.ceiling_seconds)?;
-            drop(server);
-            let _ = std::fs::remove_dir_all(&dir);
-            runs.entry(store).or_default().push((health, jobs));
-        }
-    }
-    let _ = writeln!(
-        out,
-        "## 3. Server ceiling\n\n**What:** durable `echo` jobs a second (submitted with \
-         `Prefer: wait=10`, answered once done) against `GET /v1/health` requests a second, \
-         same server, same load generator, same run. **How:** wrk, 1 thread, 64 \
-         connections, {} s each (`bench/wrk/*.lua`), on core 1, the server on core 0. \
-         **Baseline:** the health endpoint (the HTTP stack alone). **Goal:** jobs/s ≥ 0.5 × \
-         health req/s. **Command:** `cargo xtask bench{}` (PostgreSQL too with \
-         `JOBWIRE_BENCH_DATABASE_URL=postgres://…`).\n",
-        sizes.ceiling_seconds,
-        if sizes.quick { " --quick" } else { "" }
-    );
-    let _ = writeln!(
-        out,
-        "| store | health req/s | echo jobs/s | ratio | goal | |\n|---|---|---|---|---|---|"
-    );
-    for (store, values) in &runs {
-        let ratio = Spread::of(&values.iter().map(|(h, j)| j / h).collect::<Vec<_>>());
-        let _ = writeln!(
-            out,
-            "| {store} | {} | {} | {} | ≥ 0.5 | {} |",
-            Spread::of(&values.iter().map(|v| v.0).collect::<Vec<_>>()).show(0),
-            Spread::of(&values.iter().map(|v| v.1).collect::<Vec<_>>()).show(0),
-            ratio.show(3),
-            against(ratio.median, 0.5, false),
-        );
-    }
-    let _ = writeln!(out);
-    Ok(())
-}
-
-/// Requests a second wrk reached with `script` against `server`.
-fn wrk(env: &Env, server: &Server, script: &str, seconds: u32) -> Result<f64, String> {
-    let output = env
-        .client("wrk")
-        .args([
-            "-t1",
-            "-c64",
-            &format!("-d{seconds}s"),
-            "-s",
-            &format!("bench/wrk/{script}"),
-            &server.url,
-        ])
-        .env("JOBWIRE_TOKEN", TOKEN)
-        .output()
-        .map_err(|e| format!("wrk: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("wrk said: {text}"))
-}
-
 fn figures_4_and_5(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
     println!("figures 4 and 5: waiting");
     let mut plan: Vec<(String, usize)> = Vec::new();
@@ -872,7 +794,7 @@ fn figure_7(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
                 "bench-flood-token=flood",
             ],
         )?;
-        let mut command = env.client("target/release/isolation");
+        let mut command = env.client(&release_bin("isolation"));
         command
             .args(["--seconds", seconds, "--readers", "4", "--flood", "4000"])
             .env("JOBWIRE_BENCH_FLOOD_TOKEN", "bench-flood-token");
@@ -991,7 +913,7 @@ fn figure_8(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
     for _ in 0..sizes.runs {
         for (mode, _) in modes {
             for streams in FANOUT_STREAMS {
-                let mut servers = vec![("after", SERVER.to_owned())];
+                let mut servers = vec![("after", release_bin("jobwire-server"))];
                 if let (Some(path), true) = (&baseline, streams <= FANOUT_BASELINE_MAX) {
                     servers.push(("before", path.clone()));
                 }
@@ -1093,11 +1015,12 @@ fn ensure_wrk() -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_ok() {
         return Ok(());
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
+    apt_install("wrk")
+}
+
+/// Installs Debian's `package` (with sudo unless root).
+fn apt_install(package: &str) -> Result<(), String> {
+    let root = crate::is_root();
     let apt = |args: &[&str]| {
         let mut command = if root {
             Command::new("apt-get")
@@ -1110,7 +1033,7 @@ fn ensure_wrk() -> Result<(), String> {
         crate::run_command(command)
     };
     apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "wrk"])
+    apt(&["install", "-y", "-qq", package])
 }
 
 /// The Python clients' venv (pinned requirements); `None`, with a note, without python3.
@@ -1145,24 +1068,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_figure_run_alone_replaces_its_own_section() {
+        let old = "# Results\n\nintro\n\n## 2. Many\n\nold two\n\n## 3. Ceiling\n\nold three\n\n\
+                   ## 4. Wait\n\nold four\n\n## What the profiles show\n\nold notes\n\n---\nThe whole suite took 9 s.\n";
+        let new = "# Results\n\nother intro\n## 3. Ceiling, again\n\nnew three\n\n\
+                   ## What the profiles show\n\nnew notes\n";
+        assert_eq!(
+            splice(old, new),
+            "# Results\n\nintro\n\n## 2. Many\n\nold two\n\n## 3. Ceiling, again\n\nnew three\n\n\
+             ## 4. Wait\n\nold four\n\n## What the profiles show\n\nnew notes\n---\nThe whole suite took 9 s.\n"
+        );
+        // A section the old results lack goes before the closing line.
+        let added = splice("# R\n\n## 1. A\n\na\n---\nend\n", "## 3. C\n\nc\n");
+        assert_eq!(added, "# R\n\n## 1. A\n\na\n## 3. C\n\nc\n---\nend\n");
+    }
+
+    #[test]
     fn spreads() {
         let s = Spread::of(&[3.0, 1.0, 2.0, f64::NAN]);
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
         assert_eq!(Spread::of(&[1.0, 2.0]).median, 1.5);
         assert_eq!(Spread::of(&[]).show(1), "—");
-    }
-
-    #[test]
-    fn one_figure_replaces_its_section() {
-        let existing = "# R\n\nhead\n## 1. One\nold one\n## 2. Two\nold two\n\n## What the profiles show\nnotes\n\n---\nend\n";
-        let fresh = "\n## 2. Two\nnew two\n(alone)\n";
-        assert_eq!(
-            splice(existing, fresh),
-            "# R\n\nhead\n## 1. One\nold one\n## 2. Two\nnew two\n(alone)\n## What the profiles show\nnotes\n\n---\nend\n"
-        );
-        let added = splice(existing, "\n## 7. Seven\nseven\n");
-        assert!(added.contains("old two\n\n## 7. Seven\nseven\n## What the profiles show"));
-        assert_eq!(splice("", "## 3. x\n"), "## 3. x\n");
     }
 
     #[test]

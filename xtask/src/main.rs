@@ -19,9 +19,9 @@
 //!   `chromium`, installed when missing) driven by `playwright-core` (installed with
 //!   `npm ci` from the committed lock file), screenshots under `target/ui-screenshots/`;
 //!   CI runs it.
-//! - `cargo xtask bench [--quick] [--figure N]`: the benchmark suite (see `bench.rs`),
-//!   written to `bench/RESULTS.md` (or only figure N, its section replaced there); CI
-//!   compiles the benchmarks but does not run them.
+//! - `cargo xtask bench [--quick] [--figure N]…`: the benchmark suite (see `bench.rs`),
+//!   written to `bench/RESULTS.md` (with `--figure`, only those figures, whose sections
+//!   it rewrites); CI compiles the benchmarks but does not run them.
 //! - `cargo xtask soak --minutes N`: both facades' mixed load against the release server
 //!   with faults injected, SQLite then memory, N minutes each (see `soak.rs`); samples
 //!   and verdict in `bench/SOAK.md`, non-zero exit when anything failed or memory grew.
@@ -62,22 +62,12 @@ fn main() -> ExitCode {
         "schemathesis" => schemathesis(),
         "openapi-client" => openapi_client(),
         "ui" => ui(),
-        "bench" => {
-            let args: Vec<String> = std::env::args().collect();
-            let figure = args
-                .iter()
-                .position(|a| a == "--figure")
-                .map(|i| args.get(i + 1).and_then(|n| n.parse().ok()));
-            match figure {
-                Some(None) => Err("--figure takes a figure number".to_owned()),
-                Some(n) => bench::bench(args.iter().any(|a| a == "--quick"), n),
-                None => bench::bench(args.iter().any(|a| a == "--quick"), None),
-            }
-        }
+        "bench" => bench_figures()
+            .and_then(|figures| bench::bench(std::env::args().any(|a| a == "--quick"), &figures)),
         "soak" => soak::soak(std::env::args().skip(2)),
         "fuzz" => fuzz::fuzz(&std::env::args().skip(2).collect::<Vec<_>>()),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]|soak --minutes N|fuzz --seconds N [--runs N] [TARGET]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|examples [NAME…]|tree|schemathesis|openapi-client|ui|bench [--quick] [--figure N]…|soak --minutes N|fuzz --seconds N [--runs N] [TARGET]>");
             return ExitCode::from(2);
         }
     };
@@ -88,6 +78,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The figures named by `--figure N` (repeatable; `--figure 3,4` too); none: all.
+fn bench_figures() -> Result<Vec<u32>, String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut figures = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        let value = match arg.strip_prefix("--figure") {
+            Some("") => args.get(i + 1).map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => continue,
+        };
+        let value = value.ok_or("--figure needs a figure number, e.g. --figure 3")?;
+        for n in value.split(',') {
+            figures.push(
+                n.trim()
+                    .parse()
+                    .map_err(|_| format!("--figure {value}: not a figure number"))?,
+            );
+        }
+    }
+    Ok(figures)
 }
 
 fn lint() -> Result<(), String> {

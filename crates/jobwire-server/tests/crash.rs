@@ -8,9 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::process::Server;
-use common::{Client, TempDir};
+use common::{Client, Resp, TempDir};
 use jobwire_core::{Job, JobStatus};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// A server on `dir`, letting running jobs finish `grace` seconds on SIGTERM.
 fn start(dir: &TempDir, grace: &str) -> Server {
@@ -122,5 +122,149 @@ async fn sigterm_lets_running_jobs_finish_within_the_grace() {
     let long = finished(&client, &long).await;
     assert_eq!(long.status, JobStatus::Failed);
     assert_eq!(long.error.unwrap().code.as_deref(), Some("interrupted"));
+    drop(server);
+}
+
+/// Records every write of a job or an idempotency key the server makes, by triggers in
+/// its database: `(table, op, job id, status)` rows of a `writes` table.
+fn record_writes(dir: &TempDir) {
+    let db = rusqlite::Connection::open(dir.0.join("jobwire.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE writes (n INTEGER PRIMARY KEY, tbl TEXT, op TEXT, job_id TEXT, status);
+         CREATE TRIGGER jobs_ins AFTER INSERT ON jobs BEGIN
+             INSERT INTO writes (tbl, op, job_id, status) VALUES ('jobs', 'insert', NEW.id, NEW.status);
+         END;
+         CREATE TRIGGER jobs_upd AFTER UPDATE ON jobs BEGIN
+             INSERT INTO writes (tbl, op, job_id, status) VALUES ('jobs', 'update', NEW.id, NEW.status);
+         END;
+         CREATE TRIGGER keys_ins AFTER INSERT ON idempotency_keys BEGIN
+             INSERT INTO writes (tbl, op, job_id, status) VALUES ('keys', 'insert', NEW.job_id, NEW.status);
+         END;
+         CREATE TRIGGER keys_upd AFTER UPDATE ON idempotency_keys BEGIN
+             INSERT INTO writes (tbl, op, job_id, status) VALUES ('keys', 'update', NEW.job_id, NEW.status);
+         END;",
+    )
+    .unwrap();
+}
+
+/// The writes recorded for `job_id`, in order, as `table op status`.
+fn writes_of(dir: &TempDir, job_id: &str) -> Vec<String> {
+    let db = rusqlite::Connection::open(dir.0.join("jobwire.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT tbl, op, status FROM writes WHERE job_id = ?1 ORDER BY n")
+        .unwrap();
+    let rows = stmt
+        .query_map([job_id], |row| {
+            let status: rusqlite::types::Value = row.get(2)?;
+            let status = match status {
+                rusqlite::types::Value::Text(s) => s,
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                _ => "null".into(),
+            };
+            Ok(format!(
+                "{} {} {status}",
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?
+            ))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// A submit with an `Idempotency-Key`, waiting for the job or not.
+async fn keyed(client: &Client, service: &str, input: Value, wait: bool, key: &str) -> Resp {
+    let mut headers = vec![("Idempotency-Key", key)];
+    if wait {
+        headers.push(("Prefer", "wait=30"));
+    }
+    let path = format!("/v1/services/{service}/jobs");
+    client
+        .post_with(&path, &json!({ "input": input }), &headers)
+        .await
+}
+
+/// A job its handler finishes within the submit (echo, fail) is written once: its row
+/// inserted already finished, its key with the answer's status, no update; so a server
+/// killed right after answering leaves it finished, and a repeat of its key gets the
+/// same answer. A job of any other handler (`sleep`) still takes its two writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_finishes_within_its_submit_is_written_once_and_survives_a_kill() {
+    let dir = TempDir::new("inline");
+    // Started once for its schema, then watched.
+    let status = tokio::task::spawn_blocking({
+        let server = start(&dir, "0");
+        move || server.terminate(Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+    record_writes(&dir);
+
+    let server = start(&dir, "0");
+    let client = server.client();
+    let waited = keyed(&client, "echo", json!({"n": 1}), true, "k-waited").await;
+    let unwaited = keyed(&client, "echo", json!({"n": 2}), false, "k-unwaited").await;
+    let failed = keyed(&client, "fail", json!({"message": "no"}), true, "k-failed").await;
+    let slept = keyed(
+        &client,
+        "sleep",
+        json!({"duration_seconds": 0}),
+        true,
+        "k-slept",
+    )
+    .await;
+    server.kill();
+
+    // Answered finished, each as the client asked: 200 within a wait, 202 without.
+    for (resp, code, status) in [
+        (&waited, 200, JobStatus::Succeeded),
+        (&unwaited, 202, JobStatus::Succeeded),
+        (&failed, 200, JobStatus::Failed),
+        (&slept, 200, JobStatus::Succeeded),
+    ] {
+        assert_eq!(resp.status, code);
+        assert_eq!(resp.job().status, status);
+    }
+    let id = |resp: &Resp| resp.job().id;
+    assert_eq!(
+        writes_of(&dir, &id(&waited)),
+        ["jobs insert succeeded", "keys insert 200"]
+    );
+    assert_eq!(
+        writes_of(&dir, &id(&unwaited)),
+        ["jobs insert succeeded", "keys insert 202"]
+    );
+    assert_eq!(
+        writes_of(&dir, &id(&failed)),
+        ["jobs insert failed", "keys insert 200"]
+    );
+    // The control: stored running, then finished, then its key answered.
+    assert_eq!(
+        writes_of(&dir, &id(&slept)),
+        [
+            "jobs insert running",
+            "keys insert null",
+            "jobs update succeeded",
+            "keys update 200"
+        ]
+    );
+
+    // After the kill: finished as answered, with their whole history, and a repeat of
+    // a key gets the first answer.
+    let server = start(&dir, "0");
+    let client = server.client();
+    for resp in [&waited, &unwaited, &failed] {
+        let job = client.get(&format!("/v1/jobs/{}", id(resp))).await.job();
+        assert_eq!(job, resp.job());
+        let (runs, dones) = runs_and_dones(&client, &job.id).await;
+        assert_eq!((runs, dones), (1, 1), "job {}", job.id);
+    }
+    let again = keyed(&client, "echo", json!({"n": 1}), true, "k-waited").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.job(), waited.job());
+    let again = keyed(&client, "echo", json!({"n": 2}), false, "k-unwaited").await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.job().id, id(&unwaited));
     drop(server);
 }

@@ -252,12 +252,10 @@ fn drain(follower: &mut Follower, now: Instant, last: &mut Option<u64>) -> bool 
         let id = match follower.step(now) {
             StreamStep::Yield(FollowOutput::Event(event)) => event.id,
             StreamStep::Yield(FollowOutput::Finished { id, .. }) => id,
-            StreamStep::Yield(FollowOutput::Fail(_)) => continue,
+            // A re-read of a job (a done without its input and output) carries no id.
+            StreamStep::Yield(FollowOutput::Fail(_) | FollowOutput::Refresh { .. }) => continue,
             StreamStep::Read { .. } => return true,
-            // A re-read of the job is for a job's stream after a 410: not here.
-            StreamStep::Yield(FollowOutput::Refresh)
-            | StreamStep::Connect { .. }
-            | StreamStep::Stop => return false,
+            StreamStep::Connect { .. } | StreamStep::Stop => return false,
         };
         assert!(last.map_or(true, |last| id > last), "{id} after {last:?}");
         *last = Some(id);

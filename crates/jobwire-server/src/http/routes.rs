@@ -393,10 +393,23 @@ pub(super) async fn submit(
         Some(k) => Some(app.keys_in_flight.claim(tenant.as_str(), k)?),
         None => None,
     };
+    let applied = wait.map(|w| app.cap_wait(w));
+    // 200 only for a job that finished within a wait the client asked for; without one,
+    // even a job that is already done answers 202, as docs/api.md promises.
+    let finished_status = if applied.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     let key_use = key
         .as_deref()
         .zip(fingerprint.as_deref())
-        .map(|(key, fingerprint)| KeyUse { key, fingerprint });
+        .map(|(key, fingerprint)| KeyUse {
+            key,
+            fingerprint,
+            // A job stored finished is answered so: its key is stored with that status.
+            answered: Some(finished_status.as_u16()),
+        });
     if let Some(used) = key_use {
         if let Some(record) = app
             .runner
@@ -411,8 +424,8 @@ pub(super) async fn submit(
         .runner
         .submit(tenant.as_str(), &service, handler, input, labels, key_use)
         .await;
-    let mut rx = match submitted {
-        Ok(rx) => rx,
+    let admitted = match submitted {
+        Ok(admitted) => admitted,
         // Recorded meanwhile by another server on the same store.
         Err(SubmitError::KeyTaken(record)) => {
             let fingerprint = fingerprint.unwrap_or_default();
@@ -431,7 +444,7 @@ pub(super) async fn submit(
             })
         }
     };
-    let applied = wait.map(|w| app.cap_wait(w));
+    let mut rx = admitted.rx;
     if let Some(seconds) = applied.filter(|s| *s > 0) {
         // Err (timeout, or a sender gone) just means: answer with the job as it stands.
         let _ = tokio::time::timeout(
@@ -446,14 +459,13 @@ pub(super) async fn submit(
         .current(tenant.as_str(), seen)
         .await?
         .ok_or_else(ApiError::internal)?;
-    // 200 only for a job that finished within a wait the client asked for; without one,
-    // even a job that is already done answers 202, as docs/api.md promises.
-    let status = if applied.is_some() && current.0.status.is_terminal() {
-        StatusCode::OK
+    let status = if current.0.status.is_terminal() {
+        finished_status
     } else {
         StatusCode::ACCEPTED
     };
-    if let Some(key) = &key {
+    // A job stored finished has its key stored with this status already.
+    if let Some(key) = key.as_ref().filter(|_| !admitted.finished) {
         // Recorded before the answer leaves: a client that never gets it and repeats the
         // request gets this same status.
         let store = app.runner.store();

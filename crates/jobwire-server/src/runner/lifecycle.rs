@@ -22,6 +22,12 @@
 //! to read the job instead. An output longer than `max_output_bytes` of JSON fails the
 //! job with code `output_too_large`; an error's message is cut to
 //! [`MAX_ERROR_MESSAGE_BYTES`] and its code to [`MAX_ERROR_CODE_BYTES`].
+//!
+//! How a submitted job enters this machine is decided here too ([`admission`]): stored
+//! `queued` to wait for a slot, stored `running` with its handler started after the
+//! write, or — for a handler declared side-effect free — run first, within the submit,
+//! and stored once: terminal with all its events ([`settle`]) when it finished within
+//! the submit's budget, `running` otherwise.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -131,6 +137,57 @@ pub(crate) fn crash_rule(status: &JobStatus, runs_here: bool, has_handler: bool)
             Recovery::Interrupt("its service has no handler in this server process")
         }
     }
+}
+
+/// How a submitted job is admitted (see [`admission`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Stored `queued`; started when one of its service's slots frees.
+    Queue,
+    /// Stored `running`, with its `queued` and `running` events, in one write; its
+    /// handler starts once that write is committed.
+    Start,
+    /// Its handler runs first, within the submit: a job it finishes there is stored
+    /// once, terminal, with every event ([`settle`]); one it does not is stored
+    /// `running` (as [`Admission::Start`]) and its handler goes on. Its handler has run
+    /// before the job was stored, so a submit the store then refuses (key used, tenant
+    /// at its limit or quota) has run it for nothing: only a handler declared
+    /// side-effect free may be admitted so.
+    Inline,
+}
+
+/// How a job of a handler is admitted: whether the handler is declared side-effect free,
+/// and whether its service limits how many of its jobs run at once (such a job waits for
+/// a slot, so it is never run inline: that would run it without one).
+pub(crate) fn admission(side_effect_free: bool, limited: bool) -> Admission {
+    match (limited, side_effect_free) {
+        (true, _) => Admission::Queue,
+        (false, true) => Admission::Inline,
+        (false, false) => Admission::Start,
+    }
+}
+
+/// A job its handler finished within the submit: `job` (as started) with every
+/// happening applied in order at `now` — the handler's reports, then its outcome —
+/// and the events they record, in that order. Happenings the lifecycle refuses (after
+/// the outcome, say) change nothing.
+pub(crate) fn settle(
+    job: &Job,
+    happenings: impl IntoIterator<Item = Happening>,
+    now: &str,
+    caps: &Caps,
+) -> (Job, Vec<(EventKind, EventData)>) {
+    let mut job = job.clone();
+    let mut events = Vec::new();
+    for happening in happenings {
+        if let Some(t) = transition(&job, happening, now, caps) {
+            events.extend(t.events);
+            if let Some(next) = t.job {
+                job = next;
+            }
+        }
+    }
+    (job, events)
 }
 
 /// A new job as submitted: `queued`, with its first `status` event.
@@ -609,6 +666,58 @@ mod tests {
                 "{from:?} + {happening:?}"
             );
         }
+    }
+
+    /// Which jobs wait for a slot, which start after their write, which run inline.
+    #[test]
+    fn the_admission_table() {
+        use Admission::*;
+        // Side-effect free, limited to some jobs at once, then the admission.
+        let table = [
+            (false, false, Start),
+            (false, true, Queue),
+            (true, false, Inline),
+            (true, true, Queue),
+        ];
+        for (side_effect_free, limited, want) in table {
+            assert_eq!(
+                admission(side_effect_free, limited),
+                want,
+                "side-effect free {side_effect_free}, limited {limited}"
+            );
+        }
+    }
+
+    /// A job settled inline: its reports and outcome applied in order, whatever comes
+    /// after the outcome refused, its `done` the last event and carrying the end state.
+    #[test]
+    fn settling_applies_reports_then_the_outcome() {
+        let running = job(JobStatus::Running);
+        let happenings = vec![
+            Happening::Progress {
+                fraction: 0.5,
+                message: "half".into(),
+            },
+            Happening::Log("l".into()),
+            Happening::Succeed(json!(2)),
+            // Too late: refused, records nothing.
+            Happening::Log("after".into()),
+        ];
+        let (settled, events) = settle(&running, happenings, NOW, &CAPS);
+        assert_eq!(settled.status, JobStatus::Succeeded);
+        assert_eq!(settled.output, Some(json!(2)));
+        assert_eq!(settled.finished_at.as_deref(), Some(NOW));
+        assert_eq!(settled.progress.as_ref().unwrap().fraction, 0.5);
+        let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["progress", "log", "status", "done"]);
+        assert_eq!(events[1].1.value()["line"], "l");
+        let done: Job = serde_json::from_str(events[3].1.get()).unwrap();
+        assert_eq!(done, settled);
+        // A failure settles the same way; nothing at all leaves the job as it was.
+        let (failed, events) = settle(&running, [Happening::Fail(JobError::new("x"))], NOW, &CAPS);
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(events.len(), 2);
+        assert_eq!(settle(&running, [], NOW, &CAPS), (running.clone(), vec![]));
     }
 
     /// A lost compare-and-set stops the job here and shows what the store holds.

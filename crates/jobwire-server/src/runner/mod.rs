@@ -624,6 +624,7 @@ mod tests {
         runner
             .submit(tenant, &service, handler, input, BTreeMap::new(), None)
             .await
+            .map(|admitted| admitted.rx)
     }
 
     async fn finished(mut rx: watch::Receiver<Job>) -> Job {
@@ -821,7 +822,7 @@ mod tests {
             .submit("t", &service, handler, json!(null), BTreeMap::new(), None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let job = finished(rx).await;
+        let job = finished(rx.rx).await;
         assert_eq!(job.status, JobStatus::Failed);
         assert_eq!(job.error.unwrap().code.as_deref(), Some("internal"));
     }

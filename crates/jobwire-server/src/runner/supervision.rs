@@ -14,7 +14,7 @@ use super::lifecycle::{self, Happening, Recovery};
 use super::workers::Unfinished;
 use super::{ActiveJob, Applied, JobContext, Runner};
 use crate::locking::lock;
-use crate::services::{Handler, Run};
+use crate::services::{Handler, HandlerFuture, Run};
 use crate::store::StoreError;
 
 /// Orphaned jobs claimed per store call.
@@ -63,14 +63,26 @@ impl Runner {
         job: Arc<ActiveJob>,
         handler: Handler,
         input: Value,
-        mut reports: mpsc::UnboundedReceiver<Happening>,
+        reports: mpsc::UnboundedReceiver<Happening>,
     ) {
+        let task = self.handler_future(&job, handler.run, input);
+        self.supervise(job, task, reports).await;
+    }
+
+    /// The handler's run for `job`, not started yet: an async handler's future, or a
+    /// blocking handler's turn on the worker pool (its panic resumed as the future's).
+    pub(super) fn handler_future(
+        &self,
+        job: &Arc<ActiveJob>,
+        run: Run,
+        input: Value,
+    ) -> HandlerFuture {
         let ctx = JobContext::new(self.clone(), job.clone());
-        let mut task = match handler.run {
-            Run::Async(f) => tokio::spawn(f(input, ctx)),
+        match run {
+            Run::Async(f) => f(input, ctx),
             Run::Blocking(f) => {
                 let work = self.inner.workers.run(&job.tenant, move || f(input, ctx));
-                tokio::spawn(async move {
+                Box::pin(async move {
                     match work.await {
                         Ok(outcome) => outcome,
                         // As a panic of the task, like an async handler's.
@@ -81,7 +93,18 @@ impl Runner {
                     }
                 })
             }
-        };
+        }
+    }
+
+    /// Runs `task` (the job's handler, perhaps already under way) in its own task to
+    /// its end, recording its reports in order while it runs, then how it ended.
+    pub(super) async fn supervise(
+        self,
+        job: Arc<ActiveJob>,
+        task: HandlerFuture,
+        mut reports: mpsc::UnboundedReceiver<Happening>,
+    ) {
+        let mut task = tokio::spawn(task);
         {
             let mut state = job.state.lock().await;
             if job.is_terminal() || job.cancelled.load(Ordering::Acquire) {
@@ -106,12 +129,7 @@ impl Runner {
         let outcome = match joined {
             Ok(Ok(output)) => Happening::Succeed(output),
             Ok(Err(error)) => Happening::Fail(error),
-            Err(e) if e.is_panic() => {
-                tracing::error!(job_id = %job.id, "job handler panicked");
-                let mut error = JobError::new("the service's handler panicked");
-                error.code = Some("internal".into());
-                Happening::Fail(error)
-            }
+            Err(e) if e.is_panic() => Happening::Fail(panicked(&job.id)),
             // Aborted: whoever aborted it has recorded the outcome.
             Err(_) => return,
         };
@@ -258,4 +276,12 @@ impl Runner {
         }
         jobs.len()
     }
+}
+
+/// How a job whose handler panicked fails (the panic is logged, not shown).
+pub(super) fn panicked(job_id: &str) -> JobError {
+    tracing::error!(job_id = %job_id, "job handler panicked");
+    let mut error = JobError::new("the service's handler panicked");
+    error.code = Some("internal".into());
+    error
 }

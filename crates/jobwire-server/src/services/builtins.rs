@@ -25,7 +25,9 @@ pub(super) fn all() -> Vec<ServiceDef> {
             name: "echo".into(),
             description: "Answers with its input.".into(),
             input_schema: json!({}),
-            handler: Handler::from_async(|input, _ctx| async move { Ok(input) }),
+            // Side-effect free: a job finishes within its submit and is stored once.
+            handler: Handler::from_async(|input, _ctx| async move { Ok(input) })
+                .side_effect_free(),
             kind: "builtin",
         },
         ServiceDef {
@@ -52,7 +54,7 @@ pub(super) fn all() -> Vec<ServiceDef> {
                 "properties": {"message": {"type": "string"}},
                 "required": ["message"]
             }),
-            handler: Handler::from_async(fail),
+            handler: Handler::from_async(fail).side_effect_free(),
             kind: "builtin",
         },
         ServiceDef {

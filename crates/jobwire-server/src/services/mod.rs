@@ -58,6 +58,9 @@ pub(crate) struct Handler {
     pub(crate) run: Run,
     /// One permit per job that may run at once; `None`: no limit.
     slots: Option<Arc<Semaphore>>,
+    /// Running it has no effect besides its output and reports, so the server may run
+    /// it within the submit, before the job is stored (see the runner's admission).
+    side_effect_free: bool,
 }
 
 impl Handler {
@@ -70,6 +73,7 @@ impl Handler {
         Handler {
             run: Run::Async(Arc::new(move |input, ctx| Box::pin(f(input, ctx)))),
             slots: None,
+            side_effect_free: false,
         }
     }
 
@@ -81,6 +85,7 @@ impl Handler {
         Handler {
             run: Run::Blocking(Arc::new(f)),
             slots: None,
+            side_effect_free: false,
         }
     }
 
@@ -88,6 +93,19 @@ impl Handler {
     pub(crate) fn at_most(mut self, n: usize) -> Self {
         self.slots = Some(Arc::new(Semaphore::new(n)));
         self
+    }
+
+    /// The same code, declared side-effect free: running a job has no effect besides its
+    /// output and reports, so running it for a job the store then refuses (or twice, once
+    /// for a submit that was never answered) changes nothing anyone can see.
+    pub(crate) fn side_effect_free(mut self) -> Self {
+        self.side_effect_free = true;
+        self
+    }
+
+    /// Whether the handler is declared side-effect free.
+    pub(crate) fn is_side_effect_free(&self) -> bool {
+        self.side_effect_free
     }
 
     /// The permits of a limited handler: a job runs while it holds one.

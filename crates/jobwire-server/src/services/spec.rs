@@ -169,6 +169,35 @@ impl ServiceSpec {
         self
     }
 
+    /// Declares the handler side-effect free: running a job has no effect besides its
+    /// output and its reports (no write elsewhere, no message sent, no money spent).
+    ///
+    /// The server may then run a job's handler within the submit, before the job is
+    /// stored: a job whose handler finishes within the submit's short budget (an async
+    /// handler that returns without waiting, say) is stored once, already finished, with
+    /// all its events — one durable write instead of two. The price is that the handler
+    /// may run for a submit the store then refuses (its `Idempotency-Key` used
+    /// meanwhile, its tenant at its limit or quota), or run again when the server stops
+    /// before the job is stored and the client repeats the submit; the result of such a
+    /// run is dropped. A handler that has any other effect must not be declared so.
+    /// Ignored with [`max_concurrency`](Self::max_concurrency): such jobs wait for a slot.
+    ///
+    /// ```
+    /// use jobwire_server::ServiceSpec;
+    /// use serde_json::json;
+    ///
+    /// let add = ServiceSpec::async_fn("add", |input, _ctx| async move {
+    ///     let sum = input["a"].as_i64().unwrap_or(0) + input["b"].as_i64().unwrap_or(0);
+    ///     Ok(json!({ "sum": sum }))
+    /// })
+    /// .side_effect_free();
+    /// # let _ = add;
+    /// ```
+    pub fn side_effect_free(mut self) -> Self {
+        self.handler = self.handler.side_effect_free();
+        self
+    }
+
     /// The handler the server runs the jobs with.
     pub(crate) fn handler(&self) -> Handler {
         match self.max_concurrency {

@@ -267,6 +267,7 @@ async fn idempotency(store: &dyn Store) {
         Some(KeyUse {
             key: "key-1",
             fingerprint,
+            answered: None,
         })
     };
     let stored = store
@@ -324,6 +325,59 @@ async fn idempotency(store: &dyn Store) {
     assert!(store.find_key("t4", "key-1").await.unwrap().is_none());
     // The jobs stay.
     assert!(store.get_job("t4", "job_k1").await.unwrap().is_some());
+    stored_finished(store).await;
+}
+
+/// A job whose handler finished within its submit: stored once, terminal, with all its
+/// events and its key with the answer's status, in one insert; it holds no slot of its
+/// tenant's limit.
+async fn stored_finished(store: &dyn Store) {
+    let mut done = job("job_f1", "svc_a", &[]);
+    done.status = JobStatus::Succeeded;
+    done.output = Some(json!({"echo": 1}));
+    done.finished_at = Some("2026-01-01T00:00:01.000000Z".into());
+    let keyed = NewJob {
+        key: Some(KeyUse {
+            key: "key-f",
+            fingerprint: "fp-f",
+            answered: Some(200),
+        }),
+        max_in_flight: 1,
+        ..new_job("tf", &done)
+    };
+    let kinds = [
+        EventKind::Status,
+        EventKind::Status,
+        EventKind::Status,
+        EventKind::Done,
+    ];
+    let ids = insert(store, keyed, kinds.map(|k| event("job_f1", k)).into()).await;
+    assert_eq!(ids.len(), 4);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let (stored, position) = store.get_job("tf", "job_f1").await.unwrap().unwrap();
+    assert_eq!(stored, done);
+    assert!(position >= ids[3]);
+    assert_eq!(
+        store.find_key("tf", "key-f").await.unwrap().unwrap(),
+        KeyRecord {
+            fingerprint: "fp-f".into(),
+            job_id: "job_f1".into(),
+            status: Some(200),
+        }
+    );
+    let recorded: Vec<String> = all_events(store, "tf", 0)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(recorded, ["status", "status", "status", "done"]);
+    // Finished, it leaves the tenant's one slot free.
+    let next = job("job_f2", "svc_a", &[]);
+    let limited = NewJob {
+        max_in_flight: 1,
+        ..new_job("tf", &next)
+    };
+    insert(store, limited, vec![]).await;
 }
 
 async fn services(store: &dyn Store) {

@@ -169,6 +169,12 @@ pub(crate) struct KeyUse<'a> {
     pub key: &'a str,
     /// A digest of the service, input and labels.
     pub fingerprint: &'a str,
+    /// The status code the request is answered with, when that is known as the job is
+    /// stored (a job stored already finished): recorded with the key in the same
+    /// transaction, so no second write records it. `None`: recorded later with
+    /// [`Store::set_key_status`]. (Given to the runner's submit, it is the status the
+    /// answer has should the job be stored finished; the runner passes it on only then.)
+    pub answered: Option<u16>,
 }
 
 /// An `Idempotency-Key` as recorded with the job it created.

@@ -442,7 +442,7 @@ impl Store for MemoryStore {
             let record = KeyRecord {
                 fingerprint: key.fingerprint.to_owned(),
                 job_id: new.job.id.clone(),
-                status: None,
+                status: key.answered,
             };
             let t = inner.tenant(new.tenant);
             t.bytes += key_bytes(key.key, &record);
@@ -771,6 +771,7 @@ mod tests {
             key: Some(crate::store::KeyUse {
                 key: &job.id,
                 fingerprint: "f",
+                answered: None,
             }),
             max_in_flight: 100,
             max_stored_bytes: u64::MAX,

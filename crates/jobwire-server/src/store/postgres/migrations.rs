@@ -13,6 +13,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_retired_services.sql"),
     include_str!("migrations/0004_usage_and_job_retention.sql"),
     include_str!("migrations/0005_sequencer.sql"),
+    include_str!("migrations/0006_key_answered.sql"),
 ];
 
 /// Applies the migrations the database has not seen yet, each in its own transaction,

@@ -642,11 +642,13 @@ impl Store for PgStore {
             Box::new(new.key.map(|k| k.fingerprint.to_owned())),
             Box::new(job.created_at.clone()),
         ];
+        let mut params = events.into_params(params);
+        params.push(Box::new(new.key.and_then(|k| k.answered).map(i32::from)));
         let (rows, ids) = self
             .write(Write {
                 sql: "SELECT * FROM jobwire_insert_job($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                          $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                params: events.into_params(params),
+                          $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                params,
                 locks: Some((new.tenant.to_owned(), new.key.map(|k| k.key.to_owned()))),
                 job: job.id.clone(),
             })
@@ -1306,7 +1308,7 @@ mod tests {
 
     /// Every event `live` receives until it has `n`, within 10 s each.
     async fn receive(
-        live: &mut tokio::sync::broadcast::Receiver<crate::bus::LiveEvent>,
+        live: &mut crate::bus::Subscription,
         n: usize,
     ) -> Vec<i64> {
         let mut got = Vec::with_capacity(n);

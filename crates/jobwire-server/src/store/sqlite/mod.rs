@@ -301,7 +301,7 @@ impl Store for SqliteStore {
             body: to_json(new.job)?,
             key: new
                 .key
-                .map(|k| (k.key.to_owned(), k.fingerprint.to_owned())),
+                .map(|k| (k.key.to_owned(), k.fingerprint.to_owned(), k.answered)),
             max_in_flight: i64::try_from(new.max_in_flight).unwrap_or(i64::MAX),
             max_stored_bytes: i64::try_from(new.max_stored_bytes).unwrap_or(i64::MAX),
             owner: new.owner.to_owned(),
@@ -369,8 +369,7 @@ impl Store for SqliteStore {
             )
             .and_then(|mut stmt| stmt.execute(params![status, body, finished, bytes, seq]))
             .map_err(err("updating a job"))?;
-            charge(conn, &tenant, bytes - was_bytes)?;
-            let recorded = insert_events(conn, &tenant, events)?;
+            let recorded = insert_events(conn, &tenant, events, bytes - was_bytes)?;
             Ok((Some(seqs(&recorded)), recorded))
         })
         .await
@@ -399,7 +398,7 @@ impl Store for SqliteStore {
             if !holds {
                 return Ok((None, Vec::new()));
             }
-            let recorded = insert_events(conn, &tenant, events)?;
+            let recorded = insert_events(conn, &tenant, events, 0)?;
             Ok((Some(seqs(&recorded)), recorded))
         })
         .await
@@ -903,6 +902,7 @@ mod tests {
             key: Some(KeyUse {
                 key: "k",
                 fingerprint: "f",
+                answered: None,
             }),
             ..new_job(&keyed)
         };

@@ -235,15 +235,18 @@ pub(super) fn usage(conn: &Connection, tenant: &str) -> Result<i64, StoreError> 
         .map_err(err("reading stored bytes"))
 }
 
-/// Inserts events, charging their tenant for them; returns them as recorded, with the
-/// ids SQLite gave them.
+/// Inserts events, charging their tenant for them and for `more` bytes the same write
+/// stores (its job's: one update of the tenant's count per write, not two); returns them
+/// as recorded, with the ids SQLite gave them.
 pub(super) fn insert_events(
     conn: &Connection,
     tenant: &str,
     events: Encoded,
+    more: i64,
 ) -> Result<Vec<(String, Event)>, StoreError> {
     let events = events.0;
     if events.is_empty() {
+        charge(conn, tenant, more)?;
         return Ok(Vec::new());
     }
     let mut stmt = conn
@@ -266,7 +269,8 @@ pub(super) fn insert_events(
         .map_err(err("inserting an event"))?;
         recorded.push((tenant.to_owned(), e.recorded(conn.last_insert_rowid())));
     }
-    charge(conn, tenant, i64::try_from(bytes).unwrap_or(i64::MAX))?;
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    charge(conn, tenant, bytes.saturating_add(more))?;
     Ok(recorded)
 }
 
@@ -279,7 +283,8 @@ pub(super) struct JobInsert {
     pub(super) tenant: String,
     pub(super) job: Job,
     pub(super) body: String,
-    pub(super) key: Option<(String, String)>,
+    /// The key, the request's fingerprint, and the answer's status when known.
+    pub(super) key: Option<(String, String, Option<u16>)>,
     pub(super) max_in_flight: i64,
     pub(super) max_stored_bytes: i64,
     pub(super) owner: String,
@@ -302,7 +307,7 @@ pub(super) fn insert_job_row(
         owner,
         lease_until,
     } = new;
-    if let Some((key, _)) = &key {
+    if let Some((key, _, _)) = &key {
         if let Some(record) = read_key(conn, &tenant, key)? {
             return Ok((Inserted::KeyTaken(record), Vec::new()));
         }
@@ -344,7 +349,6 @@ pub(super) fn insert_job_row(
     })
     .map_err(err("inserting a job"))?;
     let seq = conn.last_insert_rowid();
-    charge(conn, &tenant, bytes)?;
     if !job.labels.is_empty() {
         let mut stmt = conn
             .prepare_cached("INSERT INTO job_labels (job_seq, key, value) VALUES (?1, ?2, ?3)")
@@ -354,17 +358,24 @@ pub(super) fn insert_job_row(
                 .map_err(err("inserting labels"))?;
         }
     }
-    if let Some((key, fingerprint)) = &key {
+    if let Some((key, fingerprint, answered)) = &key {
         conn.prepare_cached(
-            "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO idempotency_keys (tenant, key, fingerprint, job_id, created_at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .and_then(|mut stmt| {
-            stmt.execute(params![tenant, key, fingerprint, job.id, job.created_at])
+            stmt.execute(params![
+                tenant,
+                key,
+                fingerprint,
+                job.id,
+                job.created_at,
+                answered
+            ])
         })
         .map_err(err("recording an idempotency key"))?;
     }
-    let recorded = insert_events(conn, &tenant, events)?;
+    let recorded = insert_events(conn, &tenant, events, bytes)?;
     Ok((Inserted::Stored(seqs(&recorded)), recorded))
 }
 
