@@ -1307,10 +1307,7 @@ mod tests {
     }
 
     /// Every event `live` receives until it has `n`, within 10 s each.
-    async fn receive(
-        live: &mut crate::bus::Subscription,
-        n: usize,
-    ) -> Vec<i64> {
+    async fn receive(live: &mut crate::bus::Subscription, n: usize) -> Vec<i64> {
         let mut got = Vec::with_capacity(n);
         while got.len() < n {
             got.push(next(live).await);
