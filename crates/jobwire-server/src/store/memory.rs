@@ -236,10 +236,7 @@ impl Inner {
     /// Makes room under `budget` for `tenant` by removing its oldest finished jobs.
     fn enforce_budget(&mut self, tenant: &str, budget: u64) {
         let mut removed = false;
-        loop {
-            let Some(t) = self.tenants.get_mut(tenant) else {
-                break;
-            };
+        while let Some(t) = self.tenants.get_mut(tenant) {
             if t.bytes <= budget {
                 break;
             }
