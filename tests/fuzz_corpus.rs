@@ -6,6 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use jobwire_core::fuzzing;
 use jobwire_server::{spawn_blocking_server, ServerConfig};
@@ -35,7 +36,9 @@ fn replay(target: &str) {
     let mut failed = Vec::new();
     for (name, data) in inputs {
         count += 1;
-        match catch_unwind(AssertUnwindSafe(|| fuzzing::run(target, &data))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            fuzzing::run(target, &data, Instant::now())
+        })) {
             Ok(known) => assert!(known),
             Err(_) => failed.push(name),
         }

@@ -15,10 +15,10 @@
 //! use jobwire_core::fuzzing;
 //! for target in fuzzing::TARGETS {
 //!     for seed in fuzzing::seeds(target).iter().take(3) {
-//!         assert!(fuzzing::run(target, seed));
+//!         assert!(fuzzing::run(target, seed, std::time::Instant::now()));
 //!     }
 //! }
-//! assert!(!fuzzing::run("no-such-target", b""));
+//! assert!(!fuzzing::run("no-such-target", b"", std::time::Instant::now()));
 //! ```
 
 mod seeds;
@@ -61,14 +61,15 @@ pub const TARGETS: &[&str] = &[
 #[cfg(not(feature = "validation"))]
 pub const TARGETS: &[&str] = &["sse", "events", "problem", "retry_after", "prefer"];
 
-/// Runs fuzz target `target` on `data`; `false` when there is no such target (in this
+/// Runs fuzz target `target` on `data`, its machines starting at `now` (the driver's
+/// clock, as for every core decision); `false` when there is no such target (in this
 /// build: `schema` needs the `validation` feature). Panics on a bug.
-pub fn run(target: &str, data: &[u8]) -> bool {
+pub fn run(target: &str, data: &[u8], now: Instant) -> bool {
     match target {
-        "sse" => sse(data),
+        "sse" => sse(data, now),
         "events" => events(data),
         "problem" => problem(data),
-        "retry_after" => retry_after(data),
+        "retry_after" => retry_after(data, now),
         "prefer" => prefer(data),
         #[cfg(feature = "validation")]
         "schema" => schema(data),
@@ -93,7 +94,7 @@ fn sse_limit(mode: u8) -> usize {
 /// cut bytes: one byte at a time), then the stream. Every chunking decodes to the same
 /// events, error, last event id and `retry`; every event goes through the job-event
 /// decoders; a [`Follower`] (plain and routing) reads the same chunks.
-pub fn sse(data: &[u8]) {
+pub fn sse(data: &[u8], now: Instant) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
@@ -111,8 +112,8 @@ pub fn sse(data: &[u8]) {
         );
         job_event(event);
     }
-    follow(&chunks, false);
-    follow(&chunks, true);
+    follow(&chunks, false, now);
+    follow(&chunks, true, now);
 }
 
 /// What a decoder made of a stream: its events, whether it failed, and its state after
@@ -218,8 +219,7 @@ fn job_event(sse: &SseEvent) {
 /// A [`Follower`] of all events reads `chunks` at one instant, as a facade drives it
 /// (it reads on while the follower asks to): no panic, and the events it hands out
 /// have increasing ids.
-fn follow(chunks: &[&[u8]], routing: bool) {
-    let t0 = Instant::now();
+fn follow(chunks: &[&[u8]], routing: bool, t0: Instant) {
     let mut follower = Follower::new(StreamTarget::all(), Duration::from_secs(45), 1);
     if routing {
         follower = follower.routing();
@@ -406,7 +406,7 @@ const MAX_DELAYS: &[Duration] = &[
 /// Input: a byte choosing the client's rate limit and the policy's `max_delay` (from
 /// 0x80 on, eight more bytes are the rate), then the `Retry-After` value, a line end,
 /// and the answer's `Date`.
-pub fn retry_after(data: &[u8]) {
+pub fn retry_after(data: &[u8], t0: Instant) {
     let Some((&choice, mut rest)) = data.split_first() else {
         return;
     };
@@ -453,15 +453,15 @@ pub fn retry_after(data: &[u8]) {
             continue;
         };
         let _ = error_from_response(&answer).to_string();
-        pace(rate, max_delay, &answer);
-        reconnect(&answer);
+        pace(rate, max_delay, &answer, t0);
+        reconnect(&answer, t0);
     }
 }
 
 /// A client with `rate` and a policy with `max_delay` after `answer`: neither the
 /// call's pause nor the one every call is held for is longer than `max_delay` (or, for
 /// an answer without a usable `Retry-After`, the throttle's default second).
-fn pace(rate: Option<f64>, max_delay: Duration, answer: &http::Response<Bytes>) {
+fn pace(rate: Option<f64>, max_delay: Duration, answer: &http::Response<Bytes>, t0: Instant) {
     let mut config = ClientConfig::default();
     if let Some(rate) = rate {
         config = config.rate_limit(rate);
@@ -469,7 +469,6 @@ fn pace(rate: Option<f64>, max_delay: Duration, answer: &http::Response<Bytes>) 
     let Ok(config) = config.validate() else {
         return;
     };
-    let t0 = Instant::now();
     let pacer = Pacer::new(&config, 7);
     let policy = RetryPolicy::default().max_delay(max_delay);
     let Ok(request) = http::Request::get("http://127.0.0.1/v1/jobs/job_1").body(Bytes::new())
@@ -495,8 +494,7 @@ fn pace(rate: Option<f64>, max_delay: Duration, answer: &http::Response<Bytes>) 
 
 /// An event stream refused with `answer` reconnects after a pause no longer than a
 /// follower's cap (30 s), whatever the `Retry-After`.
-fn reconnect(answer: &http::Response<Bytes>) {
-    let t0 = Instant::now();
+fn reconnect(answer: &http::Response<Bytes>, t0: Instant) {
     let mut follower = Follower::new(StreamTarget::job("job_1"), Duration::from_secs(45), 3);
     let _ = follower.step(t0);
     follower.on_refused(t0, answer.clone());
