@@ -10,8 +10,12 @@
 //! - **fair between tenants**: each tenant has its own queue and the threads take from
 //!   them in turn, so one tenant's ten thousand jobs delay another's next job by at most
 //!   one job per thread;
-//! - **behind the event loop**: on Linux the threads run at a lower priority (nice 10),
-//!   so requests, store reads and async jobs take the CPU first when both want it;
+//! - **behind the event loop**: on Linux the threads run under `SCHED_IDLE`, so a
+//!   request, a store read or an async job that wakes on a core a worker holds takes it
+//!   at once. A lower nice value is not enough: the kernel's scheduler (EEVDF) lets the
+//!   running thread finish its slice (about 3 ms) before a woken one runs, which put
+//!   milliseconds on every read during a `digest` flood. Idle threads still get the CPU
+//!   nothing else wants, so a busy server's handlers slow down rather than stop;
 //! - **skipping the abandoned**: work whose job was cancelled (its task aborted) before a
 //!   thread took it is dropped, not run.
 
@@ -160,15 +164,17 @@ fn work_loop(shared: &Shared) {
     }
 }
 
-/// Lets the event loop's threads take the CPU first: nice 10 for this thread (Linux
-/// sets niceness per thread).
+/// Lets the event loop's threads take the CPU first: `SCHED_IDLE` for this thread
+/// (Linux sets the policy per thread), or nice 19 where that is refused.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority on this thread's own id; no memory is touched.
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: both calls act on this thread alone (id 0 / its own tid) and only read
+        // `param`, which lives across the call.
         let failed = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0
+                && libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) != 0
         };
         if failed {
             tracing::debug!("cannot lower a worker thread's priority");
