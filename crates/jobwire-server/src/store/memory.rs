@@ -400,15 +400,26 @@ impl Store for MemoryStore {
         if let Some(entry) = slot.as_ref().and_then(|slot| inner.keys.get(slot)) {
             return Ok(Inserted::KeyTaken(entry.record.clone()));
         }
-        let (unfinished, used) = inner
-            .tenants
-            .get(new.tenant)
-            .map_or((0, 0), |t| (t.unfinished, t.bytes));
+        let stored = |inner: &Inner| {
+            inner
+                .tenants
+                .get(new.tenant)
+                .map_or((0, 0), |t| (t.unfinished, t.bytes))
+        };
+        let (unfinished, used) = stored(&inner);
         if unfinished >= new.max_in_flight {
             return Ok(Inserted::AtLimit);
         }
         if used >= new.max_stored_bytes {
-            return Ok(Inserted::OverQuota { used });
+            // Exactly at the quota (the budget's removals stop at it, not under it):
+            // make room the budget's way first, so that only a tenant whose unfinished
+            // jobs fill it is refused.
+            let room = new.max_stored_bytes.min(self.budget).saturating_sub(1);
+            inner.enforce_budget(new.tenant, room);
+            let (_, used) = stored(&inner);
+            if used >= new.max_stored_bytes {
+                return Ok(Inserted::OverQuota { used });
+            }
         }
         if inner.job_seq.contains_key(&new.job.id) {
             return Err(StoreError::new(format!("job id {} is taken", new.job.id)));
@@ -869,6 +880,39 @@ mod tests {
         assert!((500..10_000).contains(&most_jobs), "{most_jobs}");
         assert!(store.get_job("t", "job_999999").await.unwrap().is_some());
         assert!(store.get_job("t", "job_0").await.unwrap().is_none());
+    }
+
+    /// The budget's removals stop at the budget, so a tenant can sit exactly at it (the
+    /// soak saw it: jobs of equal sizes coming and going). Its next submit makes room.
+    #[tokio::test]
+    async fn a_tenant_exactly_at_its_budget_with_finished_jobs_is_not_refused() {
+        let first = finished(0);
+        let (unbounded, _) = store(u64::MAX);
+        insert(&unbounded, "t", &first, vec![log(&first, 1_000)]).await;
+        let probe = lock(&unbounded.inner).tenants["t"].bytes;
+        // A budget of exactly two such jobs: the second fills it to the byte.
+        let (store, _) = store(2 * probe);
+        for i in 0..2 {
+            let job = finished(i);
+            insert(&store, "t", &job, vec![log(&job, 1_000)]).await;
+        }
+        assert_eq!(lock(&store.inner).tenants["t"].bytes, 2 * probe);
+        let next = Job::new("job_next", "svc_a", JobStatus::Queued);
+        let new = NewJob {
+            tenant: "t",
+            job: &next,
+            key: None,
+            max_in_flight: 100,
+            max_stored_bytes: 2 * probe,
+            owner: "srv",
+            lease: Duration::from_secs(60),
+        };
+        assert!(matches!(
+            store.insert_job(new, vec![]).await.unwrap(),
+            Inserted::Stored(_)
+        ));
+        assert!(store.get_job("t", "job_0").await.unwrap().is_none());
+        assert!(store.get_job("t", "job_1").await.unwrap().is_some());
     }
 
     #[tokio::test]
