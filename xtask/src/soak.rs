@@ -368,15 +368,31 @@ fn warm_up(minutes: u64) -> Duration {
     Duration::from_secs(retention + 60).min(Duration::from_secs(minutes * 60) / 2)
 }
 
-/// Resident memory from the end of the warm-up to the end: (first, last, growth).
+/// How much of the run each end of the growth compares: a minute of samples.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Resident memory from the end of the warm-up to the end: (first, last, growth), each
+/// end the median of a [`WINDOW`] of samples — the first minute after the warm-up and
+/// the last minute. One sample against one would compare two moments' swings (a 2 MiB
+/// body in flight moves a process by several percent), not the trend.
 fn growth(
     samples: &[Sample],
     minutes: u64,
     rss: impl Fn(&Sample) -> Option<u64>,
 ) -> Option<(u64, u64, f64)> {
     let warm = warm_up(minutes);
-    let first = samples.iter().find(|s| s.at >= warm).and_then(&rss)?;
-    let last = samples.last().and_then(&rss)?;
+    let end = samples.last()?.at;
+    let median = |lo: Duration, hi: Duration| {
+        let mut window: Vec<u64> = samples
+            .iter()
+            .filter(|s| s.at >= lo && s.at <= hi)
+            .filter_map(&rss)
+            .collect();
+        window.sort_unstable();
+        window.get(window.len() / 2).copied()
+    };
+    let first = median(warm, warm + WINDOW)?;
+    let last = median(end.saturating_sub(WINDOW), end)?;
     Some((first, last, last as f64 / first as f64 - 1.0))
 }
 
@@ -472,12 +488,14 @@ fn report(runs: &[Run], verdicts: &[(bool, String)], minutes: u64, took: Duratio
          `/proc/<pid>/status`), open descriptors (entries of `/proc/<pid>/fd`), CPU since \
          the last sample (`/proc/<pid>/stat`, as a share of one core), and the load's \
          operations so far. **Pass:** no operation failed, the server stayed up, and each \
-         process's resident memory grew less than {:.0} % from the first sample after the \
+         process's resident memory grew less than {:.0} % from the first minute after the \
          warm-up ({} s: finished jobs start to go by their retention, the memory store's budget \
          has filled, and the allocators' \
-         pools and SQLite's page cache reach their working size) to the last.\n",
+         pools and SQLite's page cache reach their working size) to the last minute, each \
+         minute taken as the median of its {} samples.\n",
         MAX_GROWTH * 100.0,
-        warm_up(minutes).as_secs()
+        warm_up(minutes).as_secs(),
+        WINDOW.as_secs() / EVERY.as_secs()
     );
     for (run, (ok, why)) in runs.iter().zip(verdicts) {
         store_section(&mut out, run, minutes, *ok, why);
@@ -584,7 +602,7 @@ fn store_section(out: &mut String, run: &Run, minutes: u64, ok: bool, why: &str)
                 .unwrap_or(last);
             let _ = writeln!(
                 out,
-                "- The {who}'s memory after the warm-up: {} → {} MiB, {:+.1} % (peak {} MiB; \
+                "- The {who}'s memory after the warm-up, median of its first minute → of the last: {} → {} MiB, {:+.1} % (peak {} MiB; \
                  limit +{:.0} %).",
                 mib(Some(first)),
                 mib(Some(last)),
@@ -668,4 +686,45 @@ fn today() -> String {
     output
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(rss: &[u64]) -> Vec<Sample> {
+        let proc = |kib| Proc {
+            rss_kib: Some(kib),
+            fds: Ok(0),
+            cpu_ticks: None,
+        };
+        rss.iter()
+            .enumerate()
+            .map(|(i, &kib)| Sample {
+                at: EVERY * (i as u32 + 1),
+                server: proc(kib),
+                client: proc(kib),
+                ok: 0,
+                failed: 0,
+                disk: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn growth_compares_minutes_not_single_samples() {
+        // Ten minutes: the warm-up takes the first three, then a flat level with swings
+        // of ±10 % (one high sample at each end must not decide).
+        let mut rss = vec![50; 18];
+        rss.extend([100, 110, 100, 90, 100, 100]); // 190–240 s
+        rss.extend(vec![100; 30]);
+        rss.extend([100, 90, 100, 100, 110, 100]); // the last minute
+        let (first, last, g) = growth(&samples(&rss), 10, |s| s.server.rss_kib).unwrap();
+        assert_eq!((first, last), (100, 100));
+        assert!(g.abs() < 1e-9);
+        // A steady climb shows whatever the swings.
+        let climbing: Vec<u64> = (0..60).map(|i| 100 + i).collect();
+        let (first, last, g) = growth(&samples(&climbing), 10, |s| s.client.rss_kib).unwrap();
+        assert!(first < last && g > 0.3, "{first} → {last}");
+    }
 }
