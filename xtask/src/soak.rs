@@ -146,9 +146,11 @@ struct Sample {
     at: Duration,
     server: Proc,
     client: Proc,
-    /// The client's operations done right and failed so far (its last progress line).
+    /// The client's operations done right and failed so far, and the bytes its heap
+    /// holds (its last progress line).
     ok: u64,
     failed: u64,
+    client_heap: Option<u64>,
     /// Bytes of the store's files on disk.
     disk: Option<u64>,
 }
@@ -262,7 +264,7 @@ fn run_store(release: &Path, store: &Store, tokens: &Tokens, minutes: u64) -> Re
         .spawn()
         .map_err(|e| format!("starting the soak's load: {e}"))?;
     let started = Instant::now();
-    let progress: Arc<Mutex<(u64, u64)>> = Arc::default();
+    let progress: Arc<Mutex<(u64, u64, Option<u64>)>> = Arc::default();
     let summary: Arc<Mutex<Option<Value>>> = Arc::default();
     let reader = {
         let stdout = client.stdout.take().ok_or("no stdout of the load")?;
@@ -277,7 +279,8 @@ fn run_store(release: &Path, store: &Store, tokens: &Tokens, minutes: u64) -> Re
                 } else if let (Some(ok), Some(failed)) =
                     (value["ok"].as_u64(), value["failed"].as_u64())
                 {
-                    *progress.lock().unwrap_or_else(|e| e.into_inner()) = (ok, failed);
+                    *progress.lock().unwrap_or_else(|e| e.into_inner()) =
+                        (ok, failed, value["heap_bytes"].as_u64());
                 }
             }
         })
@@ -291,13 +294,14 @@ fn run_store(release: &Path, store: &Store, tokens: &Tokens, minutes: u64) -> Re
         }
         let next = EVERY * tick;
         if next <= load && started.elapsed() >= next {
-            let (ok, failed) = *progress.lock().unwrap_or_else(|e| e.into_inner());
+            let (ok, failed, client_heap) = *progress.lock().unwrap_or_else(|e| e.into_inner());
             samples.push(Sample {
                 at: started.elapsed(),
                 server: Proc::read(server.pid()),
                 client: Proc::read(client.id()),
                 ok,
                 failed,
+                client_heap,
                 disk: store.dir.as_deref().map(dir_bytes),
             });
             let last = samples.last().map(|s| {
@@ -486,8 +490,11 @@ fn report(runs: &[Run], verdicts: &[(bool, String)], minutes: u64, took: Duratio
         out,
         "**Samples.** Every 10 s, of each process: resident memory (`VmRSS` of \
          `/proc/<pid>/status`), open descriptors (entries of `/proc/<pid>/fd`), CPU since \
-         the last sample (`/proc/<pid>/stat`, as a share of one core), and the load's \
-         operations so far. **Pass:** no operation failed, the server stayed up, and each \
+         the last sample (`/proc/<pid>/stat`, as a share of one core), the load's \
+         operations so far, and the load's heap in use (bytes allocated and not freed, \
+         counted by its allocator; resident memory adds what the allocator keeps). Both \
+         programs bound glibc's malloc arenas to one per core (by default each keeps \
+         what its threads freed, up to eight per core). **Pass:** no operation failed, the server stayed up, and each \
          process's resident memory grew less than {:.0} % from the first minute after the \
          warm-up ({} s: finished jobs start to go by their retention, the memory store's budget \
          has filled, and the allocators' \
@@ -531,7 +538,7 @@ fn store_section(out: &mut String, run: &Run, minutes: u64, ok: bool, why: &str)
     let disk = run.samples.iter().any(|s| s.disk.is_some());
     let _ = writeln!(
         out,
-        "| t (s) | server RSS MiB | server fds | server CPU | client RSS MiB | client fds | client CPU | ops ok | ops failed |{}\n|---|---|---|---|---|---|---|---|---|{}",
+        "| t (s) | server RSS MiB | server fds | server CPU | client RSS MiB | client heap MiB | client fds | client CPU | ops ok | ops failed |{}\n|---|---|---|---|---|---|---|---|---|---|{}",
         if disk { " SQLite files MiB |" } else { "" },
         if disk { "---|" } else { "" }
     );
@@ -560,7 +567,7 @@ fn store_section(out: &mut String, run: &Run, minutes: u64, ok: bool, why: &str)
         let (server_fds, client_fds) = (fds(&s.server), fds(&s.client));
         let _ = writeln!(
             out,
-            "| {:.0} | {} | {server_fds} | {} | {} | {client_fds} | {} | {} | {} |{}",
+            "| {:.0} | {} | {server_fds} | {} | {} | {} | {client_fds} | {} | {} | {} |{}",
             s.at.as_secs_f64(),
             mib(s.server.rss_kib),
             cpu(
@@ -569,6 +576,7 @@ fn store_section(out: &mut String, run: &Run, minutes: u64, ok: bool, why: &str)
                 s.at
             ),
             mib(s.client.rss_kib),
+            mib(s.client_heap.map(|b| b / 1024)),
             cpu(
                 s.client.cpu_ticks,
                 before.and_then(|b| b.client.cpu_ticks),
@@ -706,6 +714,7 @@ mod tests {
                 client: proc(kib),
                 ok: 0,
                 failed: 0,
+                client_heap: None,
                 disk: None,
             })
             .collect()

@@ -718,6 +718,28 @@ fn protect_process() {
     }
 }
 
+/// Bounds glibc's malloc arenas to one per core, unless `MALLOC_ARENA_MAX` says
+/// otherwise. By default glibc gives up to eight per core to the threads that allocate
+/// at once, and each keeps what its threads freed: under the soak's load the server's
+/// anonymous memory stood at about 140 MiB and crept up while what it actually held
+/// (heaptrack) stayed under 40 MiB; with two arenas, about 45 MiB and flat, at the
+/// same throughput. Only the binary does this: a library embedding keeps its process's
+/// allocator as it is.
+fn bound_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+            return;
+        }
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt with integer arguments, before any other thread exists.
+        if unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) } != 1 {
+            tracing::debug!("cannot bound malloc's arenas");
+        }
+    }
+}
+
 /// Runs the server as the `jobwire-server` binary does: `args` are its command-line
 /// arguments without the program name (`--addr`, `--memory`, `--token`, … and `--help`;
 /// the usage text lists them), read together with the `JOBWIRE_*` environment
@@ -737,6 +759,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    bound_allocator_arenas();
     init_logging();
     protect_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
