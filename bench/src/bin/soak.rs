@@ -23,9 +23,6 @@
 //! (`{"t":…,"ok":…,"failed":…,"heap_bytes":…}`, the last what the program holds on its
 //! heap, counted by its allocator) and a summary line at the end, as JSON; exits 1 when
 //! anything failed.
-//!
-//! Like `jobwire-server`, it bounds glibc's malloc arenas to one per core (see
-//! [`bound_allocator_arenas`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,24 +76,6 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Bounds glibc's malloc arenas to one per core (at least two), as `jobwire-server`
-/// does, unless `MALLOC_ARENA_MAX` says otherwise. glibc's default, up to eight per
-/// core, let this program's resident memory stand near 200 MiB and creep up while its
-/// heap held 10–25 MiB: each arena keeps what its threads freed. A program with many
-/// threads calling the SDK may want the same.
-fn bound_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-            return;
-        }
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt with integer arguments, before the program's other threads.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-    }
-}
 
 /// How long one operation may take before it counts as hung.
 const OP_LIMIT: Duration = Duration::from_secs(60);
@@ -736,7 +715,6 @@ fn snapshot(map: &Mutex<BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
 }
 
 fn main() {
-    bound_allocator_arenas();
     let seconds: u64 = arg("--seconds", 120);
     let callers: usize = arg("--callers", 24);
     let large: usize = arg("--large", 2);
