@@ -591,20 +591,43 @@ fn init_logging() {
         .try_init();
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM on Unix).
-async fn stop_requested() {
+/// The process's stop requests (Ctrl-C, or SIGTERM on Unix), listened for from when
+/// this is made: made before the server says where it listens, so that a request sent
+/// right after that line (as a supervisor or a test does) is not left to the default
+/// action, which ends the process at once instead of shutting down.
+struct StopRequests {
     #[cfg(unix)]
-    {
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopRequests {
+    #[cfg(unix)]
+    fn listen() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        StopRequests {
+            signals: signal(SignalKind::terminate())
+                .ok()
+                .zip(signal(SignalKind::interrupt()).ok()),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn listen() -> Self {
+        StopRequests {}
+    }
+
+    /// Resolves at the first stop request.
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut interrupt)) = self.signals {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Prints a line, and carries on if nobody reads it any more: a server whose terminal or
@@ -617,6 +640,7 @@ macro_rules! say {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    let stop = StopRequests::listen();
     let generated_token = cli.tokens.0.is_empty();
     let cli_grace = cli.grace;
     for warning in &cli.warnings {
@@ -689,7 +713,7 @@ async fn run(cli: Cli) -> ExitCode {
             server.token()
         );
     }
-    stop_requested().await;
+    stop.wait().await;
     say!(
         stdout,
         "stopping: running jobs get up to {:?} to finish",

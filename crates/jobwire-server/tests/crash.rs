@@ -268,3 +268,14 @@ async fn a_job_that_finishes_within_its_submit_is_written_once_and_survives_a_ki
     assert_eq!(again.job().id, id(&unwaited));
     drop(server);
 }
+
+/// SIGTERM right after the server says where it listens is a clean shutdown, not the
+/// signal's default action: the server listens for it before it prints that line.
+#[test]
+fn a_stop_request_right_after_the_listening_line_shuts_down_cleanly() {
+    for _ in 0..20 {
+        let server = Server::start(env!("CARGO_BIN_EXE_jobwire-server"), &["--memory".as_ref()]);
+        let status = server.terminate(Duration::from_secs(10));
+        assert!(status.success(), "{status}");
+    }
+}

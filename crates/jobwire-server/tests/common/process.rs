@@ -55,9 +55,9 @@ impl Server {
 
     /// SIGTERM, then the exit status within `limit`.
     pub fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: a signal to our own child, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM sent");
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
