@@ -78,6 +78,8 @@ fn release_bin(name: &str) -> String {
 }
 
 mod ceiling;
+/// The tests' throwaway PostgreSQL cluster, one file for both (std only).
+#[path = "../../crates/jobwire-server/tests/support/pg_cluster.rs"]
 mod pg_cluster;
 
 /// The figures `cargo xtask bench` measures, each numbered as in `bench/RESULTS.md`

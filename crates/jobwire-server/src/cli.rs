@@ -754,8 +754,12 @@ fn protect_process() {
 /// Under the soak's load (`cargo xtask soak`) the server's anonymous memory stood near
 /// 140 MiB and crept up while its heap held under 40 MiB (heaptrack); with both, about
 /// 26 MiB and flat, at the same throughput. Only the binary does this: a library
-/// embedding keeps its process's allocator as it is.
-fn tune_allocator() {
+/// embedding keeps its process's allocator as it is. Returns the settings glibc refused,
+/// for the log once it is set up (this runs before, as malloc must be tuned before the
+/// runtime's threads start).
+fn tune_allocator() -> Vec<&'static str> {
+    #[allow(unused_mut)] // Nothing to refuse off glibc.
+    let mut refused = Vec::new();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -769,10 +773,11 @@ fn tune_allocator() {
             }
             // SAFETY: mallopt with integer arguments, before the runtime's threads.
             if unsafe { libc::mallopt(param, value) } != 1 {
-                tracing::debug!(variable, "cannot tune malloc");
+                refused.push(variable);
             }
         }
     }
+    refused
 }
 
 /// Runs the server as the `jobwire-server` binary does: `args` are its command-line
@@ -794,8 +799,11 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tune_allocator();
+    let refused = tune_allocator();
     init_logging();
+    for variable in refused {
+        tracing::warn!(variable, "glibc refused this malloc setting; running with its default");
+    }
     protect_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

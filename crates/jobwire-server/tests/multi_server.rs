@@ -60,7 +60,7 @@ async fn two_servers_on_one_database_end_every_job_once_when_one_is_killed() {
     let Some(cluster) = PgCluster::start() else {
         return;
     };
-    let url = cluster.database("jobwire");
+    let url = cluster.database("jobwire").unwrap();
     let args = [
         "--database-url".as_ref(),
         url.as_ref(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::pg_cluster::{free_port, PgCluster};
+use super::pg_cluster::{free_port, PgCluster, Settings};
 use super::{against, pinned_command, release_server, Env, Sizes, Spread, TOKEN};
 
 /// The graphile-worker closed loop and its pinned npm dependencies.
@@ -51,7 +51,11 @@ pub(super) fn figure_3(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(),
     println!("figure 3: the server's ceiling");
     ensure_nginx()?;
     ensure_graphile()?;
-    let cluster = PgCluster::start()?;
+    // pgbench's 64 clients, two servers' pools and graphile-worker's pool must fit in
+    // max_connections (never at once, but a closed pool's backends take a moment to go).
+    let cluster = PgCluster::launch(Settings::durable(300))?.ok_or(
+        "figure 3 needs PostgreSQL's server binaries (Debian's package `postgresql`)",
+    )?;
     let seconds = sizes.ceiling_seconds;
     let mut runs: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
     for run in 0..sizes.runs {
@@ -316,9 +320,12 @@ fn pgbench(env: &Env, cluster: &PgCluster, name: &str, seconds: u32) -> Result<M
         "\\set v random(1, 1000000)\nINSERT INTO single_insert (v) VALUES (:v);\n",
     )
     .map_err(|e| format!("{}: {e}", script.display()))?;
-    let output = cluster
-        .pgbench(|program| pinned_command(env.pinned.then_some("1"), &program.to_string_lossy()))
-        .args([
+    let output = pinned_command(
+        env.pinned.then_some("1"),
+        &cluster.client_program("pgbench").to_string_lossy(),
+    )
+    .args(cluster.connection_args())
+    .args([
             "-n",
             "-c",
             "64",

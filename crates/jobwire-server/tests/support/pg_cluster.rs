@@ -1,10 +1,14 @@
-//! A throwaway PostgreSQL cluster for tests: `initdb` into a temporary directory, a
-//! server on a free loopback port, databases created on demand, everything stopped and
-//! removed on drop.
+//! A throwaway PostgreSQL cluster: `initdb` into a temporary directory, a server on a
+//! free loopback port, databases created on demand, everything stopped and removed on
+//! drop. Tests' clusters skip durability (`fsync=off`); figure 3 of `cargo xtask bench`
+//! runs one with PostgreSQL's defaults ([`Settings::durable`]).
 //!
-//! Only `std` is used, so both the integration tests and the store's unit tests can
-//! include this file with `#[path]`. Every cluster has its own directory and port, so
-//! tests running in parallel in one process may each start one.
+//! Only `std` is used, so the integration tests, the store's unit tests and the xtask
+//! all include this one file with `#[path]`. [`PgCluster::launch`] and the methods
+//! answer errors; [`PgCluster::start`] and [`PgCluster::start_with`], for tests, panic
+//! on them (the binaries are there, so a test must not pass silently). Every cluster
+//! has its own directory and port, so tests running in parallel in one process may each
+//! start one.
 //!
 //! A cluster may speak TLS only ([`Tls::Only`]): its certificates are made for it with
 //! the `openssl` command, which Debian's `postgresql` package brings along (through
@@ -36,6 +40,38 @@ pub enum Tls {
     Only,
 }
 
+/// How a cluster is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Whether it speaks TLS.
+    pub tls: Tls,
+    /// PostgreSQL's default durability (`fsync` on, initdb syncing its files), or none.
+    pub durable: bool,
+    /// `max_connections` (PostgreSQL's default is 100).
+    pub max_connections: u32,
+}
+
+impl Settings {
+    /// A test's cluster: quick, not durable.
+    pub fn for_tests(tls: Tls) -> Settings {
+        Settings {
+            tls,
+            durable: false,
+            max_connections: 100,
+        }
+    }
+
+    /// A benchmark's cluster: PostgreSQL's default durability, `max_connections`
+    /// connections, no TLS.
+    pub fn durable(max_connections: u32) -> Settings {
+        Settings {
+            tls: Tls::Off,
+            durable: true,
+            max_connections,
+        }
+    }
+}
+
 /// The role that logs in with a password on a [`Tls::Only`] cluster.
 pub const SCRAM_ROLE: &str = "scram_user";
 
@@ -58,7 +94,7 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 ";
 
-/// A running PostgreSQL cluster owned by the test; stopped and deleted on drop.
+/// A running PostgreSQL cluster; stopped and deleted on drop.
 #[derive(Debug)]
 pub struct PgCluster {
     /// Where `initdb`, `pg_ctl` and `createdb` were found.
@@ -74,78 +110,85 @@ pub struct PgCluster {
 }
 
 impl PgCluster {
-    /// Starts a fresh cluster, or returns `None` (after printing why) when no PostgreSQL
-    /// binaries can be found. Any other failure panics: the binaries are there, so the
-    /// test must not pass silently.
+    /// Starts a fresh test cluster, or returns `None` (after printing why) when no
+    /// PostgreSQL binaries can be found. Any other failure panics.
     pub fn start() -> Option<PgCluster> {
         PgCluster::start_with(Tls::Off)
     }
 
-    /// Starts a fresh cluster that speaks TLS as `tls` says; `None` as [`PgCluster::start`].
+    /// Starts a fresh test cluster that speaks TLS as `tls` says; `None` as
+    /// [`PgCluster::start`].
     pub fn start_with(tls: Tls) -> Option<PgCluster> {
+        PgCluster::launch(Settings::for_tests(tls)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a fresh cluster set up as `settings` say; `Ok(None)` (after printing why)
+    /// when no PostgreSQL binaries can be found.
+    pub fn launch(settings: Settings) -> Result<Option<PgCluster>, String> {
         let Some(bin) = find_bin_dir() else {
             eprintln!(
                 "skipping: no PostgreSQL server binaries (initdb, pg_ctl) in \
                  /usr/lib/postgresql/*/bin or on PATH"
             );
-            return None;
+            return Ok(None);
         };
-        let as_postgres = running_as_root();
         let base = unique_temp_dir();
-        std::fs::create_dir_all(&base)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", base.display()));
-        // From here on, a panic still stops the server and removes the directory.
+        std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+        // From here on, an early return still stops the server and removes the directory.
         let mut cluster = PgCluster {
             data: base.join("data"),
             bin,
             base,
             port: 0,
-            as_postgres,
+            as_postgres: running_as_root(),
         };
-        if as_postgres {
+        if cluster.as_postgres {
             // PostgreSQL refuses to run as root: the postgres user owns the cluster.
-            let out = Command::new("chown")
+            let chown = Command::new("chown")
                 .arg("postgres")
                 .arg(&cluster.base)
-                .output()
-                .unwrap_or_else(|e| panic!("running chown: {e}"));
-            check("chown postgres", &out);
+                .output();
+            check("chown postgres", chown)?;
         }
         let initdb = cluster.server_command("initdb", |c| {
             c.arg("-D")
                 .arg(&cluster.data)
                 .args(["-U", "postgres", "-A", "trust", "-E", "UTF8"])
                 // C collation: text compares bytewise, like the RFC 3339 times expect.
-                .args(["--no-locale", "--no-sync"]);
+                .arg("--no-locale");
+            if !settings.durable {
+                c.arg("--no-sync");
+            }
         });
-        check("initdb", &initdb);
-        let mut tls_options = String::new();
-        if tls == Tls::Only {
-            cluster.make_certificates();
+        check("initdb", initdb)?;
+        let mut options = format!(
+            " -c listen_addresses=127.0.0.1 -c max_connections={}",
+            settings.max_connections
+        );
+        if !settings.durable {
+            options.push_str(" -c fsync=off");
+        }
+        if settings.tls == Tls::Only {
+            cluster.make_certificates()?;
             let hba = format!(
                 "local all all trust\n\
                  hostssl all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n\
                  hostssl all all 127.0.0.1/32 trust\n"
             );
             let path = cluster.data.join("pg_hba.conf");
-            std::fs::write(&path, hba)
-                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-            tls_options = format!(
+            std::fs::write(&path, hba).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            options.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 cluster.base.join("server.crt").display(),
                 cluster.base.join("server.key").display()
-            );
+            ));
         }
 
+        let log = cluster.base.join("server.log");
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
-            cluster.port = free_port();
-            let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{tls_options}",
-                cluster.port,
-                cluster.base.display()
-            );
-            let log = cluster.base.join("server.log");
+            cluster.port = free_port()?;
+            let options = format!("-p {} -k {}{options}", cluster.port, cluster.base.display());
             let started = cluster.server_command("pg_ctl", |c| {
                 c.arg("-D")
                     .arg(&cluster.data)
@@ -155,25 +198,64 @@ impl PgCluster {
                     .arg(&options)
                     .args(["-w", "start"]);
             });
-            if started.status.success() {
-                return Some(cluster);
+            match check("pg_ctl start", started) {
+                Ok(_) => return Ok(Some(cluster)),
+                Err(e) => {
+                    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+                    last_failure = format!("{e}\n{server_log}");
+                }
             }
-            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-            last_failure = format!("{}\n{server_log}", describe(&started));
         }
-        panic!("pg_ctl start failed {START_ATTEMPTS} times: {last_failure}");
+        Err(format!("pg_ctl start failed {START_ATTEMPTS} times: {last_failure}"))
     }
 
     /// Creates database `name` and returns its URL,
     /// `postgres://postgres@127.0.0.1:PORT/NAME`.
-    pub fn database(&self, name: &str) -> String {
-        let port = self.port.to_string();
-        let out = Command::new(self.client_binary("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name])
+    pub fn database(&self, name: &str) -> Result<String, String> {
+        let created = self.client_command("createdb").arg(name).output();
+        check(&format!("createdb {name}"), created)?;
+        Ok(format!("postgres://postgres@127.0.0.1:{}/{name}", self.port))
+    }
+
+    /// Runs `sql` in database `name` with `psql`, stopping at its first error.
+    pub fn psql(&self, name: &str, sql: &str) -> Result<(), String> {
+        let ran = self
+            .client_command("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", name, "-c", sql])
+            .output();
+        check("psql", ran).map(drop)
+    }
+
+    /// A client program (`createdb`, `psql`, `pgbench`) with the cluster's address and
+    /// user set ([`client_program`](Self::client_program), [`connection_args`](Self::connection_args)).
+    pub fn client_command(&self, name: &str) -> Command {
+        let mut command = Command::new(self.client_program(name));
+        command.args(self.connection_args());
+        command
+    }
+
+    /// Where client program `name` is: the server's bin directory when there, else PATH.
+    pub fn client_program(&self, name: &str) -> PathBuf {
+        let beside = self.bin.join(name);
+        if beside.is_file() {
+            beside
+        } else {
+            PathBuf::from(name)
+        }
+    }
+
+    /// The arguments that point a client program at the cluster, as its superuser.
+    pub fn connection_args(&self) -> [String; 6] {
+        ["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"].map(String::from)
+    }
+
+    /// The server's version, as `SHOW server_version` says (empty when it cannot tell).
+    pub fn version(&self) -> String {
+        self.client_command("psql")
+            .args(["-Atc", "SHOW server_version"])
             .output()
-            .unwrap_or_else(|e| panic!("running createdb: {e}"));
-        check(&format!("createdb {name}"), &out);
-        format!("postgres://postgres@127.0.0.1:{port}/{name}")
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
     }
 
     /// The loopback TCP port the server listens on.
@@ -194,16 +276,13 @@ impl PgCluster {
 
     /// Makes, in the cluster's directory and as the user the server runs as (it must own
     /// its key): a CA, another CA, and a server certificate and key signed by the first.
-    fn make_certificates(&self) {
-        let openssl = find_on_path("openssl").unwrap_or_else(|| {
-            panic!(
-                "a TLS cluster needs the openssl command (Debian's postgresql package \
-                 brings it through ssl-cert); none on PATH"
-            )
-        });
+    fn make_certificates(&self) -> Result<(), String> {
+        let openssl = find_on_path("openssl").ok_or(
+            "a TLS cluster needs the openssl command (Debian's postgresql package brings \
+             it through ssl-cert); none on PATH",
+        )?;
         let cnf = self.base.join("openssl.cnf");
-        std::fs::write(&cnf, OPENSSL_CNF)
-            .unwrap_or_else(|e| panic!("writing {}: {e}", cnf.display()));
+        std::fs::write(&cnf, OPENSSL_CNF).map_err(|e| format!("writing {}: {e}", cnf.display()))?;
         // EC P-256 keys: made at once, unlike RSA.
         let new_key = "-config openssl.cnf -nodes \
                        -newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
@@ -222,20 +301,29 @@ impl PgCluster {
                 .to_owned(),
         ];
         for step in &steps {
-            let out = self.as_server_user(&openssl, |c| {
+            let made = self.as_server_user(&openssl, |c| {
                 c.args(step.split_whitespace());
             });
-            check(&format!("openssl {step}"), &out);
+            check(&format!("openssl {step}"), made)?;
         }
+        Ok(())
     }
 
     /// Runs a server-side binary from the bin directory, as `postgres` when we are root.
-    fn server_command(&self, name: &str, args: impl FnOnce(&mut Command)) -> Output {
+    fn server_command(
+        &self,
+        name: &str,
+        args: impl FnOnce(&mut Command),
+    ) -> std::io::Result<Output> {
         self.as_server_user(&self.bin.join(name), args)
     }
 
     /// Runs `program` in the cluster's directory, as `postgres` when we are root.
-    fn as_server_user(&self, program: &Path, args: impl FnOnce(&mut Command)) -> Output {
+    fn as_server_user(
+        &self,
+        program: &Path,
+        args: impl FnOnce(&mut Command),
+    ) -> std::io::Result<Output> {
         let mut command = if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args([OsStr::new("-u"), OsStr::new("postgres"), OsStr::new("--")])
@@ -247,19 +335,7 @@ impl PgCluster {
         // Not a directory the postgres user may be unable to enter.
         command.current_dir(&self.base);
         args(&mut command);
-        command
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
-    }
-
-    /// A client binary: from the server's bin directory when there, else from PATH.
-    fn client_binary(&self, name: &str) -> PathBuf {
-        let beside = self.bin.join(name);
-        if beside.is_file() {
-            beside
-        } else {
-            PathBuf::from(name)
-        }
+        command.output()
     }
 }
 
@@ -272,8 +348,8 @@ impl Drop for PgCluster {
                     .arg(&self.data)
                     .args(["-m", "immediate", "-w", "stop"]);
             });
-            if !stopped.status.success() {
-                eprintln!("pg_ctl stop: {}", describe(&stopped));
+            if let Err(e) = check("pg_ctl stop", stopped) {
+                eprintln!("{e}");
             }
         }
         let _ = std::fs::remove_dir_all(&self.base);
@@ -340,24 +416,23 @@ fn unique_temp_dir() -> PathBuf {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
+        .map_err(|e| format!("finding a free port: {e}"))
 }
 
-/// Panics with the command's output unless it succeeded.
-fn check(what: &str, out: &Output) {
-    assert!(out.status.success(), "{what} failed: {}", describe(out));
-}
-
-/// The exit status and output of a command, for failure messages.
-fn describe(out: &Output) -> String {
-    format!(
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// The output of a command that must have run and succeeded, or what went wrong.
+fn check(what: &str, output: std::io::Result<Output>) -> Result<Output, String> {
+    let out = output.map_err(|e| format!("running {what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out)
 }

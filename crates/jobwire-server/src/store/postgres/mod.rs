@@ -1185,7 +1185,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("contract");
+        let url = cluster.database("contract").unwrap();
         let bus = new_bus();
         let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
         // sslmode=prefer (the default), and the server offers no TLS: plain text.
@@ -1209,7 +1209,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("shared");
+        let url = cluster.database("shared").unwrap();
         let (bus_a, bus_b) = (new_bus(), new_bus());
         // Started together: the migration lock lets one of them create the schema.
         let (a, b) = tokio::join!(
@@ -1324,7 +1324,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("failover");
+        let url = cluster.database("failover").unwrap();
         // Room for every event of the run: the subscribers read only at the end.
         let (bus_a, bus_b) = (
             Arc::new(EventBus::new(1 << 16)),
@@ -1404,7 +1404,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("stall");
+        let url = cluster.database("stall").unwrap();
         let bus = new_bus();
         let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
         let mut live = bus.subscribe("ts");
@@ -1478,7 +1478,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("resume");
+        let url = cluster.database("resume").unwrap();
         let a = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
         let b = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
         const JOBS: usize = 32;
@@ -1577,7 +1577,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("reconnect");
+        let url = cluster.database("reconnect").unwrap();
         let bus = new_bus();
         let store = PgStore::connect(&url, Arc::clone(&bus)).await.unwrap();
         let mut live = bus.subscribe("tr");
@@ -1606,7 +1606,7 @@ mod tests {
         let Some(cluster) = PgCluster::start() else {
             return;
         };
-        let url = cluster.database("claims");
+        let url = cluster.database("claims").unwrap();
         let a = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
         let b = Arc::new(PgStore::connect(&url, new_bus()).await.unwrap());
         const JOBS: usize = 60;
@@ -1706,7 +1706,7 @@ mod tests {
         let Some(cluster) = PgCluster::start_with(Tls::Only) else {
             return;
         };
-        let url = cluster.database("tls");
+        let url = cluster.database("tls").unwrap();
         let port = cluster.port();
         let root = cluster.root_cert().display().to_string();
         let other = cluster.other_root_cert().display().to_string();
@@ -1799,7 +1799,7 @@ mod tests {
         assert!(bad.contains("sslmode must be disable, prefer"), "{bad}");
 
         // The whole contract, over TLS with every check.
-        let url = cluster.database("contract");
+        let url = cluster.database("contract").unwrap();
         let bus = new_bus();
         let store = PgStore::connect(
             &format!("{url}?sslmode=verify-full&sslrootcert={root}"),
