@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use jobwire::{CommandSpec, EventKind, Job, JobStatus, ServiceSpec};
+use jobwire::{CommandSpec, EventKind, Job, JobEvent, JobStatus, ServiceSpec};
 use jobwire_bench::{arg, emit};
 use serde_json::{json, Value};
 
@@ -221,7 +221,7 @@ impl Stats {
                 bump(&self.failures, format!("{facade} / {op} / {}", f.kind));
                 if let Ok(mut examples) = self.examples.lock() {
                     if examples.len() < 20 {
-                        let message: String = f.message.chars().take(300).collect();
+                        let message: String = f.message.chars().take(1500).collect();
                         examples.push(format!("{facade} / {op} / {}: {message}", f.kind));
                     }
                 }
@@ -361,20 +361,65 @@ fn check_slept(job: &Job, seconds: f64) -> Outcome {
 }
 
 /// What a `steps` job's events must add up to: every progress step and chunk once, and
-/// a `done` whose text is the chunks.
-#[derive(Default)]
+/// a `done` whose text is the chunks. Keeps the trail of events seen, so a stream that
+/// fails can say where it stood.
 struct Steps {
     progress: usize,
     text: String,
+    started: Instant,
+    /// `id:kind@ms` of each event seen, ms since the submit.
+    trail: Vec<String>,
 }
 
 impl Steps {
-    fn see(&mut self, kind: &EventKind) {
-        match kind {
-            EventKind::Progress { .. } => self.progress += 1,
-            EventKind::Output(chunk) => self.text.push_str(chunk),
-            _ => {}
+    fn new() -> Steps {
+        Steps {
+            progress: 0,
+            text: String::new(),
+            started: Instant::now(),
+            trail: Vec::new(),
         }
+    }
+
+    fn see(&mut self, event: &JobEvent) {
+        let kind = match &event.kind {
+            EventKind::Progress { .. } => {
+                self.progress += 1;
+                "progress"
+            }
+            EventKind::Output(chunk) => {
+                self.text.push_str(chunk);
+                "output"
+            }
+            EventKind::Status(_) => "status",
+            EventKind::Log(_) => "log",
+            EventKind::Done(_) => "done",
+            _ => "other",
+        };
+        let ms = self.started.elapsed().as_millis();
+        self.trail.push(format!("{}:{kind}@{ms}", event.id));
+    }
+
+    /// A stream that failed: its error, what it had seen by then, and the job as a read
+    /// (without the op's deadline) shows it now.
+    fn stalled(
+        &self,
+        error: jobwire_core::Error,
+        job_id: &str,
+        now: Result<Job, String>,
+    ) -> Failure {
+        let now = match now {
+            Ok(job) => format!("{} (finished at {:?})", job.status, job.finished_at),
+            Err(e) => format!("unreadable: {e}"),
+        };
+        let mut failure = Failure::from(error);
+        failure.message = format!(
+            "{} — job {job_id} after {} ms, events seen [{}], the job now {now}",
+            failure.message,
+            self.started.elapsed().as_millis(),
+            self.trail.join(" ")
+        );
+        failure
     }
 
     fn check(&self, steps: usize, job: &Job) -> Outcome {
@@ -451,10 +496,17 @@ async fn async_op(
                 .submit("steps", &json!({"steps": STEPS, "interval_ms": 20}))
                 .await?;
             let mut events = job.events();
-            let mut steps = Steps::default();
+            let mut steps = Steps::new();
             while let Some(event) = events.next().await {
-                let event = event?;
-                steps.see(&event.kind);
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        let now = client.get_job(job.id()).await;
+                        let now = now.map(|j| j.job().clone()).map_err(|e| e.to_string());
+                        return Err(steps.stalled(e, job.id(), now));
+                    }
+                };
+                steps.see(&event);
                 if let EventKind::Done(done) = &event.kind {
                     return steps.check(STEPS, done);
                 }
@@ -594,10 +646,17 @@ fn blocking_op(
         }
         Op::JobEvents => {
             let job = c.submit("steps", &json!({"steps": STEPS, "interval_ms": 20}))?;
-            let mut steps = Steps::default();
+            let mut steps = Steps::new();
             for event in job.events() {
-                let event = event?;
-                steps.see(&event.kind);
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        let now = client.get_job(job.id());
+                        let now = now.map(|j| j.job().clone()).map_err(|e| e.to_string());
+                        return Err(steps.stalled(e, job.id(), now));
+                    }
+                };
+                steps.see(&event);
                 if let EventKind::Done(done) = &event.kind {
                     return steps.check(STEPS, done);
                 }

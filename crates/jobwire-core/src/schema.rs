@@ -4,6 +4,13 @@
 //! on every submit and the SDK before it sends (cargo feature `validation`), so a wrong
 //! input gets the same [`FieldError`]s on both sides — from the SDK, without a request.
 //!
+//! `pattern` and `patternProperties` run on the `regex` crate's engine, whose matching
+//! takes time linear in the input, not on a backtracking one: a schema is a tenant's to
+//! write, and a backtracking pattern such as `(x*.*x+)(x*.*x+)++y` held a check for
+//! seconds per input (found by fuzzing). Patterns that need backtracking (back-references,
+//! look-around) are refused when the schema is compiled, as is a pattern whose compiled
+//! form passes [`PATTERN_SIZE_LIMIT`].
+//!
 //! ```
 //! use jobwire_core::schema::InputSchema;
 //! use serde_json::json;
@@ -23,10 +30,21 @@
 use std::sync::{Arc, OnceLock};
 
 use jsonschema::error::ValidationErrorKind;
-use jsonschema::{Draft, ValidationError, Validator};
+use jsonschema::{Draft, PatternOptions, ValidationError, Validator};
 use serde_json::Value;
 
 use crate::{Error, FieldError, Problem, Service};
+
+/// The most memory one compiled `pattern` may take (the `regex` crate's size limit, and
+/// the same again for its lazy DFA's cache): enough for any pattern a schema means, far
+/// below what `x{1000}{1000}` would build.
+///
+/// ```
+/// use jobwire_core::schema::{InputSchema, PATTERN_SIZE_LIMIT};
+/// assert_eq!(PATTERN_SIZE_LIMIT, 1 << 20);
+/// assert!(InputSchema::new(&serde_json::json!({"pattern": "x{1000}{1000}"})).is_err());
+/// ```
+pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
 /// A service's input schema, compiled to check inputs with; see the module docs.
 pub struct InputSchema {
@@ -55,6 +73,11 @@ impl InputSchema {
         jsonschema::options()
             .with_draft(Draft::Draft202012)
             .should_validate_formats(true)
+            .with_pattern_options(
+                PatternOptions::regex()
+                    .size_limit(PATTERN_SIZE_LIMIT)
+                    .dfa_size_limit(PATTERN_SIZE_LIMIT),
+            )
             .build(schema)
             .map(|validator| InputSchema { validator })
             .map_err(|e| FieldError::new(e.instance_path().to_string(), schema_mistake(&e)))
@@ -279,6 +302,34 @@ mod tests {
         }
     }
 
+    /// Patterns a backtracking engine takes exponential time on, against long inputs they
+    /// almost match: each check says the input does not match (a backtracking engine
+    /// gives up at its step limit instead, after seconds: the first pattern is the one
+    /// the fuzzer found holding a check for over 10 s). Run on a thread and waited for,
+    /// so a regression fails rather than hangs.
+    #[test]
+    fn patterns_match_in_linear_time() {
+        let cases = [
+            ("(x*.*x+)(x*.*x+)++y", "x"),
+            ("^(a+)+$", "a"),
+            ("^(a|aa)+$", "a"),
+            ("(x+x+)+y", "x"),
+        ];
+        for (pattern, unit) in cases {
+            let schema = json!({"type": "string", "pattern": pattern});
+            let input = json!(format!("{}!", unit.repeat(100_000)));
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let checker = InputSchema::new(&schema).unwrap();
+                let errors = checker.errors(&input);
+                let _ = tx.send(errors.into_iter().map(|e| e.message).collect::<Vec<_>>());
+            });
+            let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+            let want = vec![format!("value does not match {pattern:?}")];
+            assert_eq!(got, Ok(want), "{pattern}");
+        }
+    }
+
     #[test]
     fn malformed_schemas_table() {
         let cases: Vec<(Value, Option<&str>)> = vec![
@@ -294,6 +345,11 @@ mod tests {
             (json!({"required": "a"}), Some("/required")),
             (json!({"minimum": "0"}), Some("/minimum")),
             (json!({"pattern": "("}), Some("/pattern")),
+            // What only backtracking can match is refused, not run.
+            (json!({"pattern": "^(a*)*\\1b$"}), Some("/pattern")),
+            (json!({"pattern": "^(?=a)a+$"}), Some("/pattern")),
+            (json!({"pattern": "x{1000}{1000}"}), Some("/pattern")),
+            (json!({"patternProperties": {"(?!a)": {}}}), Some("/patternProperties/(?!a)")),
             (json!({"$ref": "#/nope"}), Some("")),
             (json!({"$ref": "https://example.com/s.json"}), Some("")),
         ];

@@ -802,7 +802,10 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
     let refused = tune_allocator();
     init_logging();
     for variable in refused {
-        tracing::warn!(variable, "glibc refused this malloc setting; running with its default");
+        tracing::warn!(
+            variable,
+            "glibc refused this malloc setting; running with its default"
+        );
     }
     protect_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

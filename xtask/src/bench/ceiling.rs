@@ -53,9 +53,8 @@ pub(super) fn figure_3(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(),
     ensure_graphile()?;
     // pgbench's 64 clients, two servers' pools and graphile-worker's pool must fit in
     // max_connections (never at once, but a closed pool's backends take a moment to go).
-    let cluster = PgCluster::launch(Settings::durable(300))?.ok_or(
-        "figure 3 needs PostgreSQL's server binaries (Debian's package `postgresql`)",
-    )?;
+    let cluster = PgCluster::launch(Settings::durable(300))?
+        .ok_or("figure 3 needs PostgreSQL's server binaries (Debian's package `postgresql`)")?;
     let seconds = sizes.ceiling_seconds;
     let mut runs: BTreeMap<&str, Vec<Measured>> = BTreeMap::new();
     for run in 0..sizes.runs {
@@ -326,21 +325,21 @@ fn pgbench(env: &Env, cluster: &PgCluster, name: &str, seconds: u32) -> Result<M
     )
     .args(cluster.connection_args())
     .args([
-            "-n",
-            "-c",
-            "64",
-            "-j",
-            "1",
-            "-T",
-            &seconds.to_string(),
-            "-l",
-            "-f",
-        ])
-        .arg(&script)
-        .arg(name)
-        .current_dir(&dir)
-        .output()
-        .map_err(|e| format!("pgbench: {e}"))?;
+        "-n",
+        "-c",
+        "64",
+        "-j",
+        "1",
+        "-T",
+        &seconds.to_string(),
+        "-l",
+        "-f",
+    ])
+    .arg(&script)
+    .arg(name)
+    .current_dir(&dir)
+    .output()
+    .map_err(|e| format!("pgbench: {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
         return Err(format!(

@@ -206,7 +206,9 @@ impl PgCluster {
                 }
             }
         }
-        Err(format!("pg_ctl start failed {START_ATTEMPTS} times: {last_failure}"))
+        Err(format!(
+            "pg_ctl start failed {START_ATTEMPTS} times: {last_failure}"
+        ))
     }
 
     /// Creates database `name` and returns its URL,
@@ -214,7 +216,10 @@ impl PgCluster {
     pub fn database(&self, name: &str) -> Result<String, String> {
         let created = self.client_command("createdb").arg(name).output();
         check(&format!("createdb {name}"), created)?;
-        Ok(format!("postgres://postgres@127.0.0.1:{}/{name}", self.port))
+        Ok(format!(
+            "postgres://postgres@127.0.0.1:{}/{name}",
+            self.port
+        ))
     }
 
     /// Runs `sql` in database `name` with `psql`, stopping at its first error.
@@ -246,7 +251,15 @@ impl PgCluster {
 
     /// The arguments that point a client program at the cluster, as its superuser.
     pub fn connection_args(&self) -> [String; 6] {
-        ["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"].map(String::from)
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ]
+        .map(String::from)
     }
 
     /// The server's version, as `SHOW server_version` says (empty when it cannot tell).
