@@ -522,7 +522,10 @@ fn report(runs: &[Run], verdicts: &[(bool, String)], minutes: u64, took: Duratio
          `MALLOC_ARENA_MAX` and `MALLOC_MMAP_THRESHOLD_`): with glibc's defaults, each of \
          up to eight arenas per core keeps what its threads freed and large bodies are \
          carved from them, so resident memory stood several times above the heap in use \
-         and crept up. **Pass:** no operation failed, the server stayed up, and each \
+         and crept up; and the load hands its allocator's free pages back to the kernel \
+         once a second (`malloc_trim`), as glibc otherwise keeps the holes freed blocks \
+         leave, and its resident memory would follow the most it ever held rather than \
+         what it holds (the server does not). **Pass:** no operation failed, the server stayed up, and each \
          process's resident memory grew less than {:.0} % from the end of the \
          warm-up ({} s: finished jobs start to go by their retention, the memory store's budget \
          has filled, and the allocators' \

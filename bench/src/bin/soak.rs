@@ -22,7 +22,8 @@
 //! reason), by facade. Prints a progress line every 10 s
 //! (`{"t":…,"ok":…,"failed":…,"heap_bytes":…}`, the last what the program holds on its
 //! heap, counted by its allocator) and a summary line at the end, as JSON; exits 1 when
-//! anything failed.
+//! anything failed. Once a second it hands its allocator's free pages back to the
+//! kernel (`malloc_trim`), so its resident memory shows what it holds.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +40,20 @@ use serde_json::{json, Value};
 struct Counting;
 
 static HEAP_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Hands the pages of the allocator's free blocks back to the kernel. glibc keeps the
+/// holes freed blocks leave inside its heaps until asked, so a program's resident memory
+/// follows the most it ever held at once and creeps up with each new peak; the soak
+/// is after what the load holds (a leak), so the load asks once a second. (By hand,
+/// without it: the load's resident memory rose from ~40 to ~46 MiB between the third
+/// and the sixth minute while its heap in use swung 7–28 MiB with no trend.)
+fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer; it locks each arena while it walks it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 
 // SAFETY: every call is passed on to the system allocator unchanged; only a counter is
 // kept beside it.
@@ -824,21 +839,25 @@ fn main() {
 
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
-    // Progress lines, every 10 s, for the sampler's table.
+    // Progress lines, every 10 s, for the sampler's table; free memory handed back
+    // every second.
     let reporter = {
         let stats = stats.clone();
         std::thread::spawn(move || {
-            let mut tick = 1;
+            let mut second = 1;
             while Instant::now() < until {
-                let next = started + Duration::from_secs(10 * tick);
+                let next = started + Duration::from_secs(second);
                 std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                emit(json!({
-                    "t": started.elapsed().as_secs(),
-                    "ok": stats.ok.load(Ordering::Relaxed),
-                    "failed": stats.failed.load(Ordering::Relaxed),
-                    "heap_bytes": HEAP_BYTES.load(Ordering::Relaxed),
-                }));
-                tick += 1;
+                return_free_memory();
+                if second % 10 == 0 {
+                    emit(json!({
+                        "t": started.elapsed().as_secs(),
+                        "ok": stats.ok.load(Ordering::Relaxed),
+                        "failed": stats.failed.load(Ordering::Relaxed),
+                        "heap_bytes": HEAP_BYTES.load(Ordering::Relaxed),
+                    }));
+                }
+                second += 1;
             }
         })
     };

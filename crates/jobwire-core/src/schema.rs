@@ -349,7 +349,10 @@ mod tests {
             (json!({"pattern": "^(a*)*\\1b$"}), Some("/pattern")),
             (json!({"pattern": "^(?=a)a+$"}), Some("/pattern")),
             (json!({"pattern": "x{1000}{1000}"}), Some("/pattern")),
-            (json!({"patternProperties": {"(?!a)": {}}}), Some("/patternProperties/(?!a)")),
+            (
+                json!({"patternProperties": {"(?!a)": {}}}),
+                Some("/patternProperties/(?!a)"),
+            ),
             (json!({"$ref": "#/nope"}), Some("")),
             (json!({"$ref": "https://example.com/s.json"}), Some("")),
         ];
