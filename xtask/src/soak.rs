@@ -21,8 +21,10 @@ use serde_json::Value;
 
 use crate::Server;
 
-/// How often both processes are sampled.
+/// How often both processes are sampled (a row of the table).
 const EVERY: Duration = Duration::from_secs(10);
+/// How often their resident memory is read; a sample's is the mean of its readings.
+const READ_EVERY: Duration = Duration::from_secs(1);
 /// Memory growth after the warm-up that fails the soak.
 const MAX_GROWTH: f64 = 0.05;
 /// The load's callers per facade: mixed and large (see `bench/src/bin/soak.rs`).
@@ -119,16 +121,21 @@ struct Proc {
     cpu_ticks: Option<u64>,
 }
 
+/// `VmRSS` of `/proc/<pid>/status`, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+}
+
 impl Proc {
     fn read(pid: u32) -> Proc {
-        let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|n| n.parse().ok())
-            });
+        let rss_kib = rss_kib(pid);
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(Iterator::count)
             .map_err(|e| {
@@ -142,6 +149,41 @@ impl Proc {
             fds,
             cpu_ticks: cpu_ticks(pid),
         }
+    }
+
+    /// This sample with its resident memory the mean of `readings`, when there are any.
+    fn with_mean_rss(mut self, readings: Vec<u64>) -> Proc {
+        if !readings.is_empty() {
+            self.rss_kib = Some(readings.iter().sum::<u64>() / readings.len() as u64);
+        }
+        self
+    }
+}
+
+/// Both processes' resident memory, read every [`READ_EVERY`] since the last sample. One
+/// reading swings by ±10 % with what is in flight (the large callers' 1–2 MiB bodies):
+/// the mean of ten is steadier, and a leak moves it all the same.
+#[derive(Default)]
+struct Readings {
+    server: Vec<u64>,
+    client: Vec<u64>,
+}
+
+impl Readings {
+    fn read(&mut self, server: u32, client: u32) {
+        for (pid, readings) in [(server, &mut self.server), (client, &mut self.client)] {
+            if let Some(kib) = rss_kib(pid) {
+                readings.push(kib);
+            }
+        }
+    }
+
+    /// The readings so far (server's, client's), and none kept.
+    fn take(&mut self) -> (Vec<u64>, Vec<u64>) {
+        (
+            std::mem::take(&mut self.server),
+            std::mem::take(&mut self.client),
+        )
     }
 }
 
@@ -301,18 +343,24 @@ fn run_store(release: &Path, store: &Store, tokens: &Tokens, minutes: u64) -> Re
     };
     let mut samples = Vec::new();
     let mut problems = Vec::new();
-    let mut tick = 1;
+    let (mut tick, mut reading) = (1, 1);
+    let mut readings = Readings::default();
     let status = loop {
         if let Some(status) = client.try_wait().map_err(|e| e.to_string())? {
             break status;
         }
+        if started.elapsed() >= READ_EVERY * reading {
+            readings.read(server.pid(), client.id());
+            reading += 1;
+        }
         let next = EVERY * tick;
         if next <= load && started.elapsed() >= next {
             let (ok, failed, client_heap) = *progress.lock().unwrap_or_else(|e| e.into_inner());
+            let (server_rss, client_rss) = readings.take();
             samples.push(Sample {
                 at: started.elapsed(),
-                server: Proc::read(server.pid()),
-                client: Proc::read(client.id()),
+                server: Proc::read(server.pid()).with_mean_rss(server_rss),
+                client: Proc::read(client.id()).with_mean_rss(client_rss),
                 ok,
                 failed,
                 client_heap,
@@ -388,10 +436,10 @@ fn warm_up(minutes: u64) -> Duration {
 
 /// Resident memory from the end of the warm-up to the end: (first, last, growth), the
 /// two ends read off the least-squares line through every sample after the warm-up.
-/// A process's memory swings by ±5–10 % from one sample to the next (a 2 MiB body in
+/// A process's memory swings by ±5–10 % from one reading to the next (a 2 MiB body in
 /// flight, an allocator returning pages), so one sample against another — or one
 /// minute's median against another's — measures the swings; the line through forty
-/// samples measures the trend.
+/// samples, each the mean of ten readings ([`Readings`]), measures the trend.
 fn growth(
     samples: &[Sample],
     minutes: u64,
@@ -513,7 +561,8 @@ fn report(runs: &[Run], verdicts: &[(bool, String)], minutes: u64, took: Duratio
     let _ = writeln!(
         out,
         "**Samples.** Every 10 s, of each process: resident memory (`VmRSS` of \
-         `/proc/<pid>/status`), open descriptors (entries of `/proc/<pid>/fd`), CPU since \
+         `/proc/<pid>/status`, read every second, the sample the mean of its ten \
+         readings: one reading swings by ±10 % with the bodies in flight), open descriptors (entries of `/proc/<pid>/fd`), CPU since \
          the last sample (`/proc/<pid>/stat`, as a share of one core), the load's \
          operations so far, and the load's heap in use (bytes allocated and not freed, \
          counted by its allocator; resident memory adds what the allocator keeps). Both \
@@ -749,6 +798,21 @@ mod tests {
                 disk: None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_sample_holds_the_mean_of_its_readings() {
+        let instant = || Proc {
+            rss_kib: Some(7),
+            fds: Ok(0),
+            cpu_ticks: None,
+        };
+        assert_eq!(instant().with_mean_rss(vec![10, 20, 33]).rss_kib, Some(21));
+        assert_eq!(
+            instant().with_mean_rss(vec![]).rss_kib,
+            Some(7),
+            "no readings"
+        );
     }
 
     #[test]
