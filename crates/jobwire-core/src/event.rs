@@ -249,6 +249,11 @@ impl FinishedJob {
         &self.job_id
     }
 
+    /// The bytes of the job's JSON, as the event carried it.
+    pub(crate) fn json_len(&self) -> usize {
+        self.json.len()
+    }
+
     /// Whether the event carries the whole job; `false` when the server left members
     /// out (`omitted`): read the job instead.
     pub fn is_complete(&self) -> bool {

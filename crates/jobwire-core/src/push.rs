@@ -50,6 +50,11 @@ use crate::stream::{EventProtocol, StreamStep};
 
 /// How many recent `done`s are remembered for waits that register late.
 const RECENT_DONE: usize = 4096;
+/// How many bytes of finished jobs those keep, at most: past it, the oldest are kept as
+/// the fact alone, and a late wait for one reads its job. Without it, 4,096 `done`s of
+/// up to 256 KiB each could hold a gigabyte, and the jobs a client never waited on —
+/// thousands of blocks of every size, living half a minute each — fragmented its heap.
+const RECENT_DONE_BYTES: usize = 1 << 20;
 /// How far before a running stream's start a registration may be and still be answered
 /// by restarting the stream from it (a replay of at most this many events), rather than
 /// by a read of the job.
@@ -131,30 +136,65 @@ enum Stream {
 }
 
 /// The `done`s seen recently, complete for every event id above `complete_after`: the
-/// final job of those no one waited on, only the fact for those already handed out.
+/// final job of those no one waited on (the newest, up to [`RECENT_DONE_BYTES`]), only
+/// the fact for the others.
 #[derive(Debug, Default)]
 struct RecentDone {
     jobs: HashMap<String, Option<FinishedJob>>,
     order: VecDeque<(u64, String)>,
     complete_after: u64,
+    /// The jobs kept whole, oldest first, and their bytes.
+    kept: VecDeque<String>,
+    bytes: usize,
 }
 
 impl RecentDone {
     fn reset(&mut self, from: u64) {
-        self.jobs.clear();
-        self.order.clear();
-        self.complete_after = from;
+        *self = RecentDone {
+            complete_after: from,
+            ..RecentDone::default()
+        };
     }
 
     /// Remembers `job_id`'s `done` (event `id`), with the job when no one took it.
     fn remember(&mut self, id: u64, job_id: String, job: Option<FinishedJob>) {
-        self.jobs.insert(job_id.clone(), job);
+        if let Some(job) = &job {
+            self.bytes += job.json_len();
+            self.kept.push_back(job_id.clone());
+        }
+        if let Some(Some(old)) = self.jobs.insert(job_id.clone(), job) {
+            self.bytes -= old.json_len();
+        }
         self.order.push_back((id, job_id));
         while self.order.len() > RECENT_DONE {
             if let Some((id, job_id)) = self.order.pop_front() {
-                self.jobs.remove(&job_id);
+                self.forget(&job_id);
                 self.complete_after = self.complete_after.max(id);
             }
+        }
+        while self.bytes > RECENT_DONE_BYTES {
+            let Some(job_id) = self.kept.pop_front() else {
+                break;
+            };
+            // Keep the fact, let the job go.
+            if let Some(old) = self.jobs.get_mut(&job_id).and_then(Option::take) {
+                self.bytes -= old.json_len();
+            }
+        }
+        // Jobs forgotten meanwhile leave `kept` once they are its oldest, so it stays
+        // within the `done`s remembered.
+        while self
+            .kept
+            .front()
+            .is_some_and(|front| !matches!(self.jobs.get(front), Some(Some(_))))
+        {
+            self.kept.pop_front();
+        }
+    }
+
+    fn forget(&mut self, job_id: &str) {
+        if let Some(Some(old)) = self.jobs.remove(job_id) {
+            self.bytes -= old.json_len();
         }
     }
 }
@@ -738,6 +778,47 @@ mod tests {
             list.register(t0, "j20", Some(15)),
             Registration::Finished(_)
         ));
+    }
+
+    /// The jobs kept for late waits are bounded in bytes: past the bound the oldest are
+    /// kept as the fact (a late wait reads the job), the newest whole.
+    #[test]
+    fn recent_jobs_are_kept_within_their_bytes() {
+        let t0 = Instant::now();
+        let mut list = Watchlist::new(S(45), 1);
+        let _keep = waiting(list.register(t0, "keep", Some(0)));
+        connected(&mut list, t0);
+        // 64 `done`s of ~64 KiB: four times the bound.
+        let pad = "x".repeat(64 * 1024);
+        let many: String = (1..=64u64)
+            .map(|i| {
+                format!(
+                    "id: {i}\nevent: done\ndata: {{\"id\":\"j{i}\",\"status\":\"succeeded\",\"output\":\"{pad}\"}}\n\n"
+                )
+            })
+            .collect();
+        follower(&mut list).on_chunk(t0, many.as_bytes());
+        list.step(t0);
+        assert!(
+            list.recent.bytes <= RECENT_DONE_BYTES,
+            "{}",
+            list.recent.bytes
+        );
+        assert!(
+            list.recent.bytes > RECENT_DONE_BYTES / 2,
+            "{}",
+            list.recent.bytes
+        );
+        let kept = list.recent.jobs.values().filter(|j| j.is_some()).count();
+        assert_eq!(list.recent.kept.len(), kept);
+        // The oldest: the fact only, so a read; the newest: the job itself.
+        assert_eq!(list.register(t0, "j1", Some(0)), Registration::Recheck);
+        match list.register(t0, "j64", Some(0)) {
+            Registration::Finished(job) => assert_eq!(job.job_id(), "j64"),
+            other => panic!("not kept: {}", matches!(other, Registration::Recheck)),
+        }
+        list.recent.reset(0);
+        assert_eq!((list.recent.bytes, list.recent.kept.len()), (0, 0));
     }
 
     /// An event too large to read wakes every waiter to read its job, without sending
