@@ -78,7 +78,7 @@ fn release_bin(name: &str) -> String {
 }
 
 mod ceiling;
-/// The tests' throwaway PostgreSQL cluster, one file for both (std only).
+// The tests' throwaway PostgreSQL cluster: one file for both (std only).
 #[path = "../../crates/jobwire-server/tests/support/pg_cluster.rs"]
 mod pg_cluster;
 
