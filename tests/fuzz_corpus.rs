@@ -11,8 +11,26 @@ use std::time::Instant;
 use jobwire_core::fuzzing;
 use jobwire_server::{spawn_blocking_server, ServerConfig};
 
+/// The stack the inputs run on: the fuzzers run them on a main thread's 8 MiB in an
+/// optimised build; this is a debug build, whose frames are several times larger, and a
+/// test thread has 2 MiB. (A `pattern` of 170 nested repetitions — the regex crate stops
+/// at 250 — overflowed 2 MiB here, not in the optimised build.)
+const STACK: usize = 32 << 20;
+
 /// Runs every corpus file and seed of `target`; fails naming each input that panicked.
-fn replay(target: &str) {
+fn replay(target: &'static str) {
+    let replayed = std::thread::Builder::new()
+        .name(format!("replay {target}"))
+        .stack_size(STACK)
+        .spawn(move || replay_here(target))
+        .unwrap()
+        .join();
+    if let Err(panic) = replayed {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn replay_here(target: &str) {
     assert!(fuzzing::TARGETS.contains(&target), "{target} is not built");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
