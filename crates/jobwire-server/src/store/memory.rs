@@ -1,6 +1,6 @@
 //! [`MemoryStore`]: everything in process memory, gone when the server stops.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -65,6 +65,10 @@ struct Row {
 struct Tenant {
     /// Its kept events by id.
     events: BTreeMap<i64, LiveEvent>,
+    /// The ids of its kept events by service: a `?service=` read walks its service's
+    /// events, not the tenant's whole history (with a stream per service, that walk
+    /// made each read cost as much as all streams' events together).
+    by_service: HashMap<String, BTreeSet<i64>>,
     /// The highest id of an event of it that was removed.
     floor: i64,
     /// What it stores, charged as the module docs say.
@@ -172,6 +176,10 @@ impl Inner {
         for event in &recorded {
             t.bytes += event_bytes(event);
             t.events.insert(event.seq, event.clone());
+            t.by_service
+                .entry(event.service_id.clone())
+                .or_default()
+                .insert(event.seq);
         }
         bus.publish_shared(recorded.into_iter().map(|e| (tenant, e)));
         ids
@@ -191,6 +199,12 @@ impl Inner {
             if let Some(event) = t.events.remove(&id) {
                 t.bytes = t.bytes.saturating_sub(event_bytes(&event));
                 t.floor = t.floor.max(id);
+                if let Some(ids) = t.by_service.get_mut(&event.service_id) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        t.by_service.remove(&event.service_id);
+                    }
+                }
                 removed += 1;
             }
         }
@@ -632,6 +646,17 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         };
         let start = query.after.saturating_add(1);
+        if let (true, Some(service)) = (query.jobs.is_empty(), &query.service_id) {
+            let Some(ids) = t.by_service.get(service) else {
+                return Ok(Vec::new());
+            };
+            return Ok(ids
+                .range(start..)
+                .filter_map(|id| t.events.get(id))
+                .take(query.limit)
+                .map(|e| Event::clone(e))
+                .collect());
+        }
         if query.jobs.is_empty() {
             return Ok(t
                 .events
@@ -868,6 +893,8 @@ mod tests {
                 // What the maps hold is what the bytes count.
                 assert_eq!(inner.jobs.len(), t.finished.len());
                 assert_eq!(t.events.len(), 2 * inner.jobs.len());
+                let indexed: usize = t.by_service.values().map(BTreeSet::len).sum();
+                assert_eq!(indexed, t.events.len());
                 assert_eq!(inner.keys.len(), inner.jobs.len());
                 // Nor do the queues that order them for removal keep what is gone.
                 assert!(t.with_events.len() <= 2 * inner.jobs.len() + 1024);
@@ -1048,6 +1075,14 @@ mod tests {
             ids["job_a"],
             "tenant u's svc_a events are not t's"
         );
+        // A page of one service's events starts after its `after` and stops at its limit.
+        let service_page = EventQuery {
+            service_id: Some("svc_a".into()),
+            after: ids["job_a"][1],
+            limit: 2,
+            ..Default::default()
+        };
+        assert_eq!(read(service_page).await, ids["job_a"][2..4].to_vec());
         let theirs = EventQuery {
             jobs: vec!["job_u".into()],
             limit: 100,
