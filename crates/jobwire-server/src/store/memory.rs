@@ -176,10 +176,16 @@ impl Inner {
         for event in &recorded {
             t.bytes += event_bytes(event);
             t.events.insert(event.seq, event.clone());
-            t.by_service
-                .entry(event.service_id.clone())
-                .or_default()
-                .insert(event.seq);
+            // The service's id is copied only for its first kept event.
+            match t.by_service.get_mut(&event.service_id) {
+                Some(ids) => {
+                    ids.insert(event.seq);
+                }
+                None => {
+                    t.by_service
+                        .insert(event.service_id.clone(), BTreeSet::from([event.seq]));
+                }
+            }
         }
         bus.publish_shared(recorded.into_iter().map(|e| (tenant, e)));
         ids
