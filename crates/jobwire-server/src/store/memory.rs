@@ -652,26 +652,17 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         };
         let start = query.after.saturating_add(1);
-        if let (true, Some(service)) = (query.jobs.is_empty(), &query.service_id) {
-            let Some(ids) = t.by_service.get(service) else {
-                return Ok(Vec::new());
-            };
-            return Ok(ids
-                .range(start..)
-                .filter_map(|id| t.events.get(id))
-                .take(query.limit)
-                .map(|e| Event::clone(e))
-                .collect());
-        }
+        let page = |events: &mut dyn Iterator<Item = &LiveEvent>| -> Vec<Event> {
+            events.take(query.limit).map(|e| Event::clone(e)).collect()
+        };
         if query.jobs.is_empty() {
-            return Ok(t
-                .events
-                .range(start..)
-                .map(|(_, e)| e)
-                .filter(|e| query.matches(&e.job_id, &e.service_id))
-                .take(query.limit)
-                .map(|e| Event::clone(e))
-                .collect());
+            return Ok(match &query.service_id {
+                // One service: its own ids, not the tenant's whole history.
+                Some(service) => t.by_service.get(service).map_or_else(Vec::new, |ids| {
+                    page(&mut ids.range(start..).filter_map(|id| t.events.get(id)))
+                }),
+                None => page(&mut t.events.range(start..).map(|(_, e)| e)),
+            });
         }
         // A few jobs: their own lists of ids, not the tenant's whole history.
         let mut ids: Vec<i64> = query
@@ -684,13 +675,12 @@ impl Store for MemoryStore {
         ids.sort_unstable();
         // A job named twice is read once.
         ids.dedup();
-        Ok(ids
-            .into_iter()
-            .filter_map(|id| t.events.get(&id))
-            .filter(|e| query.matches(&e.job_id, &e.service_id))
-            .take(query.limit)
-            .map(|e| Event::clone(e))
-            .collect())
+        Ok(page(
+            &mut ids
+                .into_iter()
+                .filter_map(|id| t.events.get(&id))
+                .filter(|e| query.matches(&e.job_id, &e.service_id)),
+        ))
     }
 
     async fn event_floor(&self, tenant: &str) -> Result<i64, StoreError> {
