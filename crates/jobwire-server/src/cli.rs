@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::DatabaseUrl;
+use crate::services::launcher::{self, Launcher};
 use crate::services::registration::Tenants;
 use crate::services::CommandSettings;
 use crate::{spawn, Faults, ServerConfig, DEFAULT_TENANT};
@@ -788,7 +789,15 @@ fn tune_allocator() -> Vec<&'static str> {
 ///
 /// It starts a tokio runtime of its own, so call it outside any runtime.
 pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
-    let cli = match parse(args, |k| std::env::var(k).ok()) {
+    let args: Vec<String> = args.into_iter().collect();
+    if let Some((first, rest)) = args.split_first() {
+        if first == launcher::SUBCOMMAND {
+            // The server started this binary to launch a command's program.
+            return launcher::main(rest.iter().cloned());
+        }
+    }
+    let own_binary = Launcher::this_binary(&args);
+    let mut cli = match parse(args, |k| std::env::var(k).ok()) {
         Ok(Some(cli)) => cli,
         Ok(None) => {
             println!("{USAGE}");
@@ -808,6 +817,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
         );
     }
     protect_process();
+    // Command programs start through this binary (posix_spawn, then exec) rather than by
+    // forking the whole server; see `services/launcher.rs`.
+    cli.commands.launcher = own_binary;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

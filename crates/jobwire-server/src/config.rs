@@ -512,6 +512,27 @@ impl ServerConfig {
         self
     }
 
+    /// Starts the programs of registered command services through `binary`, a
+    /// `jobwire-server` binary, which sets each program's user and limits up in a
+    /// process of its own (`jobwire-server launch …`) and then execs the program. The
+    /// `jobwire-server` binary uses itself; an embedding program without it forks its own
+    /// process for each program instead, a cost that grows with the memory the server
+    /// holds (see `docs/security.md`, "Command services").
+    ///
+    /// ```
+    /// let config = jobwire_server::ServerConfig::new()
+    ///     .allow_commands(true)
+    ///     .command_launcher("/usr/local/bin/jobwire-server");
+    /// # let _ = config;
+    /// ```
+    pub fn command_launcher(mut self, binary: impl Into<std::path::PathBuf>) -> Self {
+        self.commands.launcher = Some(crate::services::launcher::Launcher {
+            program: binary.into(),
+            leading: Vec::new(),
+        });
+        self
+    }
+
     /// Serves the dashboard at `GET /ui`: a page in the browser that shows the jobs of the
     /// token it is given as they run, their progress and logs, the services, and the
     /// throughput, using only the public API (off by default here; the `jobwire-server`

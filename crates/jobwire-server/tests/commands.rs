@@ -362,6 +362,15 @@ fn limit_row<'a>(limits: &'a [String], name: &str) -> (&'a str, &'a str) {
     (values.next().unwrap(), values.next().unwrap())
 }
 
+/// The two ways a server starts a registered program: forking itself and isolating the
+/// child before exec, or through the launcher (the binary, `jobwire-server launch`).
+fn both_ways(config: ServerConfig) -> [(&'static str, ServerConfig); 2] {
+    [
+        ("forked", config.clone()),
+        ("launched", config.command_launcher(binary::BIN)),
+    ]
+}
+
 #[tokio::test]
 async fn programs_start_with_their_limits_set_and_no_way_to_gain_privileges() {
     let limits = CommandLimits::default()
@@ -369,7 +378,13 @@ async fn programs_start_with_their_limits_set_and_no_way_to_gain_privileges() {
         .open_files(Some(77))
         .processes(Some(999))
         .file_size(Some(5 << 20));
-    let config = two_tenants().allow_commands(true).command_limits(limits);
+    for (way, config) in both_ways(two_tenants().allow_commands(true).command_limits(limits)) {
+        eprintln!("{way}");
+        limits_are_set(config).await;
+    }
+}
+
+async fn limits_are_set(config: ServerConfig) {
     let (server, client) = start(config).await;
     let script = "cat /proc/self/limits >&2; grep NoNewPrivs /proc/self/status >&2";
     let service = register(&client, "limits", script, 7.0).await;
@@ -405,8 +420,15 @@ async fn programs_start_with_their_limits_set_and_no_way_to_gain_privileges() {
 
 #[tokio::test]
 async fn a_program_inherits_no_file_and_no_variable_of_the_server() {
-    let dir = TempDir::new("commands-fds");
-    let config = two_tenants().data_dir(&dir.0).allow_commands(true);
+    for (way, config) in both_ways(two_tenants().allow_commands(true)) {
+        eprintln!("{way}");
+        // A data directory: the server holds its database open too.
+        let dir = TempDir::new(&format!("commands-fds-{way}"));
+        nothing_is_inherited(config.data_dir(&dir.0)).await;
+    }
+}
+
+async fn nothing_is_inherited(config: ServerConfig) {
     let (server, client) = start(config).await;
     // The server holds its database, its listening socket and client connections open;
     // the program sees only its three pipes (and the directory `ls` reads).
@@ -431,6 +453,44 @@ async fn a_program_inherits_no_file_and_no_variable_of_the_server() {
         "{vars:?}"
     );
     server.shutdown().await;
+}
+
+/// A program that cannot start fails its job with code `spawn` and the reason, either
+/// way; a program's own exit status 127 (a shell's "not found") stays `exit_status`.
+#[tokio::test]
+async fn a_program_that_cannot_start_fails_spawn_either_way() {
+    for (way, config) in both_ways(two_tenants().allow_commands(true)) {
+        let (server, client) = start(config).await;
+        // A program that is there when registered and gone when its job runs.
+        let dir = TempDir::new(&format!("commands-gone-{way}"));
+        let program = dir.0.join("gone.sh");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        std::fs::write(&program, "#!/bin/sh\necho 1\n").unwrap();
+        std::fs::set_permissions(
+            &program,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let body = json!({
+            "name": "gone",
+            "command": {"program": program, "args": ["x"]},
+        });
+        let created = client.post("/v1/services", &body).await;
+        assert_eq!(created.status, 201, "{way}");
+        let service = created.json()["id"].as_str().unwrap().to_owned();
+        std::fs::remove_file(&program).unwrap();
+        let job = run(&client, &service, Value::Null).await;
+        assert_eq!(code(&job), "spawn", "{way}: {job:?}");
+        let message = &job.error.as_ref().unwrap().message;
+        assert!(
+            message.contains("gone.sh") && message.contains("No such file"),
+            "{way}: {message}"
+        );
+        let own_127 = register(&client, "own", "echo 'x: not found' >&2; exit 127", 5.0).await;
+        let job = run(&client, &own_127, Value::Null).await;
+        assert_eq!(code(&job), "exit_status", "{way}: {job:?}");
+        server.shutdown().await;
+    }
 }
 
 /// The server binary as a child process, with its output kept.

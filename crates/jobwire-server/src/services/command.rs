@@ -34,6 +34,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::isolation::Isolation;
+use super::launcher;
 use super::program::Program;
 use super::JobContext;
 
@@ -147,27 +148,13 @@ impl Command {
 
     /// Runs one job: see the module docs.
     pub(crate) async fn run(&self, input: Value, ctx: JobContext) -> Result<Value, JobError> {
-        let mut command = tokio::process::Command::new(&self.program);
+        let mut command = self.process();
         command
-            .args(&self.args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        #[cfg(unix)]
-        if let Some(isolation) = &self.isolation {
-            if let Some(user) = isolation.run_as {
-                // std drops the supplementary groups (setgroups) before setuid.
-                command.uid(user.uid).gid(user.gid);
-            }
-            let setup = isolation.child_setup(self.timeout, self.grace);
-            // SAFETY: `apply` allocates nothing and makes only async-signal-safe calls,
-            // as code between fork and exec must.
-            unsafe {
-                command.pre_exec(move || setup.apply());
-            }
-        }
         // From here on, however the job ends, the program's group is stopped.
         let mut program = Program::spawn(&mut command, self.grace).map_err(|e| {
             failed(
@@ -198,6 +185,9 @@ impl Command {
             ));
         };
         let status = status.map_err(|e| failed("spawn", format!("cannot wait: {e}")))?;
+        if let Some(error) = launch_failure(status, &tail) {
+            return Err(failed("spawn", error.to_owned()));
+        }
         if !status.success() {
             let code = status
                 .code()
@@ -210,6 +200,50 @@ impl Command {
         }
         output.into_value()
     }
+}
+
+impl Command {
+    /// The process that runs the program: the program itself, isolated between fork
+    /// and exec, or the launcher that isolates itself and then execs the program (see
+    /// `launcher.rs`).
+    fn process(&self) -> tokio::process::Command {
+        #[cfg(unix)]
+        if let Some(isolation) = &self.isolation {
+            let setup = isolation.child_setup(self.timeout, self.grace);
+            if let Some(launcher) = &isolation.launcher {
+                let mut command = tokio::process::Command::new(&launcher.program);
+                command.args(launcher.args(&setup, isolation.run_as, &self.program, &self.args));
+                return command;
+            }
+            let mut command = tokio::process::Command::new(&self.program);
+            command.args(&self.args);
+            if let Some(user) = isolation.run_as {
+                // std drops the supplementary groups (setgroups) before setuid.
+                command.uid(user.uid).gid(user.gid);
+            }
+            // SAFETY: `apply` allocates nothing and makes only async-signal-safe calls,
+            // as code between fork and exec must.
+            unsafe {
+                command.pre_exec(move || setup.apply());
+            }
+            return command;
+        }
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(&self.args);
+        command
+    }
+}
+
+/// Why the launcher could not start the program, when that is how the process ended:
+/// its status and its own line last on stderr.
+fn launch_failure(
+    status: std::process::ExitStatus,
+    tail: &VecDeque<String>,
+) -> Option<&str> {
+    if status.code() != Some(launcher::FAILED_STATUS) {
+        return None;
+    }
+    tail.back()?.strip_prefix(launcher::FAILED_PREFIX)
 }
 
 /// A job error with a code.

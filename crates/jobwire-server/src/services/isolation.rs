@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::launcher::Launcher;
 use super::registration::Tenants;
 
 /// Resource limits set (`setrlimit`) in a registered command's process before its program
@@ -116,17 +117,21 @@ pub(crate) struct CommandSettings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub limits: CommandLimits,
+    /// Started to set a program's isolation up and exec it; `None`: the server's own
+    /// process does, between fork and exec.
+    pub launcher: Option<Launcher>,
 }
 
 impl CommandSettings {
     /// The settings in force: the user and group looked up, refused when they cannot be
     /// applied.
     pub(crate) fn resolve(&self) -> Result<CommandPolicy, String> {
-        let isolation = Isolation::new(
+        let mut isolation = Isolation::new(
             self.user.as_deref(),
             self.group.as_deref(),
             self.limits.clone(),
         )?;
+        isolation.launcher.clone_from(&self.launcher);
         Ok(CommandPolicy {
             tenants: self.tenants.clone(),
             isolation: Arc::new(isolation),
@@ -153,6 +158,9 @@ pub(crate) struct RunAs {
 pub(crate) struct Isolation {
     pub run_as: Option<RunAs>,
     pub limits: CommandLimits,
+    /// What sets the isolation up and execs the program; `None`: the server's own
+    /// process does, between fork and exec (see `launcher.rs` for the difference).
+    pub launcher: Option<Launcher>,
 }
 
 impl Isolation {
@@ -173,7 +181,11 @@ impl Isolation {
             }
             (Some(user), group) => Some(resolve(user, group)?),
         };
-        Ok(Isolation { run_as, limits })
+        Ok(Isolation {
+            run_as,
+            limits,
+            launcher: None,
+        })
     }
 
     /// What to do in a program's process before it starts, for a program with this
@@ -204,11 +216,7 @@ impl Isolation {
             let hard = hard.min(current_hard);
             set.push((resource, soft.min(hard), hard));
         }
-        // The highest descriptor to close if close_range(2) is missing: this process's
-        // own limit bounds every descriptor it can hold.
-        let (open_soft, _) = Resource::OpenFiles.get();
-        let max_fd = libc::c_int::try_from(open_soft.min(1 << 20)).unwrap_or(1 << 20);
-        ChildSetup { set, max_fd }
+        ChildSetup::new(set)
     }
 }
 
@@ -328,7 +336,6 @@ fn lookup_group(name: &str) -> Option<u32> {
 }
 
 /// A resource limit this module sets.
-#[cfg(unix)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resource {
     Cpu,
@@ -337,6 +344,34 @@ pub(crate) enum Resource {
     OpenFiles,
     Processes,
     FileSize,
+}
+
+impl Resource {
+    /// Every resource, each with its name on the launcher's command line.
+    const NAMES: [(Resource, &'static str); 6] = [
+        (Resource::Cpu, "cpu"),
+        (Resource::Core, "core"),
+        (Resource::AddressSpace, "as"),
+        (Resource::OpenFiles, "nofile"),
+        (Resource::Processes, "nproc"),
+        (Resource::FileSize, "fsize"),
+    ];
+
+    /// This resource's name on the launcher's command line.
+    pub(crate) fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The resource named `name` on the launcher's command line.
+    pub(crate) fn named(name: &str) -> Option<Resource> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(r, _)| *r)
+    }
 }
 
 #[cfg(unix)]
@@ -397,20 +432,31 @@ impl Resource {
 pub(crate) struct ChildSetup {
     /// The limits to set: (resource, soft, hard).
     pub(crate) set: Vec<(Resource, u64, u64)>,
-    /// Above the pipes, descriptors up to this one are closed.
+    /// Above the pipes, descriptors up to this one are made close-on-exec where
+    /// close_range(2) cannot do them all.
     max_fd: libc::c_int,
 }
 
 #[cfg(unix)]
 impl ChildSetup {
-    /// Closes every descriptor but stdin, stdout and stderr — the server's own are
-    /// close-on-exec already, but a descriptor its process inherited without that flag
-    /// (from whatever started it) would otherwise reach the program — then sets the
+    /// Sets these limits, (resource, soft, hard), and closes the descriptors above the
+    /// pipes up to this process's own limit on open files where close_range(2) is
+    /// missing (that limit bounds every descriptor the process can hold).
+    pub(crate) fn new(set: Vec<(Resource, u64, u64)>) -> ChildSetup {
+        let (open_soft, _) = Resource::OpenFiles.get();
+        let max_fd = libc::c_int::try_from(open_soft.min(1 << 20)).unwrap_or(1 << 20);
+        ChildSetup { set, max_fd }
+    }
+
+    /// Has every descriptor but stdin, stdout and stderr closed by the exec — the
+    /// server's own are close-on-exec already, but a descriptor its process inherited
+    /// without that flag (from whatever started it) would otherwise reach the program —
+    /// then sets the
     /// limits, and `PR_SET_NO_NEW_PRIVS` on Linux (a setuid program such as `su` or
     /// `sudo` gains nothing). Runs in the child between fork and exec, so it allocates
     /// nothing and calls only async-signal-safe functions.
     pub(crate) fn apply(&self) -> std::io::Result<()> {
-        close_from(3, self.max_fd);
+        close_on_exec_from(3, self.max_fd);
         // rlim_t is u64 on most targets, narrower on some 32-bit ones.
         #[allow(clippy::useless_conversion)]
         let raw = |v: u64| {
@@ -440,22 +486,32 @@ impl ChildSetup {
     }
 }
 
-/// Closes descriptors `first` and above: close_range(2) on Linux, one by one up to
-/// `max_fd` where it is missing.
+/// Marks descriptors `first` and above close-on-exec, so that the exec closes them:
+/// close_range(2) with `CLOSE_RANGE_CLOEXEC` on Linux 5.11+, one by one up to `max_fd`
+/// elsewhere. Not closed here: std reports a failed exec to the parent through a
+/// close-on-exec pipe of its own in this range, and a child that cannot write it aborts
+/// instead of the spawn saying why.
 #[cfg(unix)]
-fn close_from(first: libc::c_int, max_fd: libc::c_int) {
+fn close_on_exec_from(first: libc::c_int, max_fd: libc::c_int) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: a raw syscall with integer arguments; async-signal-safe.
-        let rc = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
         if rc == 0 {
             return;
         }
     }
     for fd in first..=max_fd {
-        // SAFETY: closing a descriptor in the child touches nothing of the parent's.
+        // SAFETY: fcntl on a descriptor number; one that is not open fails harmlessly.
         unsafe {
-            libc::close(fd);
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
     }
 }
@@ -488,14 +544,14 @@ mod tests {
         );
         let other_user = Isolation {
             run_as: Some(RunAs { uid: 1, gid: 1 }),
-            limits: CommandLimits::default(),
+            ..Isolation::default()
         };
         let (nproc, _) = limit_of(&other_user.child_setup(timeout, grace), Resource::Processes)
             .expect("set for a user of its own");
         assert!(nproc <= DEFAULT_PROCESSES);
         let none = Isolation {
-            run_as: None,
             limits: CommandLimits::none(),
+            ..Isolation::default()
         }
         .child_setup(Duration::MAX, Duration::MAX);
         let kinds: Vec<Resource> = none.set.iter().map(|(r, _, _)| *r).collect();

@@ -9,6 +9,7 @@
 mod builtins;
 mod command;
 mod isolation;
+pub(crate) mod launcher;
 mod program;
 pub(crate) mod registration;
 mod spec;
