@@ -23,7 +23,9 @@
 //! clients one after another until then, so a small N still measures enough CPU time.
 //! The server's CPU time is read from `/proc/<pid>/stat` of `JOBWIRE_BENCH_SERVER_PID`
 //! (user + system, every thread) before the first wave and after the last; the command
-//! services are registered before, outside the measurement.
+//! services are registered before, outside the measurement. The CPU of the programs the
+//! server ran (its reaped children: a command's launcher and program) is apart, as
+//! `children_cpu_s`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -44,12 +46,15 @@ const LOOP: &str =
     "/bin/sleep \"$1\"; i=0; while [ $i -lt 10 ]; do i=$((i+1)); echo \"@progress 0.$i step $i\"; \
                     echo \"finished step $i\" >&2; done; echo '{\"steps\":10}'";
 
-/// The CPU time process `pid` has used so far, user plus system, all threads.
-fn process_cpu(pid: u32) -> Result<Duration, String> {
+/// The CPU time process `pid` has used so far, user plus system, all threads; and that
+/// of its children it has reaped (the programs of command services, and anything they
+/// ran), which the server's own does not count.
+fn process_cpu(pid: u32) -> Result<(Duration, Duration), String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
     // The fields after the command name, which is in parentheses and may hold spaces:
-    // the 14th and 15th of the whole line are utime and stime, in clock ticks.
+    // the 14th to 17th of the whole line are utime, stime, cutime and cstime, in clock
+    // ticks.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
@@ -63,8 +68,10 @@ fn process_cpu(pid: u32) -> Result<Duration, String> {
     };
     // SAFETY: sysconf takes a plain integer and has no other effect.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    Ok(Duration::from_secs_f64(
-        (ticks(11)? + ticks(12)?) as f64 / per_second,
+    let seconds = |t: u64| Duration::from_secs_f64(t as f64 / per_second);
+    Ok((
+        seconds(ticks(11)? + ticks(12)?),
+        seconds(ticks(13)? + ticks(14)?),
     ))
 }
 
@@ -227,7 +234,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let took = started.elapsed();
-    let cpu = process_cpu(pid)?.saturating_sub(cpu_before);
+    let (cpu, children_cpu) = process_cpu(pid)?;
+    let (cpu, children_cpu) = (
+        cpu.saturating_sub(cpu_before.0),
+        children_cpu.saturating_sub(cpu_before.1),
+    );
     for (error, n) in kinds {
         eprintln!("fanout: {n} clients failed: {error}");
     }
@@ -241,6 +252,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "seconds": took.as_secs_f64(),
         "server_cpu_s": cpu.as_secs_f64(),
         "server_cpu_us_per_event": cpu.as_secs_f64() * 1e6 / events.max(1) as f64,
+        "children_cpu_s": children_cpu.as_secs_f64(),
     }));
     Ok(())
 }

@@ -236,10 +236,7 @@ impl Command {
 
 /// Why the launcher could not start the program, when that is how the process ended:
 /// its status and its own line last on stderr.
-fn launch_failure(
-    status: std::process::ExitStatus,
-    tail: &VecDeque<String>,
-) -> Option<&str> {
+fn launch_failure(status: std::process::ExitStatus, tail: &VecDeque<String>) -> Option<&str> {
     if status.code() != Some(launcher::FAILED_STATUS) {
         return None;
     }
