@@ -953,7 +953,8 @@ fn figure_8(env: &Env, sizes: &Sizes, out: &mut String) -> Result<(), String> {
         out,
         "\n## 8. Event fan-out\n\n**What:** the server's CPU time (user + system, from \
          `/proc/<pid>/stat`) per event delivered, with N clients at once, each following a \
-         stream of its own. **How:** `bench/src/bin/fanout.rs` with the async facade: each \
+         stream of its own (not counting the programs it runs, its children: for \
+         `?service=`, each job's launcher and shell script). **How:** `bench/src/bin/fanout.rs` with the async facade: each \
          client submits one job and follows its events until its `done` — a `steps` job \
          (10 steps; 34 events) by `job.events()` or by `/v1/events?job=`, or, for \
          `/v1/events?service=`, a job of a command service of its own pair of clients (a \
