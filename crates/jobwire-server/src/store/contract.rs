@@ -180,10 +180,22 @@ async fn quota(store: &dyn Store) {
 /// A tenant's own services: names unique among what the tenant sees, retired ones
 /// gone from reads but known as retired, their names free again.
 async fn tenant_services(store: &dyn Store) {
-    store
-        .upsert_service(None, &service("svc_g", "global"))
+    // An upsert replaces the service with that id, its name too.
+    for name in ["global-before", "global"] {
+        store
+            .upsert_service(None, &service("svc_g", name))
+            .await
+            .unwrap();
+    }
+    assert!(store
+        .find_service("ts1", "global-before")
         .await
-        .unwrap();
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.find_service("ts1", "global").await.unwrap().unwrap().id,
+        "svc_g"
+    );
     let mine = service("svc_m1", "mine");
     assert_eq!(
         store.create_service("ts1", &mine).await.unwrap(),

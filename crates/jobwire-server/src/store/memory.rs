@@ -95,6 +95,11 @@ struct KeyEntry {
 struct Inner {
     /// seq -> (owner, service); `None` owner = global.
     services: BTreeMap<i64, (Option<String>, Service)>,
+    /// Service id -> seq, and name -> the seqs of every service stored under it (every
+    /// owner's, retired ones too): the lookups of each submit and each `?service=`
+    /// stream, which a walk of all services made cost more with every service added.
+    service_by_id: HashMap<String, i64>,
+    services_by_name: HashMap<String, Vec<i64>>,
     /// Ids of retired services.
     retired: HashSet<String>,
     /// seq -> job.
@@ -137,9 +142,36 @@ impl Inner {
     /// The live service named `name` that `tenant` can see, with its owner (the oldest,
     /// should a global and a tenant's share a name).
     fn live_service_entry(&self, tenant: &str, name: &str) -> Option<&(Option<String>, Service)> {
-        self.services.values().find(|(owner, s)| {
-            visible(owner, tenant) && s.name == name && !self.retired.contains(&s.id)
-        })
+        let seqs = self.services_by_name.get(name)?;
+        seqs.iter()
+            .filter_map(|seq| {
+                let entry = self.services.get(seq)?;
+                let (owner, s) = entry;
+                (visible(owner, tenant) && !self.retired.contains(&s.id)).then_some((*seq, entry))
+            })
+            .min_by_key(|(seq, _)| *seq)
+            .map(|(_, entry)| entry)
+    }
+
+    /// The service with id `id` that `tenant` can see, with its owner, retired or not.
+    fn service_entry_by_id(&self, tenant: &str, id: &str) -> Option<&(Option<String>, Service)> {
+        let entry = self.services.get(self.service_by_id.get(id)?)?;
+        visible(&entry.0, tenant).then_some(entry)
+    }
+
+    /// Stores `service` (of `owner`) as number `seq`, in place of what that number held.
+    fn put_service(&mut self, seq: i64, owner: Option<String>, service: Service) {
+        if let Some((_, old)) = self.services.get(&seq) {
+            if let Some(seqs) = self.services_by_name.get_mut(&old.name) {
+                seqs.retain(|s| *s != seq);
+            }
+        }
+        self.service_by_id.insert(service.id.clone(), seq);
+        self.services_by_name
+            .entry(service.name.clone())
+            .or_default()
+            .push(seq);
+        self.services.insert(seq, (owner, service));
     }
 
     /// The live service named `name` that `tenant` can see.
@@ -318,19 +350,14 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
         let owner = tenant.map(str::to_owned);
-        let existing = inner
-            .services
-            .iter()
-            .find(|(_, (_, s))| s.id == service.id)
-            .map(|(seq, _)| *seq);
-        let seq = match existing {
-            Some(seq) => seq,
+        let seq = match inner.service_by_id.get(&service.id) {
+            Some(seq) => *seq,
             None => {
                 inner.next_service += 1;
                 inner.next_service
             }
         };
-        inner.services.insert(seq, (owner, service.clone()));
+        inner.put_service(seq, owner, service.clone());
         Ok(())
     }
 
@@ -341,19 +368,13 @@ impl Store for MemoryStore {
         }
         inner.next_service += 1;
         let seq = inner.next_service;
-        inner
-            .services
-            .insert(seq, (Some(tenant.to_owned()), service.clone()));
+        inner.put_service(seq, Some(tenant.to_owned()), service.clone());
         Ok(Created::Stored)
     }
 
     async fn retire_service(&self, tenant: &str, id_or_name: &str) -> Result<Retired, StoreError> {
         let mut inner = lock(&self.inner);
-        let by_id = inner
-            .services
-            .values()
-            .find(|(owner, s)| visible(owner, tenant) && s.id == id_or_name);
-        let found = match by_id {
+        let found = match inner.service_entry_by_id(tenant, id_or_name) {
             Some(found) => Some(found),
             None => inner.live_service_entry(tenant, id_or_name),
         };
@@ -372,9 +393,8 @@ impl Store for MemoryStore {
         let inner = lock(&self.inner);
         Ok(inner.retired.contains(id)
             && inner
-                .services
-                .values()
-                .any(|(owner, s)| owner.as_deref() == Some(tenant) && s.id == id))
+                .service_entry_by_id(tenant, id)
+                .is_some_and(|(owner, _)| owner.is_some()))
     }
 
     async fn find_service(
@@ -383,9 +403,9 @@ impl Store for MemoryStore {
         id_or_name: &str,
     ) -> Result<Option<Service>, StoreError> {
         let inner = lock(&self.inner);
-        let by_id = inner.services.values().find(|(owner, s)| {
-            visible(owner, tenant) && s.id == id_or_name && !inner.retired.contains(&s.id)
-        });
+        let by_id = inner
+            .service_entry_by_id(tenant, id_or_name)
+            .filter(|(_, s)| !inner.retired.contains(&s.id));
         let found = by_id.or_else(|| inner.live_service_entry(tenant, id_or_name));
         Ok(found.map(|(_, s)| s.clone()))
     }
