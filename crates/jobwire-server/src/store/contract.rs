@@ -193,7 +193,12 @@ async fn tenant_services(store: &dyn Store) {
         .unwrap()
         .is_none());
     assert_eq!(
-        store.find_service("ts1", "global").await.unwrap().unwrap().id,
+        store
+            .find_service("ts1", "global")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         "svc_g"
     );
     let mine = service("svc_m1", "mine");
