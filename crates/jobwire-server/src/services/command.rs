@@ -217,15 +217,7 @@ impl Command {
             }
             let mut command = tokio::process::Command::new(&self.program);
             command.args(&self.args);
-            if let Some(user) = isolation.run_as {
-                // std drops the supplementary groups (setgroups) before setuid.
-                command.uid(user.uid).gid(user.gid);
-            }
-            // SAFETY: `apply` allocates nothing and makes only async-signal-safe calls,
-            // as code between fork and exec must.
-            unsafe {
-                command.pre_exec(move || setup.apply());
-            }
+            setup.install(command.as_std_mut(), isolation.run_as);
             return command;
         }
         let mut command = tokio::process::Command::new(&self.program);

@@ -448,6 +448,22 @@ impl ChildSetup {
         ChildSetup { set, max_fd }
     }
 
+    /// Makes `command` start its program as `run_as` (when given) with this setup
+    /// applied just before the exec: in a forked child, or in the launcher's own
+    /// process before it execs in place.
+    pub(crate) fn install(self, command: &mut std::process::Command, run_as: Option<RunAs>) {
+        use std::os::unix::process::CommandExt;
+        if let Some(user) = run_as {
+            // std drops the supplementary groups (setgroups) before setuid.
+            command.uid(user.uid).gid(user.gid);
+        }
+        // SAFETY: `apply` allocates nothing and makes only async-signal-safe calls, as
+        // code between fork and exec must.
+        unsafe {
+            command.pre_exec(move || self.apply());
+        }
+    }
+
     /// Has every descriptor but stdin, stdout and stderr closed by the exec — the
     /// server's own are close-on-exec already, but a descriptor its process inherited
     /// without that flag (from whatever started it) would otherwise reach the program —

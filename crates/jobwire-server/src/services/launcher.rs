@@ -157,18 +157,9 @@ pub(crate) fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
 fn exec(launch: Launch) -> String {
     use std::os::unix::process::CommandExt;
 
-    let setup = ChildSetup::new(launch.set);
     let mut command = std::process::Command::new(&launch.program);
     command.args(&launch.args);
-    if let Some(user) = launch.run_as {
-        // std drops the supplementary groups (setgroups) before setuid.
-        command.uid(user.uid).gid(user.gid);
-    }
-    // SAFETY: `apply` makes only async-signal-safe calls; here it runs in this
-    // single-threaded process just before exec.
-    unsafe {
-        command.pre_exec(move || setup.apply());
-    }
+    ChildSetup::new(launch.set).install(&mut command, launch.run_as);
     let error = command.exec();
     format!("cannot start {}: {error}", launch.program)
 }
